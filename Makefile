@@ -1,0 +1,32 @@
+GO ?= go
+PKGS := ./...
+
+.PHONY: all build test test-short bench fuzz vet fmt run
+
+all: vet test build
+
+build:
+	$(GO) build -o gateway ./cmd/gateway
+
+run:
+	$(GO) run ./cmd/gateway
+
+# The README's test command; CI runs it with PUSHRING_REQUIRE_REAL=1 so the
+# tests against the real Prometheus and Pushgateway cannot skip.
+test:
+	$(GO) test -race $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+# Benchmarks of every hot path; figures go to BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# A short coverage-guided run of each fuzz target.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseGroupingPath$$' -fuzztime $(FUZZTIME) ./ingest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./ingest/
+	$(GO) test -run '^$$' -fuzz '^FuzzGroupKey$$' -fuzztime $(FUZZTIME) ./ingest/

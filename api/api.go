@@ -1,0 +1,244 @@
+// Package api serves pushring over HTTP with the Pushgateway's routes, status
+// codes, headers and JSON shapes: push and delete, the scrape endpoint, the
+// JSON API under /api/v1, health and lifecycle endpoints, a status page and
+// pprof. It holds no business logic: pushes go to the ingester, reads come
+// from the store, and one function (statusOf) maps errors to status codes.
+package api
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pushring/pushring/ingest"
+	"github.com/pushring/pushring/store"
+)
+
+// Ingester handles a push or delete. It is called concurrently from every
+// request goroutine and may block until the write is applied (or rejected);
+// it honours ctx. It reads r.Body but does not close it.
+type Ingester interface {
+	Handle(ctx context.Context, r ingest.Request) (ingest.Result, error)
+}
+
+// Store is what the API reads and wipes. Its methods are safe for concurrent
+// use and do not block on network I/O.
+type Store interface {
+	// WriteExposition writes every group merged with extra (the gateway's
+	// own families) in format f.
+	WriteExposition(w io.Writer, f store.Format, extra []*dto.MetricFamily) error
+	// Snapshot returns a deep copy of every group sorted by key; the caller
+	// owns it.
+	Snapshot() []store.GroupSnapshot
+	// Wipe removes every group and returns how many there were.
+	Wipe() int
+}
+
+// API is the HTTP front of one peer. Create it with New; it is safe for
+// concurrent use.
+type API struct {
+	cfg      Config
+	prefix   string // effective route prefix: "" or "/x"
+	extern   string // path prefix of links on the status page
+	ingester Ingester
+	store    Store
+	own      prometheus.Gatherer
+	logger   *slog.Logger
+	metrics  *metrics
+	handler  http.Handler
+	ui       *uiPage
+
+	gzipPool sync.Pool // *gzip.Writer, reused across scrapes
+
+	quitOnce sync.Once
+	quit     chan struct{}
+}
+
+// New builds the API. own gathers the gateway's own metrics (go_*,
+// process_*, pushring_*), which /metrics exposes next to the pushed ones;
+// reg receives the HTTP self-metrics.
+func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *slog.Logger, reg prometheus.Registerer) (*API, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("api config: %w", err)
+	}
+	prefix, _ := cfg.Prefix()         // Validate checked it
+	extern, _ := cfg.ExternalPrefix() // Validate checked it
+	if cfg.StartTime.IsZero() {
+		cfg.StartTime = time.Now()
+	}
+	ui, err := newUIPage()
+	if err != nil {
+		return nil, err
+	}
+	a := &API{
+		cfg:      cfg,
+		prefix:   prefix,
+		extern:   extern,
+		ingester: ing,
+		store:    st,
+		own:      own,
+		logger:   logger,
+		ui:       ui,
+		quit:     make(chan struct{}),
+	}
+	mux, names, err := a.routes()
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = newMetrics(reg) // only once nothing can fail any more
+	a.handler = a.metrics.instrument(mux, names)
+	return a, nil
+}
+
+// Handler returns the handler of every route.
+func (a *API) Handler() http.Handler { return a.handler }
+
+// Quit returns a channel that is closed once a permitted /-/quit request
+// asked the process to terminate.
+func (a *API) Quit() <-chan struct{} { return a.quit }
+
+// Prefix returns the effective route prefix ("" or "/x").
+func (a *API) Prefix() string { return a.prefix }
+
+// route is one pattern of the mux and the name its requests are counted under.
+type route struct {
+	pattern string // without the prefix; "METHOD /path"
+	name    string
+	h       http.Handler
+}
+
+// routes builds the mux and the map from its patterns to route names. Go's
+// method patterns answer 405 with Allow for a known path and a wrong
+// method, and 404 for an unknown path.
+func (a *API) routes() (mux *http.ServeMux, names map[string]string, err error) {
+	mux = http.NewServeMux()
+	names = map[string]string{}
+	defer func() {
+		// ServeMux panics on a pattern that conflicts with another; a
+		// telemetry path such as /-/healthy would.
+		if r := recover(); r != nil {
+			mux, names, err = nil, nil, fmt.Errorf("register routes: %v; check --web.telemetry-path", r)
+		}
+	}()
+	var paths []string // paths served with a method, in table order
+	seen := map[string]bool{}
+	for _, rt := range a.routeTable() {
+		method, p, _ := strings.Cut(rt.pattern, " ")
+		pattern := strings.TrimPrefix(method+" "+a.prefix+p, " ") // no method: any
+		mux.Handle(pattern, rt.h)
+		names[pattern] = rt.name
+		if method != "" && !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
+	a.optionsRoutes(mux, names, paths)
+	return mux, names, nil
+}
+
+// optionsRoutes answers OPTIONS on every path some route serves with 200 and
+// an Allow header, as the Pushgateway's router does; it also makes Go's 405
+// answers list OPTIONS. The JSON API has its own OPTIONS route.
+func (a *API) optionsRoutes(mux *http.ServeMux, names map[string]string, paths []string) {
+	h := a.serve(func(w http.ResponseWriter, r *http.Request) error {
+		allow := []string{http.MethodOptions}
+		for _, m := range probeMethods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		sort.Strings(allow)
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	for _, p := range paths {
+		if strings.HasPrefix(p, "/api/v1/") {
+			continue
+		}
+		pattern := http.MethodOptions + " " + a.prefix + p
+		mux.Handle(pattern, h)
+		names[pattern] = "options"
+	}
+}
+
+// probeMethods are the methods an OPTIONS answer may list.
+var probeMethods = []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodPut}
+
+// routeTable lists every route. Paths are relative to the prefix.
+func (a *API) routeTable() []route {
+	rs := []route{
+		{"GET " + path.Join("/", a.cfg.TelemetryPath), "metrics", a.serve(a.scrape)},
+		{"GET /-/healthy", "healthy", a.serve(a.healthy)},
+		{"GET /-/ready", "ready", a.serve(a.healthy)},
+		{"PUT /-/quit", "quit", a.serve(a.quitHandler)},
+		{"POST /-/quit", "quit", a.serve(a.quitHandler)},
+		{"GET /-/quit", "quit", a.serve(quitMethod)},
+		{"GET /{$}", "status", a.serve(a.statusPage)},
+		{"GET /status", "status", a.serve(a.statusPage)},
+		{"GET /debug/pprof/{name...}", "pprof", a.serve(pprofHandler)},
+		{"POST /debug/pprof/symbol", "pprof", a.serve(pprofHandler)},
+	}
+	rs = append(rs, a.pushRoutes()...)
+	rs = append(rs, a.apiRoutes()...)
+	if a.prefix != "" {
+		rs = append(rs, route{"GET ", "status", a.serve(a.redirectToPrefix)})
+	}
+	return rs
+}
+
+// pushRoutes are the Pushgateway's push and delete routes, with a plain and
+// a base64-encoded job name.
+func (a *API) pushRoutes() []route {
+	var rs []route
+	for _, job := range []string{"/metrics/job/", "/metrics/job@base64/"} {
+		rs = append(rs,
+			// Without this, the mux would redirect .../job to .../job/.
+			route{" " + strings.TrimSuffix(job, "/"), routeOther, a.serve(notFound)},
+			route{"PUT " + job + "{rest...}", "push", a.serve(a.push)},
+			route{"POST " + job + "{rest...}", "push", a.serve(a.push)},
+			route{"DELETE " + job + "{rest...}", "delete", a.serve(a.push)},
+		)
+	}
+	return rs
+}
+
+func notFound(http.ResponseWriter, *http.Request) error { return errNotFound }
+
+// redirectToPrefix answers GET <prefix> with 301 to <prefix>/, as the
+// Pushgateway's router does.
+func (a *API) redirectToPrefix(w http.ResponseWriter, r *http.Request) error {
+	http.Redirect(w, r, a.prefix+"/", http.StatusMovedPermanently)
+	return nil
+}
+
+// newGzipWriter returns a pooled gzip writer reset to w.
+func (a *API) newGzipWriter(w io.Writer) *gzip.Writer {
+	if gz, ok := a.gzipPool.Get().(*gzip.Writer); ok {
+		gz.Reset(w)
+		return gz
+	}
+	// BestSpeed: a scrape is on the hot path of a 2-core peer, and the
+	// exposition text compresses well even at the fastest level.
+	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // the level is valid
+	return gz
+}
+
+// putGzipWriter returns gz to the pool.
+func (a *API) putGzipWriter(gz *gzip.Writer) {
+	gz.Reset(io.Discard)
+	a.gzipPool.Put(gz)
+}

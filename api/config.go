@@ -1,0 +1,119 @@
+package api
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// Config configures the HTTP API. The first group of fields are flags with
+// the Pushgateway's names and defaults; the second group is supplied by the
+// binary at startup.
+type Config struct {
+	// TelemetryPath is where the gateway's own and the pushed metrics are
+	// exposed, below the route prefix (--web.telemetry-path).
+	TelemetryPath string
+	// ExternalURL is the URL under which the gateway is reachable from
+	// outside (--web.external-url). Its path is the default route prefix and
+	// the prefix of links on the status page.
+	ExternalURL string
+	// RoutePrefix is the prefix of every route (--web.route-prefix); empty
+	// means the path of ExternalURL. Use Prefix for the effective value.
+	RoutePrefix string
+	// EnableLifecycle enables PUT/POST /-/quit (--web.enable-lifecycle).
+	EnableLifecycle bool
+	// EnableAdminAPI enables PUT /api/v1/admin/wipe (--web.enable-admin-api).
+	EnableAdminAPI bool
+
+	// Flags is every command-line flag and its value, shown by
+	// /api/v1/status.
+	Flags map[string]string
+	// BuildInfo is the build_information object of /api/v1/status (keys
+	// version, revision, branch, buildUser, buildDate, goVersion).
+	BuildInfo map[string]string
+	// StartTime is when the process started; zero means when New ran.
+	StartTime time.Time
+}
+
+// Defaults are the Pushgateway's, so an operator's command line and scrape
+// configuration keep working unchanged.
+const (
+	defaultTelemetryPath = "/metrics"
+)
+
+// RegisterFlags registers the web flags of the API on fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.TelemetryPath, "web.telemetry-path", defaultTelemetryPath,
+		"Path under which to expose the gateway's own and the pushed metrics.")
+	fs.StringVar(&c.ExternalURL, "web.external-url", "",
+		"The URL under which the gateway is externally reachable. Its path is the default route prefix.")
+	fs.StringVar(&c.RoutePrefix, "web.route-prefix", "",
+		"Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url.")
+	fs.BoolVar(&c.EnableLifecycle, "web.enable-lifecycle", false,
+		"Enable shutdown via HTTP request (PUT or POST /-/quit).")
+	fs.BoolVar(&c.EnableAdminAPI, "web.enable-admin-api", false,
+		"Enable API endpoints for admin control actions (PUT /api/v1/admin/wipe).")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if !strings.HasPrefix(c.TelemetryPath, "/") || strings.ContainsAny(c.TelemetryPath, "{}") {
+		return fmt.Errorf("invalid --web.telemetry-path %q: must start with / and contain no braces", c.TelemetryPath)
+	}
+	if _, err := c.externalURL(); err != nil {
+		return err
+	}
+	p, err := c.Prefix()
+	if err != nil {
+		return err
+	}
+	if p != "" && (p == "/" || path.Clean(p) != p || strings.ContainsAny(p, "{}")) {
+		return fmt.Errorf("invalid route prefix %q: must be a clean path without braces; check --web.route-prefix and --web.external-url", p)
+	}
+	return nil
+}
+
+// Prefix returns the effective route prefix with the Pushgateway's rules:
+// RoutePrefix, else the path of ExternalURL; "/" becomes ""; otherwise a
+// leading "/" is ensured and one trailing "/" removed.
+func (c *Config) Prefix() (string, error) {
+	if c.RoutePrefix != "" {
+		return normalizePrefix(c.RoutePrefix), nil
+	}
+	u, err := c.externalURL()
+	if err != nil {
+		return "", err
+	}
+	return normalizePrefix(u.Path), nil
+}
+
+// ExternalPrefix returns the path prefix of links handed out to browsers:
+// the path of ExternalURL, normalised like a route prefix.
+func (c *Config) ExternalPrefix() (string, error) {
+	u, err := c.externalURL()
+	if err != nil {
+		return "", err
+	}
+	return normalizePrefix(u.Path), nil
+}
+
+func (c *Config) externalURL() (*url.URL, error) {
+	u, err := url.Parse(c.ExternalURL)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --web.external-url: %w", err)
+	}
+	return u, nil
+}
+
+func normalizePrefix(p string) string {
+	if p == "" || p == "/" {
+		return ""
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return strings.TrimSuffix(p, "/")
+}

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"flag"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The route prefix follows the Pushgateway's computeRoutePrefix
+// (shared/pushgateway-spec.md §1.6).
+func TestPrefix(t *testing.T) {
+	cases := []struct {
+		name, routePrefix, externalURL, want string
+	}{
+		{"defaults", "", "", ""},
+		{"root prefix", "/", "", ""},
+		{"prefix", "/pg", "", "/pg"},
+		{"one trailing slash removed", "/pg/", "", "/pg"},
+		{"leading slash added", "pg", "", "/pg"},
+		{"nested", "/a/b/", "", "/a/b"},
+		{"external path", "", "http://example.org/gw/", "/gw"},
+		{"external root", "", "http://example.org/", ""},
+		{"external without path", "", "http://example.org", ""},
+		{"prefix wins over external", "/pg", "http://example.org/gw", "/pg"},
+		{"root prefix wins over external", "/", "http://example.org/gw", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Config{TelemetryPath: "/metrics", RoutePrefix: c.routePrefix, ExternalURL: c.externalURL}
+			require.NoError(t, cfg.Validate())
+			got, err := cfg.Prefix()
+			require.NoError(t, err)
+			require.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestExternalPrefix(t *testing.T) {
+	cfg := Config{RoutePrefix: "/internal", ExternalURL: "https://example.org/public/"}
+	p, err := cfg.ExternalPrefix()
+	require.NoError(t, err)
+	require.Equal(t, "/public", p)
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		err  string
+	}{
+		{"relative telemetry path", Config{TelemetryPath: "metrics"}, "web.telemetry-path"},
+		{"pattern in telemetry path", Config{TelemetryPath: "/{x}"}, "web.telemetry-path"},
+		{"bad external url", Config{TelemetryPath: "/metrics", ExternalURL: "http://[::1"}, "web.external-url"},
+		{"double slash prefix", Config{TelemetryPath: "/metrics", RoutePrefix: "//"}, "route prefix"},
+		{"unclean prefix", Config{TelemetryPath: "/metrics", RoutePrefix: "/a/../b"}, "route prefix"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			require.ErrorContains(t, c.cfg.Validate(), c.err)
+		})
+	}
+}
+
+func TestRegisterFlags(t *testing.T) {
+	var cfg Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.RegisterFlags(fs)
+	require.Equal(t, "/metrics", cfg.TelemetryPath, "the Pushgateway's default")
+
+	require.NoError(t, fs.Parse([]string{
+		"--web.telemetry-path=/m", "--web.external-url=http://h/x", "--web.route-prefix=/p",
+		"--web.enable-lifecycle", "--web.enable-admin-api",
+	}))
+	require.Equal(t, Config{TelemetryPath: "/m", ExternalURL: "http://h/x", RoutePrefix: "/p",
+		EnableLifecycle: true, EnableAdminAPI: true}, cfg)
+}

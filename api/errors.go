@@ -1,0 +1,116 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/pushring/pushring/ingest"
+)
+
+// handlerFunc is the shape of every handler in this package: it writes a
+// successful response itself and returns an error for writeError to answer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// statusError is answered with a fixed status and its text as the whole
+// body, without the newline http.Error appends: the Pushgateway writes its
+// lifecycle answers that way and pushers' tests compare the bytes.
+type statusError struct {
+	code int
+	text string
+}
+
+func (e *statusError) Error() string { return e.text }
+
+// Errors answered by this package itself.
+var (
+	errLifecycleDisabled = &statusError{code: http.StatusForbidden, text: "Lifecycle API is not enabled."}
+	errQuitMethod        = &statusError{code: http.StatusMethodNotAllowed, text: "Only POST or PUT requests allowed."}
+	errNotFound          = errors.New("404 page not found")
+	// errAbort means the response was partly written when the handler
+	// failed: the only honest answer left is to break the connection, so a
+	// scraper sees a failed scrape instead of a truncated one.
+	errAbort = errors.New("response aborted")
+)
+
+// scrapeError is a failure to produce /metrics before anything was written.
+type scrapeError struct{ err error }
+
+func (e *scrapeError) Error() string {
+	return "An error has occurred while serving metrics:\n\n" + e.err.Error()
+}
+
+func (e *scrapeError) Unwrap() error { return e.err }
+
+// methodNotAllowedError is a 405 that lists the allowed methods.
+type methodNotAllowedError struct{ allow string }
+
+func (e *methodNotAllowedError) Error() string { return http.StatusText(http.StatusMethodNotAllowed) }
+
+// statusOf maps an error to its HTTP status. It is the only place that
+// does; push errors are mapped by ingest.StatusOf, which knows its sentinels.
+func statusOf(err error) int {
+	var se *statusError
+	var sc *scrapeError
+	var mna *methodNotAllowedError
+	switch {
+	case errors.As(err, &se):
+		return se.code
+	case errors.As(err, &sc):
+		return http.StatusInternalServerError
+	case errors.As(err, &mna):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, errNotFound):
+		return http.StatusNotFound
+	default:
+		return ingest.StatusOf(err)
+	}
+}
+
+// serve adapts a handlerFunc to http.Handler: an error becomes its status and
+// body with http.Error semantics (text/plain, nosniff, text + "\n").
+func (a *API) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errAbort) {
+		a.logger.Warn("aborting a partly written response", "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	code := statusOf(err)
+	a.logRequestError(r, code, err)
+	var se *statusError
+	if errors.As(err, &se) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(se.text))
+		return
+	}
+	var mna *methodNotAllowedError
+	if errors.As(err, &mna) {
+		w.Header().Set("Allow", mna.allow)
+	}
+	http.Error(w, err.Error(), code)
+}
+
+// logRequestError logs server faults as errors; a client's mistake is only
+// worth a debug line, since a broken pusher would otherwise flood the log.
+func (a *API) logRequestError(r *http.Request, code int, err error) {
+	level := slog.LevelDebug
+	if code >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	a.logger.Log(r.Context(), level, "request failed",
+		"method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+}
+
+// wrapf wraps err with context, keeping it matchable with errors.Is.
+func wrapf(err error, format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}

@@ -1,0 +1,201 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/promslog"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pushring/pushring/ingest"
+	"github.com/pushring/pushring/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// fakeIngester records what the API hands it and answers as told.
+type fakeIngester struct {
+	mu     sync.Mutex
+	reqs   []recordedRequest
+	result ingest.Result
+	err    error
+}
+
+type recordedRequest struct {
+	ingest.Request
+	body string
+}
+
+func (f *fakeIngester) Handle(_ context.Context, r ingest.Request) (ingest.Result, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return ingest.Result{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reqs = append(f.reqs, recordedRequest{Request: r, body: string(b)})
+	return f.result, f.err
+}
+
+func (f *fakeIngester) last(t *testing.T) recordedRequest {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.NotEmpty(t, f.reqs, "the ingester was not called")
+	return f.reqs[len(f.reqs)-1]
+}
+
+// fakeStore serves fixed snapshots and writes a recognisable exposition.
+type fakeStore struct {
+	mu      sync.Mutex
+	groups  []store.GroupSnapshot
+	wiped   int
+	format  store.Format
+	extra   []string // names of the extra families of the last scrape
+	failErr error    // returned by WriteExposition after failAfter bytes
+	failAt  int
+}
+
+func (f *fakeStore) WriteExposition(w io.Writer, format store.Format, extra []*dto.MetricFamily) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.format = format
+	f.extra = f.extra[:0]
+	for _, mf := range extra {
+		f.extra = append(f.extra, mf.GetName())
+	}
+	body := fmt.Sprintf("exposition format=%d groups=%d\n", format, len(f.groups)) + strings.Repeat("x", 4096) + "\n"
+	if f.failErr != nil {
+		_, _ = io.WriteString(w, body[:f.failAt])
+		return f.failErr
+	}
+	_, err := io.WriteString(w, body)
+	return err
+}
+
+func (f *fakeStore) Snapshot() []store.GroupSnapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]store.GroupSnapshot(nil), f.groups...)
+}
+
+func (f *fakeStore) Wipe() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := len(f.groups)
+	f.groups = nil
+	f.wiped++
+	return n
+}
+
+// testAPI bundles an API with its fakes and registries.
+type testAPI struct {
+	*API
+	ing *fakeIngester
+	st  *fakeStore
+	reg *prometheus.Registry // HTTP self-metrics
+	own *prometheus.Registry // gathered for /metrics
+}
+
+func newTestAPI(t *testing.T, cfg Config) *testAPI {
+	t.Helper()
+	if cfg.TelemetryPath == "" {
+		cfg.TelemetryPath = defaultTelemetryPath
+	}
+	ta := &testAPI{
+		ing: &fakeIngester{result: ingest.Result{Status: http.StatusOK}},
+		st:  &fakeStore{},
+		reg: prometheus.NewRegistry(),
+		own: prometheus.NewRegistry(),
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushring_test_own", Help: "An own metric."})
+	ta.own.MustRegister(g)
+	a, err := New(cfg, ta.ing, ta.st, ta.own, promslog.NewNopLogger(), ta.reg)
+	require.NoError(t, err)
+	ta.API = a
+	return ta
+}
+
+// do serves one request and returns the recorded response.
+func (ta *testAPI) do(method, target string, body io.Reader, header ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, body)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	ta.Handler().ServeHTTP(w, r)
+	return w
+}
+
+// golden compares got with testdata/<name>, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.WriteFile(p, got, 0o644))
+	}
+	want, err := os.ReadFile(p)
+	require.NoError(t, err, "run go test -update to create %s", p)
+	require.Equal(t, string(want), string(got))
+}
+
+// Builders of families and groups for the JSON and UI tests.
+
+var testTime = time.Date(2026, 1, 2, 3, 4, 5, 600000000, time.UTC)
+
+func labelPairs(kv ...string) []*dto.LabelPair {
+	var ls []*dto.LabelPair
+	for i := 0; i+1 < len(kv); i += 2 {
+		ls = append(ls, &dto.LabelPair{Name: proto.String(kv[i]), Value: proto.String(kv[i+1])})
+	}
+	return ls
+}
+
+func gaugeFamily(name, help string, v float64, kv ...string) *dto.MetricFamily {
+	mf := &dto.MetricFamily{
+		Name:   proto.String(name),
+		Type:   dto.MetricType_GAUGE.Enum(),
+		Metric: []*dto.Metric{{Label: labelPairs(kv...), Gauge: &dto.Gauge{Value: proto.Float64(v)}}},
+	}
+	if help != "" {
+		mf.Help = proto.String(help)
+	}
+	return mf
+}
+
+// group builds a snapshot with the two push-time gauges the store keeps.
+func group(labels map[string]string, pushTime, failTime float64, fams ...*dto.MetricFamily) store.GroupSnapshot {
+	key := store.NewGroupKey(labels)
+	var kv []string
+	for _, l := range key.Labels() {
+		kv = append(kv, l.Name, l.Value)
+	}
+	if _, ok := labels["instance"]; !ok {
+		kv = append([]string{"instance", ""}, kv...)
+	}
+	all := append([]*dto.MetricFamily{
+		gaugeFamily(store.PushFailureTimeName, "Last Unix time when changing this group in the Pushgateway failed.", failTime, kv...),
+		gaugeFamily(store.PushTimeName, "Last Unix time when changing this group in the Pushgateway succeeded.", pushTime, kv...),
+	}, fams...)
+	g := store.GroupSnapshot{Key: key, Version: 1}
+	for _, mf := range all {
+		g.Families = append(g.Families, store.FamilySnapshot{Family: mf, Time: testTime})
+	}
+	return g
+}
+
+var errTest = errors.New("test failure")

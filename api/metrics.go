@@ -1,0 +1,105 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics are the HTTP self-metrics. Every label comes from a fixed set: the
+// route name, the status class and a known method; never a path.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushring_http_requests_total",
+			Help: "HTTP requests served, by route, status class and method.",
+		}, []string{"handler", "code", "method"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pushring_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"handler"}),
+	}
+}
+
+// routeOther names requests no route matched (404, 405 and redirects the
+// mux answers itself).
+const routeOther = "other"
+
+// instrument counts every request under the name of the route that served
+// it. The mux records the matched pattern in r.Pattern; names maps patterns
+// to route names, so a label never holds a path.
+func (m *metrics) instrument(next http.Handler, names map[string]string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			name, ok := names[r.Pattern]
+			if !ok {
+				name = routeOther
+			}
+			m.requests.WithLabelValues(name, statusClass(sw.status()), methodLabel(r.Method)).Inc()
+			m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// statusClass turns a status code into "2xx".."5xx".
+func statusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "unknown"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+// methodLabel bounds the method label: clients choose the method string.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodDelete, http.MethodOptions, http.MethodPatch:
+		return strings.ToLower(m)
+	default:
+		return "other"
+	}
+}
+
+// statusWriter remembers the status code written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 { // 1xx are interim, the final status follows
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}

@@ -1,0 +1,132 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// corsHeaders are set on the JSON API's status, metrics and OPTIONS answers
+// (not on wipe), with the Pushgateway's values.
+var corsHeaders = [][2]string{
+	{"Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, Origin"},
+	{"Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"},
+	{"Access-Control-Allow-Origin", "*"},
+	{"Access-Control-Expose-Headers", "Date"},
+	{"Cache-Control", "no-cache, no-store, must-revalidate"},
+}
+
+func setCORS(w http.ResponseWriter) {
+	for _, h := range corsHeaders {
+		w.Header().Set(h[0], h[1])
+	}
+}
+
+// apiRoutes are the routes below <prefix>/api/v1/. The catch-all answers
+// what Go's mux would get wrong here: the OPTIONS catch-all would turn every
+// unknown path into a 405, while the Pushgateway answers 404 for unknown
+// paths (and for wipe when the admin API is off) and 405 for a known path
+// with a wrong method.
+func (a *API) apiRoutes() []route {
+	rs := []route{
+		{"GET /api/v1/status", "api/v1/status", a.serve(a.v1Status)},
+		{"GET /api/v1/metrics", "api/v1/metrics", a.serve(a.v1Metrics)},
+		{"OPTIONS /api/v1/{path...}", "api/v1/options", a.serve(v1Options)},
+		{" /api/v1/{path...}", routeOther, a.serve(a.v1Fallback)},
+	}
+	if a.cfg.EnableAdminAPI {
+		rs = append(rs, route{"PUT /api/v1/admin/wipe", "wipe", a.serve(a.v1Wipe)})
+	}
+	return rs
+}
+
+// v1Methods returns the methods a path below /api/v1/ accepts, or nil for
+// an unknown path.
+func (a *API) v1Methods(sub string) []string {
+	switch {
+	case sub == "status", sub == "metrics":
+		return []string{http.MethodGet, http.MethodHead, http.MethodOptions}
+	case sub == "admin/wipe" && a.cfg.EnableAdminAPI:
+		return []string{http.MethodOptions, http.MethodPut}
+	default:
+		return nil
+	}
+}
+
+func (a *API) v1Fallback(_ http.ResponseWriter, r *http.Request) error {
+	allow := a.v1Methods(r.PathValue("path"))
+	if allow == nil {
+		return errNotFound
+	}
+	return &methodNotAllowedError{allow: strings.Join(allow, ", ")}
+}
+
+func v1Options(w http.ResponseWriter, _ *http.Request) error {
+	setCORS(w)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// v1Response is the envelope of every JSON API answer.
+type v1Response struct {
+	Status string `json:"status"`
+	Data   any    `json:"data"`
+}
+
+// v1Status serves GET /api/v1/status.
+func (a *API) v1Status(w http.ResponseWriter, _ *http.Request) error {
+	setCORS(w)
+	return writeJSON(w, map[string]any{
+		"build_information": nonNilMap(a.cfg.BuildInfo),
+		"flags":             nonNilMap(a.cfg.Flags),
+		"start_time":        a.cfg.StartTime,
+	})
+}
+
+// v1Metrics serves GET /api/v1/metrics: one flat object per group, sorted
+// by grouping key.
+func (a *API) v1Metrics(w http.ResponseWriter, _ *http.Request) error {
+	setCORS(w)
+	return writeJSON(w, groupsJSON(a.store.Snapshot()))
+}
+
+// v1Wipe serves PUT /api/v1/admin/wipe: every group is gone when the 202 is
+// sent (the Pushgateway only queues the deletes).
+func (a *API) v1Wipe(w http.ResponseWriter, _ *http.Request) error {
+	n := a.store.Wipe()
+	a.logger.Info("wiped the store via the admin API", "groups", n)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// writeJSON writes a success envelope as compact JSON without a trailing
+// newline. Encoding happens before the header is written, so a failure is
+// still a proper 500.
+func writeJSON(w http.ResponseWriter, data any) error {
+	b, err := json.Marshal(v1Response{Status: "success", Data: data})
+	if err != nil {
+		return wrapf(err, "encode json response")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	return nil
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// sortedKeys returns the keys of m in byte order.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

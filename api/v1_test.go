@@ -1,0 +1,227 @@
+package api
+
+import (
+	"encoding/json"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pushring/pushring/store"
+)
+
+func requireCORS(t *testing.T, h http.Header) {
+	t.Helper()
+	for _, kv := range [][2]string{
+		{"Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, Origin"},
+		{"Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"},
+		{"Access-Control-Allow-Origin", "*"},
+		{"Access-Control-Expose-Headers", "Date"},
+		{"Cache-Control", "no-cache, no-store, must-revalidate"},
+	} {
+		require.Equal(t, kv[1], h.Get(kv[0]), kv[0])
+	}
+}
+
+func TestV1Status(t *testing.T) {
+	ta := newTestAPI(t, Config{
+		Flags:     map[string]string{"web.listen-address": ":9091", "persistence.interval": "5m0s", "web.enable-lifecycle": "false"},
+		BuildInfo: map[string]string{"version": "1.2.3", "revision": "abc", "branch": "main", "buildUser": "u@h", "buildDate": "20260101", "goVersion": "go1.26"},
+		StartTime: time.Date(2026, 11, 22, 1, 26, 6, 671015337, time.UTC),
+	})
+	w := ta.do(http.MethodGet, "/api/v1/status", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
+	requireCORS(t, w.Header())
+	golden(t, "v1_status.json", w.Body.Bytes())
+}
+
+func TestV1MetricsEmpty(t *testing.T) {
+	ta := newTestAPI(t, Config{})
+	w := ta.do(http.MethodGet, "/api/v1/metrics", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Equal(t, `{"status":"success","data":[]}`, w.Body.String())
+	requireCORS(t, w.Header())
+}
+
+func TestV1Metrics(t *testing.T) {
+	ta := newTestAPI(t, Config{})
+	ta.st.groups = []store.GroupSnapshot{
+		group(map[string]string{"job": "batch", "instance": "i"}, 1.7953107956769595e+09, 0,
+			counterFamily(),
+			gaugeFamily("temperature", "Degrees <C> & more.", 0.27, "instance", "i", "job", "batch", "room", "a"),
+			untypedFamily(),
+			summaryFamily(),
+			classicHistogramFamily(),
+		),
+		group(map[string]string{"job": "failed", "x": "/var/tmp"}, 0, 1.7e9, nativeHistogramFamily(), floatNativeHistogramFamily()),
+	}
+	w := ta.do(http.MethodGet, "/api/v1/metrics", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
+	requireCORS(t, w.Header())
+	golden(t, "v1_metrics.json", w.Body.Bytes())
+}
+
+// A family named like a group key takes its place, as in the Pushgateway.
+func TestV1MetricsFamilyNamedLabels(t *testing.T) {
+	ta := newTestAPI(t, Config{})
+	ta.st.groups = []store.GroupSnapshot{group(map[string]string{"job": "j"}, 2, 1,
+		gaugeFamily("labels", "", 1, "instance", "", "job", "j"))}
+	w := ta.do(http.MethodGet, "/api/v1/metrics", nil)
+	var resp struct {
+		Data []map[string]json.RawMessage `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+	require.Len(t, resp.Data, 1)
+	require.Contains(t, string(resp.Data[0]["labels"]), `"type":"GAUGE"`)
+	require.Equal(t, "true", string(resp.Data[0]["last_push_successful"]))
+}
+
+func counterFamily() *dto.MetricFamily {
+	return &dto.MetricFamily{
+		Name: proto.String("jobs_total"),
+		Help: proto.String("Jobs run."),
+		Type: dto.MetricType_COUNTER.Enum(),
+		Metric: []*dto.Metric{
+			{Label: labelPairs("instance", "i", "job", "batch"), Counter: &dto.Counter{Value: proto.Float64(1e6)}},
+			{Label: labelPairs("instance", "i", "job", "batch", "kind", "x"), Counter: &dto.Counter{Value: proto.Float64(1.2345678901234567e+19)}},
+		},
+	}
+}
+
+func untypedFamily() *dto.MetricFamily {
+	return &dto.MetricFamily{
+		Name: proto.String("odd_values"),
+		Type: dto.MetricType_UNTYPED.Enum(),
+		Metric: []*dto.Metric{
+			{Label: labelPairs("instance", "i", "job", "batch", "v", "nan"), Untyped: &dto.Untyped{Value: proto.Float64(math.NaN())}},
+			{Label: labelPairs("instance", "i", "job", "batch", "v", "inf"), Untyped: &dto.Untyped{Value: proto.Float64(math.Inf(1))}},
+			{Label: labelPairs("instance", "i", "job", "batch", "v", "small"), Untyped: &dto.Untyped{Value: proto.Float64(1e-7)}},
+		},
+	}
+}
+
+func summaryFamily() *dto.MetricFamily {
+	return &dto.MetricFamily{
+		Name: proto.String("latency_seconds"),
+		Help: proto.String("Latency."),
+		Type: dto.MetricType_SUMMARY.Enum(),
+		Metric: []*dto.Metric{{
+			Label: labelPairs("instance", "i", "job", "batch"),
+			Summary: &dto.Summary{
+				SampleCount: proto.Uint64(2),
+				SampleSum:   proto.Float64(3),
+				Quantile: []*dto.Quantile{
+					{Quantile: proto.Float64(0.5), Value: proto.Float64(1)},
+					{Quantile: proto.Float64(0.99), Value: proto.Float64(2.5)},
+				},
+			},
+		}},
+	}
+}
+
+func classicHistogramFamily() *dto.MetricFamily {
+	return &dto.MetricFamily{
+		Name: proto.String("size_bytes"),
+		Type: dto.MetricType_HISTOGRAM.Enum(),
+		Metric: []*dto.Metric{{
+			Label: labelPairs("instance", "i", "job", "batch"),
+			Histogram: &dto.Histogram{
+				SampleCount: proto.Uint64(2),
+				SampleSum:   proto.Float64(3),
+				Bucket: []*dto.Bucket{
+					{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(1)},
+					{UpperBound: proto.Float64(math.Inf(1)), CumulativeCount: proto.Uint64(2)},
+				},
+			},
+		}},
+	}
+}
+
+// nativeHistogramFamily has two negative buckets, a zero bucket and
+// positive buckets in two spans (with an empty bucket inside the first).
+func nativeHistogramFamily() *dto.MetricFamily {
+	return &dto.MetricFamily{
+		Name: proto.String("native_seconds"),
+		Help: proto.String("A native histogram."),
+		Type: dto.MetricType_HISTOGRAM.Enum(),
+		Metric: []*dto.Metric{{
+			Label: labelPairs("instance", "", "job", "failed", "x", "/var/tmp"),
+			Histogram: &dto.Histogram{
+				SampleCount:   proto.Uint64(11),
+				SampleSum:     proto.Float64(4.5),
+				Schema:        proto.Int32(0),
+				ZeroThreshold: proto.Float64(1e-128),
+				ZeroCount:     proto.Uint64(1),
+				NegativeSpan:  []*dto.BucketSpan{{Offset: proto.Int32(0), Length: proto.Uint32(2)}},
+				NegativeDelta: []int64{1, 1},
+				PositiveSpan: []*dto.BucketSpan{
+					{Offset: proto.Int32(-1), Length: proto.Uint32(3)},
+					{Offset: proto.Int32(2), Length: proto.Uint32(1)},
+				},
+				PositiveDelta: []int64{2, -2, 1, 1},
+			},
+		}},
+	}
+}
+
+func floatNativeHistogramFamily() *dto.MetricFamily {
+	return &dto.MetricFamily{
+		Name: proto.String("native_float"),
+		Type: dto.MetricType_GAUGE_HISTOGRAM.Enum(),
+		Metric: []*dto.Metric{{
+			Label: labelPairs("instance", "", "job", "failed", "x", "/var/tmp"),
+			Histogram: &dto.Histogram{
+				SampleCountFloat: proto.Float64(3.5),
+				SampleSum:        proto.Float64(7),
+				Schema:           proto.Int32(3),
+				ZeroThreshold:    proto.Float64(0.001),
+				ZeroCountFloat:   proto.Float64(0),
+				PositiveSpan:     []*dto.BucketSpan{{Offset: proto.Int32(1), Length: proto.Uint32(2)}},
+				PositiveCount:    []float64{1.5, 2},
+			},
+		}},
+	}
+}
+
+func TestExponentialBound(t *testing.T) {
+	cases := []struct {
+		idx, schema int32
+		want        float64
+	}{
+		{0, 0, 1},
+		{1, 0, 2},
+		{-1, 0, 0.5},
+		{1, -1, 4},
+		{-2, -2, math.Ldexp(1, -8)},
+		{8, 3, 2},
+		{4, 3, math.Sqrt2},
+		{-4, 3, 1 / math.Sqrt2},
+		{1024, 0, math.MaxFloat64}, // the last finite bucket
+		{1025, 0, math.Inf(1)},     // the ±Inf bucket
+		{256, -2, math.MaxFloat64},
+		{1024 << 3, 3, math.MaxFloat64},
+	}
+	for _, c := range cases {
+		got := exponentialBound(c.idx, c.schema)
+		if math.IsInf(c.want, 0) || c.want == math.MaxFloat64 || c.schema <= 0 {
+			require.Equal(t, c.want, got, "idx %d schema %d", c.idx, c.schema) // exact powers of two
+			continue
+		}
+		require.InEpsilon(t, c.want, got, 1e-15, "idx %d schema %d", c.idx, c.schema)
+	}
+}
+
+func TestNativeHistogramUnknownSchema(t *testing.T) {
+	h := nativeHistogramFamily().Metric[0].Histogram
+	h.Schema = proto.Int32(9)
+	out := map[string]any{}
+	histogramJSON(out, h)
+	require.Equal(t, [][]any{}, out["buckets"])
+	require.Equal(t, "11", out["count"])
+}

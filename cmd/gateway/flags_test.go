@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func parse(t *testing.T, args ...string) (*config, *flag.FlagSet) {
+	t.Helper()
+	var cfg config
+	fs := newFlagSet(&cfg)
+	require.NoError(t, fs.Parse(args))
+	return &cfg, fs
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, fs := parse(t)
+	require.NoError(t, cfg.validate())
+	require.Equal(t, map[string]string{
+		"log.format":                     "logfmt",
+		"log.level":                      "info",
+		"persistence.file":               "",
+		"persistence.interval":           "5m0s",
+		"push.disable-consistency-check": "false",
+		"push.enable-utf8-names":         "false",
+		"push.max-body-bytes":            "16777216",
+		"web.config.file":                "",
+		"web.enable-admin-api":           "false",
+		"web.enable-lifecycle":           "false",
+		"web.external-url":               "",
+		"web.listen-address":             ":9091",
+		"web.local-assets":               "",
+		"web.route-prefix":               "",
+		"web.systemd-socket":             "false",
+		"web.telemetry-path":             "/metrics",
+	}, flagValues(fs), "the Pushgateway's flags and defaults, plus ours")
+}
+
+// An operator's Pushgateway command line (Debian's unit adds
+// --web.local-assets) must start pushring unchanged.
+func TestPushgatewayCommandLine(t *testing.T) {
+	cfg, fs := parse(t,
+		"--web.listen-address=:9091",
+		"--persistence.file=/x",
+		"--persistence.interval=5m",
+		"--web.enable-lifecycle",
+		"--no-web.enable-admin-api",
+		"--log.level=debug",
+		"--log.format=json",
+		"--web.local-assets=/usr/share/prometheus/pushgateway",
+	)
+	require.NoError(t, cfg.validate())
+	require.Equal(t, []string{":9091"}, cfg.listen.values)
+	require.Equal(t, "/x", cfg.persist.File)
+	require.Equal(t, 5*time.Minute, cfg.persist.Interval)
+	require.True(t, cfg.api.EnableLifecycle)
+	require.False(t, cfg.api.EnableAdminAPI)
+	require.Equal(t, "debug", cfg.logLevel.String())
+	require.Equal(t, "json", cfg.logFormat.String())
+	require.Equal(t, "/usr/share/prometheus/pushgateway", cfg.localAssets)
+	require.Equal(t, "json", flagValues(fs)["log.format"])
+}
+
+func TestFlagForms(t *testing.T) {
+	cases := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, cfg *config)
+	}{
+		{"repeated listen address", []string{"--web.listen-address=:1", "--web.listen-address", ":2"}, func(t *testing.T, cfg *config) {
+			require.Equal(t, []string{":1", ":2"}, cfg.listen.values)
+			require.Equal(t, ":1,:2", cfg.listen.String())
+		}},
+		{"single dash", []string{"-web.enable-admin-api", "-web.route-prefix=/pg"}, func(t *testing.T, cfg *config) {
+			require.True(t, cfg.api.EnableAdminAPI)
+			require.Equal(t, "/pg", cfg.api.RoutePrefix)
+		}},
+		{"explicit bool values", []string{"--web.enable-lifecycle=true", "--push.disable-consistency-check=false"}, func(t *testing.T, cfg *config) {
+			require.True(t, cfg.api.EnableLifecycle)
+			require.False(t, cfg.ingest.DisableConsistencyCheck)
+		}},
+		{"negation wins when last", []string{"--web.enable-lifecycle", "--no-web.enable-lifecycle"}, func(t *testing.T, cfg *config) {
+			require.False(t, cfg.api.EnableLifecycle)
+		}},
+		{"negation of a negation", []string{"--no-push.disable-consistency-check=false"}, func(t *testing.T, cfg *config) {
+			require.True(t, cfg.ingest.DisableConsistencyCheck)
+		}},
+		{"every bool has a negation", []string{"--no-web.systemd-socket", "--no-push.enable-utf8-names", "--no-version"}, func(t *testing.T, cfg *config) {
+			require.False(t, cfg.systemdSocket)
+			require.False(t, cfg.utf8Names)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, _ := parse(t, c.args...)
+			c.check(t, cfg)
+		})
+	}
+}
+
+// The route prefix follows shared/pushgateway-spec.md §1.6.
+func TestRoutePrefixFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"--web.route-prefix=/"}, ""},
+		{[]string{"--web.route-prefix=/pg/"}, "/pg"},
+		{[]string{"--web.route-prefix=pg"}, "/pg"},
+		{[]string{"--web.external-url=http://example.org/gw/"}, "/gw"},
+		{[]string{"--web.external-url=http://example.org"}, ""},
+		{[]string{"--web.external-url=http://example.org/gw", "--web.route-prefix=/internal"}, "/internal"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			cfg, _ := parse(t, c.args...)
+			require.NoError(t, cfg.validate())
+			got, err := cfg.api.Prefix()
+			require.NoError(t, err)
+			require.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestInvalidCommandLines(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"unknown flag", []string{"--web.nope"}, "flag provided but not defined"},
+		{"positional argument", []string{"serve"}, `unexpected argument "serve"`},
+		{"utf8 names", []string{"--push.enable-utf8-names"}, "not supported yet"},
+		{"bad log level", []string{"--log.level=loud"}, "unrecognized log level"},
+		{"bad log format", []string{"--log.format=xml"}, "unrecognized log format"},
+		{"bad duration", []string{"--persistence.interval=often"}, "persistence.interval"},
+		{"negative interval", []string{"--persistence.interval=-1s"}, "persistence.interval"},
+		{"bad external url", []string{"--web.external-url=http://[::1"}, "web.external-url"},
+		{"vsock", []string{"--web.listen-address=vsock://:9100"}, "vsock"},
+		{"missing web config", []string{"--web.config.file=/nonexistent/web.yml"}, "web.config.file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), c.args, &stdout, &stderr)
+			require.ErrorContains(t, err, c.err)
+			require.Empty(t, stdout.String())
+		})
+	}
+}
+
+func TestVersionAndHelpGoToStdout(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"--version"}, &stdout, &stderr))
+	require.Contains(t, stdout.String(), "pushring, version")
+	require.Contains(t, stdout.String(), "go version:")
+	require.Empty(t, stderr.String())
+
+	for _, arg := range []string{"-h", "--help", "-help"} {
+		stdout.Reset()
+		require.NoError(t, run(context.Background(), []string{arg}, &stdout, &stderr), arg)
+		help := stdout.String()
+		require.Contains(t, help, "usage: pushring [<flags>]")
+		require.Contains(t, help, "  --web.listen-address=ADDRESS\n")
+		require.Contains(t, help, "(default: :9091)")
+		require.Contains(t, help, "  --[no-]web.enable-lifecycle\n")
+		require.Contains(t, help, "  --persistence.interval=INTERVAL\n")
+		require.Contains(t, help, "Debian")
+		require.NotContains(t, help, "--no-web", "negations are shown as --[no-]name")
+		require.Empty(t, stderr.String())
+	}
+}

@@ -1,0 +1,823 @@
+package main
+
+// Black-box harness shared by compat_test.go and e2e_test.go: it builds the
+// gateway binary once, starts it (and Debian's real Pushgateway) as
+// subprocesses on loopback, sends raw HTTP requests and reduces the JSON API
+// and the /metrics exposition to a normalized, comparable form.
+//
+// Nothing here reaches into package main's code: the binary is driven only
+// over HTTP, exactly as a pusher or Prometheus would.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protodelim"
+)
+
+const (
+	// pushgatewayBin is Debian's prometheus-pushgateway (1.5.1 in bookworm).
+	pushgatewayBin = "/usr/bin/prometheus-pushgateway"
+	// pythonBin is Debian's python3, the one that can import the packaged
+	// prometheus_client (a pyenv interpreter earlier in PATH cannot).
+	pythonBin = "/usr/bin/python3"
+
+	// envRequireReal turns "tool missing" skips into failures (CI sets it).
+	envRequireReal = "PUSHRING_REQUIRE_REAL"
+	// envTargets restricts the differential suite to one side, e.g.
+	// PUSHRING_COMPAT_TARGETS=pushgateway to check the harness and the
+	// expectations against the real Pushgateway while pushring is broken.
+	envTargets = "PUSHRING_COMPAT_TARGETS"
+
+	// envGatewayBin replaces the built binary, e.g. with another pushring
+	// build, or with the Pushgateway itself to check that the suite finds no
+	// difference between two identical gateways.
+	envGatewayBin = "PUSHRING_GATEWAY_BIN"
+
+	kindPushgateway = "pushgateway"
+	kindPushring    = "pushring"
+
+	// barrierJob is the job of the group the harness pushes to make sure
+	// every earlier write was applied (the Pushgateway answers DELETE and
+	// wipe before applying them). It is removed from every normalized state.
+	barrierJob = "zz_harness_barrier"
+
+	startTimeout = 20 * time.Second
+	stopTimeout  = 10 * time.Second
+)
+
+// requireTool skips the test when path is not an executable file, or fails
+// it when CI demands the real tools.
+func requireTool(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+		return
+	}
+	missing(t, fmt.Sprintf("%s not available: %v", path, err))
+}
+
+func missing(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv(envRequireReal) == "1" {
+		t.Fatalf("%s (and %s=1)", msg, envRequireReal)
+	}
+	t.Skip(msg)
+}
+
+var pythonClientOnce struct {
+	sync.Once
+	err error
+}
+
+// requirePythonClient skips (or fails under CI) unless Debian's python3 can
+// import prometheus_client.
+func requirePythonClient(t *testing.T) {
+	t.Helper()
+	requireTool(t, pythonBin)
+	pythonClientOnce.Do(func() {
+		out, err := exec.Command(pythonBin, "-c", "import prometheus_client").CombinedOutput()
+		if err != nil {
+			pythonClientOnce.err = fmt.Errorf("%s cannot import prometheus_client: %v: %s", pythonBin, err, out)
+		}
+	})
+	if pythonClientOnce.err != nil {
+		missing(t, pythonClientOnce.err.Error())
+	}
+}
+
+// wantTarget reports whether the differential suite should run kind
+// (PUSHRING_COMPAT_TARGETS unset means both).
+func wantTarget(kind string) bool {
+	v := os.Getenv(envTargets)
+	if v == "" {
+		return true
+	}
+	for _, k := range strings.Split(v, ",") {
+		if strings.TrimSpace(k) == kind {
+			return true
+		}
+	}
+	return false
+}
+
+var gatewayBuild struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// gatewayBinary builds this directory's command once per test process. The
+// binary lives in a temporary directory that is left for the OS to clean:
+// without a TestMain (owned by main_test.go) there is no hook after the last
+// test, and a per-process directory keeps concurrent runs apart.
+func gatewayBinary(t *testing.T) string {
+	t.Helper()
+	gatewayBuild.Do(func() {
+		if bin := os.Getenv(envGatewayBin); bin != "" {
+			gatewayBuild.path = bin
+			return
+		}
+		dir, err := os.MkdirTemp("", "pushring-blackbox-")
+		if err != nil {
+			gatewayBuild.err = err
+			return
+		}
+		bin := filepath.Join(dir, "gateway")
+		args := []string{"build", "-o", bin}
+		if v := os.Getenv("PUSHRING_GATEWAY_BUILDFLAGS"); v != "" { // e.g. "-race"
+			args = append(args, strings.Fields(v)...)
+		}
+		cmd := exec.Command("go", append(args, ".")...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			gatewayBuild.err = fmt.Errorf("go build ./cmd/gateway: %v\n%s", err, out)
+			return
+		}
+		gatewayBuild.path = bin
+	})
+	require.NoError(t, gatewayBuild.err)
+	return gatewayBuild.path
+}
+
+// gw is one running gateway process.
+type gw struct {
+	kind   string // kindPushgateway or kindPushring
+	base   string // http://127.0.0.1:port
+	client *http.Client
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the process has exited
+	logs   *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startPushgateway starts Debian's Pushgateway (skipping when it is absent).
+func startPushgateway(t *testing.T, flags ...string) *gw {
+	t.Helper()
+	requireTool(t, pushgatewayBin)
+	return startGateway(t, kindPushgateway, pushgatewayBin, flags)
+}
+
+// startPushring starts the built pushring binary.
+func startPushring(t *testing.T, flags ...string) *gw {
+	t.Helper()
+	return startGateway(t, kindPushring, gatewayBinary(t), flags)
+}
+
+// startKind starts a gateway of the given kind.
+func startKind(t *testing.T, kind string, flags ...string) *gw {
+	t.Helper()
+	if kind == kindPushgateway {
+		return startPushgateway(t, flags...)
+	}
+	return startPushring(t, flags...)
+}
+
+// startGateway starts bin on a free loopback port with an empty
+// --persistence.file (Debian's default file is shared state) and waits until
+// /-/ready answers 200. A port lost to another process between probing and
+// binding shows as an early exit and is retried.
+func startGateway(t *testing.T, kind, bin string, flags []string) *gw {
+	t.Helper()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		g, err := tryStart(t, kind, bin, flags)
+		if err == nil {
+			return g
+		}
+		lastErr = err
+	}
+	t.Fatalf("start %s: %v", kind, lastErr)
+	return nil
+}
+
+func tryStart(t *testing.T, kind, bin string, flags []string) (*gw, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	args := append([]string{"--web.listen-address=" + addr, "--persistence.file="}, flags...)
+	g := &gw{
+		kind: kind,
+		base: "http://" + addr,
+		client: &http.Client{
+			// Own transport: its keep-alive connections die with the
+			// gateway instead of lingering in http.DefaultTransport.
+			Transport: &http.Transport{},
+			Timeout:   10 * time.Second,
+			// The suite compares redirects themselves, so never follow them.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		cmd:  exec.Command(bin, args...),
+		done: make(chan struct{}),
+		logs: &lockedBuffer{},
+	}
+	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
+	if err := g.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = g.cmd.Wait(); close(g.done) }()
+	t.Cleanup(func() { g.stop(t) })
+
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-g.done:
+			return nil, fmt.Errorf("%s exited during startup: %s\n%s", kind, g.cmd.ProcessState, g.logs)
+		default:
+		}
+		resp, err := g.client.Get(g.base + "/-/ready")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return g, nil
+			}
+		}
+		select {
+		case <-g.done:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("%s not ready within %s\n%s", kind, startTimeout, g.logs)
+}
+
+// stop sends SIGTERM and waits for the exit; after stopTimeout it kills.
+func (g *gw) stop(t *testing.T) {
+	select {
+	case <-g.done:
+	default:
+		_ = g.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-g.done:
+		case <-time.After(stopTimeout):
+			_ = g.cmd.Process.Kill()
+			<-g.done
+			t.Errorf("%s did not exit within %s of SIGTERM", g.kind, stopTimeout)
+		}
+	}
+	g.client.CloseIdleConnections()
+	if t.Failed() {
+		t.Logf("%s output:\n%s", g.kind, tail(g.logs.String(), 8000))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// response is what the suite compares of an HTTP answer.
+type response struct {
+	status int
+	body   string
+	header http.Header
+}
+
+// do sends one request. path is sent exactly as written (escapes included,
+// no cleaning), so URL-grammar cases reach the server unchanged.
+func (g *gw) do(t *testing.T, method, path string, hdr http.Header, body []byte) (int, string) {
+	t.Helper()
+	r := g.doResp(t, method, path, hdr, body)
+	return r.status, r.body
+}
+
+func (g *gw) doResp(t *testing.T, method, path string, hdr http.Header, body []byte) response {
+	t.Helper()
+	u, err := url.Parse(g.base + path)
+	require.NoError(t, err, "path %q", path)
+	wantPath, _, _ := strings.Cut(path, "?")
+	require.Equal(t, wantPath, u.EscapedPath(), "the client would rewrite path %q", path)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	require.NoError(t, err)
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	resp, err := g.client.Do(req)
+	require.NoError(t, err, "%s %s %s", g.kind, method, path)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{status: resp.StatusCode, body: string(b), header: resp.Header}
+}
+
+// barrier returns once every write sent to g before it has been applied.
+// The Pushgateway applies writes in FIFO order on one goroutine, answers a
+// checked push only after applying it, but answers DELETE, wipe and
+// unchecked pushes before; so: push an empty body to a harness group and, if
+// the answer came early (202), poll until the group is visible.
+func (g *gw) barrier(t *testing.T) {
+	t.Helper()
+	path := "/metrics/job/" + barrierJob
+	st, body := g.do(t, http.MethodPut, path, nil, []byte{})
+	switch st {
+	case http.StatusOK, http.StatusBadRequest: // applied (or rejected after applying a failure time)
+		return
+	case http.StatusAccepted:
+	default:
+		t.Fatalf("%s barrier push: %d %s", g.kind, st, body)
+	}
+	eventually(t, 10*time.Second, func() error {
+		st, body := g.do(t, http.MethodGet, "/api/v1/metrics", nil, nil)
+		if st != http.StatusOK {
+			return fmt.Errorf("GET /api/v1/metrics: %d", st)
+		}
+		if !strings.Contains(body, barrierJob) {
+			return errors.New("barrier group not applied yet")
+		}
+		return nil
+	})
+}
+
+// eventually polls f until it returns nil or the deadline passes.
+func eventually(t *testing.T, within time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", within, err)
+		}
+		<-tick.C
+	}
+}
+
+// ---- request bodies ----
+
+// hdrs builds a header from name/value pairs.
+func hdrs(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Add(kv[i], kv[i+1])
+	}
+	return h
+}
+
+// ctProto is the Content-Type client_golang's push package sends.
+var ctProto = string(expfmt.NewFormat(expfmt.TypeProtoDelim))
+
+// protoBody encodes families as client_golang's push does (expfmt
+// FmtProtoDelim, default name escaping).
+func protoBody(t *testing.T, fams ...*dto.MetricFamily) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeProtoDelim))
+	for _, f := range fams {
+		require.NoError(t, enc.Encode(f))
+	}
+	return b.Bytes()
+}
+
+// rawProtoBody writes delimited protobuf without any name escaping, to send
+// what a broken or foreign client could send.
+func rawProtoBody(t *testing.T, fams ...*dto.MetricFamily) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, f := range fams {
+		_, err := protodelim.MarshalTo(&b, f)
+		require.NoError(t, err)
+	}
+	return b.Bytes()
+}
+
+func gzipBytes(t *testing.T, p []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	_, err := w.Write(p)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return b.Bytes()
+}
+
+// lp builds label pairs from name/value pairs.
+func lp(kv ...string) []*dto.LabelPair {
+	var out []*dto.LabelPair
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, &dto.LabelPair{Name: ptr(kv[i]), Value: ptr(kv[i+1])})
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func gaugeFamily(name, help string, ms ...*dto.Metric) *dto.MetricFamily {
+	return &dto.MetricFamily{Name: ptr(name), Help: ptr(help), Type: dto.MetricType_GAUGE.Enum(), Metric: ms}
+}
+
+func gaugeMetric(v float64, kv ...string) *dto.Metric {
+	return &dto.Metric{Label: lp(kv...), Gauge: &dto.Gauge{Value: ptr(v)}}
+}
+
+func counterFamily(name, help string, ms ...*dto.Metric) *dto.MetricFamily {
+	return &dto.MetricFamily{Name: ptr(name), Help: ptr(help), Type: dto.MetricType_COUNTER.Enum(), Metric: ms}
+}
+
+func counterMetric(v float64, kv ...string) *dto.Metric {
+	return &dto.Metric{Label: lp(kv...), Counter: &dto.Counter{Value: ptr(v)}}
+}
+
+// ---- normalized state ----
+
+// state is everything the suite compares about a gateway's contents.
+type state struct {
+	API    apiState
+	Scrape scrapeState
+}
+
+// apiState is GET /api/v1/metrics reduced to comparable values.
+type apiState struct {
+	Status int
+	Groups map[string]apiGroup // keyed by the sorted grouping labels
+}
+
+type apiGroup struct {
+	Labels             map[string]string
+	LastPushSuccessful bool
+	Families           map[string]apiFamily
+}
+
+type apiFamily struct {
+	Type, Help string
+	Metrics    []string // canonical, sorted
+}
+
+// scrapeState is GET /metrics (text) reduced to the pushed families.
+type scrapeState struct {
+	Status   int
+	Body     string // error prefix, only when Status != 200
+	Families map[string]scrapeFamily
+}
+
+type scrapeFamily struct {
+	Type    string
+	HasHelp bool
+	Help    string
+	Series  []string // canonical sample lines, sorted
+}
+
+// ownFamilyPrefixes are the gateways' own families, never compared.
+var ownFamilyPrefixes = []string{"go_", "process_", "pushgateway_", "pushring_", "promhttp_"}
+
+func isOwnFamily(name string) bool {
+	for _, p := range ownFamilyPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// fetchState reads both views after a barrier.
+func (g *gw) fetchState(t *testing.T) state {
+	t.Helper()
+	g.barrier(t)
+	return state{API: g.fetchAPI(t), Scrape: g.fetchScrape(t)}
+}
+
+// groupKeyString renders grouping labels sorted by name.
+func groupKeyString(ls map[string]string) string {
+	return labelString(ls)
+}
+
+func labelString(ls map[string]string) string {
+	names := make([]string, 0, len(ls))
+	for n := range ls {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", n, ls[n])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// timeValue hides the value of the two gateway-maintained timestamps but
+// keeps whether they are zero.
+func timeValue(family, v string) string {
+	if family != "push_time_seconds" && family != "push_failure_time_seconds" {
+		return v
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return "unparsable:" + v
+	}
+	if f == 0 {
+		return "0"
+	}
+	return ">0"
+}
+
+type apiMetricJSON struct {
+	Labels    map[string]string `json:"labels"`
+	Value     *string           `json:"value"`
+	Count     *string           `json:"count"`
+	Sum       *string           `json:"sum"`
+	Quantiles json.RawMessage   `json:"quantiles"`
+	Buckets   json.RawMessage   `json:"buckets"`
+}
+
+type apiFamilyJSON struct {
+	TimeStamp string          `json:"time_stamp"`
+	Type      string          `json:"type"`
+	Help      string          `json:"help"`
+	Metrics   []apiMetricJSON `json:"metrics"`
+}
+
+func (g *gw) fetchAPI(t *testing.T) apiState {
+	t.Helper()
+	st, body := g.do(t, http.MethodGet, "/api/v1/metrics", nil, nil)
+	out := apiState{Status: st, Groups: map[string]apiGroup{}}
+	if st != http.StatusOK {
+		return out
+	}
+	groups, err := parseAPIMetrics([]byte(body))
+	require.NoError(t, err, "%s /api/v1/metrics body: %s", g.kind, tail(body, 2000))
+	out.Groups = groups
+	return out
+}
+
+// parseAPIMetrics turns the JSON API answer into apiGroups, dropping the
+// harness barrier group.
+func parseAPIMetrics(body []byte) (map[string]apiGroup, error) {
+	var doc struct {
+		Status string                       `json:"status"`
+		Data   []map[string]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, err
+	}
+	if doc.Status != "success" {
+		return nil, fmt.Errorf("status %q", doc.Status)
+	}
+	groups := map[string]apiGroup{}
+	for _, raw := range doc.Data {
+		grp := apiGroup{Families: map[string]apiFamily{}}
+		for k, v := range raw {
+			var err error
+			switch k {
+			case "labels":
+				err = json.Unmarshal(v, &grp.Labels)
+			case "last_push_successful":
+				err = json.Unmarshal(v, &grp.LastPushSuccessful)
+			default:
+				var f apiFamilyJSON
+				if err = json.Unmarshal(v, &f); err == nil {
+					grp.Families[k] = normalizeAPIFamily(k, f)
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("group key %q: %w", k, err)
+			}
+		}
+		if grp.Labels["job"] == barrierJob {
+			continue
+		}
+		key := groupKeyString(grp.Labels)
+		if _, dup := groups[key]; dup {
+			return nil, fmt.Errorf("group %s listed twice", key)
+		}
+		groups[key] = grp
+	}
+	return groups, nil
+}
+
+func normalizeAPIFamily(name string, f apiFamilyJSON) apiFamily {
+	out := apiFamily{Type: f.Type, Help: f.Help}
+	for _, m := range f.Metrics {
+		var b strings.Builder
+		b.WriteString(labelString(m.Labels))
+		if m.Value != nil {
+			b.WriteString(" value=" + timeValue(name, *m.Value))
+		}
+		if m.Count != nil {
+			b.WriteString(" count=" + *m.Count)
+		}
+		if m.Sum != nil {
+			b.WriteString(" sum=" + *m.Sum)
+		}
+		if len(m.Quantiles) > 0 {
+			b.WriteString(" quantiles=" + canonicalJSON(m.Quantiles))
+		}
+		if len(m.Buckets) > 0 {
+			b.WriteString(" buckets=" + canonicalJSON(m.Buckets))
+		}
+		out.Metrics = append(out.Metrics, b.String())
+	}
+	sort.Strings(out.Metrics)
+	return out
+}
+
+// canonicalJSON re-encodes JSON with sorted object keys.
+func canonicalJSON(raw json.RawMessage) string {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "invalid:" + string(raw)
+	}
+	b, _ := json.Marshal(v) // maps are encoded with sorted keys
+	return string(b)
+}
+
+func (g *gw) fetchScrape(t *testing.T) scrapeState {
+	t.Helper()
+	st, body := g.do(t, http.MethodGet, "/metrics", nil, nil)
+	out := scrapeState{Status: st, Families: map[string]scrapeFamily{}}
+	if st != http.StatusOK {
+		out.Body = errorPrefix(body) // the detail carries values and Go map order
+		return out
+	}
+	fams, err := parseScrape(body)
+	require.NoError(t, err, "%s /metrics body: %s", g.kind, tail(body, 2000))
+	out.Families = fams
+	return out
+}
+
+// parseScrape parses text 0.0.4 and keeps the pushed families, without the
+// harness barrier group's series.
+func parseScrape(body string) (map[string]scrapeFamily, error) {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]scrapeFamily{}
+	for name, mf := range mfs {
+		if isOwnFamily(name) {
+			continue
+		}
+		f := scrapeFamily{Type: mf.GetType().String(), HasHelp: mf.Help != nil, Help: mf.GetHelp()}
+		for _, m := range mf.GetMetric() {
+			if labelValue(m, "job") == barrierJob {
+				continue
+			}
+			f.Series = append(f.Series, sampleLines(name, mf.GetType(), m)...)
+		}
+		if len(f.Series) == 0 {
+			continue
+		}
+		sort.Strings(f.Series)
+		out[name] = f
+	}
+	return out, nil
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+func fmtFloat(f float64) string {
+	if math.IsNaN(f) {
+		return "NaN"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// sampleLines renders one metric as the sample lines of its exposition, with
+// timestamps dropped and the push-time values hidden.
+func sampleLines(name string, typ dto.MetricType, m *dto.Metric) []string {
+	ls := map[string]string{}
+	for _, l := range m.GetLabel() {
+		ls[l.GetName()] = l.GetValue()
+	}
+	line := func(suffix string, extra map[string]string, v float64) string {
+		all := map[string]string{}
+		for k, v := range ls {
+			all[k] = v
+		}
+		for k, v := range extra {
+			all[k] = v
+		}
+		return name + suffix + labelString(all) + " " + timeValue(name, fmtFloat(v))
+	}
+	switch typ {
+	case dto.MetricType_COUNTER:
+		return []string{line("", nil, m.GetCounter().GetValue())}
+	case dto.MetricType_GAUGE:
+		return []string{line("", nil, m.GetGauge().GetValue())}
+	case dto.MetricType_SUMMARY:
+		s := m.GetSummary()
+		out := []string{line("_sum", nil, s.GetSampleSum()), line("_count", nil, float64(s.GetSampleCount()))}
+		for _, q := range s.GetQuantile() {
+			out = append(out, line("", map[string]string{"quantile": fmtFloat(q.GetQuantile())}, q.GetValue()))
+		}
+		return out
+	case dto.MetricType_HISTOGRAM:
+		h := m.GetHistogram()
+		out := []string{line("_sum", nil, h.GetSampleSum()), line("_count", nil, float64(h.GetSampleCount()))}
+		for _, b := range h.GetBucket() {
+			out = append(out, line("_bucket", map[string]string{"le": fmtFloat(b.GetUpperBound())}, float64(b.GetCumulativeCount())))
+		}
+		return out
+	default:
+		return []string{line("", nil, m.GetUntyped().GetValue())}
+	}
+}
+
+// helpPresenceOnly blanks HELP texts of the scrape view, keeping whether a
+// HELP line exists: the Pushgateway picks a random HELP among groups.
+func (s state) helpPresenceOnly() state {
+	fams := map[string]scrapeFamily{}
+	for n, f := range s.Scrape.Families {
+		if f.HasHelp {
+			f.Help = "<present>"
+		}
+		fams[n] = f
+	}
+	s.Scrape.Families = fams
+	return s
+}
+
+// errorPrefix is what the suite compares of an error body: everything up to
+// the first ':' (the detail after it carries protobuf text whose spacing
+// differs between library versions, or Go map order), trimmed.
+func errorPrefix(body string) string {
+	p, _, _ := strings.Cut(body, ":")
+	return strings.TrimSpace(p)
+}
+
+// allowSet normalizes an Allow header to a sorted method list.
+func allowSet(h http.Header) string {
+	var ms []string
+	for _, v := range h.Values("Allow") {
+		for _, m := range strings.Split(v, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				ms = append(ms, m)
+			}
+		}
+	}
+	sort.Strings(ms)
+	return strings.Join(ms, ",")
+}

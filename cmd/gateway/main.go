@@ -1,0 +1,176 @@
+// Command gateway is pushring's binary: a drop-in, faster, shardable
+// replacement for the Prometheus Pushgateway, with its flags, routes and
+// persistence file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/version"
+
+	"github.com/pushring/pushring/api"
+	"github.com/pushring/pushring/ingest"
+	"github.com/pushring/pushring/store"
+)
+
+// programName names the binary in the version output and build info metric.
+const programName = "pushring"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+		os.Exit(1)
+	}
+}
+
+// run parses args and serves until ctx is done (SIGINT/SIGTERM in main) or
+// a permitted /-/quit request; a clean shutdown returns nil. --help and
+// --version print to stdout and return nil; logs go to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlagSet(&cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs)
+			return nil
+		}
+		return fmt.Errorf("%w; try --help", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q; try --help", fs.Arg(0))
+	}
+	if cfg.version {
+		fmt.Fprintln(stdout, version.Print(programName))
+		return nil
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logger := promslog.New(&promslog.Config{Level: cfg.logLevel, Format: cfg.logFormat, Writer: stderr})
+	cfg.api.Flags = flagValues(fs)
+	return serve(ctx, &cfg, logger)
+}
+
+// gateway is the wired process: every component and what runs it.
+type gateway struct {
+	reg       *prometheus.Registry
+	store     *store.Store
+	persister *store.Persister
+	api       *api.API
+}
+
+// serve wires the components, loads the persistence file, then runs the HTTP
+// servers and the persister until shutdown.
+func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
+	logger.Info("starting pushring", "version", version.Info())
+	logger.Info("build context", "build_context", version.BuildContext())
+	gw, err := wire(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if _, err := gw.persister.Load(); err != nil {
+		return err
+	}
+	listeners, err := openListeners(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeAll(listeners)
+
+	var g runGroup
+	addStopper(&g, ctx, gw.api.Quit(), logger)
+	for _, l := range listeners {
+		addServer(&g, l, newServer(gw.api.Handler(), logger), cfg, logger)
+	}
+	addPersister(&g, gw.persister)
+	err = g.run()
+	logger.Info("pushring stopped")
+	return err
+}
+
+// wire builds the components. The own registry is gathered once before the
+// store exists, so the store knows the names and types of the gateway's own
+// families and keeps pushes from clashing with them.
+func wire(cfg *config, logger *slog.Logger) (*gateway, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector(programName),
+	)
+	reserved, err := store.ReservedFamilies(reg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.New(store.Config{Reserved: reserved}, logger.With("component", "store"), reg)
+	if err != nil {
+		return nil, err
+	}
+	persister, err := store.NewPersister(cfg.persist, st, logger.With("component", "persistence"), reg)
+	if err != nil {
+		return nil, err
+	}
+	ing, err := ingest.New(cfg.ingest, st, time.Now, logger.With("component", "ingest"), reg)
+	if err != nil {
+		return nil, err
+	}
+	apiCfg := cfg.api
+	apiCfg.BuildInfo = buildInfo()
+	apiCfg.StartTime = time.Now()
+	a, err := api.New(apiCfg, ing, st, reg, logger.With("component", "api"), reg)
+	if err != nil {
+		return nil, err
+	}
+	return &gateway{reg: reg, store: st, persister: persister, api: a}, nil
+}
+
+// buildInfo is the build_information object of /api/v1/status.
+func buildInfo() map[string]string {
+	return map[string]string{
+		"version":   version.Version,
+		"revision":  version.GetRevision(),
+		"branch":    version.Branch,
+		"buildUser": version.BuildUser,
+		"buildDate": version.BuildDate,
+		"goVersion": version.GoVersion,
+	}
+}
+
+// addStopper adds the actor that returns when the process should stop: ctx
+// done (a signal in main) or a /-/quit request.
+func addStopper(g *runGroup, ctx context.Context, quit <-chan struct{}, logger *slog.Logger) {
+	stop := make(chan struct{})
+	g.add("stopper", func() error {
+		select {
+		case <-ctx.Done():
+			logger.Info("received a stop signal, exiting gracefully")
+		case <-quit:
+			logger.Info("received a termination request via the web, exiting gracefully")
+		case <-stop:
+		}
+		return nil
+	}, func() { close(stop) })
+}
+
+// addPersister adds the persister; it is interrupted after the HTTP servers
+// have drained, and writes the file once more when it stops.
+func addPersister(g *runGroup, p *store.Persister) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.add("persister", func() error { return p.Run(ctx) }, cancel)
+}

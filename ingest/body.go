@@ -1,0 +1,256 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+	"sync"
+
+	"github.com/golang/snappy"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// The Content-Type a push must carry to be read as delimited protobuf
+// (expfmt.FmtProtoDelim, what client_golang's push package sends).
+const (
+	protoMediaType = "application/vnd.google.protobuf"
+	protoMessage   = "io.prometheus.client.MetricFamily"
+	protoEncoding  = "delimited"
+)
+
+// maxPooledBuffer is the largest body buffer kept for reuse: typical pushes
+// are a few KiB, and a rare big one should not pin megabytes in the pool.
+const maxPooledBuffer = 1 << 20
+
+// Texts of a size overrun, given the limit and the flag that sets it.
+const (
+	overDecompressed = "push body exceeds the limit of %d bytes after decompression; raise --%s"
+	overCompressed   = "compressed push body exceeds the limit of %d bytes; raise --%s"
+	overIdentity     = "push body exceeds the limit of %d bytes; raise --%s"
+)
+
+// DecodeBody reads a push body: delimited protobuf when contentType says so,
+// text 0.0.4 otherwise; gzip (any case) or snappy per contentEncoding, any
+// other encoding read as is; at most maxBytes after decompression (0 = no
+// limit). Errors wrap ErrBadRequest (their text is the Pushgateway's 400
+// body) or ErrTooLarge. The returned map is never nil on success and the
+// caller owns it.
+func DecodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, error) {
+	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes)
+	return fams, err
+}
+
+// decodeBody is DecodeBody that also reports how many decompressed bytes it
+// read, for the body size histogram.
+//
+// The body is read completely (never more than the limit) before it is
+// parsed, so a body over the limit is always a 413, whatever it holds, and
+// the protobuf path can unmarshal in place.
+func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, int64, error) {
+	d := getDecoder()
+	defer putDecoder(d)
+	if body == nil {
+		body = emptyBody{}
+	}
+	err := d.read(body, contentEncoding, maxBytes)
+	n := int64(d.buf.Len())
+	if err != nil {
+		return nil, n, asBadRequest(err)
+	}
+	var fams map[string]*dto.MetricFamily
+	if isDelimitedProto(contentType) {
+		fams, err = decodeProto(d.buf.Bytes())
+	} else {
+		d.rd.Reset(d.buf.Bytes())
+		fams, err = d.text.TextToMetricFamilies(&d.rd)
+	}
+	if err != nil {
+		return nil, n, asBadRequest(err)
+	}
+	return fams, n, nil
+}
+
+// emptyBody stands in for a nil body.
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+
+// isDelimitedProto reports whether a Content-Type selects delimited
+// protobuf. Like the Pushgateway it needs both parameters with exactly these
+// values; the media type and parameter names are case-insensitive.
+func isDelimitedProto(contentType string) bool {
+	if contentType == "" {
+		return false
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == protoMediaType &&
+		params["proto"] == protoMessage && params["encoding"] == protoEncoding
+}
+
+// decodeProto unmarshals varint-delimited MetricFamily messages, the format
+// protodelim writes, straight from b: every declared size is checked against
+// the bytes actually present, so no message can make it allocate. A
+// repeated family name replaces the earlier family, as in the Pushgateway;
+// families without metrics are kept (the store prunes them on exposition).
+func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
+	fams := map[string]*dto.MetricFamily{}
+	for len(b) > 0 {
+		size, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if size > uint64(len(b)) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		mf := &dto.MetricFamily{}
+		// Unmarshal copies every string and byte slice it keeps, so the
+		// pooled buffer may be reused afterwards.
+		if err := proto.Unmarshal(b[:size], mf); err != nil {
+			return nil, err
+		}
+		b = b[size:]
+		fams[mf.GetName()] = mf
+	}
+	return fams, nil
+}
+
+// decoder holds the reusable state of one body decode. Pooling it saves
+// the body buffer, the gzip and snappy windows and the text parser's buffers
+// on every push.
+type decoder struct {
+	buf  bytes.Buffer  // the decompressed body
+	rd   bytes.Reader  // buf, for the text parser
+	raw  limitedReader // the body as received
+	zbuf *bufio.Reader // byte reader under gzip, which would allocate its own
+	gz   *gzip.Reader
+	sz   *snappy.Reader
+	text expfmt.TextParser
+}
+
+var decoderPool = sync.Pool{New: func() any {
+	// Legacy validation rejects quoted UTF-8 names, as the Pushgateway does
+	// without --push.enable-utf8-names.
+	return &decoder{text: expfmt.NewTextParser(model.LegacyValidation)}
+}}
+
+func getDecoder() *decoder { return decoderPool.Get().(*decoder) }
+
+// putDecoder drops every reference to the request before pooling d.
+func putDecoder(d *decoder) {
+	if d.buf.Cap() > maxPooledBuffer {
+		d.buf = bytes.Buffer{}
+	}
+	d.buf.Reset()
+	d.rd.Reset(nil)
+	d.raw.reset(nil, 0, "")
+	if d.zbuf != nil {
+		d.zbuf.Reset(nil)
+	}
+	decoderPool.Put(d)
+}
+
+// read decompresses body into d.buf, failing once it passes maxBytes
+// (if positive).
+func (d *decoder) read(body io.Reader, encoding string, maxBytes int64) error {
+	r, over, err := d.open(body, encoding, maxBytes)
+	if err != nil {
+		return err
+	}
+	limited := limitedReader{r: r, max: maxBytes, over: over}
+	_, err = d.buf.ReadFrom(&limited)
+	return err
+}
+
+// open returns the decompressed body and the text of its overrun. The
+// compressed body is held to the same limit: deflate and snappy framing add
+// well under 0.1 %, so only a body that would fail anyway, or a stream of
+// empty gzip members that decompresses to nothing, can trip it.
+func (d *decoder) open(body io.Reader, encoding string, maxBytes int64) (io.Reader, string, error) {
+	switch {
+	case strings.EqualFold(encoding, "gzip"):
+		d.raw.reset(body, maxBytes, overCompressed)
+		zr, err := d.gzipReader(&d.raw)
+		return zr, overDecompressed, err
+	case strings.EqualFold(encoding, "snappy"):
+		d.raw.reset(body, maxBytes, overCompressed)
+		return d.snappyReader(&d.raw), overDecompressed, nil
+	default: // identity, or an encoding the Pushgateway also reads as is
+		return body, overIdentity, nil
+	}
+}
+
+func (d *decoder) gzipReader(r io.Reader) (io.Reader, error) {
+	if d.zbuf == nil {
+		d.zbuf = bufio.NewReader(r)
+	} else {
+		d.zbuf.Reset(r)
+	}
+	if d.gz == nil {
+		zr, err := gzip.NewReader(d.zbuf)
+		if err != nil {
+			return nil, err
+		}
+		d.gz = zr
+		return zr, nil
+	}
+	return d.gz, d.gz.Reset(d.zbuf)
+}
+
+func (d *decoder) snappyReader(r io.Reader) io.Reader {
+	if d.sz == nil {
+		d.sz = snappy.NewReader(r)
+	} else {
+		d.sz.Reset(r)
+	}
+	return d.sz
+}
+
+// limitedReader counts the bytes it passes on and fails once more than max
+// (if positive) have been read. Unlike io.LimitReader it reports the overrun
+// as an error instead of a silent EOF, so no caller can mistake a truncated
+// body for a whole one.
+type limitedReader struct {
+	r    io.Reader
+	n    int64  // bytes read so far
+	max  int64  // 0 = no limit
+	over string // one of the over* texts
+}
+
+func (l *limitedReader) reset(r io.Reader, max int64, over string) {
+	*l = limitedReader{r: r, max: max, over: over}
+}
+
+// Read reads at most one byte past the limit: enough to tell an overrun
+// from a body of exactly max bytes.
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.max <= 0 {
+		n, err := l.r.Read(p)
+		l.n += int64(n)
+		return n, err
+	}
+	if l.n > l.max {
+		return 0, l.tooLarge()
+	}
+	if room := l.max + 1 - l.n; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	if l.n > l.max {
+		return n - int(l.n-l.max), l.tooLarge()
+	}
+	return n, err
+}
+
+func (l *limitedReader) tooLarge() error {
+	return &requestError{kind: ErrTooLarge, cause: fmt.Errorf(l.over, l.max, flagMaxBodyBytes)}
+}

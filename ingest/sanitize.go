@@ -1,0 +1,131 @@
+package ingest
+
+import (
+	"slices"
+	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pushring/pushring/store"
+)
+
+// Sanitize forces every grouping label of key onto every metric (adding it
+// or overwriting the body's value), adds instance="" where a metric has no
+// instance label, and sorts label pairs by name, as the Pushgateway does
+// before storing a push.
+//
+// It runs on every push, so it walks each metric's sorted labels against the
+// sorted grouping labels once and allocates the added pairs per family in
+// one block. Added and overwritten pairs share their name and value strings
+// within one call; like all proto strings they must not be written through.
+func Sanitize(fams map[string]*dto.MetricFamily, key store.GroupKey) {
+	ts := targetsOf(key)
+	for _, mf := range fams {
+		sanitizeFamily(mf, ts)
+	}
+}
+
+// target is a label every metric of the push ends up with.
+type target struct {
+	name, value *string
+	force       bool // a grouping label; false for the instance="" default
+}
+
+// targetsOf returns the grouping labels of key, plus the instance=""
+// default when key has no instance, sorted by name.
+func targetsOf(key store.GroupKey) []target {
+	ls := key.Labels()
+	ts := make([]target, 0, len(ls)+1)
+	hasInstance := false
+	for i := range ls {
+		ts = append(ts, target{name: &ls[i].Name, value: &ls[i].Value, force: true})
+		hasInstance = hasInstance || ls[i].Name == instanceLabel
+	}
+	if !hasInstance {
+		name, value := instanceLabel, ""
+		ts = append(ts, target{name: &name, value: &value})
+		slices.SortFunc(ts, func(a, b target) int { return strings.Compare(*a.name, *b.name) })
+	}
+	return ts
+}
+
+// sanitizeFamily applies ts to every metric of mf. A first pass sorts and
+// overwrites and counts the pairs to add, so that a second pass can carve
+// every new label slice and pair out of two allocations.
+func sanitizeFamily(mf *dto.MetricFamily, ts []target) {
+	slots, added := 0, 0
+	for _, m := range mf.GetMetric() {
+		sortPairs(m.Label)
+		if n := overwrite(m.Label, ts); n > 0 {
+			slots += len(m.Label) + n
+			added += n
+		}
+	}
+	if added == 0 {
+		return
+	}
+	a := arena{slots: make([]*dto.LabelPair, 0, slots), pairs: make([]dto.LabelPair, added)}
+	for _, m := range mf.GetMetric() {
+		if n := overwrite(m.Label, ts); n > 0 {
+			m.Label = a.merge(m.Label, ts, n)
+		}
+	}
+}
+
+func sortPairs(ls []*dto.LabelPair) {
+	cmp := func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) }
+	if !slices.IsSortedFunc(ls, cmp) {
+		slices.SortStableFunc(ls, cmp)
+	}
+}
+
+// overwrite sets every forced target present in ls (sorted) to its value,
+// duplicates included, and returns how many targets ls lacks.
+func overwrite(ls []*dto.LabelPair, ts []target) (missing int) {
+	i := 0
+	for _, t := range ts {
+		for i < len(ls) && ls[i].GetName() < *t.name {
+			i++
+		}
+		found := false
+		for ; i < len(ls) && ls[i].GetName() == *t.name; i++ {
+			found = true
+			if t.force {
+				ls[i].Value = t.value
+			}
+		}
+		if !found {
+			missing++
+		}
+	}
+	return missing
+}
+
+// arena hands out the label slices and pairs of one family.
+type arena struct {
+	slots []*dto.LabelPair
+	pairs []dto.LabelPair
+}
+
+// merge returns ls (sorted) with the missing targets inserted in order, in
+// a slice with no spare capacity so no later append can reach a neighbour.
+func (a *arena) merge(ls []*dto.LabelPair, ts []target, missing int) []*dto.LabelPair {
+	start := len(a.slots)
+	i := 0
+	for _, t := range ts {
+		for i < len(ls) && ls[i].GetName() < *t.name {
+			a.slots = append(a.slots, ls[i])
+			i++
+		}
+		if i < len(ls) && ls[i].GetName() == *t.name {
+			continue
+		}
+		p := &a.pairs[0]
+		a.pairs = a.pairs[1:]
+		p.Name, p.Value = t.name, t.value
+		a.slots = append(a.slots, p)
+	}
+	a.slots = append(a.slots, ls[i:]...)
+	end := start + len(ls) + missing
+	return a.slots[start:end:end]
+}

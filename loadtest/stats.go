@@ -1,0 +1,76 @@
+package loadtest
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stats collects the outcome of every push of one run. All methods are safe
+// for concurrent use; the progress line reads it while pushers write.
+type stats struct {
+	started   time.Time
+	attempted atomic.Uint64
+	succeeded atomic.Uint64
+	failed    atomic.Uint64
+	inFlight  atomic.Int64
+	skipped   atomic.Uint64 // fleet ticks missed because the node was still busy
+	bytesSent atomic.Uint64
+	latency   Histogram // successful pushes only
+	lag       Histogram // fleet: actual start − scheduled start
+
+	mu      sync.Mutex
+	classes map[ErrorClass]uint64
+	codes   map[string]uint64
+	samples []string // first few error messages, for the report
+}
+
+// maxErrorSamples bounds how many error messages a report keeps.
+const maxErrorSamples = 5
+
+func newStats() *stats {
+	return &stats{started: time.Now(), classes: map[ErrorClass]uint64{}, codes: map[string]uint64{}}
+}
+
+// begin marks a push as sent and returns its start time.
+func (s *stats) begin() time.Time {
+	s.attempted.Add(1)
+	s.inFlight.Add(1)
+	return time.Now()
+}
+
+// end records the outcome of a push that began at start.
+func (s *stats) end(start time.Time, err error) {
+	s.inFlight.Add(-1)
+	if err == nil {
+		s.latency.Record(time.Since(start))
+		s.succeeded.Add(1)
+		return
+	}
+	s.failed.Add(1)
+	class, code := classify(err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.classes[class]++
+	if code != 0 {
+		s.codes[codeKey(code)]++
+	}
+	if len(s.samples) < maxErrorSamples {
+		s.samples = append(s.samples, err.Error())
+	}
+}
+
+// errorCounts copies the per-class counts out.
+func (s *stats) errorCounts() ErrorCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	codes := make(map[string]uint64, len(s.codes))
+	for k, v := range s.codes {
+		codes[k] = v
+	}
+	return ErrorCounts{
+		Total: s.failed.Load(), Timeout: s.classes[ClassTimeout], Connection: s.classes[ClassConnection],
+		Status4xx: s.classes[Class4xx], Status5xx: s.classes[Class5xx], Canceled: s.classes[ClassCanceled],
+		Other: s.classes[ClassOther], StatusCodes: codes, Samples: append([]string(nil), s.samples...),
+	}
+}

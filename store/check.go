@@ -1,0 +1,310 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
+)
+
+// ErrInconsistent wraps every rejection of a push by the consistency check.
+// Its text is the Pushgateway's prefix; the detail follows after ": ".
+var ErrInconsistent = errors.New("pushed metrics are invalid or inconsistent with existing metrics")
+
+// errTimestamps is the Pushgateway's detail for samples with a timestamp.
+var errTimestamps = errors.New("pushed metrics must not have timestamps")
+
+// maxReported bounds how many problems one rejection lists, so that a push
+// of 100k broken series does not produce a 10 MB error body.
+const maxReported = 10
+
+// Reasons of pushring_store_pushes_rejected_total.
+const (
+	reasonTimestamp    = "timestamp"    // a sample carries a timestamp
+	reasonInvalid      = "invalid"      // the push is broken on its own
+	reasonInconsistent = "inconsistent" // the push conflicts with stored groups
+)
+
+// problems collects the errors of one write, in client_golang's MultiError
+// shape, up to maxReported.
+type problems struct {
+	errs    []error
+	invalid bool // at least one error does not depend on the store
+}
+
+func (p *problems) add(err error) {
+	if len(p.errs) < maxReported {
+		p.errs = append(p.errs, err)
+	}
+}
+
+func (p *problems) full() bool { return len(p.errs) >= maxReported }
+
+func (p *problems) reason() string {
+	if p.invalid {
+		return reasonInvalid
+	}
+	return reasonInconsistent
+}
+
+// err returns the rejection: ErrInconsistent followed by the single problem,
+// or by "N error(s) occurred:" and one "* " line per problem.
+func (p *problems) err() error {
+	switch len(p.errs) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("%w: %s", ErrInconsistent, p.errs[0])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d error(s) occurred:", len(p.errs))
+	for _, e := range p.errs {
+		b.WriteString("\n* ")
+		b.WriteString(e.Error())
+	}
+	return fmt.Errorf("%w: %s", ErrInconsistent, b.String())
+}
+
+// hasTimestamps reports whether any sample of fams carries a timestamp. The
+// Pushgateway checks this before anything else, even before dropping a
+// pushed push_time_seconds.
+func hasTimestamps(fams map[string]*dto.MetricFamily) bool {
+	for _, mf := range fams {
+		for _, m := range mf.GetMetric() {
+			if m.TimestampMs != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkFamilyHeader checks what the Pushgateway never checks because the
+// text parser does it: protobuf pushes bypass it, and a bad name or type
+// would break every later scrape.
+func checkFamilyHeader(mf *dto.MetricFamily) error {
+	name := mf.GetName()
+	switch {
+	case !model.LegacyValidation.IsValidMetricName(name):
+		return fmt.Errorf("metric family name %q is not a valid metric name", name)
+	case isOwnName(name):
+		return fmt.Errorf("metric family name %q is reserved for the gateway's own metrics (prefix %q)", name, ownPrefix)
+	}
+	if _, ok := dto.MetricType_name[int32(mf.GetType())]; !ok {
+		return fmt.Errorf("metric family %q has unknown type %d", name, mf.GetType())
+	}
+	return nil
+}
+
+// checkMetric checks one metric of a family on its own, with
+// client_golang's checks and texts, plus an explicit le on histograms. The
+// label pairs must be sorted by name.
+func checkMetric(name string, typ dto.MetricType, m *dto.Metric) error {
+	if !hasValueOf(typ, m) {
+		return fmt.Errorf("collected metric %q { %s} is not a %s", name, m, typ)
+	}
+	for i, lp := range m.Label {
+		ln := lp.GetName()
+		switch {
+		case i > 0 && ln == m.Label[i-1].GetName():
+			return fmt.Errorf("collected metric %q { %s} has two or more labels with the same name: %s", name, m, ln)
+		case !model.LegacyValidation.IsValidLabelName(ln) || strings.HasPrefix(ln, model.ReservedLabelPrefix):
+			return fmt.Errorf("collected metric %q { %s} has a label with an invalid name: %s", name, m, ln)
+		case typ == dto.MetricType_SUMMARY && ln == model.QuantileLabel,
+			isHistogram(typ) && ln == model.BucketLabel:
+			return fmt.Errorf("collected metric %q { %s} must not have an explicit %q label", name, m, ln)
+		case !utf8.ValidString(lp.GetValue()):
+			return fmt.Errorf("collected metric %q { %s} has a label named %q whose value is not utf8: %#v", name, m, ln, lp.GetValue())
+		}
+	}
+	return nil
+}
+
+// hasValueOf reports whether m carries the value a family of type typ
+// renders.
+func hasValueOf(typ dto.MetricType, m *dto.Metric) bool {
+	switch typ {
+	case dto.MetricType_COUNTER:
+		return m.Counter != nil
+	case dto.MetricType_GAUGE:
+		return m.Gauge != nil
+	case dto.MetricType_SUMMARY:
+		return m.Summary != nil
+	case dto.MetricType_UNTYPED:
+		return m.Untyped != nil
+	default: // HISTOGRAM, GAUGE_HISTOGRAM
+		return m.Histogram != nil
+	}
+}
+
+func isHistogram(typ dto.MetricType) bool {
+	return typ == dto.MetricType_HISTOGRAM || typ == dto.MetricType_GAUGE_HISTOGRAM
+}
+
+func errDuplicate(name string, m *dto.Metric) error {
+	return fmt.Errorf("collected metric %q { %s} was collected before with the same name and label values", name, m)
+}
+
+// check runs every check of c against the store: the families' own
+// problems, then per family its type against the gateway's own families and
+// other groups, suffix collisions and duplicate series. It is O(size of c)
+// apart from decoding another group's family on a series-hash hit. The
+// caller holds s.mu.
+func (s *Store) check(c *change) *problems {
+	p := &problems{}
+	for _, b := range c.news {
+		if len(b.errs) > 0 {
+			p.invalid = true
+			for _, err := range b.errs {
+				p.add(err)
+			}
+			continue
+		}
+		if err := s.checkType(c, b); err != nil {
+			p.add(err)
+			continue
+		}
+		s.checkSuffixes(c, b, p)
+		s.checkSeries(c, b, p)
+		if p.full() {
+			break
+		}
+	}
+	return p
+}
+
+// checkType compares b's type with the gateway's own family of that name
+// and with the family of that name in other groups. Within its own group a
+// family may change type (the Pushgateway allows it on POST).
+func (s *Store) checkType(c *change, b *built) error {
+	if rt, ok := s.cfg.Reserved[b.name]; ok && rt != b.typ {
+		return fmt.Errorf("gathered metric family %s has type %s but should have %s", b.name, b.typ, rt)
+	}
+	e := s.names[b.name]
+	if e == nil || !s.othersHave(c, e) || e.typ == b.typ {
+		return nil
+	}
+	if len(b.metrics) == 0 {
+		return fmt.Errorf("gathered metric family %s has type %s but should have %s", b.name, b.typ, e.typ)
+	}
+	return fmt.Errorf("collected metric %q { %s} is not a %s", b.name, b.metrics[0], e.typ)
+}
+
+// othersHave reports whether a group other than c's has a family e.
+func (s *Store) othersHave(c *change, e *nameEntry) bool {
+	return e.live > c.mine(e.name)
+}
+
+// Suffixes that classic histograms and summaries add in the text format.
+var (
+	summarySuffixes   = []string{"_count", "_sum"}
+	histogramSuffixes = []string{"_count", "_sum", "_bucket"}
+)
+
+// checkSuffixes applies client_golang's suffix-collision rule to the store
+// as it would be after c: a summary N collides with families N_count and
+// N_sum, a histogram N also with N_bucket, in both directions. Gauge
+// histograms count as histograms here (client_golang ignores them, but their
+// text rendering collides all the same). A collision between two families of
+// c is reported once, by the suffixed one.
+func (s *Store) checkSuffixes(c *change, b *built, p *problems) {
+	for _, suf := range histogramSuffixes {
+		base, ok := strings.CutSuffix(b.name, suf)
+		if !ok {
+			continue
+		}
+		bt, exists := s.typeAfter(c, base)
+		switch {
+		case exists && bt == dto.MetricType_SUMMARY && suf != "_bucket":
+			p.add(fmt.Errorf("collected metric named %q collides with previously collected summary named %q", b.name, base))
+		case exists && isHistogram(bt):
+			p.add(fmt.Errorf("collected metric named %q collides with previously collected histogram named %q", b.name, base))
+		}
+	}
+	var sufs []string
+	switch {
+	case b.typ == dto.MetricType_SUMMARY:
+		sufs = summarySuffixes
+	case isHistogram(b.typ):
+		sufs = histogramSuffixes
+	}
+	for _, suf := range sufs {
+		other := b.name + suf
+		if c.lookup(other) != nil {
+			continue
+		}
+		if _, exists := s.typeAfter(c, other); exists {
+			p.add(fmt.Errorf("collected histogram or summary named %q collides with previously collected metric named %q", b.name, other))
+		}
+	}
+}
+
+// typeAfter returns the type of family name in the store as it would be
+// after c, and whether it would exist; the gateway's own families count.
+func (s *Store) typeAfter(c *change, name string) (dto.MetricType, bool) {
+	if b := c.lookup(name); b != nil {
+		return b.typ, true
+	}
+	if e := s.names[name]; e != nil {
+		mine := c.mine(name)
+		if e.live > mine || !c.drops(name) {
+			return e.typ, true
+		}
+	}
+	rt, ok := s.cfg.Reserved[name]
+	return rt, ok
+}
+
+// checkSeries looks up every series hash of b in the store-wide index. A
+// hit in c's own group is the series being replaced; a hit in another group
+// is confirmed by comparing label sets, so a hash collision is not taken
+// for a duplicate.
+func (s *Store) checkSeries(c *change, b *built, p *problems) {
+	for i, h := range b.fam.hashes {
+		if i > 0 && h == b.fam.hashes[i-1] {
+			continue // a collision inside b; its metrics were checked together
+		}
+		s.series.each(h, func(o *group) bool {
+			if o == c.g {
+				return true
+			}
+			dups := s.duplicatesIn(o, b, h)
+			for _, m := range dups {
+				p.add(errDuplicate(b.name, m))
+			}
+			return len(dups) == 0 // report each series once, whatever the owners
+		})
+	}
+}
+
+// duplicatesIn returns the metrics of b with hash h that group o really
+// holds. It decodes o's family of that name: the rare path.
+func (s *Store) duplicatesIn(o *group, b *built, h uint64) []*dto.Metric {
+	sl := o.families[b.name]
+	if sl == nil {
+		return nil
+	}
+	stored, err := sl.fam.decode()
+	if err != nil {
+		s.logger.Error("stored family does not decode", "family", b.name, "err", err)
+		return nil
+	}
+	bl := s.builders.Get().(*builder)
+	defer s.builders.Put(bl)
+	var dups []*dto.Metric
+	for _, m := range b.metrics {
+		if bl.hash(b.name, m.Label) != h {
+			continue
+		}
+		for _, o := range stored.Metric {
+			if sameLabels(o.Label, m.Label) {
+				dups = append(dups, m)
+				break
+			}
+		}
+	}
+	return dups
+}

@@ -1,0 +1,361 @@
+package store
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// Format is an exposition format.
+type Format int
+
+// Exposition formats.
+const (
+	FormatText        Format = iota // text/plain; version=0.0.4
+	FormatProtoDelim                // delimited protobuf
+	FormatOpenMetrics               // OpenMetrics 1.0.0
+)
+
+// String returns the name of the format.
+func (f Format) String() string {
+	switch f {
+	case FormatText:
+		return "text"
+	case FormatProtoDelim:
+		return "protobuf-delimited"
+	case FormatOpenMetrics:
+		return "openmetrics"
+	}
+	return fmt.Sprintf("Format(%d)", int(f))
+}
+
+// scrapeBufferSize is the write buffer of a scrape: big enough that the
+// many small HELP/TYPE headers do not each become a write, while family
+// bodies larger than it go straight to w.
+const scrapeBufferSize = 64 << 10
+
+// WriteExposition writes every group's families merged by family name (sorted)
+// together with extra (the gateway's own families, already gathered) in f.
+// It holds the store lock only to copy out references to pre-rendered bytes.
+//
+// Per family name the output is one HELP/TYPE header and then every group's
+// metrics, groups in key order; a group's metrics are in client_golang's
+// order. HELP is the one of the first group (in key order) whose family has
+// metrics; an own family of the same name comes first and its HELP wins.
+// Families without metrics are left out. OpenMetrics output ends with
+// "# EOF". extra is not modified.
+func (s *Store) WriteExposition(w io.Writer, f Format, extra []*dto.MetricFamily) error {
+	if f < FormatText || f > FormatOpenMetrics {
+		return fmt.Errorf("write exposition: unknown format %d", int(f))
+	}
+	v := s.view()
+	own := sortedByName(extra)
+	e := &encoder{w: bufio.NewWriterSize(w, scrapeBufferSize), format: f, store: s}
+	var err error
+	i, j := 0, 0
+	for err == nil && (i < len(v.names) || j < len(own)) {
+		switch {
+		case j == len(own) || (i < len(v.names) && v.names[i] < own[j].GetName()):
+			err = e.pushed(v.members(i))
+			i++
+		case i == len(v.names) || own[j].GetName() < v.names[i]:
+			err = e.merged(own[j], nil)
+			j++
+		default:
+			err = e.merged(own[j], v.members(i))
+			i++
+			j++
+		}
+	}
+	if err == nil && f == FormatOpenMetrics {
+		_, err = e.w.WriteString("# EOF\n")
+	}
+	if err != nil {
+		return fmt.Errorf("write exposition: %w", err)
+	}
+	if err := e.w.Flush(); err != nil {
+		return fmt.Errorf("write exposition: %w", err)
+	}
+	return nil
+}
+
+// view is what a scrape copies out under the lock: per family name, in
+// byte order, the family values of its groups in key order. Family values
+// are immutable, so the bytes can be written after the lock is released.
+type view struct {
+	names []string
+	ends  []int // fams[ends[i-1]:ends[i]] belong to names[i]
+	fams  []*family
+}
+
+func (v *view) members(i int) []*family {
+	start := 0
+	if i > 0 {
+		start = v.ends[i-1]
+	}
+	return v.fams[start:v.ends[i]]
+}
+
+func (s *Store) view() view {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := s.sortedNamesLocked()
+	v := view{names: names, ends: make([]int, len(names)), fams: make([]*family, 0, s.nFamilies)}
+	for i, n := range names {
+		for _, sl := range s.names[n].sorted() {
+			v.fams = append(v.fams, sl.fam)
+		}
+		v.ends[i] = len(v.fams)
+	}
+	return v
+}
+
+// sortedByName returns the non-nil families of mfs sorted by name, in a new
+// slice.
+func sortedByName(mfs []*dto.MetricFamily) []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, 0, len(mfs))
+	for _, mf := range mfs {
+		if mf != nil {
+			out = append(out, mf)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// encoder writes the merged families of one scrape.
+type encoder struct {
+	w      *bufio.Writer
+	format Format
+	store  *Store
+	hdr    []byte // scratch for headers
+	size   []byte // scratch for a message length
+}
+
+// pushed writes a family name that only groups have. The first group with
+// metrics decides HELP (and the protobuf unit).
+func (e *encoder) pushed(fams []*family) error {
+	i := slices.IndexFunc(fams, func(f *family) bool { return f.series() > 0 })
+	if i < 0 {
+		return nil
+	}
+	lead := fams[i]
+	switch e.format {
+	case FormatProtoDelim:
+		return e.protoFamily(appendProtoHeader(e.hdr[:0], lead), fams)
+	case FormatOpenMetrics:
+		e.hdr = appendOMHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp)
+		return e.omFamily(fams)
+	default:
+		e.hdr = appendTextHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp)
+		return e.textFamily(fams)
+	}
+}
+
+// merged writes an own family followed by the groups' families of the same
+// name, under the own HELP and TYPE. Config.Reserved keeps the types equal;
+// if they differ anyway (an own family missing from Reserved), the groups'
+// families are left out rather than breaking the scrape.
+func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
+	if len(fams) > 0 && fams[0].typ != own.GetType() {
+		e.store.logger.Warn("pushed family has another type than the own family of the same name; not exposed",
+			"family", own.GetName(), "own_type", own.GetType(), "pushed_type", fams[0].typ)
+		fams = nil
+	}
+	if len(own.Metric) == 0 && !slices.ContainsFunc(fams, func(f *family) bool { return f.series() > 0 }) {
+		return nil
+	}
+	switch e.format {
+	case FormatProtoDelim:
+		hdr, err := proto.MarshalOptions{}.MarshalAppend(e.hdr[:0], own)
+		if err != nil {
+			return fmt.Errorf("encode own family %q: %w", own.GetName(), err)
+		}
+		return e.protoFamily(hdr, fams)
+	case FormatOpenMetrics:
+		e.hdr = e.hdr[:0]
+		if len(own.Metric) == 0 {
+			e.hdr = appendOMHeader(e.hdr, own.GetName(), own.GetType(), own.GetHelp(), own.Help != nil)
+		} else if _, err := expfmt.MetricFamilyToOpenMetrics(e.w, own); err != nil {
+			return err
+		}
+		return e.omFamily(fams)
+	default:
+		e.hdr = e.hdr[:0]
+		if len(own.Metric) == 0 {
+			e.hdr = appendTextHeader(e.hdr, own.GetName(), own.GetType(), own.GetHelp(), own.Help != nil)
+		} else if _, err := expfmt.MetricFamilyToText(e.w, own); err != nil {
+			return err
+		}
+		return e.textFamily(fams)
+	}
+}
+
+// textFamily writes e.hdr and the text bodies of fams.
+func (e *encoder) textFamily(fams []*family) error {
+	if _, err := e.w.Write(e.hdr); err != nil {
+		return err
+	}
+	for _, f := range fams {
+		if _, err := e.w.Write(f.text()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// omFamily writes e.hdr and the OpenMetrics bodies of fams, rendering the
+// ones not rendered yet.
+func (e *encoder) omFamily(fams []*family) error {
+	if _, err := e.w.Write(e.hdr); err != nil {
+		return err
+	}
+	for _, f := range fams {
+		body, err := f.openMetrics()
+		if err != nil {
+			return err
+		}
+		if _, err := e.w.Write(body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// protoFamily writes one length-delimited MetricFamily message made of hdr
+// (an encoded MetricFamily, possibly with metrics) followed by the metric
+// fields of fams: protobuf merges repeated fields of concatenated messages.
+func (e *encoder) protoFamily(hdr []byte, fams []*family) error {
+	n := len(hdr)
+	for _, f := range fams {
+		n += len(f.pb())
+	}
+	e.hdr = hdr // keep the scratch buffer, grown or not
+	e.size = protowire.AppendVarint(e.size[:0], uint64(n))
+	if _, err := e.w.Write(e.size); err != nil {
+		return err
+	}
+	if _, err := e.w.Write(hdr); err != nil {
+		return err
+	}
+	for _, f := range fams {
+		if _, err := e.w.Write(f.pb()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendProtoHeader appends a MetricFamily message with f's name, help,
+// type and unit and no metrics: the same bytes proto.Marshal writes.
+func appendProtoHeader(b []byte, f *family) []byte {
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendString(b, f.name)
+	if f.hasHelp {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, f.help)
+	}
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(f.typ))
+	if f.hasUnit {
+		b = protowire.AppendTag(b, 5, protowire.BytesType)
+		b = protowire.AppendString(b, f.unit)
+	}
+	return b
+}
+
+// appendTextHeader appends the HELP (if set) and TYPE lines expfmt writes
+// for a text 0.0.4 family.
+func appendTextHeader(b []byte, name string, typ dto.MetricType, help string, hasHelp bool) []byte {
+	if hasHelp {
+		b = append(b, "# HELP "...)
+		b = append(b, name...)
+		b = append(b, ' ')
+		b = appendEscaped(b, help, false)
+		b = append(b, '\n')
+	}
+	b = append(b, "# TYPE "...)
+	b = append(b, name...)
+	b = append(b, ' ')
+	b = append(b, textType(typ)...)
+	return append(b, '\n')
+}
+
+// appendOMHeader appends the HELP (if set) and TYPE lines expfmt writes for
+// an OpenMetrics family: a counter's family name drops its _total suffix,
+// and a counter without one is "unknown". The unit is never written: the
+// OpenMetrics parser rejects a unit that is not a suffix of the name, and
+// pushed units are not checked.
+func appendOMHeader(b []byte, name string, typ dto.MetricType, help string, hasHelp bool) []byte {
+	omName, omType := openMetricsType(name, typ)
+	if hasHelp {
+		b = append(b, "# HELP "...)
+		b = append(b, omName...)
+		b = append(b, ' ')
+		b = appendEscaped(b, help, true)
+		b = append(b, '\n')
+	}
+	b = append(b, "# TYPE "...)
+	b = append(b, omName...)
+	b = append(b, ' ')
+	b = append(b, omType...)
+	return append(b, '\n')
+}
+
+func textType(typ dto.MetricType) string {
+	switch typ {
+	case dto.MetricType_COUNTER:
+		return "counter"
+	case dto.MetricType_GAUGE:
+		return "gauge"
+	case dto.MetricType_SUMMARY:
+		return "summary"
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		return "histogram" // text 0.0.4 has no gauge histograms
+	}
+	return "untyped"
+}
+
+func openMetricsType(name string, typ dto.MetricType) (omName, omType string) {
+	switch typ {
+	case dto.MetricType_COUNTER:
+		if base, ok := strings.CutSuffix(name, "_total"); ok {
+			return base, "counter"
+		}
+		return name, "unknown"
+	case dto.MetricType_GAUGE:
+		return name, "gauge"
+	case dto.MetricType_SUMMARY:
+		return name, "summary"
+	case dto.MetricType_HISTOGRAM:
+		return name, "histogram"
+	case dto.MetricType_GAUGE_HISTOGRAM:
+		return name, "gaugehistogram"
+	}
+	return name, "unknown"
+}
+
+// appendEscaped escapes a HELP text as the exposition formats do: backslash
+// and newline, and in OpenMetrics also the double quote.
+func appendEscaped(b []byte, s string, quote bool) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, `\\`...)
+		case c == '\n':
+			b = append(b, `\n`...)
+		case c == '"' && quote:
+			b = append(b, `\"`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}

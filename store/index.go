@@ -1,0 +1,236 @@
+package store
+
+import (
+	"slices"
+	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// group is one grouping key's families. Its fields are guarded by Store.mu.
+type group struct {
+	key      GroupKey
+	families map[string]*slot // by family name
+	version  uint64
+}
+
+// slot is the place of one family name in one group. The name index lists
+// slots, so a write that replaces a family only swaps slot.fam; membership
+// (and the sorted member list a scrape walks) changes only when a group
+// gains or loses a family name.
+type slot struct {
+	g    *group
+	fam  *family
+	dead bool // the group no longer has this family; lazily removed from nameEntry.slots
+}
+
+// nameEntry indexes one family name across groups.
+type nameEntry struct {
+	name string // interned: every family of this name shares the string
+	// typ is the type every live member has. The checks keep it so; only a
+	// family alone under its name may change type.
+	typ  dto.MetricType
+	live int // members that are not dead
+	// slots lists the members, sorted by group key unless dirty. Dead slots
+	// are compacted away at the next scrape, or on removal once they
+	// outnumber the live ones.
+	slots []*slot
+	dirty bool
+}
+
+// sorted returns the live members in group-key order, rebuilding the list
+// when membership changed since the last call.
+func (e *nameEntry) sorted() []*slot {
+	if e.dirty {
+		e.compact()
+		slices.SortFunc(e.slots, func(a, b *slot) int {
+			return strings.Compare(a.g.key.String(), b.g.key.String())
+		})
+		e.dirty = false
+	}
+	return e.slots
+}
+
+// compact drops dead slots, keeping the order.
+func (e *nameEntry) compact() {
+	e.slots = slices.DeleteFunc(e.slots, func(sl *slot) bool { return sl.dead })
+}
+
+// seriesIndex maps series hashes to the groups owning them. It is a
+// multiset: two different series with the same 64-bit hash (or a hash
+// owned twice by one group) each keep an entry, so removing one never
+// forgets the other. The overflow map is empty unless hashes collide.
+type seriesIndex struct {
+	owner    map[uint64]*group
+	overflow map[uint64][]*group
+}
+
+func newSeriesIndex() seriesIndex {
+	return seriesIndex{owner: map[uint64]*group{}, overflow: map[uint64][]*group{}}
+}
+
+func (x *seriesIndex) add(h uint64, g *group) {
+	if _, ok := x.owner[h]; !ok {
+		x.owner[h] = g
+		return
+	}
+	x.overflow[h] = append(x.overflow[h], g)
+}
+
+// remove forgets one entry (h, g).
+func (x *seriesIndex) remove(h uint64, g *group) {
+	more := x.overflow[h]
+	if i := slices.Index(more, g); i >= 0 {
+		x.setOverflow(h, slices.Delete(more, i, i+1))
+		return
+	}
+	if x.owner[h] != g {
+		return
+	}
+	if len(more) == 0 {
+		delete(x.owner, h)
+		return
+	}
+	x.owner[h] = more[len(more)-1]
+	x.setOverflow(h, more[:len(more)-1])
+}
+
+func (x *seriesIndex) setOverflow(h uint64, gs []*group) {
+	if len(gs) == 0 {
+		delete(x.overflow, h)
+		return
+	}
+	x.overflow[h] = gs
+}
+
+// each calls fn for every owner of h until fn returns false.
+func (x *seriesIndex) each(h uint64, fn func(*group) bool) {
+	g, ok := x.owner[h]
+	if !ok || !fn(g) {
+		return
+	}
+	for _, g := range x.overflow[h] {
+		if !fn(g) {
+			return
+		}
+	}
+}
+
+// change is one write to one group, checked and then committed under
+// Store.mu: the new family values and which old ones disappear.
+type change struct {
+	key  GroupKey
+	g    *group   // the group as stored, nil if it does not exist yet
+	news []*built // sorted by name, names unique
+	drop dropMode
+}
+
+// dropMode says which of the group's families a change removes besides the
+// ones it replaces.
+type dropMode int
+
+const (
+	dropNone   dropMode = iota // POST, failure time: only replaced families change
+	dropPushed                 // PUT: all but push_time_seconds and push_failure_time_seconds
+	dropAll                    // Restore: the group is replaced as a whole
+)
+
+// lookup returns the new family called name, or nil.
+func (c *change) lookup(name string) *built {
+	i, ok := slices.BinarySearchFunc(c.news, name, func(b *built, n string) int { return strings.Compare(b.name, n) })
+	if !ok {
+		return nil
+	}
+	return c.news[i]
+}
+
+// drops reports whether the group's family name, if it is not replaced,
+// disappears with c.
+func (c *change) drops(name string) bool {
+	switch c.drop {
+	case dropAll:
+		return true
+	case dropPushed:
+		return name != PushTimeName && name != PushFailureTimeName
+	}
+	return false
+}
+
+// mine returns 1 if c's group has a family name, else 0.
+func (c *change) mine(name string) int {
+	if c.g != nil && c.g.families[name] != nil {
+		return 1
+	}
+	return 0
+}
+
+// sortBuilt sorts families by name.
+func sortBuilt(bs []*built) {
+	slices.SortFunc(bs, func(a, b *built) int { return strings.Compare(a.name, b.name) })
+}
+
+// setFamily stores f as g's family of its name, replacing the old one, and
+// keeps the indexes in step. The caller holds s.mu and has checked f.
+func (s *Store) setFamily(g *group, f *family) {
+	if sl := g.families[f.name]; sl != nil {
+		e := s.names[f.name]
+		f.name = e.name
+		s.forgetSeries(g, sl.fam)
+		sl.fam = f
+		e.typ = f.typ
+		s.indexSeries(g, f)
+		return
+	}
+	e := s.names[f.name]
+	if e == nil {
+		e = &nameEntry{name: f.name}
+		s.names[f.name] = e
+		s.namesDirty = true
+	}
+	f.name = e.name
+	e.typ = f.typ
+	sl := &slot{g: g, fam: f}
+	e.slots = append(e.slots, sl)
+	e.live++
+	e.dirty = true
+	s.nFamilies++
+	g.families[e.name] = sl
+	s.indexSeries(g, f)
+}
+
+// dropFamily removes g's family name and keeps the indexes in step. The
+// caller holds s.mu.
+func (s *Store) dropFamily(g *group, name string) {
+	sl := g.families[name]
+	if sl == nil {
+		return
+	}
+	s.forgetSeries(g, sl.fam)
+	delete(g.families, name)
+	s.nFamilies--
+	sl.dead = true
+	e := s.names[name]
+	e.live--
+	if e.live == 0 {
+		delete(s.names, name)
+		s.namesDirty = true
+		return
+	}
+	if len(e.slots) > 2*e.live {
+		e.compact()
+	}
+}
+
+func (s *Store) indexSeries(g *group, f *family) {
+	for _, h := range f.hashes {
+		s.series.add(h, g)
+	}
+	s.nSeries += f.series()
+}
+
+func (s *Store) forgetSeries(g *group, f *family) {
+	for _, h := range f.hashes {
+		s.series.remove(h, g)
+	}
+	s.nSeries -= f.series()
+}

@@ -1,0 +1,41 @@
+package store
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics are the store's self-metrics. Labels are bounded: the reason of a
+// rejection is one of the reason* constants.
+type metrics struct {
+	groups             prometheus.Gauge
+	series             prometheus.Gauge
+	rejected           *prometheus.CounterVec
+	failuresUnrecorded prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		groups: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pushring_store_groups",
+			Help: "Groups stored on this peer.",
+		}),
+		series: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pushring_store_series",
+			Help: "Series (metrics of stored families, push-time gauges included) stored on this peer.",
+		}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushring_store_pushes_rejected_total",
+			Help: "Pushes the store rejected, by reason (timestamp: a sample has a timestamp; invalid: the push is broken on its own; inconsistent: it conflicts with stored groups or the gateway's own metrics).",
+		}, []string{"reason"}),
+		failuresUnrecorded: f.NewCounter(prometheus.CounterOpts{
+			Name: "pushring_store_failure_times_unrecorded_total",
+			Help: "Failure times not recorded because the group's push-time gauges would have clashed with another group (the Pushgateway would have poisoned its store).",
+		}),
+	}
+	for _, r := range []string{reasonTimestamp, reasonInvalid, reasonInconsistent} {
+		m.rejected.WithLabelValues(r)
+	}
+	return m
+}

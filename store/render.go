@@ -1,0 +1,315 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// sepStr is sep as a one-byte string, for hashing.
+const sepStr = "\xff"
+
+// metricField is the field number of `repeated Metric metric` in
+// io.prometheus.client.MetricFamily.
+const metricField protowire.Number = 4
+
+// family is one metric family of one group, rendered once when it is
+// written. No dto structs are kept: a scrape needs the text and protobuf
+// bytes, and the rare paths (JSON API, persistence, hand-off, the message of
+// a duplicate) decode the protobuf bytes again.
+//
+// A family is immutable once it is committed; a write replaces it. The only
+// exception is the OpenMetrics rendering, made on the first OpenMetrics
+// scrape and published atomically.
+type family struct {
+	name string
+	help string
+	unit string
+	time time.Time // of the push that last wrote the family
+	// data holds the text 0.0.4 sample lines (no HELP or TYPE) followed by
+	// the protobuf encoding of the metrics as `metric` fields of a
+	// MetricFamily message; split is where the text ends. Both follow the
+	// client_golang metric order.
+	data   []byte
+	split  int
+	hashes []uint64 // series hashes, sorted
+	om     atomic.Pointer[[]byte]
+	typ    dto.MetricType
+	// hasHelp distinguishes a family without HELP (text push without a HELP
+	// line: no HELP line at all) from an empty HELP (protobuf: "# HELP x ").
+	hasHelp bool
+	hasUnit bool
+}
+
+// text returns the text 0.0.4 sample lines.
+func (f *family) text() []byte { return f.data[:f.split:f.split] }
+
+// pb returns the concatenated protobuf `metric` fields.
+func (f *family) pb() []byte { return f.data[f.split:] }
+
+// series returns the number of metrics (series in client_golang's sense).
+func (f *family) series() int { return len(f.hashes) }
+
+// header returns the family without metrics.
+func (f *family) header() *dto.MetricFamily {
+	mf := &dto.MetricFamily{Name: proto.String(f.name), Type: f.typ.Enum()}
+	if f.hasHelp {
+		mf.Help = proto.String(f.help)
+	}
+	if f.hasUnit {
+		mf.Unit = proto.String(f.unit)
+	}
+	return mf
+}
+
+// decode returns a new MetricFamily equal to the one that was rendered.
+func (f *family) decode() (*dto.MetricFamily, error) {
+	mf := f.header()
+	if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(f.pb(), mf); err != nil {
+		return nil, fmt.Errorf("decode stored family %q: %w", f.name, err)
+	}
+	return mf, nil
+}
+
+// openMetrics returns the OpenMetrics sample lines, rendering them on first
+// use. Concurrent first calls may both render; they produce the same bytes.
+func (f *family) openMetrics() ([]byte, error) {
+	if p := f.om.Load(); p != nil {
+		return *p, nil
+	}
+	var body []byte
+	if f.series() > 0 {
+		mf, err := f.decode()
+		if err != nil {
+			return nil, err
+		}
+		mf.Help, mf.Unit = nil, nil
+		var buf bytes.Buffer
+		if _, err := expfmt.MetricFamilyToOpenMetrics(&buf, mf); err != nil {
+			return nil, fmt.Errorf("render family %q as OpenMetrics: %w", f.name, err)
+		}
+		body = bytes.Clone(dropFirstLine(buf.Bytes()))
+	}
+	f.om.Store(&body)
+	return body, nil
+}
+
+// dropFirstLine removes the TYPE line expfmt writes before the samples.
+func dropFirstLine(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return nil
+}
+
+// built is a family ready to be committed together with what the checks
+// need: the metrics it was rendered from (for messages and for comparing
+// label sets on a hash hit) and the errors of validating it on its own. fam
+// is nil if errs is not empty.
+type built struct {
+	name    string
+	typ     dto.MetricType
+	fam     *family
+	metrics []*dto.Metric
+	errs    []error
+}
+
+// builder validates and renders families. It is not safe for concurrent use:
+// each write takes one from the store's pool.
+type builder struct {
+	buf    bytes.Buffer
+	digest *xxhash.Digest
+	tmp    dto.MetricFamily
+	sizes  []int
+}
+
+func newBuilder() *builder { return &builder{digest: xxhash.New()} }
+
+// build validates mf on its own and renders it. It does not modify mf or
+// anything mf points to (metrics whose labels need sorting are cloned), so
+// callers may keep using it.
+func (b *builder) build(mf *dto.MetricFamily, t time.Time) *built {
+	out := &built{name: mf.GetName(), typ: mf.GetType()}
+	if err := checkFamilyHeader(mf); err != nil {
+		out.errs = []error{err}
+		return out
+	}
+	ms := sortedLabels(mf.Metric)
+	for _, m := range ms {
+		if err := checkMetric(out.name, out.typ, m); err != nil {
+			out.errs = append(out.errs, err)
+		}
+	}
+	if len(out.errs) > 0 {
+		return out
+	}
+	slices.SortFunc(ms, compareMetrics)
+	out.metrics = ms
+	fam, err := b.render(mf, ms, t)
+	if err != nil {
+		out.errs = []error{err}
+		return out
+	}
+	if errs := b.duplicatesWithin(out, fam.hashes); len(errs) > 0 {
+		out.errs = errs
+		return out
+	}
+	out.fam = fam
+	return out
+}
+
+// sortedLabels returns a copy of ms without nil entries in which every
+// metric has its label pairs sorted by name. Metrics already sorted (the
+// normal case: ingest sanitises) are shared, the others are cloned.
+func sortedLabels(ms []*dto.Metric) []*dto.Metric {
+	out := make([]*dto.Metric, 0, len(ms))
+	for _, m := range ms {
+		if m == nil {
+			continue
+		}
+		if !slices.IsSortedFunc(m.Label, compareLabelPairs) {
+			m = proto.Clone(m).(*dto.Metric)
+			slices.SortStableFunc(m.Label, compareLabelPairs)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func compareLabelPairs(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) }
+
+// compareMetrics is client_golang's metric order (and so the Pushgateway's):
+// fewer labels first, then label values compared position by position.
+func compareMetrics(a, b *dto.Metric) int {
+	if len(a.Label) != len(b.Label) {
+		return len(a.Label) - len(b.Label)
+	}
+	for i, lp := range a.Label {
+		if c := strings.Compare(lp.GetValue(), b.Label[i].GetValue()); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// render produces the family value: text lines, protobuf bytes (one
+// allocation of the exact size for both) and series hashes.
+func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*family, error) {
+	f := &family{name: mf.GetName(), typ: mf.GetType(), time: t}
+	f.help, f.hasHelp = mf.GetHelp(), mf.Help != nil
+	f.unit, f.hasUnit = mf.GetUnit(), mf.Unit != nil
+	text, err := b.renderText(f.name, f.typ, ms)
+	if err != nil {
+		return nil, err
+	}
+	sizes := b.sizes[:0]
+	n := len(text)
+	for _, m := range ms {
+		sz := proto.Size(m)
+		sizes = append(sizes, sz)
+		n += protowire.SizeTag(metricField) + protowire.SizeVarint(uint64(sz)) + sz
+	}
+	b.sizes = sizes
+	data := make([]byte, 0, n)
+	data = append(data, text...)
+	f.split = len(data)
+	for i, m := range ms {
+		data = protowire.AppendTag(data, metricField, protowire.BytesType)
+		data = protowire.AppendVarint(data, uint64(sizes[i]))
+		data, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(data, m)
+		if err != nil {
+			return nil, fmt.Errorf("encode family %q: %w", f.name, err)
+		}
+	}
+	f.data = data
+	f.hashes = make([]uint64, len(ms))
+	for i, m := range ms {
+		f.hashes[i] = b.hash(f.name, m.Label)
+	}
+	slices.Sort(f.hashes)
+	return f, nil
+}
+
+// renderText returns the text 0.0.4 sample lines of ms, as expfmt writes
+// them, in a buffer that is only valid until the next call.
+func (b *builder) renderText(name string, typ dto.MetricType, ms []*dto.Metric) ([]byte, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	b.buf.Reset()
+	b.tmp.Name, b.tmp.Type, b.tmp.Metric = &name, &typ, ms
+	_, err := expfmt.MetricFamilyToText(&b.buf, &b.tmp)
+	b.tmp.Name, b.tmp.Type, b.tmp.Metric = nil, nil, nil
+	if err != nil {
+		return nil, fmt.Errorf("render family %q: %w", name, err)
+	}
+	return dropFirstLine(b.buf.Bytes()), nil
+}
+
+// hash is the series hash: xxhash of the family name and the sorted label
+// pairs, each followed by sep. Equal series have equal hashes; a hit is
+// always confirmed by comparing label sets.
+func (b *builder) hash(name string, ls []*dto.LabelPair) uint64 {
+	return seriesHash(b.digest, name, ls)
+}
+
+func seriesHash(d *xxhash.Digest, name string, ls []*dto.LabelPair) uint64 {
+	d.Reset()
+	_, _ = d.WriteString(name)
+	_, _ = d.WriteString(sepStr)
+	for _, lp := range ls {
+		_, _ = d.WriteString(lp.GetName())
+		_, _ = d.WriteString(sepStr)
+		_, _ = d.WriteString(lp.GetValue())
+		_, _ = d.WriteString(sepStr)
+	}
+	return d.Sum64()
+}
+
+// duplicatesWithin finds metrics of one family with the same label set.
+// The hashes are sorted, so a duplicate shows as two equal neighbours; only
+// then are the metrics looked at.
+func (b *builder) duplicatesWithin(out *built, hs []uint64) []error {
+	var errs []error
+	for i := 1; i < len(hs); i++ {
+		if hs[i] != hs[i-1] || (i > 1 && hs[i] == hs[i-2]) {
+			continue
+		}
+		errs = append(errs, b.confirmDuplicates(out, hs[i])...)
+	}
+	return errs
+}
+
+// confirmDuplicates reports every metric with hash h whose label set an
+// earlier metric of the same family already has.
+func (b *builder) confirmDuplicates(out *built, h uint64) []error {
+	var seen []*dto.Metric
+	var errs []error
+	for _, m := range out.metrics {
+		if b.hash(out.name, m.Label) != h {
+			continue
+		}
+		if slices.ContainsFunc(seen, func(o *dto.Metric) bool { return sameLabels(o.Label, m.Label) }) {
+			errs = append(errs, errDuplicate(out.name, m))
+			continue
+		}
+		seen = append(seen, m)
+	}
+	return errs
+}
+
+// sameLabels compares two label sets sorted by name.
+func sameLabels(a, b []*dto.LabelPair) bool {
+	return slices.EqualFunc(a, b, func(x, y *dto.LabelPair) bool {
+		return x.GetName() == y.GetName() && x.GetValue() == y.GetValue()
+	})
+}

@@ -1,0 +1,187 @@
+package store
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Names of the two gauges the gateway keeps in every group.
+const (
+	PushTimeName        = "push_time_seconds"
+	PushFailureTimeName = "push_failure_time_seconds"
+)
+
+// Help texts of the two gauges, the Pushgateway's.
+const (
+	pushTimeHelp        = "Last Unix time when changing this group in the Pushgateway succeeded."
+	pushFailureTimeHelp = "Last Unix time when changing this group in the Pushgateway failed."
+)
+
+// Store holds every group of this peer. It is safe for concurrent use.
+//
+// One mutex guards everything. The consistency check is global by nature
+// (a series, a family type or a suffix may clash with any other group), and
+// everything expensive (validating, rendering, encoding, hashing, and for a
+// scrape writing the bytes) happens outside the lock, so the critical
+// section of a write is O(size of the write) map operations and that of a
+// scrape copies pointers. Striping would buy little and make the
+// cross-group check need several locks.
+type Store struct {
+	cfg      Config
+	logger   *slog.Logger
+	metrics  *metrics
+	changed  chan struct{}
+	builders sync.Pool // of *builder
+
+	mu          sync.Mutex
+	groups      map[GroupKey]*group
+	names       map[string]*nameEntry
+	sortedNames []string // names in byte order; never mutated, replaced when namesDirty
+	namesDirty  bool
+	series      seriesIndex
+	nSeries     int
+	nFamilies   int // (group, family) pairs
+	version     uint64 // last version handed to a group
+}
+
+// New returns an empty store.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("store config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		cfg:     cfg,
+		logger:  logger,
+		metrics: newMetrics(reg),
+		changed: make(chan struct{}, 1),
+	}
+	s.builders.New = func() any { return newBuilder() }
+	s.reset()
+	return s, nil
+}
+
+// reset empties the store. The caller holds s.mu (or owns s).
+func (s *Store) reset() {
+	s.groups = map[GroupKey]*group{}
+	s.names = map[string]*nameEntry{}
+	s.sortedNames = nil
+	s.namesDirty = false
+	s.series = newSeriesIndex()
+	s.nSeries = 0
+	s.nFamilies = 0
+}
+
+// Delete removes a group. It reports whether the group existed.
+func (s *Store) Delete(k GroupKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[k]
+	if g == nil {
+		return false
+	}
+	for name := range g.families {
+		s.dropFamily(g, name)
+	}
+	delete(s.groups, k)
+	s.changedLocked()
+	return true
+}
+
+// Wipe removes every group and returns how many there were.
+func (s *Store) Wipe() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.groups)
+	if n == 0 {
+		return 0
+	}
+	s.reset()
+	s.changedLocked()
+	return n
+}
+
+// Stats returns the number of groups and of stored series (metrics in
+// client_golang's sense, the two push-time gauges included).
+func (s *Store) Stats() (groups, series int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.groups), s.nSeries
+}
+
+// Changed returns a channel that receives a value (non-blocking send,
+// buffer 1) after every change of the store, once the change is visible to
+// Snapshot. It is the same channel on every call. Persistence waits on it.
+func (s *Store) Changed() <-chan struct{} { return s.changed }
+
+// changedLocked publishes the size gauges and signals Changed. The caller
+// holds s.mu, so the gauges move in the order of the changes.
+func (s *Store) changedLocked() {
+	s.metrics.groups.Set(float64(len(s.groups)))
+	s.metrics.series.Set(float64(s.nSeries))
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// sortedNamesLocked returns the family names in byte order. The slice is
+// shared and never mutated. The caller holds s.mu.
+func (s *Store) sortedNamesLocked() []string {
+	if s.namesDirty {
+		names := make([]string, 0, len(s.names))
+		for n := range s.names {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		s.sortedNames = names
+		s.namesDirty = false
+	}
+	return s.sortedNames
+}
+
+// nextVersion returns a new group version. The caller holds s.mu.
+func (s *Store) nextVersion() uint64 {
+	s.version++
+	return s.version
+}
+
+// formatKey renders a key for messages and logs as {name="value",...}; the
+// encoded key holds 0xFF separators.
+func formatKey(k GroupKey) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, l := range labelsOf(k) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", l.Name, l.Value)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// labelsOf returns the grouping labels of k, sorted by name.
+//
+// It splits the encoding on the 0xFF byte itself. GroupKey.Labels (key.go,
+// frozen) splits on string(sep), which is the two-byte UTF-8 encoding of
+// U+00FF and never matches; once that is fixed this can be k.Labels().
+func labelsOf(k GroupKey) []Label {
+	enc := k.String()
+	if enc == "" {
+		return nil
+	}
+	parts := strings.Split(enc, sepStr)
+	ls := make([]Label, 0, len(parts)/2)
+	for i := 0; i+1 < len(parts); i += 2 {
+		ls = append(ls, Label{Name: parts[i], Value: parts[i+1]})
+	}
+	return ls
+}
