@@ -11,8 +11,9 @@ import (
 
 // sep separates names and values in an encoded grouping key. It is
 // model.SeparatorByte, the byte the Pushgateway uses in its persistence keys,
-// and it can never occur in valid UTF-8.
-const sep = '\xff'
+// and it can never occur in valid UTF-8. It is a one-byte string: string('\xff')
+// would be the two-byte UTF-8 encoding of U+00FF.
+const sep = "\xff"
 
 // Label is one name/value pair of a grouping key.
 type Label struct {
@@ -63,10 +64,10 @@ func keyFromSorted(ls []Label) GroupKey {
 	var b strings.Builder
 	for i, l := range ls {
 		if i > 0 {
-			b.WriteByte(sep)
+			b.WriteString(sep)
 		}
 		b.WriteString(l.Name)
-		b.WriteByte(sep)
+		b.WriteString(sep)
 		b.WriteString(l.Value)
 	}
 	enc := b.String()
@@ -79,7 +80,7 @@ func ParseGroupKey(enc string) (GroupKey, error) {
 	if enc == "" {
 		return GroupKey{}, fmt.Errorf("%w: empty", ErrInvalidKey)
 	}
-	parts := strings.Split(enc, string(sep))
+	parts := strings.Split(enc, sep)
 	if len(parts)%2 != 0 {
 		return GroupKey{}, fmt.Errorf("%w: odd number of fields in %q", ErrInvalidKey, enc)
 	}
@@ -107,7 +108,7 @@ func (k GroupKey) Labels() []Label {
 	if k.enc == "" {
 		return nil
 	}
-	parts := strings.Split(k.enc, string(sep))
+	parts := strings.Split(k.enc, sep)
 	ls := make([]Label, 0, len(parts)/2)
 	for i := 0; i+1 < len(parts); i += 2 {
 		ls = append(ls, Label{Name: parts[i], Value: parts[i+1]})
