@@ -131,7 +131,7 @@ func (a *API) routes() (mux *http.ServeMux, names map[string]string, err error) 
 			mux, names, err = nil, nil, fmt.Errorf("register routes: %v; check --web.telemetry-path", r)
 		}
 	}()
-	var paths []string // paths served with a method, in table order
+	var paths, getPaths []string // paths served with a method, in table order
 	seen := map[string]bool{}
 	for _, rt := range a.routeTable() {
 		method, p, _ := strings.Cut(rt.pattern, " ")
@@ -142,8 +142,12 @@ func (a *API) routes() (mux *http.ServeMux, names map[string]string, err error) 
 			seen[p] = true
 			paths = append(paths, p)
 		}
+		if method == http.MethodGet {
+			getPaths = append(getPaths, p)
+		}
 	}
 	a.optionsRoutes(mux, names, paths)
+	a.headRoutes(mux, names, getPaths)
 	return mux, names, nil
 }
 
@@ -152,16 +156,7 @@ func (a *API) routes() (mux *http.ServeMux, names map[string]string, err error) 
 // answers list OPTIONS. The JSON API has its own OPTIONS route.
 func (a *API) optionsRoutes(mux *http.ServeMux, names map[string]string, paths []string) {
 	h := a.serve(func(w http.ResponseWriter, r *http.Request) error {
-		allow := []string{http.MethodOptions}
-		for _, m := range probeMethods {
-			probe := r.Clone(r.Context())
-			probe.Method = m
-			if _, pattern := mux.Handler(probe); pattern != "" {
-				allow = append(allow, m)
-			}
-		}
-		sort.Strings(allow)
-		w.Header().Set("Allow", strings.Join(allow, ", "))
+		w.Header().Set("Allow", allowedMethods(mux, r))
 		w.WriteHeader(http.StatusOK)
 		return nil
 	})
@@ -173,6 +168,37 @@ func (a *API) optionsRoutes(mux *http.ServeMux, names map[string]string, paths [
 		mux.Handle(pattern, h)
 		names[pattern] = "options"
 	}
+}
+
+// headRoutes answers HEAD with 405 where Go's mux would serve it as a GET:
+// the Pushgateway's router has no automatic HEAD, and differential tests
+// compare the two.
+func (a *API) headRoutes(mux *http.ServeMux, names map[string]string, getPaths []string) {
+	h := a.serve(func(_ http.ResponseWriter, r *http.Request) error {
+		return &methodNotAllowedError{allow: allowedMethods(mux, r)}
+	})
+	for _, p := range getPaths {
+		pattern := http.MethodHead + " " + a.prefix + p
+		mux.Handle(pattern, h)
+		names[pattern] = routeOther
+	}
+}
+
+// allowedMethods lists the methods some route serves r's path with, plus
+// OPTIONS, sorted and comma-separated like an Allow header.
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	allow := []string{http.MethodOptions}
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		// Patterns without a method (starting with "/") are catch-alls
+		// that answer 404 or 405 themselves.
+		if _, pattern := mux.Handler(probe); pattern != "" && !strings.HasPrefix(pattern, "/") {
+			allow = append(allow, m)
+		}
+	}
+	sort.Strings(allow)
+	return strings.Join(allow, ", ")
 }
 
 // probeMethods are the methods an OPTIONS answer may list.

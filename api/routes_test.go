@@ -94,8 +94,13 @@ func TestMethodNotAllowed(t *testing.T) {
 		{http.MethodGet, "/metrics/job/x", "DELETE, OPTIONS, POST, PUT"},
 		{http.MethodPost, "/-/healthy", "GET, HEAD, OPTIONS"},
 		{http.MethodDelete, "/-/quit", "GET, HEAD, OPTIONS, POST, PUT"},
-		{http.MethodPost, "/api/v1/status", "GET, HEAD, OPTIONS"},
-		{http.MethodPut, "/api/v1/metrics", "GET, HEAD, OPTIONS"},
+		{http.MethodPost, "/api/v1/status", "GET, OPTIONS"},
+		{http.MethodPut, "/api/v1/metrics", "GET, OPTIONS"},
+		// No automatic HEAD, as with the Pushgateway's router.
+		{http.MethodHead, "/-/healthy", "GET, OPTIONS"},
+		{http.MethodHead, "/metrics", "GET, OPTIONS"},
+		{http.MethodHead, "/api/v1/status", "GET, OPTIONS"},
+		{http.MethodHead, "/-/quit", "GET, OPTIONS, POST, PUT"},
 	}
 	for _, c := range cases {
 		t.Run(c.method+" "+c.target, func(t *testing.T) {

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"sort"
 	"strings"
 )
 
@@ -46,7 +45,7 @@ func (a *API) apiRoutes() []route {
 func (a *API) v1Methods(sub string) []string {
 	switch {
 	case sub == "status", sub == "metrics":
-		return []string{http.MethodGet, http.MethodHead, http.MethodOptions}
+		return []string{http.MethodGet, http.MethodOptions}
 	case sub == "admin/wipe" && a.cfg.EnableAdminAPI:
 		return []string{http.MethodOptions, http.MethodPut}
 	default:
@@ -119,14 +118,4 @@ func nonNilMap(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
-}
-
-// sortedKeys returns the keys of m in byte order.
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

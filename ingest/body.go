@@ -38,7 +38,7 @@ const (
 )
 
 // DecodeBody reads a push body: delimited protobuf when contentType says so,
-// text 0.0.4 otherwise; gzip (any case) or snappy per contentEncoding, any
+// text 0.0.4 otherwise; gzip or snappy (any case) per contentEncoding, any
 // other encoding read as is; at most maxBytes after decompression (0 = no
 // limit). Errors wrap ErrBadRequest (their text is the Pushgateway's 400
 // body) or ErrTooLarge. The returned map is never nil on success and the
@@ -70,7 +70,7 @@ func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes in
 		fams, err = decodeProto(d.buf.Bytes())
 	} else {
 		d.rd.Reset(d.buf.Bytes())
-		fams, err = d.text.TextToMetricFamilies(&d.rd)
+		fams, err = decodeText(&d.rd)
 	}
 	if err != nil {
 		return nil, n, asBadRequest(err)
@@ -95,9 +95,28 @@ func isDelimitedProto(contentType string) bool {
 		params["proto"] == protoMessage && params["encoding"] == protoEncoding
 }
 
+// decodeText parses text 0.0.4 with a fresh parser and legacy name
+// validation, which rejects quoted UTF-8 names as the Pushgateway does
+// without --push.enable-utf8-names. Families without samples are dropped.
+//
+// The parser is not pooled and its panics are recovered: in
+// prometheus/common v0.70.1 a label set with no metric name after a TYPE
+// line ("# TYPE s counter\n{a=\"b\"} 1\n") dereferences the metric of the
+// previous line, which is nil in a fresh parser but in a reused one is a
+// metric of an earlier push, now owned by the store. v0.73.1 fixes it.
+func decodeText(r io.Reader) (fams map[string]*dto.MetricFamily, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			fams, err = nil, fmt.Errorf("text format parsing error: parser failed on malformed input: %v", v)
+		}
+	}()
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	return p.TextToMetricFamilies(r)
+}
+
 // decodeProto unmarshals varint-delimited MetricFamily messages, the format
 // protodelim writes, straight from b: every declared size is checked against
-// the bytes actually present, so no message can make it allocate. A
+// the bytes actually present, so a forged size cannot make it allocate. A
 // repeated family name replaces the earlier family, as in the Pushgateway;
 // families without metrics are kept (the store prunes them on exposition).
 func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
@@ -124,8 +143,7 @@ func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
 }
 
 // decoder holds the reusable state of one body decode. Pooling it saves
-// the body buffer, the gzip and snappy windows and the text parser's buffers
-// on every push.
+// the body buffer and the gzip and snappy windows on every push.
 type decoder struct {
 	buf  bytes.Buffer  // the decompressed body
 	rd   bytes.Reader  // buf, for the text parser
@@ -133,14 +151,9 @@ type decoder struct {
 	zbuf *bufio.Reader // byte reader under gzip, which would allocate its own
 	gz   *gzip.Reader
 	sz   *snappy.Reader
-	text expfmt.TextParser
 }
 
-var decoderPool = sync.Pool{New: func() any {
-	// Legacy validation rejects quoted UTF-8 names, as the Pushgateway does
-	// without --push.enable-utf8-names.
-	return &decoder{text: expfmt.NewTextParser(model.LegacyValidation)}
-}}
+var decoderPool = sync.Pool{New: func() any { return new(decoder) }}
 
 func getDecoder() *decoder { return decoderPool.Get().(*decoder) }
 

@@ -340,3 +340,21 @@ func TestDecodeBodyReuse(t *testing.T) {
 		requireFamiliesEqual(t, want, got)
 	}
 }
+
+// prometheus/common v0.70.1 dereferences the previous line's metric when a
+// label set follows a TYPE line without a metric name. It must be a 400,
+// and must never touch families an earlier push returned.
+func TestDecodeBodyParserPanic(t *testing.T) {
+	earlier, err := DecodeBody(strings.NewReader("# TYPE s counter\ns{a=\"1\"} 1\n"), "", "", 0)
+	require.NoError(t, err)
+	before := proto.Clone(earlier["s"])
+	for _, body := range []string{
+		"# TYPE s counter\n{a=\"b\"} 1\n",
+		"#TYPE s \n{C0000000=\"0z0\"}0000000000",
+	} {
+		_, err := DecodeBody(strings.NewReader(body), "", "", 0)
+		require.ErrorIs(t, err, ErrBadRequest)
+		require.ErrorContains(t, err, "text format parsing error")
+	}
+	require.True(t, proto.Equal(before, earlier["s"]))
+}

@@ -69,42 +69,44 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Add([]byte("m{a=\"1\"} 1\n"), false)
 	f.Add([]byte("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n"), false)
 	f.Add([]byte{0x02, 0xff, 0xff}, true)
+	f.Fuzz(fuzzDecodeBodyOnce)
+}
+
+func fuzzDecodeBodyOnce(t *testing.T, body []byte, asProto bool) {
 	const limit = 1 << 20
-	f.Fuzz(func(t *testing.T, body []byte, asProto bool) {
-		ct := "text/plain; version=0.0.4"
-		if asProto {
-			ct = string(fmtProtoDelim)
+	ct := "text/plain; version=0.0.4"
+	if asProto {
+		ct = string(fmtProtoDelim)
+	}
+	fams, err := DecodeBody(bytes.NewReader(body), ct, "", limit)
+	if err != nil {
+		require.Contains(t, []int{400, 413}, StatusOf(err), "%v", err)
+	} else {
+		require.NotNil(t, fams)
+		for name, mf := range fams {
+			require.Equal(t, name, mf.GetName())
+			require.True(t, asProto || len(mf.GetMetric()) > 0)
 		}
-		fams, err := DecodeBody(bytes.NewReader(body), ct, "", limit)
+	}
+	if len(body) > limit/2 {
+		return // compression overhead could trip the compressed limit
+	}
+	for _, enc := range []struct {
+		name   string
+		encode func(testing.TB, []byte) []byte
+	}{{"gzip", gzipBytes}, {"snappy", snappyBytes}} {
+		got, gotErr := DecodeBody(bytes.NewReader(enc.encode(t, body)), ct, enc.name, limit)
 		if err != nil {
-			require.Contains(t, []int{400, 413}, StatusOf(err), "%v", err)
-		} else {
-			require.NotNil(t, fams)
-			for name, mf := range fams {
-				require.Equal(t, name, mf.GetName())
-				require.True(t, asProto || len(mf.GetMetric()) > 0)
-			}
+			require.EqualError(t, gotErr, err.Error(), enc.name)
+			continue
 		}
-		if len(body) > limit/2 {
-			return // compression overhead could trip the compressed limit
-		}
-		for _, enc := range []struct {
-			name   string
-			encode func(testing.TB, []byte) []byte
-		}{{"gzip", gzipBytes}, {"snappy", snappyBytes}} {
-			got, gotErr := DecodeBody(bytes.NewReader(enc.encode(t, body)), ct, enc.name, limit)
-			if err != nil {
-				require.EqualError(t, gotErr, err.Error(), enc.name)
-				continue
-			}
-			require.NoError(t, gotErr, enc.name)
-			requireFamiliesEqual(t, fams, got)
-		}
-		if len(body) > 1 {
-			_, err := DecodeBody(bytes.NewReader(body), ct, "", int64(len(body)-1))
-			require.True(t, errors.Is(err, ErrTooLarge), "%v", err)
-		}
-	})
+		require.NoError(t, gotErr, enc.name)
+		requireFamiliesEqual(t, fams, got)
+	}
+	if len(body) > 1 {
+		_, err := DecodeBody(bytes.NewReader(body), ct, "", int64(len(body)-1))
+		require.True(t, errors.Is(err, ErrTooLarge), "%v", err)
+	}
 }
 
 // FuzzGroupKey checks that a key built from any valid grouping labels

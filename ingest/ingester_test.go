@@ -19,6 +19,9 @@ import (
 	"github.com/pushring/pushring/store"
 )
 
+// The real store is what cmd/gateway hands the ingester.
+var _ Store = (*store.Store)(nil)
+
 // fakeStore records what the ingester asks of the store.
 type fakeStore struct {
 	mu       sync.Mutex

@@ -115,7 +115,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Jitter, "jitter", c.Jitter, "fleet: each interval varies by ± up to this")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "length of the push phase")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "closed/scrape: concurrent pushers")
-	fs.Uint64Var(&c.Count, "count", c.Count, "closed: stop after this many pushes (0 = run for -duration)")
+	fs.Uint64Var(&c.Count, "count", c.Count, "closed: stop after this many pushes or at -duration, whichever comes first (0 = duration only; -duration=0 = count only)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "fleet: max pushes in flight (0 = min(nodes, 4096))")
 	fs.Func("format", "push body: protobuf or text (default "+string(c.Format)+")", enumSetter(&c.Format, FormatProtobuf, FormatText))
 	fs.Func("method", "put (Pusher.Push) or post (Pusher.Add) (default "+string(c.Method)+")", enumSetter(&c.Method, MethodPut, MethodPost))

@@ -2,9 +2,12 @@ package loadtest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,4 +177,22 @@ func TestUnreachableTargetCountsConnectionErrors(t *testing.T) {
 	require.Zero(t, rep.Succeeded)
 	require.Equal(t, rep.Pushes, rep.Errors.Total)
 	require.Equal(t, rep.Pushes, rep.Errors.Connection)
+}
+
+func TestCheckFindsPeersThroughHTTPSD(t *testing.T) {
+	t.Parallel()
+	url := startFake(t, &fakeGateway{})
+	hostPort := strings.TrimPrefix(url, "http://")
+	sd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `[{"targets":[%q],"labels":{"job":"pushring"}}]`, hostPort)
+	}))
+	t.Cleanup(sd.Close)
+	cfg := quickFleet(url)
+	cfg.SDURL = sd.URL
+	rep := runFake(t, cfg)
+
+	require.True(t, rep.Check.OK, "problems: %v", rep.Check.Problems)
+	require.Len(t, rep.Check.Peers, 1)
+	require.Equal(t, url+"/metrics", rep.Check.Peers[0].URL)
+	require.Equal(t, 20, rep.Check.Peers[0].Groups)
 }

@@ -122,6 +122,11 @@ func writeFindings(w io.Writer, r Report) {
 	for _, e := range r.Errors.Samples {
 		fmt.Fprintf(w, "%s error: %s\n", r.Target, e)
 	}
+	if r.Scrape != nil {
+		for _, e := range r.Scrape.Errors {
+			fmt.Fprintf(w, "%s scrape error: %s\n", r.Target, e)
+		}
+	}
 	if r.Check == nil {
 		return
 	}

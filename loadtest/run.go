@@ -35,10 +35,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, progress io.Write
 	var sum Summary
 	for _, spec := range targetSpecs(&cfg, dir, logger) {
 		rep, err := runSpec(ctx, &cfg, spec, logger, progress)
+		if rep.Target != "" { // an interrupted run still reports what it did
+			sum.Runs = append(sum.Runs, rep)
+		}
 		if err != nil {
 			return sum, fmt.Errorf("%s: %w", spec.name, err)
 		}
-		sum.Runs = append(sum.Runs, rep)
 	}
 	return sum, nil
 }

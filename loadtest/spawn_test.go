@@ -56,6 +56,8 @@ func runFakeProcess(args []string) int {
 
 func spawnConfig(t *testing.T, n int) Config {
 	t.Setenv(fakeProcessEnv, "1") // inherited by the spawned test binary
+	// A -race binary sleeps a second on exit unless told not to.
+	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cfg := quickFleet("")
 	cfg.URLs = nil
 	cfg.Spawn, cfg.GatewayBin, cfg.ReadyTimeout = n, os.Args[0], 10*time.Second

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +26,21 @@ type stats struct {
 	samples []string // first few error messages, for the report
 }
 
-// maxErrorSamples bounds how many error messages a report keeps.
-const maxErrorSamples = 5
+// maxErrorSamples bounds how many error messages a report keeps, and
+// maxSampleLen their length: a gateway's 400 body can list every series.
+const (
+	maxErrorSamples = 5
+	maxSampleLen    = 300
+)
+
+// oneLine folds s onto one line and cuts it to at most n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
 
 func newStats() *stats {
 	return &stats{started: time.Now(), classes: map[ErrorClass]uint64{}, codes: map[string]uint64{}}
@@ -56,7 +70,7 @@ func (s *stats) end(start time.Time, err error) {
 		s.codes[codeKey(code)]++
 	}
 	if len(s.samples) < maxErrorSamples {
-		s.samples = append(s.samples, err.Error())
+		s.samples = append(s.samples, oneLine(err.Error(), maxSampleLen))
 	}
 }
 

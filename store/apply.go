@@ -196,7 +196,7 @@ func timeGauge(name string, k GroupKey, t time.Time) *dto.MetricFamily {
 // gaugeLabels returns the grouping labels of k plus instance="" if missing,
 // sorted by name.
 func gaugeLabels(k GroupKey) []*dto.LabelPair {
-	ls := labelsOf(k)
+	ls := k.Labels()
 	out := make([]*dto.LabelPair, 0, len(ls)+1)
 	hasInstance := false
 	for _, l := range ls {

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -160,6 +161,13 @@ func TestApplyRejects(t *testing.T) {
 			reason: "inconsistent",
 		},
 		{
+			name:   "POST of a suffixed family next to the group's own histogram",
+			setup:  []store.Push{famPush(a, true, t1, hist("h"))},
+			push:   textPush(t, a, false, t2, "h_sum 1\n"),
+			want:   `collected metric named "h_sum" collides with previously collected histogram named "h"`,
+			reason: "inconsistent",
+		},
+		{
 			name:   "summary next to a stored suffixed family",
 			setup:  []store.Push{textPush(t, b, true, t1, "foo_sum 1\n")},
 			push:   famPush(a, true, t2, summary("foo")),
@@ -177,6 +185,18 @@ func TestApplyRejects(t *testing.T) {
 			push:   textPush(t, a, true, t2, "go_gc_duration_seconds_count 1\n"),
 			want:   `collected metric named "go_gc_duration_seconds_count" collides with previously collected summary named "go_gc_duration_seconds"`,
 			reason: "inconsistent",
+		},
+		{
+			name: "at most ten problems are listed",
+			push: func() store.Push {
+				var ms []*dto.Metric
+				for i := range 12 {
+					ms = append(ms, gaugeM(1, "__x", strconv.Itoa(i)))
+				}
+				return famPush(a, true, t2, fam("m", dto.MetricType_GAUGE, nil, ms...))
+			}(),
+			want:   "10 error(s) occurred:\n* collected metric \"m\" {",
+			reason: "invalid", inexact: true,
 		},
 		{
 			name: "several problems",

@@ -9,10 +9,12 @@
 // lock: it rejects timestamps, validates every family and metric the way
 // client_golang's Gatherers would (value type, label names and values,
 // duplicates within the push), sorts the metrics in client_golang's order,
-// renders the text 0.0.4 sample lines once with expfmt, encodes the metrics
-// as protobuf `metric` fields, and hashes every series. No dto structs are
+// renders the text 0.0.4 sample lines once (byte for byte what expfmt
+// writes), encodes the metrics as protobuf `metric` fields, and hashes
+// every series. No dto structs are
 // kept: a family value is its name, type, HELP, time and those bytes and
-// hashes, which is about a tenth of the Pushgateway's memory per series.
+// hashes: under 400 bytes of heap per series against the Pushgateway's
+// ~2 KB (BenchmarkHeapPerSeries).
 //
 // Then, under the one store mutex, Apply checks the push against the rest
 // of the store through three indexes, all O(size of the push): a multiset

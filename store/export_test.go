@@ -148,10 +148,9 @@ func (s *Store) PlantCollision(k GroupKey, mf *dto.MetricFamily) (undo func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.groups[k]
-	d := xxhash.New()
 	var hs []uint64
 	for _, m := range mf.Metric {
-		h := seriesHash(d, mf.GetName(), m.Label)
+		h := xxhash.Sum64(appendSeriesKey(nil, mf.GetName(), m.Label))
 		s.series.add(h, g)
 		hs = append(hs, h)
 	}
@@ -163,7 +162,3 @@ func (s *Store) PlantCollision(k GroupKey, mf *dto.MetricFamily) (undo func()) {
 		}
 	}
 }
-
-// LabelsOf exposes labelsOf: GroupKey.Labels is broken until key.go splits
-// on the 0xFF byte (see labelsOf).
-var LabelsOf = labelsOf

@@ -139,15 +139,23 @@ func dumpValue(out *strings.Builder, m *dto.Metric) {
 
 func decodeDelimited(t testing.TB, b []byte) []*dto.MetricFamily {
 	t.Helper()
+	mfs, err := decodeDelimitedErr(b)
+	require.NoError(t, err)
+	return mfs
+}
+
+func decodeDelimitedErr(b []byte) ([]*dto.MetricFamily, error) {
 	r := bytes.NewReader(b)
 	var mfs []*dto.MetricFamily
 	for {
 		mf := &dto.MetricFamily{}
 		err := protodelim.UnmarshalFrom(r, mf)
 		if errors.Is(err, io.EOF) {
-			return mfs
+			return mfs, nil
 		}
-		require.NoError(t, err)
+		if err != nil {
+			return nil, err
+		}
 		mfs = append(mfs, mf)
 	}
 }

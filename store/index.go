@@ -175,10 +175,9 @@ func (s *Store) setFamily(g *group, f *family) {
 	if sl := g.families[f.name]; sl != nil {
 		e := s.names[f.name]
 		f.name = e.name
-		s.forgetSeries(g, sl.fam)
+		s.reindexSeries(g, sl.fam.hashes, f.hashes)
 		sl.fam = f
 		e.typ = f.typ
-		s.indexSeries(g, f)
 		return
 	}
 	e := s.names[f.name]
@@ -233,4 +232,25 @@ func (s *Store) forgetSeries(g *group, f *family) {
 		s.series.remove(h, g)
 	}
 	s.nSeries -= f.series()
+}
+
+// reindexSeries moves g's index entries from the sorted hashes old to the
+// sorted hashes new. A push usually repeats the series it replaces, so only
+// the difference touches the index.
+func (s *Store) reindexSeries(g *group, old, new []uint64) {
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		switch {
+		case j == len(new) || (i < len(old) && old[i] < new[j]):
+			s.series.remove(old[i], g)
+			i++
+		case i == len(old) || new[j] < old[i]:
+			s.series.add(new[j], g)
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	s.nSeries += len(new) - len(old)
 }

@@ -18,8 +18,9 @@ import (
 // The persistence file is the Pushgateway's: a single encoding/gob value of
 // type map[string]fileGroup keyed by the encoded grouping key. gob matches
 // struct fields by name and ignores the names of the types themselves, so the
-// unexported types below read and write the same bytes as the Pushgateway's
-// MetricGroup, TimestampedMetricFamily and GobbableMetricFamily.
+// unexported types below are read and written interchangeably with the
+// Pushgateway's MetricGroup, TimestampedMetricFamily and GobbableMetricFamily
+// (verified against the real binary in persist_test.go).
 //
 // Fields pushring adds (Version, and later the TTL deadline) are skipped by a
 // Pushgateway decoder that does not know them, and a Pushgateway file simply

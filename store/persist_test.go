@@ -467,6 +467,45 @@ func familySampleKey(name string, ls map[string]string, extra ...string) string 
 
 func formatSampleFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
+// benchGroups is a store of n groups of every metric type (10 series each).
+func benchGroups(n int) []GroupSnapshot {
+	at := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	gs := make([]GroupSnapshot, n)
+	for i := range gs {
+		gs[i] = storedGroup(map[string]string{"job": "bench", "instance": strconv.Itoa(i)}, at, time.Time{}, uint64(i))
+	}
+	return gs
+}
+
+func BenchmarkWriteFile(b *testing.B) {
+	groups := benchGroups(1000)
+	path := filepath.Join(b.TempDir(), "f")
+	require.NoError(b, WriteFile(path, groups))
+	fi, err := os.Stat(path)
+	require.NoError(b, err)
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := WriteFile(path, groups); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReadFile(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "f")
+	require.NoError(b, WriteFile(path, benchGroups(1000)))
+	fi, err := os.Stat(path)
+	require.NoError(b, err)
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadFile(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // --- Interoperability with the real Pushgateway ---------------------------
 
 var updatePersistFixture = flag.Bool("update-persist-fixture", false,
@@ -616,7 +655,7 @@ func checkPushTimes(t *testing.T, key GroupKey, m *pgModel, fams map[string]Fami
 	}
 }
 
-func TestReadPushgatewayFixture(t *testing.T) {
+func TestReadFilePushgatewayFixture(t *testing.T) {
 	groups, err := ReadFile(pushgatewayFixture)
 	require.NoError(t, err)
 	checkPushgatewayGroups(t, pgPushes(), groups, time.Time{}, time.Time{})

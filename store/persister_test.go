@@ -111,12 +111,20 @@ func newPersistHarness(t *testing.T, interval time.Duration) *persistHarness {
 	return h
 }
 
-// start runs the persister until the returned stop is called, or the test
-// ends; stop returns Run's error.
+// start runs the persister inside a synctest bubble until the returned stop
+// is called or the test ends, and lets it settle.
 func (h *persistHarness) start(t *testing.T) (stop func() error) {
+	stop = runPersister(t, h.p)
+	synctest.Wait()
+	return stop
+}
+
+// runPersister runs p until the returned stop is called, or the test ends;
+// stop returns Run's error.
+func runPersister(t *testing.T, p *Persister) (stop func() error) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- h.p.Run(ctx) }()
+	go func() { done <- p.Run(ctx) }()
 	var (
 		once sync.Once
 		err  error
@@ -129,7 +137,6 @@ func (h *persistHarness) start(t *testing.T) (stop func() error) {
 		return err
 	}
 	t.Cleanup(func() { _ = stop() }) // before TempDir's cleanup: the last write lands first
-	synctest.Wait()
 	return stop
 }
 
@@ -279,13 +286,10 @@ func TestPersisterWithoutFileOnlyWaits(t *testing.T) {
 		src := newFakePersistSource()
 		p, err := newPersister(PersistConfig{Interval: time.Minute}, src, slog.New(slog.DiscardHandler), nil)
 		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- p.Run(ctx) }()
+		stop := runPersister(t, p)
 		src.set(groupsAtVersion(1))
 		advanceFake(time.Hour)
-		cancel()
-		require.NoError(t, <-done)
+		require.NoError(t, stop())
 		require.Empty(t, src.snapshotTimes())
 
 		n, err := p.Load()
@@ -482,9 +486,7 @@ func TestPersistStoreRoundTrip(t *testing.T) {
 	st := newTestStore(t)
 	p, err := NewPersister(PersistConfig{File: file, Interval: time.Hour}, st, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	stop := runPersister(t, p)
 
 	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 	batch := map[string]string{"job": "batch", "dir": "/var/tmp"}
@@ -498,8 +500,7 @@ func TestPersistStoreRoundTrip(t *testing.T) {
 	want := st.Snapshot()
 	require.Len(t, want, 2)
 
-	cancel()
-	require.NoError(t, <-done, "shutdown persists")
+	require.NoError(t, stop(), "shutdown persists")
 
 	st2 := newTestStore(t)
 	p2, err := NewPersister(PersistConfig{File: file, Interval: time.Hour}, st2, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
@@ -531,4 +532,22 @@ func TestPersistStoreDropsInconsistentGroups(t *testing.T) {
 	require.Equal(t, 1, n)
 	require.Equal(t, 1.0, selfMetricValue(t, h.p.metrics.dropped.WithLabelValues("inconsistent")))
 	requireSameSnapshots(t, groups[:1], st.Snapshot())
+}
+
+func TestPersistStoreChangeTriggersWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newPersistHarness(t, time.Minute)
+		st := newTestStore(t)
+		h.p.src = st
+		stop := h.start(t)
+
+		grouping := map[string]string{"job": "timed"}
+		require.NoError(t, applyFamilies(t, st, grouping, true, time.Now(), pushedFamilies()...))
+		advanceFake(time.Minute)
+		require.Equal(t, 1, h.writes(t, "success"))
+		got, err := ReadFile(h.file)
+		require.NoError(t, err)
+		requireSameSnapshots(t, st.Snapshot(), got)
+		require.NoError(t, stop())
+	})
 }

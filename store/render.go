@@ -15,9 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// sepStr is sep as a one-byte string, for hashing.
-const sepStr = "\xff"
-
 // metricField is the field number of `repeated Metric metric` in
 // io.prometheus.client.MetricFamily.
 const metricField protowire.Number = 4
@@ -126,13 +123,17 @@ type built struct {
 // builder validates and renders families. It is not safe for concurrent use:
 // each write takes one from the store's pool.
 type builder struct {
-	buf    bytes.Buffer
-	digest *xxhash.Digest
-	tmp    dto.MetricFamily
-	sizes  []int
+	buf  bytes.Buffer
+	text []byte
+	key  []byte // scratch for series hashes
+	enc  metricEncoder
+	// tmp, name and typ make the family expfmt renders without allocating.
+	tmp  dto.MetricFamily
+	name string
+	typ  dto.MetricType
 }
 
-func newBuilder() *builder { return &builder{digest: xxhash.New()} }
+func newBuilder() *builder { return &builder{} }
 
 // build validates mf on its own and renders it. It does not modify mf or
 // anything mf points to (metrics whose labels need sorting are cloned), so
@@ -176,13 +177,24 @@ func sortedLabels(ms []*dto.Metric) []*dto.Metric {
 		if m == nil {
 			continue
 		}
-		if !slices.IsSortedFunc(m.Label, compareLabelPairs) {
+		if !labelsSorted(m.Label) {
 			m = proto.Clone(m).(*dto.Metric)
 			slices.SortStableFunc(m.Label, compareLabelPairs)
 		}
 		out = append(out, m)
 	}
 	return out
+}
+
+// labelsSorted reports whether ls is sorted by name (duplicates allowed;
+// checkMetric reports them).
+func labelsSorted(ls []*dto.LabelPair) bool {
+	for i := 1; i < len(ls); i++ {
+		if ls[i].GetName() < ls[i-1].GetName() {
+			return false
+		}
+	}
+	return true
 }
 
 func compareLabelPairs(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) }
@@ -211,24 +223,11 @@ func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	sizes := b.sizes[:0]
-	n := len(text)
-	for _, m := range ms {
-		sz := proto.Size(m)
-		sizes = append(sizes, sz)
-		n += protowire.SizeTag(metricField) + protowire.SizeVarint(uint64(sz)) + sz
-	}
-	b.sizes = sizes
-	data := make([]byte, 0, n)
+	data := make([]byte, 0, len(text)+b.enc.size(ms))
 	data = append(data, text...)
 	f.split = len(data)
-	for i, m := range ms {
-		data = protowire.AppendTag(data, metricField, protowire.BytesType)
-		data = protowire.AppendVarint(data, uint64(sizes[i]))
-		data, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(data, m)
-		if err != nil {
-			return nil, fmt.Errorf("encode family %q: %w", f.name, err)
-		}
+	if data, err = b.enc.appendTo(data, ms); err != nil {
+		return nil, fmt.Errorf("encode family %q: %w", f.name, err)
 	}
 	f.data = data
 	f.hashes = make([]uint64, len(ms))
@@ -240,15 +239,21 @@ func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*
 }
 
 // renderText returns the text 0.0.4 sample lines of ms, as expfmt writes
-// them, in a buffer that is only valid until the next call.
+// them, in a buffer that is only valid until the next call. Summaries and
+// histograms go through expfmt; the rest takes the faster equivalent.
 func (b *builder) renderText(name string, typ dto.MetricType, ms []*dto.Metric) ([]byte, error) {
 	if len(ms) == 0 {
 		return nil, nil
 	}
+	if hasSimpleText(typ) {
+		b.text = appendTextSamples(b.text[:0], name, typ, ms)
+		return b.text, nil
+	}
 	b.buf.Reset()
-	b.tmp.Name, b.tmp.Type, b.tmp.Metric = &name, &typ, ms
+	b.name, b.typ = name, typ
+	b.tmp.Name, b.tmp.Type, b.tmp.Metric = &b.name, &b.typ, ms
 	_, err := expfmt.MetricFamilyToText(&b.buf, &b.tmp)
-	b.tmp.Name, b.tmp.Type, b.tmp.Metric = nil, nil, nil
+	b.tmp.Metric = nil
 	if err != nil {
 		return nil, fmt.Errorf("render family %q: %w", name, err)
 	}
@@ -259,20 +264,22 @@ func (b *builder) renderText(name string, typ dto.MetricType, ms []*dto.Metric) 
 // pairs, each followed by sep. Equal series have equal hashes; a hit is
 // always confirmed by comparing label sets.
 func (b *builder) hash(name string, ls []*dto.LabelPair) uint64 {
-	return seriesHash(b.digest, name, ls)
+	b.key = appendSeriesKey(b.key[:0], name, ls)
+	return xxhash.Sum64(b.key)
 }
 
-func seriesHash(d *xxhash.Digest, name string, ls []*dto.LabelPair) uint64 {
-	d.Reset()
-	_, _ = d.WriteString(name)
-	_, _ = d.WriteString(sepStr)
+// appendSeriesKey appends the bytes a series hash is computed over. One
+// Sum64 over a buffer is much cheaper than a dozen small digest writes.
+func appendSeriesKey(b []byte, name string, ls []*dto.LabelPair) []byte {
+	b = append(b, name...)
+	b = append(b, sep...)
 	for _, lp := range ls {
-		_, _ = d.WriteString(lp.GetName())
-		_, _ = d.WriteString(sepStr)
-		_, _ = d.WriteString(lp.GetValue())
-		_, _ = d.WriteString(sepStr)
+		b = append(b, lp.GetName()...)
+		b = append(b, sep...)
+		b = append(b, lp.GetValue()...)
+		b = append(b, sep...)
 	}
-	return d.Sum64()
+	return b
 }
 
 // duplicatesWithin finds metrics of one family with the same label set.

@@ -45,7 +45,7 @@ type Store struct {
 	namesDirty  bool
 	series      seriesIndex
 	nSeries     int
-	nFamilies   int // (group, family) pairs
+	nFamilies   int    // (group, family) pairs
 	version     uint64 // last version handed to a group
 }
 
@@ -158,7 +158,7 @@ func (s *Store) nextVersion() uint64 {
 func formatKey(k GroupKey) string {
 	var b strings.Builder
 	b.WriteByte('{')
-	for i, l := range labelsOf(k) {
+	for i, l := range k.Labels() {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -166,22 +166,4 @@ func formatKey(k GroupKey) string {
 	}
 	b.WriteByte('}')
 	return b.String()
-}
-
-// labelsOf returns the grouping labels of k, sorted by name.
-//
-// It splits the encoding on the 0xFF byte itself. GroupKey.Labels (key.go,
-// frozen) splits on string(sep), which is the two-byte UTF-8 encoding of
-// U+00FF and never matches; once that is fixed this can be k.Labels().
-func labelsOf(k GroupKey) []Label {
-	enc := k.String()
-	if enc == "" {
-		return nil
-	}
-	parts := strings.Split(enc, sepStr)
-	ls := make([]Label, 0, len(parts)/2)
-	for i := 0; i+1 < len(parts); i += 2 {
-		ls = append(ls, Label{Name: parts[i], Value: parts[i+1]})
-	}
-	return ls
 }

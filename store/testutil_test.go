@@ -82,10 +82,14 @@ func key(kv ...string) store.GroupKey {
 // parseText parses a text exposition, as the Pushgateway's text parser does.
 func parseText(t testing.TB, text string) map[string]*dto.MetricFamily {
 	t.Helper()
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	fams, err := parseTextErr(text)
 	require.NoError(t, err)
 	return fams
+}
+
+func parseTextErr(text string) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	return p.TextToMetricFamilies(strings.NewReader(text))
 }
 
 // sanitize does what ingest does before a push reaches the store: force the
@@ -104,7 +108,7 @@ func sanitize(fams map[string]*dto.MetricFamily, k store.GroupKey) map[string]*d
 				}
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)})
 			}
-			for _, l := range store.LabelsOf(k) {
+			for _, l := range k.Labels() {
 				set(l.Name, l.Value, true)
 			}
 			set("instance", "", false)
@@ -216,7 +220,7 @@ func scrape(t testing.TB, s *store.Store, f store.Format, extra ...*dto.MetricFa
 	return buf.Bytes()
 }
 
-// counterValue returns the value of a counter or gauge of reg with the given
+// metricValue returns the value of a counter or gauge of reg with the given
 // label value (or no labels), 0 if absent.
 func metricValue(t testing.TB, reg *prometheus.Registry, name string, labelValues ...string) float64 {
 	t.Helper()

@@ -16,6 +16,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"sort"
 	"strings"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/golang/snappy"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
 )
 
@@ -412,6 +415,17 @@ func compatScenarios(t *testing.T) []scenario {
 			},
 		},
 		{
+			name: "url/le and quantile are plain grouping labels",
+			steps: []step{
+				put("/metrics/job/lq/le/1", "m 1\n", 200),
+				put("/metrics/job/lq/quantile/0.5", "# TYPE c counter\nc -1\n", 200), // negative counters pass too
+			},
+			check: func(t *testing.T, s state) {
+				requireGroups(t, s, key("job", "lq", "le", "1"), key("job", "lq", "quantile", "0.5"))
+				requireSeries(t, s, "c", `c{instance="",job="lq",quantile="0.5"} -1`)
+			},
+		},
+		{
 			name:  "url/query string is ignored",
 			steps: []step{put("/metrics/job/qs?x=y", "m 1\n", 200)},
 			check: func(t *testing.T, s state) { requireGroups(t, s, key("job", "qs")) },
@@ -424,6 +438,7 @@ func compatScenarios(t *testing.T) []scenario {
 				req(http.MethodOptions, "/metrics/job/x", nil, nil, 200),
 				req(http.MethodOptions, "/metrics/job/x/a/b", nil, nil, 200),
 				req(http.MethodHead, "/-/healthy", nil, nil, 405),
+				req(http.MethodHead, "/metrics", nil, nil, 405),
 				get("/-/reload", 404),
 				get("/api/v1/", 404),
 				get("/api/v1", 0).statusClass(), // 301 on Go 1.19, 307 on newer Go
@@ -440,6 +455,19 @@ func compatScenarios(t *testing.T) []scenario {
 			check: func(t *testing.T, s state) {
 				requireFamilies(t, group(t, s, "job", "s"), "a")
 				requireSeries(t, s, "a", `a{instance="",job="s"} 3`)
+			},
+		},
+		{
+			name: "semantics/PUT drops a family another group also has",
+			steps: []step{
+				put("/metrics/job/s1", "a 1\nb 2\n", 200),
+				put("/metrics/job/s2", "b 3\n", 200),
+				get("/metrics", 200), // scrape between the pushes
+				put("/metrics/job/s1", "a 3\n", 200),
+			},
+			check: func(t *testing.T, s state) {
+				requireFamilies(t, group(t, s, "job", "s1"), "a")
+				require.Equal(t, []string{`b{instance="",job="s2"} 3`}, s.Scrape.Families["b"].Series)
 			},
 		},
 		{
@@ -470,11 +498,11 @@ func compatScenarios(t *testing.T) []scenario {
 				put("/metrics/job/d/i/1", "a 1\n", 200),
 				put("/metrics/job/d/i/2", "a 2\n", 200),
 				put("/metrics/job/d", "a 3\n", 200),
+				get("/metrics", 200), // a scrape before the deletes must not pin old output
 				del("/metrics/job/d/i/1", 202),
 				del("/metrics/job/d/i/1", 202),                                          // again: absent
 				del("/metrics/job/never", 202),                                          // never existed
 				req(http.MethodDelete, "/metrics/job/d/i/2", nil, []byte("a 1\n"), 202), // body ignored
-				req(http.MethodDelete, "/metrics/job/d/i/9", gz, []byte("not gzip"), 0), // body with gzip header
 			},
 			check: func(t *testing.T, s state) {
 				requireGroups(t, s, key("job", "d"))
@@ -535,17 +563,6 @@ func compatScenarios(t *testing.T) []scenario {
 			check: func(t *testing.T, s state) {
 				f := group(t, s, "job", "pf").Families["push_failure_time_seconds"]
 				require.Equal(t, []string{`{instance="",job="pf",x="y"} value=>0`}, f.Metrics)
-			},
-		},
-		{
-			// An untyped push_failure_time_seconds replaces the group's gauge;
-			// any other group's gauge then conflicts with it.
-			name: "semantics/untyped push_failure_time_seconds",
-			steps: []step{
-				put("/metrics/job/pfu", "m 1\n", 200),
-				put("/metrics/job/pfu", "push_failure_time_seconds 7\n", 200),
-				put("/metrics/job/pfu2", "m 2\n", 400),
-				get("/metrics", 500),
 			},
 		},
 		{
@@ -900,16 +917,6 @@ func compatScenarios(t *testing.T) []scenario {
 				requireFamilies(t, group(t, s, "job", "dc"), "m", "n")
 			},
 		},
-		{
-			name:  "flags/--push.disable-consistency-check and timestamps",
-			flags: []string{"--push.disable-consistency-check"},
-			steps: []step{
-				put("/metrics/job/dct", "m 1 1700000000000\n", 202), // fails silently
-			},
-			check: func(t *testing.T, s state) {
-				require.False(t, group(t, s, "job", "dct").LastPushSuccessful)
-			},
-		},
 	}
 }
 
@@ -937,6 +944,18 @@ func TestCompatJSONShapes(t *testing.T) {
 		shapes[j] = jsonShape(v)
 		// Every number is a string: a cleaner reads push_time_seconds.metrics[0].value.
 		require.NotContains(t, fmt.Sprint(shapes[j]), "number", g.kind)
+		// Cleaners compare push_time_seconds.time_stamp with the clock.
+		var doc struct {
+			Data []map[string]json.RawMessage `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.body), &doc))
+		require.Len(t, doc.Data, 3, g.kind)
+		for _, grp := range doc.Data {
+			var f apiFamilyJSON
+			require.NoError(t, json.Unmarshal(grp["push_time_seconds"], &f), g.kind)
+			_, err := time.Parse(time.RFC3339Nano, f.TimeStamp)
+			require.NoError(t, err, "%s push_time_seconds.time_stamp", g.kind)
+		}
 	}
 	for j := 1; j < len(gs); j++ {
 		require.Equal(t, shapes[0], shapes[j], "/api/v1/metrics shape")
@@ -1120,6 +1139,47 @@ func differences(t *testing.T) []difference {
 			checkPG: poisoned,
 		},
 		{
+			// (3) again for timestamps: with the flag the Pushgateway answers
+			// 202 and drops the push silently (only a failure time is
+			// recorded); pushring still says 400. Not in the brief's list;
+			// same cause as the row above; reported for confirmation.
+			name:  "--push.disable-consistency-check with a timestamped push",
+			flags: []string{"--push.disable-consistency-check"},
+			steps: []diffStep{
+				dput("/metrics/job/dct", "m 1 1700000000000\n", 202, 400),
+			},
+			checkPG: func(t *testing.T, g *gw) {
+				require.False(t, group(t, g.fetchState(t), "job", "dct").LastPushSuccessful)
+			},
+			checkPR: func(t *testing.T, g *gw) {
+				s := g.fetchState(t)
+				require.NotContains(t, s.Scrape.Families, "m")
+				require.False(t, group(t, s, "job", "dct").LastPushSuccessful)
+			},
+		},
+		{
+			// (1) again: an untyped push_failure_time_seconds pushed into the
+			// only group replaces its gauge (spec §2.2 quirk); every new
+			// group's gauge then conflicts with it. The Pushgateway ends
+			// poisoned (500, all pushes 400). pushring must not refuse new
+			// groups forever: it may reject the untyped push itself (as it
+			// does when another group exists) or accept it, but later valid
+			// pushes succeed and /metrics stays 200.
+			name: "no store poisoning: untyped push_failure_time_seconds",
+			steps: []diffStep{
+				dput("/metrics/job/pfu", "m 1\n", 200, 200),
+				{method: http.MethodPut, path: "/metrics/job/pfu", body: []byte("push_failure_time_seconds 7\n"), pg: 200,
+					prCheck: func(t *testing.T, r response) {
+						require.Contains(t, []int{200, 400}, r.status, r.body)
+					}},
+				dput("/metrics/job/pfu2", "m 2\n", 400, 200),
+				dput("/metrics/job/pfu", "m 3\n", 400, 200),
+				dput("/metrics/job/pfu3", "x 1\n", 400, 200),
+				dget("/metrics", 500, 200),
+			},
+			checkPG: poisoned,
+		},
+		{
 			// (4) 1.5.1 does not validate protobuf metric names and exposes
 			// them raw, which breaks every scrape; pushring rejects them.
 			name: "protobuf family with an invalid metric name",
@@ -1153,6 +1213,20 @@ func differences(t *testing.T) []difference {
 			name: "Content-Encoding: gzip on GET /-/healthy",
 			steps: []diffStep{
 				{method: http.MethodGet, path: "/-/healthy", header: hdrs("Content-Encoding", "gzip"), pg: 400, pgPrefix: "EOF", pr: 200},
+			},
+		},
+		{
+			// (6) again, on DELETE: the Pushgateway gunzips the ignored body
+			// of a DELETE and fails on it. Not in the brief's list; same cause
+			// as the row above; reported to the owners for confirmation.
+			name: "Content-Encoding: gzip on DELETE with a non-gzip body",
+			steps: []diffStep{
+				dput("/metrics/job/dg", "m 1\n", 200, 200),
+				{method: http.MethodDelete, path: "/metrics/job/dg", header: hdrs("Content-Encoding", "gzip"),
+					body: []byte("not gzip"), pg: 400, pgPrefix: "unexpected EOF", pr: 202},
+			},
+			checkPR: func(t *testing.T, g *gw) {
+				requireGroups(t, g.fetchState(t))
 			},
 		},
 		{
@@ -1195,6 +1269,13 @@ func TestCompatDifferences(t *testing.T) {
 			}
 			differs := false
 			for i, s := range d.steps {
+				if s.method == http.MethodGet && strings.HasPrefix(s.path, "/metrics") {
+					for _, g := range []*gw{pg, pr} {
+						if g != nil {
+							g.barrier(t) // unchecked pushes are applied after their 202
+						}
+					}
+				}
 				var rpg, rpr response
 				if pg != nil {
 					rpg = pg.doResp(t, s.method, s.path, s.header, s.body)
@@ -1332,5 +1413,46 @@ func TestCompatQuitWithLifecycle(t *testing.T) {
 				require.Equal(t, answers[0].body, r.body)
 			}
 		})
+	}
+}
+
+// TestCompatScrapeProtobuf: a scrape that asks for delimited protobuf gets
+// it, with the same pushed content as the text scrape.
+func TestCompatScrapeProtobuf(t *testing.T) {
+	t.Parallel()
+	accept := "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
+	gs := targets(t, nil)
+	views := make([]map[string]scrapeFamily, len(gs))
+	for j, g := range gs {
+		st, body := g.do(t, http.MethodPut, "/metrics/job/pbs/i/1", hdrs("Content-Type", ctProto), pbTypes(t))
+		require.Equal(t, 200, st, body)
+		st, body = g.do(t, http.MethodPut, "/metrics/job/pbs2", nil, []byte(histText+summaryText("s")))
+		require.Equal(t, 200, st, body)
+
+		r := g.doResp(t, http.MethodGet, "/metrics", hdrs("Accept", accept), nil)
+		require.Equal(t, 200, r.status)
+		mt, params, err := mime.ParseMediaType(r.header.Get("Content-Type"))
+		require.NoError(t, err)
+		require.Equal(t, "application/vnd.google.protobuf", mt, g.kind)
+		require.Equal(t, "io.prometheus.client.MetricFamily", params["proto"], g.kind)
+		require.Equal(t, "delimited", params["encoding"], g.kind)
+
+		fams := map[string]*dto.MetricFamily{}
+		dec := expfmt.NewDecoder(strings.NewReader(r.body), expfmt.NewFormat(expfmt.TypeProtoDelim))
+		for {
+			mf := &dto.MetricFamily{}
+			if err := dec.Decode(mf); err != nil {
+				require.ErrorIs(t, err, io.EOF, g.kind)
+				break
+			}
+			require.NotContains(t, fams, mf.GetName(), "%s: family sent twice", g.kind)
+			fams[mf.GetName()] = mf
+		}
+		views[j] = pushedView(fams)
+		text := g.fetchScrape(t)
+		require.Equal(t, text.Families, views[j], "%s: protobuf and text scrapes differ", g.kind)
+	}
+	for j := 1; j < len(gs); j++ {
+		require.Equal(t, views[0], views[j], "protobuf scrape: %s vs %s", gs[0].kind, gs[j].kind)
 	}
 }

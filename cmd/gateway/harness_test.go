@@ -130,10 +130,14 @@ var gatewayBuild struct {
 	err  error
 }
 
-// gatewayBinary builds this directory's command once per test process. The
-// binary lives in a temporary directory that is left for the OS to clean:
-// without a TestMain (owned by main_test.go) there is no hook after the last
-// test, and a per-process directory keeps concurrent runs apart.
+// buildDirPattern names the per-process directories of built binaries.
+const buildDirPattern = "pushring-blackbox-*"
+
+// gatewayBinary builds this directory's command once per test process into
+// its own temporary directory (concurrent runs stay apart). Without a
+// TestMain (main_test.go owns it) there is no hook after the last test, so
+// each build instead removes the directories of runs older than an hour: a
+// run of this suite takes seconds.
 func gatewayBinary(t *testing.T) string {
 	t.Helper()
 	gatewayBuild.Do(func() {
@@ -141,7 +145,8 @@ func gatewayBinary(t *testing.T) string {
 			gatewayBuild.path = bin
 			return
 		}
-		dir, err := os.MkdirTemp("", "pushring-blackbox-")
+		removeStaleBuilds(time.Hour)
+		dir, err := os.MkdirTemp("", buildDirPattern)
 		if err != nil {
 			gatewayBuild.err = err
 			return
@@ -161,6 +166,15 @@ func gatewayBinary(t *testing.T) string {
 	})
 	require.NoError(t, gatewayBuild.err)
 	return gatewayBuild.path
+}
+
+func removeStaleBuilds(age time.Duration) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), buildDirPattern))
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > age {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // gw is one running gateway process.
@@ -297,6 +311,10 @@ func (g *gw) stop(t *testing.T) {
 		}
 	}
 	g.client.CloseIdleConnections()
+	// A binary built with PUSHRING_GATEWAY_BUILDFLAGS=-race reports here.
+	if strings.Contains(g.logs.String(), "WARNING: DATA RACE") {
+		t.Errorf("%s reported a data race", g.kind)
+	}
 	if t.Failed() {
 		t.Logf("%s output:\n%s", g.kind, tail(g.logs.String(), 8000))
 	}
@@ -708,12 +726,18 @@ func parseScrape(body string) (map[string]scrapeFamily, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pushedView(mfs), nil
+}
+
+// pushedView normalizes parsed families the way parseScrape does.
+func pushedView(mfs map[string]*dto.MetricFamily) map[string]scrapeFamily {
 	out := map[string]scrapeFamily{}
 	for name, mf := range mfs {
 		if isOwnFamily(name) {
 			continue
 		}
-		f := scrapeFamily{Type: mf.GetType().String(), HasHelp: mf.Help != nil, Help: mf.GetHelp()}
+		// The text format cannot tell an empty HELP from none.
+		f := scrapeFamily{Type: mf.GetType().String(), HasHelp: mf.GetHelp() != "", Help: mf.GetHelp()}
 		for _, m := range mf.GetMetric() {
 			if labelValue(m, "job") == barrierJob {
 				continue
@@ -726,7 +750,7 @@ func parseScrape(body string) (map[string]scrapeFamily, error) {
 		sort.Strings(f.Series)
 		out[name] = f
 	}
-	return out, nil
+	return out
 }
 
 func labelValue(m *dto.Metric, name string) string {
@@ -739,8 +763,13 @@ func labelValue(m *dto.Metric, name string) string {
 }
 
 func fmtFloat(f float64) string {
-	if math.IsNaN(f) {
+	switch {
+	case math.IsNaN(f):
 		return "NaN"
+	case math.IsInf(f, 1):
+		return "+Inf"
+	case math.IsInf(f, -1):
+		return "-Inf"
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
@@ -777,8 +806,13 @@ func sampleLines(name string, typ dto.MetricType, m *dto.Metric) []string {
 	case dto.MetricType_HISTOGRAM:
 		h := m.GetHistogram()
 		out := []string{line("_sum", nil, h.GetSampleSum()), line("_count", nil, float64(h.GetSampleCount()))}
+		inf := false
 		for _, b := range h.GetBucket() {
 			out = append(out, line("_bucket", map[string]string{"le": fmtFloat(b.GetUpperBound())}, float64(b.GetCumulativeCount())))
+			inf = inf || math.IsInf(b.GetUpperBound(), 1)
+		}
+		if !inf { // protobuf leaves the +Inf bucket implicit; text writes it
+			out = append(out, line("_bucket", map[string]string{"le": "+Inf"}, float64(h.GetSampleCount())))
 		}
 		return out
 	default:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -229,4 +230,24 @@ func TestRunServesEveryListenAddress(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, "OK", body)
 	}
+}
+
+// --web.config.file applies exporter-toolkit's basic auth to every route.
+func TestRunWebConfigBasicAuth(t *testing.T) {
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	// bcrypt (cost 4) of "s3cret".
+	const users = "basic_auth_users:\n  admin: $2a$04$ghkFkohta34q2iwUci7dguzJrOpeZWsCu.vIqAQ/CGXYt5dZx.co.\n"
+	require.NoError(t, os.WriteFile(webConfig, []byte(users), 0o600))
+	gw := start(t, "--web.config.file="+webConfig)
+
+	code, _ := do(t, http.MethodGet, "http://"+gw.addr+"/-/healthy", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+
+	req, err := http.NewRequest(http.MethodGet, "http://"+gw.addr+"/-/healthy", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("admin", "s3cret")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }

@@ -1,0 +1,42 @@
+// Package loadtest is a black-box load harness and completeness checker for
+// anything that speaks the Pushgateway HTTP API: pushring (one peer or a
+// cluster), the real Pushgateway, or any URL. It imports nothing of ours.
+//
+// # Pushers
+//
+// Each simulated edge node is what a real Go pusher is: its own
+// prometheus.Registry (counters, gauges, one histogram; -series in total)
+// pushed with client_golang's push package, grouped by instance, protobuf
+// by default, PUT or POST, with a bounded client timeout and optionally the
+// Pushring-TTL header. Every push moves all values on and sets the gauge
+// loadtest_push_seq to the node's push number, so the check can tell the
+// last push from an older one.
+//
+// # Modes
+//
+// fleet is open loop: one scheduler hands due nodes to a bounded worker
+// pool; a node never has two pushes in flight, so a slow target shows up as
+// skipped ticks and schedule lag, as with a time.Tick pusher. closed runs
+// -concurrency pushers over the groups as fast as the target answers (a
+// group's pushes never overlap). scrape pushes every group once, then times
+// -scrapes scrapes and reads the spawned target's VmRSS.
+//
+// # Check
+//
+// After the run the peers (spawned ones, an HTTP-SD answer, or a URL list)
+// are scraped in the text format. Every group with an acknowledged push
+// must be exposed exactly once across all peers, with a seq between its
+// last acknowledged and last sent push and all its metrics. Churned groups
+// pushed with a TTL must be gone by their last push + TTL + -ttl-grace; the
+// check polls until then.
+//
+// # Targets
+//
+// -spawn builds ./cmd/gateway (or takes -gateway-bin) and starts peers on
+// free loopback ports; -spawn-pushgateway starts the real Pushgateway the
+// same way; both run one after the other and report side by side. Spawned
+// processes are stopped when the run ends or is interrupted, and killed by
+// the kernel if the harness dies (Pdeathsig). More than one pushring peer
+// needs the cluster flags (--cluster.listen-address, --cluster.peer); until
+// the binary has them -spawn N>1 fails with ErrNoClusterFlags.
+package loadtest

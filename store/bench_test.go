@@ -1,0 +1,251 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
+)
+
+// benchFamilies describes the group a KubeEdge edge node pushes in the
+// benchmarks: 8 families × 5 series = 40 series, each labelled with job,
+// instance, node, region and one label of its own.
+var benchFamilies = []struct {
+	name, label string
+	typ         dto.MetricType
+	values      []string
+}{
+	{"node_cpu_seconds_total", "cpu", dto.MetricType_COUNTER, []string{"0", "1", "2", "3", "4"}},
+	{"node_memory_bytes", "kind", dto.MetricType_GAUGE, []string{"total", "free", "available", "cached", "buffers"}},
+	{"node_network_receive_bytes_total", "device", dto.MetricType_COUNTER, []string{"eth0", "eth1", "lo", "docker0", "cni0"}},
+	{"node_network_transmit_bytes_total", "device", dto.MetricType_COUNTER, []string{"eth0", "eth1", "lo", "docker0", "cni0"}},
+	{"node_filesystem_avail_bytes", "mountpoint", dto.MetricType_GAUGE, []string{"/", "/var", "/data", "/boot", "/tmp"}},
+	{"edgecore_pods_running", "namespace", dto.MetricType_GAUGE, []string{"default", "kube-system", "edge", "monitoring", "apps"}},
+	{"edgecore_sync_errors_total", "resource", dto.MetricType_COUNTER, []string{"pods", "configmaps", "secrets", "services", "nodes"}},
+	{"node_load", "window", dto.MetricType_GAUGE, []string{"1m", "5m", "15m", "30m", "60m"}},
+}
+
+// benchPush returns the sanitised PUT of edge node i.
+func benchPush(i int, at time.Time) Push {
+	node := fmt.Sprintf("edge-node-%05d", i)
+	k := NewGroupKey(map[string]string{"job": "edgecore", "instance": node})
+	fams := make(map[string]*dto.MetricFamily, len(benchFamilies))
+	for fi, bf := range benchFamilies {
+		mf := &dto.MetricFamily{Name: proto.String(bf.name), Help: proto.String("Help of " + bf.name + "."), Type: bf.typ.Enum()}
+		for vi, v := range bf.values {
+			m := &dto.Metric{Label: []*dto.LabelPair{
+				{Name: proto.String(bf.label), Value: proto.String(v)},
+				{Name: proto.String("instance"), Value: proto.String(node)},
+				{Name: proto.String("job"), Value: proto.String("edgecore")},
+				{Name: proto.String("node"), Value: proto.String(node)},
+				{Name: proto.String("region"), Value: proto.String("eu-west-1")},
+			}}
+			sortBenchLabels(m.Label)
+			value := float64(i*1000+fi*10+vi) * 1234.5678
+			if bf.typ == dto.MetricType_COUNTER {
+				m.Counter = &dto.Counter{Value: proto.Float64(value)}
+			} else {
+				m.Gauge = &dto.Gauge{Value: proto.Float64(value)}
+			}
+			mf.Metric = append(mf.Metric, m)
+		}
+		fams[bf.name] = mf
+	}
+	return Push{Key: k, Replace: true, Families: fams, Time: at}
+}
+
+func sortBenchLabels(ls []*dto.LabelPair) {
+	for i := 1; i < len(ls); i++ {
+		for j := i; j > 0 && ls[j].GetName() < ls[j-1].GetName(); j-- {
+			ls[j], ls[j-1] = ls[j-1], ls[j]
+		}
+	}
+}
+
+// benchTextSize is the size of a push in the text format, for b.SetBytes.
+func benchTextSize(b *testing.B, p Push) int64 {
+	var n int64
+	for _, mf := range p.Families {
+		w, err := expfmt.MetricFamilyToText(io.Discard, mf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += int64(w)
+	}
+	return n
+}
+
+var benchT = time.Unix(1_700_000_000, 0)
+
+func newBenchStore(b *testing.B, groups int) *Store {
+	s, err := New(Config{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Unix(1_700_000_000, 0)
+	for i := range groups {
+		if err := s.Apply(benchPush(i, at)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+// BenchmarkApply is a 40-series PUT replacing a group in a store of 1000
+// groups: validation, rendering, hashing and the check and commit.
+func BenchmarkApply(b *testing.B) {
+	const groups = 1000
+	s := newBenchStore(b, groups)
+	pushes := make([]Push, groups)
+	for i := range pushes {
+		pushes[i] = benchPush(i, time.Unix(1_700_000_100, 0))
+	}
+	b.SetBytes(benchTextSize(b, pushes[0]))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p := pushes[i%groups]
+		p.Time = p.Time.Add(time.Duration(i))
+		if err := s.Apply(p); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkApplyParallel is BenchmarkApply from GOMAXPROCS goroutines: the
+// work outside the lock runs in parallel.
+func BenchmarkApplyParallel(b *testing.B) {
+	const groups = 1000
+	s := newBenchStore(b, groups)
+	pushes := make([]Push, groups)
+	for i := range pushes {
+		pushes[i] = benchPush(i, time.Unix(1_700_000_100, 0))
+	}
+	b.SetBytes(benchTextSize(b, pushes[0]))
+	b.ReportAllocs()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if err := s.Apply(pushes[i%groups]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkRender builds (validates, sorts, renders, encodes, hashes) the
+// families of one 40-series push, the work Apply does outside the lock.
+func BenchmarkRender(b *testing.B) {
+	p := benchPush(42, time.Unix(1_700_000_000, 0))
+	bl := newBuilder()
+	b.SetBytes(benchTextSize(b, p))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, mf := range p.Families {
+			if out := bl.build(mf, p.Time); len(out.errs) > 0 {
+				b.Fatal(out.errs)
+			}
+		}
+	}
+}
+
+// BenchmarkRenderBaseline is what expfmt.MetricFamilyToText alone costs
+// for the same push: a yardstick for BenchmarkRender, which also validates,
+// encodes protobuf and hashes, on whatever machine runs them.
+func BenchmarkRenderBaseline(b *testing.B) {
+	p := benchPush(42, time.Unix(1_700_000_000, 0))
+	var buf bytes.Buffer
+	b.SetBytes(benchTextSize(b, p))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, mf := range p.Families {
+			buf.Reset()
+			if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkScrape writes a store of 1000 groups × 40 series (plus the two
+// push-time gauges each) with 10 own families merged in.
+func BenchmarkScrape(b *testing.B) {
+	s := newBenchStore(b, 1000)
+	own := benchOwnFamilies()
+	for _, f := range []Format{FormatText, FormatProtoDelim, FormatOpenMetrics} {
+		b.Run(f.String(), func(b *testing.B) {
+			cw := &countingDiscard{}
+			if err := s.WriteExposition(cw, f, own); err != nil { // also fills the OpenMetrics cache
+				b.Fatal(err)
+			}
+			b.SetBytes(cw.n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.WriteExposition(io.Discard, f, own); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func benchOwnFamilies() []*dto.MetricFamily {
+	var own []*dto.MetricFamily
+	for i := range 10 {
+		own = append(own, &dto.MetricFamily{
+			Name: proto.String("go_bench_" + strconv.Itoa(i)), Help: proto.String("Own family."), Type: dto.MetricType_GAUGE.Enum(),
+			Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(float64(i))}}},
+		})
+	}
+	return own
+}
+
+type countingDiscard struct{ n int64 }
+
+func (c *countingDiscard) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+// BenchmarkHeapPerSeries fills a store with 2500 edge-node groups (100k
+// pushed series, 105k stored with the push-time gauges) and reports the
+// live heap per stored series, before and after the first OpenMetrics
+// scrape (which caches an OpenMetrics rendering per family).
+func BenchmarkHeapPerSeries(b *testing.B) {
+	const groups = 2500
+	var perSeries, perSeriesOM float64
+	b.ReportAllocs()
+	for b.Loop() {
+		before := liveHeap()
+		s := newBenchStore(b, groups)
+		stored := liveHeap()
+		if err := s.WriteExposition(io.Discard, FormatOpenMetrics, nil); err != nil {
+			b.Fatal(err)
+		}
+		withOM := liveHeap()
+		_, series := s.Stats()
+		perSeries = float64(stored-before) / float64(series)
+		perSeriesOM = float64(withOM-before) / float64(series)
+		runtime.KeepAlive(s)
+	}
+	b.ReportMetric(perSeries, "B/series")
+	b.ReportMetric(perSeriesOM, "B/series-with-OM")
+}
+
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}

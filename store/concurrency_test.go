@@ -1,0 +1,114 @@
+package store_test
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/pushring/pushring/store"
+)
+
+// TestConcurrentApplyAndScrape runs writers (PUT, POST, rejected pushes,
+// deletes) against scrapers in every format. Under -race it checks the
+// locking; the scrapes must stay valid expositions throughout and the
+// indexes must match the groups at the end.
+func TestConcurrentApplyAndScrape(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s, _ := newStore(t, nil)
+	const writers, pushes = 4, 120
+
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	report := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, err)
+	}
+
+	var writing sync.WaitGroup
+	for w := range writers {
+		writing.Go(func() { runWriter(s, w, pushes, report) })
+	}
+	done := make(chan struct{})
+	var scraping sync.WaitGroup
+	for _, f := range []store.Format{store.FormatText, store.FormatProtoDelim, store.FormatOpenMetrics} {
+		scraping.Go(func() { runScraper(s, f, done, report) })
+	}
+	writing.Wait()
+	close(done)
+	scraping.Wait()
+
+	require.Empty(t, errs)
+	checkInvariants(t, s)
+	groups, _ := s.Stats()
+	require.Len(t, s.Snapshot(), groups)
+}
+
+// runWriter pushes to ten groups of its own. Writers disagree about the type
+// of family "shared", so some pushes are rejected; every seventh step
+// deletes a group.
+func runWriter(s *store.Store, w, pushes int, report func(error)) {
+	typ := "counter"
+	if w%2 == 1 {
+		typ = "gauge"
+	}
+	for i := range pushes {
+		k := key("job", "w", "writer", strconv.Itoa(w), "g", strconv.Itoa(i%10))
+		body := fmt.Sprintf("# TYPE m%d gauge\nm%d{i=\"%d\"} %d\n# TYPE shared %s\nshared 1\n", i%3, i%3, i, i, typ)
+		fams, err := parseTextErr(body)
+		if err != nil {
+			report(err)
+			return
+		}
+		err = s.Apply(store.Push{Key: k, Replace: i%2 == 0, Families: sanitize(fams, k), Time: t1})
+		if err != nil && !strings.Contains(err.Error(), `collected metric "shared"`) {
+			report(fmt.Errorf("writer %d push %d: %w", w, i, err))
+		}
+		if i%7 == 6 {
+			s.Delete(k)
+		}
+	}
+}
+
+// runScraper scrapes until done and checks that each text scrape parses
+// (a family name twice, or a sample without its family, would not) and
+// that each protobuf scrape decodes.
+func runScraper(s *store.Store, f store.Format, done <-chan struct{}, report func(error)) {
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		var buf bytes.Buffer
+		if err := s.WriteExposition(&buf, f, ownFamilies()); err != nil {
+			report(err)
+			return
+		}
+		switch f {
+		case store.FormatText:
+			if _, err := parseTextErr(buf.String()); err != nil {
+				report(fmt.Errorf("scrape does not parse: %w", err))
+				return
+			}
+		case store.FormatProtoDelim:
+			if _, err := decodeDelimitedErr(buf.Bytes()); err != nil {
+				report(fmt.Errorf("scrape does not decode: %w", err))
+				return
+			}
+		case store.FormatOpenMetrics:
+			if !bytes.HasSuffix(buf.Bytes(), []byte("# EOF\n")) {
+				report(fmt.Errorf("OpenMetrics scrape without # EOF"))
+				return
+			}
+		}
+	}
+}

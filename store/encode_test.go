@@ -1,0 +1,101 @@
+package store
+
+import (
+	"bytes"
+	"math"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// TestMetricEncoderMatchesProtoMarshal checks that the encoder writes the
+// bytes proto.Marshal writes for a MetricFamily holding only the metrics,
+// on the fast path and on the fallback alike.
+func TestMetricEncoderMatchesProtoMarshal(t *testing.T) {
+	lp := func(n, v string) *dto.LabelPair { return &dto.LabelPair{Name: proto.String(n), Value: proto.String(v)} }
+	long := string(make([]byte, 300)) // a length that needs a two-byte varint
+	withUnknown := &dto.Metric{Gauge: &dto.Gauge{Value: proto.Float64(1)}}
+	withUnknown.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7))
+	cases := map[string][]*dto.Metric{
+		"gauge":             {{Label: []*dto.LabelPair{lp("a", "1"), lp("job", "j")}, Gauge: &dto.Gauge{Value: proto.Float64(-21.5)}}},
+		"counter":           {{Label: []*dto.LabelPair{lp("a", long)}, Counter: &dto.Counter{Value: proto.Float64(math.Inf(1))}}},
+		"untyped":           {{Untyped: &dto.Untyped{Value: proto.Float64(math.NaN())}}},
+		"value unset":       {{Gauge: &dto.Gauge{}}},
+		"label parts unset": {{Label: []*dto.LabelPair{{Name: proto.String("a")}, {Value: proto.String("v")}, {}}, Gauge: &dto.Gauge{Value: proto.Float64(0)}}},
+		"several metrics": {
+			{Label: []*dto.LabelPair{lp("x", "1")}, Counter: &dto.Counter{Value: proto.Float64(1)}},
+			{Label: []*dto.LabelPair{lp("x", "2")}, Counter: &dto.Counter{Value: proto.Float64(2)}},
+		},
+		"counter with exemplar": {{Counter: &dto.Counter{Value: proto.Float64(1), Exemplar: &dto.Exemplar{
+			Label: []*dto.LabelPair{lp("trace_id", "abc")}, Value: proto.Float64(1)}}}},
+		"counter with created timestamp": {{Counter: &dto.Counter{Value: proto.Float64(1), CreatedTimestamp: timestamppb.New(timestamppb.Now().AsTime())}}},
+		"two values":                     {{Gauge: &dto.Gauge{Value: proto.Float64(1)}, Counter: &dto.Counter{Value: proto.Float64(2)}}},
+		"summary": {{Summary: &dto.Summary{SampleCount: proto.Uint64(3), SampleSum: proto.Float64(1.5),
+			Quantile: []*dto.Quantile{{Quantile: proto.Float64(0.5), Value: proto.Float64(1)}}}}},
+		"histogram": {{Histogram: &dto.Histogram{SampleCount: proto.Uint64(3), SampleSum: proto.Float64(1.5),
+			Bucket: []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(2)}}}}},
+		"unknown fields": {withUnknown},
+	}
+	var enc metricEncoder
+	for name, ms := range cases {
+		t.Run(name, func(t *testing.T) {
+			want, err := proto.Marshal(&dto.MetricFamily{Metric: ms})
+			require.NoError(t, err)
+			n := enc.size(ms)
+			got, err := enc.appendTo(make([]byte, 0, n), ms)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			require.Len(t, got, n)
+		})
+	}
+}
+
+func TestMetricEncoderFastPath(t *testing.T) {
+	var enc metricEncoder
+	enc.size([]*dto.Metric{
+		{Gauge: &dto.Gauge{Value: proto.Float64(1)}},
+		{Summary: &dto.Summary{}},
+	})
+	require.Equal(t, []bool{true, false}, enc.simple)
+}
+
+// TestTextSamplesMatchExpfmt checks the text fast path against expfmt.
+func TestTextSamplesMatchExpfmt(t *testing.T) {
+	lp := func(n, v string) *dto.LabelPair { return &dto.LabelPair{Name: proto.String(n), Value: proto.String(v)} }
+	values := []float64{0, 1, -1, 0.5, -21.5, 1e6, 1e-7, 123456789012345678901234567890, 1234.5678 * 7,
+		math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64, 17}
+	labelSets := [][]*dto.LabelPair{
+		nil,
+		{lp("job", "j")},
+		{lp("a", ""), lp("instance", "edge-node-00042"), lp("job", "j")},
+		{lp("path", "C:\\dir\n\"q\""), lp("u", "Πρ\\")},
+	}
+	for _, typ := range []dto.MetricType{dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_UNTYPED} {
+		require.True(t, hasSimpleText(typ))
+		var ms []*dto.Metric
+		for i, v := range values {
+			m := &dto.Metric{Label: labelSets[i%len(labelSets)]}
+			switch typ {
+			case dto.MetricType_COUNTER:
+				m.Counter = &dto.Counter{Value: proto.Float64(v)}
+			case dto.MetricType_GAUGE:
+				m.Gauge = &dto.Gauge{Value: proto.Float64(v)}
+			default:
+				m.Untyped = &dto.Untyped{Value: proto.Float64(v)}
+			}
+			ms = append(ms, m)
+		}
+		ms = append(ms, &dto.Metric{Counter: &dto.Counter{}, Gauge: &dto.Gauge{}, Untyped: &dto.Untyped{}}) // values unset
+		var want bytes.Buffer
+		_, err := expfmt.MetricFamilyToText(&want, &dto.MetricFamily{Name: proto.String("m"), Type: typ.Enum(), Metric: ms})
+		require.NoError(t, err)
+		require.Equal(t, string(dropFirstLine(want.Bytes())), string(appendTextSamples(nil, "m", typ, ms)), typ.String())
+	}
+	require.False(t, hasSimpleText(dto.MetricType_SUMMARY))
+	require.False(t, hasSimpleText(dto.MetricType_HISTOGRAM))
+}
