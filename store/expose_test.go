@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"time"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -324,4 +326,25 @@ func TestWriteExpositionWriteError(t *testing.T) {
 		err := s.WriteExposition(failingWriter{}, f, ownFamilies())
 		require.ErrorContains(t, err, "connection reset", f.String())
 	}
+}
+
+// TestWriteExpositionForgetsRemovedFamilies covers a family that leaves a
+// group while other groups keep it: by DELETE, and by a PUT without it.
+func TestWriteExpositionForgetsRemovedFamilies(t *testing.T) {
+	st, _ := newStore(t, nil)
+	now := time.Unix(1700000000, 0)
+	for _, job := range []string{"s1", "s2", "s3"} {
+		apply(t, st, textPush(t, key("job", job), true, now, "a 1\nb 2\n"))
+	}
+	// A scrape first, so the member lists are clean when the removals come.
+	require.Contains(t, string(scrape(t, st, store.FormatText)), `b{instance="",job="s3"} 2`)
+	require.True(t, st.Delete(key("job", "s3")))
+	apply(t, st, textPush(t, key("job", "s1"), true, now, "a 3\n"))
+
+	out := string(scrape(t, st, store.FormatText))
+	require.Contains(t, out, `a{instance="",job="s1"} 3`)
+	require.Contains(t, out, `b{instance="",job="s2"} 2`)
+	require.NotContains(t, out, `b{instance="",job="s1"}`)
+	require.NotContains(t, out, `job="s3"`)
+	checkInvariants(t, st)
 }

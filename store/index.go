@@ -32,7 +32,7 @@ type nameEntry struct {
 	typ  dto.MetricType
 	live int // members that are not dead
 	// slots lists the members, sorted by group key unless dirty. Dead slots
-	// are compacted away at the next scrape, or on removal once they
+	// are compacted away by the next scrape, or on removal once they
 	// outnumber the live ones.
 	slots []*slot
 	dirty bool
@@ -215,6 +215,10 @@ func (s *Store) dropFamily(g *group, name string) {
 		s.namesDirty = true
 		return
 	}
+	// The next scrape must not see the dead slot. Compacting now as well
+	// once dead slots outnumber live ones bounds the list when nobody
+	// scrapes.
+	e.dirty = true
 	if len(e.slots) > 2*e.live {
 		e.compact()
 	}
