@@ -97,7 +97,7 @@ func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *sl
 		return nil, err
 	}
 	a.metrics = newMetrics(reg) // only once nothing can fail any more
-	a.handler = a.metrics.instrument(mux, names)
+	a.handler = a.metrics.instrument(a.pushFirst(mux), names)
 	return a, nil
 }
 
@@ -243,6 +243,29 @@ func (a *API) pushRoutes() []route {
 }
 
 func notFound(http.ResponseWriter, *http.Request) error { return errNotFound }
+
+// pushFirst hands pushes and deletes to the push handler before the mux
+// sees them. The mux answers a path with "//" or "/./" by redirecting to
+// the cleaned path, and a redirected push is lost: prom-client sends "//"
+// for an empty label value and takes the 3xx for success; Python raises.
+// The ingester parses the escaped path itself, so it needs no cleaning.
+func (a *API) pushFirst(mux *http.ServeMux) http.Handler {
+	push := a.serve(a.push)
+	prefixes := []string{a.prefix + "/metrics/job/", a.prefix + "/metrics/job@base64/"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPut, http.MethodPost, http.MethodDelete:
+			for _, p := range prefixes {
+				if strings.HasPrefix(r.URL.Path, p) {
+					r.Pattern = r.Method + " " + p + "{rest...}" // names the route in the self-metrics
+					push.ServeHTTP(w, r)
+					return
+				}
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
 
 // redirectToPrefix answers GET <prefix> with 301 to <prefix>/, as the
 // Pushgateway's router does.

@@ -180,7 +180,7 @@ func (s *Store) check(c *change) *problems {
 // and with the family of that name in other groups. Within its own group a
 // family may change type (the Pushgateway allows it on POST).
 func (s *Store) checkType(c *change, b *built) error {
-	if rt, ok := s.cfg.Reserved[b.name]; ok && rt != b.typ {
+	if rt, ok := s.reservedType(b.name); ok && rt != b.typ {
 		return fmt.Errorf("gathered metric family %s has type %s but should have %s", b.name, b.typ, rt)
 	}
 	e := s.names[b.name]
@@ -253,6 +253,18 @@ func (s *Store) typeAfter(c *change, name string) (dto.MetricType, bool) {
 		if e.live > mine || !c.drops(name) {
 			return e.typ, true
 		}
+	}
+	return s.reservedType(name)
+}
+
+// reservedType returns the type a family name must have whatever the
+// groups hold: the gateway's own families, and the two gauges every group
+// carries. Were a group allowed to turn its push_failure_time_seconds
+// into another type, no new group could be created beside it, since each
+// new group brings that gauge along.
+func (s *Store) reservedType(name string) (dto.MetricType, bool) {
+	if name == PushTimeName || name == PushFailureTimeName {
+		return dto.MetricType_GAUGE, true
 	}
 	rt, ok := s.cfg.Reserved[name]
 	return rt, ok

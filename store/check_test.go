@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"time"
+
 	"strconv"
 	"strings"
 	"testing"
@@ -314,4 +316,24 @@ func TestApplyHashCollisionIsNotADuplicate(t *testing.T) {
 	require.NoError(t, s.Apply(p))
 	undo()
 	checkInvariants(t, s)
+}
+
+// TestPushedTimeGaugesMustBeGauges: a lone group must not turn its
+// push_failure_time_seconds into another type, or every new group (which
+// brings a gauge of that name) would be rejected from then on.
+func TestPushedTimeGaugesMustBeGauges(t *testing.T) {
+	st, _ := newStore(t, nil)
+	now := time.Unix(1700000000, 0)
+	apply(t, st, textPush(t, key("job", "pfu"), true, now, "m 1\n"))
+	err := st.Apply(textPush(t, key("job", "pfu"), true, now, "push_failure_time_seconds 7\n"))
+	require.ErrorIs(t, err, store.ErrInconsistent)
+	require.Contains(t, err.Error(), "should have GAUGE")
+	// A pushed push_time_seconds of any type is overwritten, as ever.
+	apply(t, st, textPush(t, key("job", "pfu"), false, now, "# TYPE push_time_seconds counter\npush_time_seconds 7\n"))
+	require.Equal(t, float64(now.UnixNano())/1e9, gaugeValue(t, group(t, st, key("job", "pfu")), store.PushTimeName))
+	apply(t, st, textPush(t, key("job", "pfu2"), true, now, "m 2\n"))
+	// A pushed gauge still replaces the stored failure time (spec §2.2).
+	apply(t, st, textPush(t, key("job", "pfu"), false, now, "# TYPE push_failure_time_seconds gauge\npush_failure_time_seconds 7\n"))
+	require.Equal(t, 7.0, gaugeValue(t, group(t, st, key("job", "pfu")), store.PushFailureTimeName))
+	checkInvariants(t, st)
 }

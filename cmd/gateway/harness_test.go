@@ -855,3 +855,50 @@ func allowSet(h http.Header) string {
 	sort.Strings(ms)
 	return strings.Join(ms, ",")
 }
+
+// TestCompatHarnessNormalization pins what the normalizers keep and drop:
+// they must hide only timestamps, never a difference the suite compares.
+func TestCompatHarnessNormalization(t *testing.T) {
+	t.Parallel()
+	t.Run("api", func(t *testing.T) {
+		body := `{"status":"success","data":[
+		 {"labels":{"job":"j","a":"1"},"last_push_successful":false,
+		  "push_time_seconds":{"time_stamp":"2026-01-01T00:00:00Z","type":"GAUGE","help":"h","metrics":[{"labels":{"job":"j"},"value":"0"}]},
+		  "push_failure_time_seconds":{"time_stamp":"x","type":"GAUGE","metrics":[{"labels":{"job":"j"},"value":"1.7e+09"}]},
+		  "s":{"time_stamp":"y","type":"SUMMARY","metrics":[{"labels":{"b":"2","a":"1"},"quantiles":{"0.9":"2","0.5":"1"},"count":"2","sum":"3"}]}},
+		 {"labels":{"job":"` + barrierJob + `"},"last_push_successful":true}]}`
+		groups, err := parseAPIMetrics([]byte(body))
+		require.NoError(t, err)
+		require.Equal(t, map[string]apiGroup{`{a="1",job="j"}`: {
+			Labels:             map[string]string{"job": "j", "a": "1"},
+			LastPushSuccessful: false,
+			Families: map[string]apiFamily{
+				"push_time_seconds":         {Type: "GAUGE", Help: "h", Metrics: []string{`{job="j"} value=0`}},
+				"push_failure_time_seconds": {Type: "GAUGE", Metrics: []string{`{job="j"} value=>0`}},
+				"s":                         {Type: "SUMMARY", Metrics: []string{`{a="1",b="2"} count=2 sum=3 quantiles={"0.5":"1","0.9":"2"}`}},
+			},
+		}}, groups)
+	})
+	t.Run("scrape", func(t *testing.T) {
+		body := "# HELP h help\n# TYPE h histogram\nh_bucket{le=\"1\",job=\"j\"} 1\nh_bucket{le=\"+Inf\",job=\"j\"} 2\nh_sum{job=\"j\"} 3\nh_count{job=\"j\"} 2\n" +
+			"push_time_seconds{job=\"j\"} 1.7e+09 1700000000000\npush_time_seconds{job=\"" + barrierJob + "\"} 1\n" +
+			"go_goroutines 7\npushring_x 1\nm{job=\"j\"} NaN\n"
+		fams, err := parseScrape(body)
+		require.NoError(t, err)
+		require.Equal(t, map[string]scrapeFamily{
+			"h": {Type: "HISTOGRAM", HasHelp: true, Help: "help", Series: []string{
+				`h_bucket{job="j",le="+Inf"} 2`, `h_bucket{job="j",le="1"} 1`, `h_count{job="j"} 2`, `h_sum{job="j"} 3`}},
+			"push_time_seconds": {Type: "UNTYPED", Series: []string{`push_time_seconds{job="j"} >0`}},
+			"m":                 {Type: "UNTYPED", Series: []string{`m{job="j"} NaN`}},
+		}, fams)
+	})
+	t.Run("error prefix", func(t *testing.T) {
+		for in, want := range map[string]string{
+			"pushed metrics are invalid or inconsistent with existing metrics: collected metric \"m\" {...}\n": "pushed metrics are invalid or inconsistent with existing metrics",
+			"odd number of components in label string \"/a\"\n":                                                `odd number of components in label string "/a"`,
+			"": "",
+		} {
+			require.Equal(t, want, errorPrefix(in))
+		}
+	})
+}
