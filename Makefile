@@ -30,3 +30,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGroupingPath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzGroupKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./ingest/
+
+# Load harness targets: loadtest (short fleet run), loadtest-compare,
+# loadtest-scrape.
+include loadtest/loadtest.mk

@@ -3,6 +3,11 @@
 // JSON API under /api/v1, health and lifecycle endpoints, a status page and
 // pprof. It holds no business logic: pushes go to the ingester, reads come
 // from the store, and one function (statusOf) maps errors to status codes.
+//
+// Pushes and deletes pass admission control first (admission.go): a fixed
+// number are handled at once, a bounded number wait a bounded time for a
+// slot, and the rest get 503 with Retry-After at once, so an overloaded
+// peer answers quickly instead of queueing without bound.
 package api
 
 import (
@@ -25,11 +30,21 @@ import (
 	"github.com/pushring/pushring/store"
 )
 
-// Ingester handles a push or delete. It is called concurrently from every
-// request goroutine and may block until the write is applied (or rejected);
-// it honours ctx. It reads r.Body but does not close it.
+// Ingester handles pushes and deletes and owns the TTL rules. Every method
+// is called concurrently from request goroutines (and ReloadRules also from
+// the binary's SIGHUP handler).
 type Ingester interface {
+	// Handle handles a push or delete. It may block until the write is
+	// applied (or rejected) and honours ctx. It reads r.Body but does not
+	// close it.
 	Handle(ctx context.Context, r ingest.Request) (ingest.Result, error)
+	// CountOverloaded counts a push that admission control refused before
+	// it reached Handle, under the ingester's rejection reasons. It does
+	// not block.
+	CountOverloaded()
+	// ReloadRules re-reads the TTL rules file. On error the rules in force
+	// stay, and the error says what is wrong with the file.
+	ReloadRules() error
 }
 
 // Store is what the API reads and wipes. Its methods are safe for concurrent
@@ -56,6 +71,7 @@ type API struct {
 	own      prometheus.Gatherer
 	logger   *slog.Logger
 	metrics  *metrics
+	admit    *admission
 	handler  http.Handler
 	ui       *uiPage
 
@@ -90,13 +106,14 @@ func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *sl
 		own:      own,
 		logger:   logger,
 		ui:       ui,
+		admit:    newAdmission(cfg.MaxInflight, cfg.MaxQueueWait),
 		quit:     make(chan struct{}),
 	}
 	mux, names, err := a.routes()
 	if err != nil {
 		return nil, err
 	}
-	a.metrics = newMetrics(reg) // only once nothing can fail any more
+	a.metrics = newMetrics(reg, a.admit) // only once nothing can fail any more
 	a.handler = a.metrics.instrument(a.pushFirst(mux), names)
 	return a, nil
 }
@@ -209,10 +226,13 @@ func (a *API) routeTable() []route {
 	rs := []route{
 		{"GET " + path.Join("/", a.cfg.TelemetryPath), "metrics", a.serve(a.scrape)},
 		{"GET /-/healthy", "healthy", a.serve(a.healthy)},
-		{"GET /-/ready", "ready", a.serve(a.healthy)},
+		{"GET /-/ready", "ready", a.serve(a.ready)},
 		{"PUT /-/quit", "quit", a.serve(a.quitHandler)},
 		{"POST /-/quit", "quit", a.serve(a.quitHandler)},
-		{"GET /-/quit", "quit", a.serve(quitMethod)},
+		{"GET /-/quit", "quit", a.serve(lifecycleMethod)},
+		{"PUT /-/reload", "reload", a.serve(a.reloadHandler)},
+		{"POST /-/reload", "reload", a.serve(a.reloadHandler)},
+		{"GET /-/reload", "reload", a.serve(lifecycleMethod)},
 		{"GET /{$}", "status", a.serve(a.statusPage)},
 		{"GET /status", "status", a.serve(a.statusPage)},
 		{"GET /debug/pprof/{name...}", "pprof", a.serve(pprofHandler)},

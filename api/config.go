@@ -23,10 +23,17 @@ type Config struct {
 	// RoutePrefix is the prefix of every route (--web.route-prefix); empty
 	// means the path of ExternalURL. Use Prefix for the effective value.
 	RoutePrefix string
-	// EnableLifecycle enables PUT/POST /-/quit (--web.enable-lifecycle).
+	// EnableLifecycle enables PUT/POST /-/quit and /-/reload
+	// (--web.enable-lifecycle).
 	EnableLifecycle bool
 	// EnableAdminAPI enables PUT /api/v1/admin/wipe (--web.enable-admin-api).
 	EnableAdminAPI bool
+	// MaxInflight is how many pushes and deletes are handled at once
+	// (--push.max-inflight); more wait for a slot.
+	MaxInflight int
+	// MaxQueueWait is how long a push waits for a slot before it gets 503
+	// (--push.max-queue-wait); 0 refuses at once when every slot is taken.
+	MaxQueueWait time.Duration
 
 	// Flags is every command-line flag and its value, shown by
 	// /api/v1/status.
@@ -38,10 +45,28 @@ type Config struct {
 	StartTime time.Time
 }
 
-// Defaults are the Pushgateway's, so an operator's command line and scrape
-// configuration keep working unchanged.
+// Defaults of the Pushgateway's flags are the Pushgateway's, so an
+// operator's command line and scrape configuration keep working unchanged.
 const (
 	defaultTelemetryPath = "/metrics"
+)
+
+// Admission control flags and defaults (shared/DESIGN.md decision 9).
+const (
+	flagMaxInflight  = "push.max-inflight"
+	flagMaxQueueWait = "push.max-queue-wait"
+
+	// DefaultMaxInflight is the default of --push.max-inflight. A push
+	// takes well under a millisecond of CPU on a 2-core peer (BENCHMARKS.md),
+	// so 64 concurrent pushes keep both cores busy even when many of them
+	// are still receiving their bodies, while bounding the decoded bodies
+	// held in memory to 64 × --push.max-body-bytes in the worst case.
+	DefaultMaxInflight = 64
+	// DefaultMaxQueueWait is the default of --push.max-queue-wait: long
+	// enough to ride out a burst (a slot frees every few milliseconds at
+	// full load), short enough that a client with a 1 s timeout still gets
+	// the 503 and its Retry-After instead of timing out.
+	DefaultMaxQueueWait = 250 * time.Millisecond
 )
 
 // RegisterFlags registers the web flags of the API on fs.
@@ -53,15 +78,25 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RoutePrefix, "web.route-prefix", "",
 		"Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url.")
 	fs.BoolVar(&c.EnableLifecycle, "web.enable-lifecycle", false,
-		"Enable shutdown via HTTP request (PUT or POST /-/quit).")
+		"Enable shutdown and reload via HTTP request (PUT or POST /-/quit and /-/reload).")
 	fs.BoolVar(&c.EnableAdminAPI, "web.enable-admin-api", false,
 		"Enable API endpoints for admin control actions (PUT /api/v1/admin/wipe).")
+	fs.IntVar(&c.MaxInflight, flagMaxInflight, DefaultMaxInflight,
+		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After.")
+	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,
+		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.TelemetryPath, "/") || strings.ContainsAny(c.TelemetryPath, "{}") {
 		return fmt.Errorf("invalid --web.telemetry-path %q: must start with / and contain no braces", c.TelemetryPath)
+	}
+	if c.MaxInflight < 1 {
+		return fmt.Errorf("invalid --%s %d: must be at least 1", flagMaxInflight, c.MaxInflight)
+	}
+	if c.MaxQueueWait < 0 {
+		return fmt.Errorf("invalid --%s %s: must not be negative", flagMaxQueueWait, c.MaxQueueWait)
 	}
 	if _, err := c.externalURL(); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +29,7 @@ func TestPrefix(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := Config{TelemetryPath: "/metrics", RoutePrefix: c.routePrefix, ExternalURL: c.externalURL}
+			cfg := Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: c.routePrefix, ExternalURL: c.externalURL}
 			require.NoError(t, cfg.Validate())
 			got, err := cfg.Prefix()
 			require.NoError(t, err)
@@ -50,11 +51,13 @@ func TestValidate(t *testing.T) {
 		cfg  Config
 		err  string
 	}{
-		{"relative telemetry path", Config{TelemetryPath: "metrics"}, "web.telemetry-path"},
-		{"pattern in telemetry path", Config{TelemetryPath: "/{x}"}, "web.telemetry-path"},
-		{"bad external url", Config{TelemetryPath: "/metrics", ExternalURL: "http://[::1"}, "web.external-url"},
-		{"double slash prefix", Config{TelemetryPath: "/metrics", RoutePrefix: "//"}, "route prefix"},
-		{"unclean prefix", Config{TelemetryPath: "/metrics", RoutePrefix: "/a/../b"}, "route prefix"},
+		{"relative telemetry path", Config{TelemetryPath: "metrics", MaxInflight: 1}, "web.telemetry-path"},
+		{"pattern in telemetry path", Config{TelemetryPath: "/{x}", MaxInflight: 1}, "web.telemetry-path"},
+		{"bad external url", Config{TelemetryPath: "/metrics", MaxInflight: 1, ExternalURL: "http://[::1"}, "web.external-url"},
+		{"double slash prefix", Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: "//"}, "route prefix"},
+		{"unclean prefix", Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: "/a/../b"}, "route prefix"},
+		{"no push slots", Config{TelemetryPath: "/metrics"}, "--push.max-inflight 0: must be at least 1"},
+		{"negative queue wait", Config{TelemetryPath: "/metrics", MaxInflight: 1, MaxQueueWait: -time.Second}, "--push.max-queue-wait -1s: must not be negative"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -69,11 +72,15 @@ func TestRegisterFlags(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	cfg.RegisterFlags(fs)
 	require.Equal(t, "/metrics", cfg.TelemetryPath, "the Pushgateway's default")
+	require.Equal(t, 64, cfg.MaxInflight)
+	require.Equal(t, 250*time.Millisecond, cfg.MaxQueueWait)
+	require.NoError(t, cfg.Validate(), "the defaults are valid")
 
 	require.NoError(t, fs.Parse([]string{
 		"--web.telemetry-path=/m", "--web.external-url=http://h/x", "--web.route-prefix=/p",
 		"--web.enable-lifecycle", "--web.enable-admin-api",
+		"--push.max-inflight=8", "--push.max-queue-wait=1s",
 	}))
 	require.Equal(t, Config{TelemetryPath: "/m", ExternalURL: "http://h/x", RoutePrefix: "/p",
-		EnableLifecycle: true, EnableAdminAPI: true}, cfg)
+		EnableLifecycle: true, EnableAdminAPI: true, MaxInflight: 8, MaxQueueWait: time.Second}, cfg)
 }

@@ -48,6 +48,9 @@ type methodNotAllowedError struct{ allow string }
 
 func (e *methodNotAllowedError) Error() string { return http.StatusText(http.StatusMethodNotAllowed) }
 
+// retryAfterSeconds is the Retry-After of an overload refusal.
+const retryAfterSeconds = "1"
+
 // statusOf maps an error to its HTTP status. It is the only place that
 // does; push errors are mapped by ingest.StatusOf, which knows its sentinels.
 func statusOf(err error) int {
@@ -95,6 +98,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var mna *methodNotAllowedError
 	if errors.As(err, &mna) {
 		w.Header().Set("Allow", mna.allow)
+	}
+	if errors.Is(err, ingest.ErrOverloaded) {
+		// The pusher should come back soon rather than give up; a second
+		// is many push durations, so slots will have freed by then.
+		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	http.Error(w, err.Error(), code)
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,23 @@ type fakeIngester struct {
 	reqs   []recordedRequest
 	result ingest.Result
 	err    error
+
+	// entered, when set, receives once per Handle call before it blocks.
+	entered chan struct{}
+	// release, when set, blocks Handle until it is closed (or the request
+	// context ends).
+	release chan struct{}
+
+	overloaded atomic.Int64 // CountOverloaded calls
+	reloads    atomic.Int64 // ReloadRules calls
+	reloadErr  error
+}
+
+func (f *fakeIngester) CountOverloaded() { f.overloaded.Add(1) }
+
+func (f *fakeIngester) ReloadRules() error {
+	f.reloads.Add(1)
+	return f.reloadErr
 }
 
 type recordedRequest struct {
@@ -40,7 +58,17 @@ type recordedRequest struct {
 	body string
 }
 
-func (f *fakeIngester) Handle(_ context.Context, r ingest.Request) (ingest.Result, error) {
+func (f *fakeIngester) Handle(ctx context.Context, r ingest.Request) (ingest.Result, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
+	if f.release != nil {
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return ingest.Result{}, ctx.Err()
+		}
+	}
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return ingest.Result{}, err
@@ -111,11 +139,25 @@ type testAPI struct {
 	own *prometheus.Registry // gathered for /metrics
 }
 
+// newTestAPI builds an API with fakes; zero telemetry path and admission
+// fields take the flags' defaults.
 func newTestAPI(t *testing.T, cfg Config) *testAPI {
 	t.Helper()
 	if cfg.TelemetryPath == "" {
 		cfg.TelemetryPath = defaultTelemetryPath
 	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.MaxQueueWait == 0 {
+		cfg.MaxQueueWait = DefaultMaxQueueWait
+	}
+	return newTestAPIExact(t, cfg)
+}
+
+// newTestAPIExact builds an API with fakes and cfg as given.
+func newTestAPIExact(t *testing.T, cfg Config) *testAPI {
+	t.Helper()
 	ta := &testAPI{
 		ing: &fakeIngester{result: ingest.Result{Status: http.StatusOK}},
 		st:  &fakeStore{},

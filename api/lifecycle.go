@@ -6,10 +6,37 @@ import (
 	"strings"
 )
 
-// healthy serves /-/healthy and /-/ready. pushring has no global write
-// queue that could fill up, so a peer that answers is healthy and ready.
+// healthy serves /-/healthy: a process that answers is healthy. It stays a
+// constant, so a liveness probe never restarts a peer that is merely busy.
 func (a *API) healthy(w http.ResponseWriter, _ *http.Request) error {
 	writeText(w, http.StatusOK, "OK")
+	return nil
+}
+
+// ready serves /-/ready: not ready while every push slot is taken and
+// pushes wait for one, so a load balancer steers new pushers to other
+// peers. It reads two counters and never waits.
+func (a *API) ready(w http.ResponseWriter, _ *http.Request) error {
+	if a.admit.saturated() {
+		writeText(w, http.StatusServiceUnavailable, "overloaded")
+		return nil
+	}
+	writeText(w, http.StatusOK, "OK")
+	return nil
+}
+
+// reloadHandler serves PUT and POST /-/reload: with --web.enable-lifecycle
+// it re-reads the TTL rules file, as SIGHUP does. A broken file keeps the
+// rules in force and is a 500 whose body is the ingester's error, which
+// names the file, the rule and the field. The ingester logs the outcome.
+func (a *API) reloadHandler(w http.ResponseWriter, _ *http.Request) error {
+	if !a.cfg.EnableLifecycle {
+		return errLifecycleDisabled
+	}
+	if err := a.ingester.ReloadRules(); err != nil {
+		return &statusError{code: http.StatusInternalServerError, text: err.Error()}
+	}
+	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
@@ -24,10 +51,10 @@ func (a *API) quitHandler(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-// quitMethod answers GET /-/quit. The Pushgateway registers it without the
-// route prefix, which is a bug; we register it under the prefix like every
-// other route.
-func quitMethod(http.ResponseWriter, *http.Request) error { return errQuitMethod }
+// lifecycleMethod answers GET /-/quit and GET /-/reload. The Pushgateway
+// registers GET /-/quit without the route prefix, which is a bug; we
+// register both under the prefix like every other route.
+func lifecycleMethod(http.ResponseWriter, *http.Request) error { return errQuitMethod }
 
 // pprofHandler serves /debug/pprof/ on our own mux. pprof.Index finds a named
 // profile only below the unprefixed /debug/pprof/, so the name is taken

@@ -11,24 +11,43 @@ import (
 )
 
 // metrics are the HTTP self-metrics. Every label comes from a fixed set: the
-// route name, the status class and a known method; never a path.
+// route name (push, delete, metrics, ...), the status class and a known
+// method; never a path, a grouping key or a pushed value. Pushes and
+// scrapes are counted and timed under handler="push" and "metrics".
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// httpLabels are the labels of both request metrics.
+var httpLabels = []string{"handler", "code", "method"}
+
+func newMetrics(reg prometheus.Registerer, adm *admission) *metrics {
 	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pushring_push_inflight",
+		Help: "Pushes and deletes being handled now.",
+	}, func() float64 { return float64(adm.inflight()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pushring_push_inflight_capacity",
+		Help: "Pushes and deletes that may be handled at once (--push.max-inflight).",
+	}, func() float64 { return float64(adm.capacity()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pushring_push_queue_waiting",
+		Help: "Pushes and deletes waiting for a slot (at most --push.max-inflight; see --push.max-queue-wait).",
+	}, func() float64 { return float64(adm.queued()) })
 	return &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_http_requests_total",
 			Help: "HTTP requests served, by route, status class and method.",
-		}, []string{"handler", "code", "method"}),
+		}, httpLabels),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "pushring_http_request_duration_seconds",
-			Help:    "Time to serve an HTTP request, by route.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"handler"}),
+			Name: "pushring_http_request_duration_seconds",
+			Help: "Time to serve an HTTP request, by route, status class and method.",
+			// 0.5 ms to ~8 s in steps of 4: a push or a small scrape takes
+			// well under a millisecond, a scrape of a full peer seconds.
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
+		}, httpLabels),
 	}
 }
 
@@ -48,8 +67,9 @@ func (m *metrics) instrument(next http.Handler, names map[string]string) http.Ha
 			if !ok {
 				name = routeOther
 			}
-			m.requests.WithLabelValues(name, statusClass(sw.status()), methodLabel(r.Method)).Inc()
-			m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+			code, method := statusClass(sw.status()), methodLabel(r.Method)
+			m.requests.WithLabelValues(name, code, method).Inc()
+			m.duration.WithLabelValues(name, code, method).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(sw, r)
 	})

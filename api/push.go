@@ -7,10 +7,15 @@ import (
 	"github.com/pushring/pushring/ingest"
 )
 
-// push serves PUT, POST and DELETE under <prefix>/metrics/job...: the
-// ingester parses, validates and applies; a success is its status with an
-// empty body.
+// push serves PUT, POST and DELETE under <prefix>/metrics/job...: once
+// admission control grants a slot, the ingester parses, validates and
+// applies; a success is its status with an empty body.
 func (a *API) push(w http.ResponseWriter, r *http.Request) error {
+	if err := a.admit.acquire(r.Context()); err != nil {
+		a.ingester.CountOverloaded()
+		return err
+	}
+	defer a.admit.release()
 	res, err := a.ingester.Handle(r.Context(), ingest.Request{
 		Method:          r.Method,
 		Path:            groupingPath(r.URL.EscapedPath(), a.prefix),

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,7 +30,8 @@ func TestRoutesWithoutPrefix(t *testing.T) {
 		{"push base64", http.MethodPost, "/metrics/job@base64/YQ", http.StatusOK},
 		{"no job", http.MethodPut, "/metrics/job", http.StatusNotFound},
 		{"no base64 job", http.MethodPost, "/metrics/job@base64", http.StatusNotFound},
-		{"reload", http.MethodPost, "/-/reload", http.StatusNotFound},
+		{"reload without lifecycle", http.MethodPost, "/-/reload", http.StatusForbidden},
+		{"reload get", http.MethodGet, "/-/reload", http.StatusMethodNotAllowed},
 		{"unknown", http.MethodGet, "/nope", http.StatusNotFound},
 		{"static", http.MethodGet, "/static/x.js", http.StatusNotFound},
 		{"pprof index", http.MethodGet, "/debug/pprof/", http.StatusOK},
@@ -82,7 +84,7 @@ func TestTelemetryPath(t *testing.T) {
 
 func TestConflictingTelemetryPathIsAnError(t *testing.T) {
 	ta := newTestAPI(t, Config{})
-	_, err := New(Config{TelemetryPath: "/-/healthy"}, ta.ing, ta.st, ta.own, ta.logger, ta.reg)
+	_, err := New(Config{TelemetryPath: "/-/healthy", MaxInflight: 1}, ta.ing, ta.st, ta.own, ta.logger, ta.reg)
 	require.ErrorContains(t, err, "web.telemetry-path")
 }
 
@@ -94,6 +96,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		{http.MethodGet, "/metrics/job/x", "DELETE, OPTIONS, POST, PUT"},
 		{http.MethodPost, "/-/healthy", "GET, HEAD, OPTIONS"},
 		{http.MethodDelete, "/-/quit", "GET, HEAD, OPTIONS, POST, PUT"},
+		{http.MethodDelete, "/-/reload", "GET, HEAD, OPTIONS, POST, PUT"},
 		{http.MethodPost, "/api/v1/status", "GET, OPTIONS"},
 		{http.MethodPut, "/api/v1/metrics", "GET, OPTIONS"},
 		// No automatic HEAD, as with the Pushgateway's router.
@@ -189,6 +192,42 @@ func TestQuit(t *testing.T) {
 	})
 }
 
+func TestReload(t *testing.T) {
+	t.Run("enabled", func(t *testing.T) {
+		ta := newTestAPI(t, Config{EnableLifecycle: true, RoutePrefix: "/pg"})
+		for i, m := range []string{http.MethodPut, http.MethodPost} {
+			w := ta.do(m, "/pg/-/reload", nil)
+			require.Equal(t, http.StatusOK, w.Code, m)
+			require.Empty(t, w.Body.String())
+			require.EqualValues(t, i+1, ta.ing.reloads.Load())
+		}
+	})
+	t.Run("broken rules", func(t *testing.T) {
+		ta := newTestAPI(t, Config{EnableLifecycle: true})
+		ta.ing.reloadErr = errors.New(`reload TTL rules: load --push.ttl-rules-file="/etc/rules.yml": line 3: field jobb not found`)
+		w := ta.do(http.MethodPost, "/-/reload", nil)
+		require.Equal(t, http.StatusInternalServerError, w.Code)
+		require.Equal(t, ta.ing.reloadErr.Error(), w.Body.String(), "the body says what is wrong with the file")
+		require.EqualValues(t, 1, ta.ing.reloads.Load())
+	})
+	t.Run("disabled", func(t *testing.T) {
+		ta := newTestAPI(t, Config{})
+		for _, m := range []string{http.MethodPut, http.MethodPost} {
+			w := ta.do(m, "/-/reload", nil)
+			require.Equal(t, http.StatusForbidden, w.Code)
+			require.Equal(t, "Lifecycle API is not enabled.", w.Body.String())
+		}
+		require.Zero(t, ta.ing.reloads.Load(), "no reload without --web.enable-lifecycle")
+	})
+	t.Run("get", func(t *testing.T) {
+		ta := newTestAPI(t, Config{EnableLifecycle: true})
+		w := ta.do(http.MethodGet, "/-/reload", nil)
+		require.Equal(t, http.StatusMethodNotAllowed, w.Code)
+		require.Equal(t, "Only POST or PUT requests allowed.", w.Body.String())
+		require.Zero(t, ta.ing.reloads.Load())
+	})
+}
+
 func TestWipe(t *testing.T) {
 	t.Run("disabled", func(t *testing.T) {
 		ta := newTestAPI(t, Config{})
@@ -227,27 +266,36 @@ func TestSelfMetrics(t *testing.T) {
 
 	fams, err := ta.reg.Gather()
 	require.NoError(t, err)
-	counts := map[string]float64{}
-	histograms := 0
+	counts, durations := map[string]float64{}, map[string]float64{}
+	var gauges []string
 	for _, mf := range fams {
 		for _, m := range mf.GetMetric() {
-			switch mf.GetName() {
-			case "pushring_http_requests_total":
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				require.Equal(t, "pushring_http_requests_total", mf.GetName())
 				counts[labelString(m)] = m.GetCounter().GetValue()
-			case "pushring_http_request_duration_seconds":
-				histograms++
+			case dto.MetricType_HISTOGRAM:
+				require.Equal(t, "pushring_http_request_duration_seconds", mf.GetName())
+				durations[labelString(m)] = float64(m.GetHistogram().GetSampleCount())
+			case dto.MetricType_GAUGE:
+				require.Empty(t, m.GetLabel(), mf.GetName())
+				gauges = append(gauges, mf.GetName())
+			default:
+				t.Fatalf("unexpected family %s", mf.GetName())
 			}
 		}
 	}
-	require.Equal(t, map[string]float64{
+	want := map[string]float64{
 		"code=2xx,handler=push,method=put":        2,
 		"code=2xx,handler=delete,method=delete":   1,
 		"code=2xx,handler=metrics,method=get":     1,
 		"code=4xx,handler=other,method=get":       1,
 		"code=4xx,handler=other,method=other":     1,
 		"code=2xx,handler=options,method=options": 1,
-	}, counts, "one series per (handler, code, method) seen; never a path")
-	require.Equal(t, 5, histograms, "one histogram per handler seen")
+	}
+	require.Equal(t, want, counts, "one series per (handler, code, method) seen; never a path")
+	require.Equal(t, want, durations, "one histogram per (handler, code, method) seen, counting the same requests")
+	require.Equal(t, []string{"pushring_push_inflight", "pushring_push_inflight_capacity", "pushring_push_queue_waiting"}, gauges)
 }
 
 func labelString(m *dto.Metric) string {

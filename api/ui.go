@@ -47,6 +47,7 @@ type uiGroup struct {
 	Families int
 	LastPush string
 	Failed   bool
+	Expires  string // RFC 3339, or "never"
 }
 
 // statusPage serves the HTML status page. It is rendered into a buffer so a
@@ -77,7 +78,17 @@ func uiGroupOf(g store.GroupSnapshot) uiGroup {
 		Families: len(g.Families),
 		LastPush: lastPush(g),
 		Failed:   !g.LastPushSuccessful(),
+		Expires:  expires(g),
 	}
+}
+
+// expires formats the group's TTL deadline; a group without one reads
+// "never".
+func expires(g store.GroupSnapshot) string {
+	if g.Deadline.IsZero() {
+		return "never"
+	}
+	return g.Deadline.UTC().Format(time.RFC3339)
 }
 
 // jobFirst orders grouping labels as the Pushgateway's page does: job

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -16,6 +17,7 @@ func TestStatusPage(t *testing.T) {
 		group(map[string]string{"job": "<script>alert(1)</script>", "a": `"quoted" & more`}, 1.7e9, 0),
 		group(map[string]string{"job": "broken"}, 0, 1.7e9),
 	}
+	ta.st.groups[0].Deadline = time.Date(2026, 5, 6, 7, 8, 9, 0, time.FixedZone("CEST", 7200))
 	for _, target := range []string{"/", "/status"} {
 		w := ta.do(http.MethodGet, target, nil)
 		require.Equal(t, http.StatusOK, w.Code)
@@ -27,7 +29,9 @@ func TestStatusPage(t *testing.T) {
 		require.Contains(t, body, "&#34;quoted&#34; &amp; more")
 		require.Contains(t, body, `href="/gw/metrics"`, "links use the external URL's path")
 		require.Equal(t, 1, strings.Count(body, "Last push failed!"))
-		require.Contains(t, body, "never", "a group created by a failed push was never pushed")
+		require.Contains(t, body, "<td>never <span class=\"failed\">", "a group created by a failed push was never pushed")
+		require.Contains(t, body, "<td>2026-05-06T05:08:09Z</td>", "the TTL deadline, in UTC")
+		require.Contains(t, body, "<td>never</td>\n</tr>", "a group without a TTL never expires")
 
 		// job is listed first in a group's labels.
 		job, a := strings.Index(body, `job="&lt;script`), strings.Index(body, `a="&#34;quoted`)

@@ -12,6 +12,9 @@ import (
 // The JSON shapes of GET /api/v1/metrics are the Pushgateway's: every
 // number is a string as fmt.Sprint formats it, a group is one flat object
 // whose keys are "labels", "last_push_successful" and the family names.
+// pushring adds "expires_at" (RFC 3339, UTC, nanoseconds) to a group with a
+// TTL; a group that never expires has no such key, so its object is the
+// Pushgateway's.
 
 // familyJSON is one family of a group.
 type familyJSON struct {
@@ -31,11 +34,16 @@ func groupsJSON(groups []store.GroupSnapshot) []map[string]any {
 }
 
 // groupJSON flattens a group. As with the Pushgateway, a family named
-// "labels" or "last_push_successful" takes the place of that key.
+// "labels" or "last_push_successful" takes the place of that key; so does
+// one named "expires_at", since a client written against the Pushgateway
+// would look for the family there.
 func groupJSON(g store.GroupSnapshot) map[string]any {
-	m := make(map[string]any, len(g.Families)+2)
+	m := make(map[string]any, len(g.Families)+3)
 	m["labels"] = g.Key.Map()
 	m["last_push_successful"] = g.LastPushSuccessful()
+	if !g.Deadline.IsZero() {
+		m["expires_at"] = g.Deadline.UTC().Format(time.RFC3339Nano)
+	}
 	for _, f := range g.Families {
 		m[f.Family.GetName()] = familyJSON{
 			TimeStamp: f.Time,

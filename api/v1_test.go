@@ -60,11 +60,49 @@ func TestV1Metrics(t *testing.T) {
 		),
 		group(map[string]string{"job": "failed", "x": "/var/tmp"}, 0, 1.7e9, nativeHistogramFamily(), floatNativeHistogramFamily()),
 	}
+	// The first group has a TTL; its deadline is shown in UTC whatever the
+	// zone of the time the store hands out.
+	ta.st.groups[0].Deadline = time.Date(2026, 1, 2, 4, 4, 5, 600000001, time.FixedZone("CET", 3600))
 	w := ta.do(http.MethodGet, "/api/v1/metrics", nil)
 	require.Equal(t, http.StatusOK, w.Code)
 	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
 	requireCORS(t, w.Header())
 	golden(t, "v1_metrics.json", w.Body.Bytes())
+}
+
+// expires_at is there only for a group with a TTL, so a group without one
+// has exactly the Pushgateway's keys.
+func TestV1MetricsExpiresAt(t *testing.T) {
+	ta := newTestAPI(t, Config{})
+	withTTL := group(map[string]string{"job": "a"}, 2, 0)
+	withTTL.Deadline = time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
+	ta.st.groups = []store.GroupSnapshot{withTTL, group(map[string]string{"job": "b"}, 2, 0)}
+
+	w := ta.do(http.MethodGet, "/api/v1/metrics", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	var resp struct {
+		Data []map[string]json.RawMessage `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+	require.Len(t, resp.Data, 2)
+	require.Equal(t, `"2026-03-04T05:06:07.00000089Z"`, string(resp.Data[0]["expires_at"]))
+	require.NotContains(t, resp.Data[1], "expires_at")
+	require.ElementsMatch(t, []string{"labels", "last_push_successful", "push_time_seconds", "push_failure_time_seconds"}, keys(resp.Data[1]))
+
+	// A family of that name wins, as "labels" does.
+	withTTL.Families = append(withTTL.Families, store.FamilySnapshot{Family: gaugeFamily("expires_at", "", 1, "instance", "", "job", "a"), Time: testTime})
+	ta.st.groups = []store.GroupSnapshot{withTTL}
+	w = ta.do(http.MethodGet, "/api/v1/metrics", nil)
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+	require.Contains(t, string(resp.Data[0]["expires_at"]), `"type":"GAUGE"`)
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // A family named like a group key takes its place, as in the Pushgateway.

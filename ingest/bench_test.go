@@ -3,8 +3,13 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -95,22 +100,86 @@ func (nopStore) Apply(store.Push) error     { return nil }
 func (nopStore) Delete(store.GroupKey) bool { return false }
 
 // BenchmarkHandle is one protobuf push through the ingester to a store that
-// does nothing: path, decode, sanitise and the self-metrics.
+// does nothing: path, decode, sanitise, limits, TTL and the self-metrics.
+// "limits=off" disables every limit on a push; the difference between the
+// two is the cost of the limit checks.
 func BenchmarkHandle(b *testing.B) {
 	node := parseText(b, string(readTestdata(b, "node.prom")))
 	body := encodeDelimited(b, sortedFamilies(node)...)
-	in, err := New(Config{MaxBodyBytes: DefaultMaxBodyBytes}, nopStore{}, nil, nil, nil)
+	for _, bc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"limits=off", Config{MaxBodyBytes: DefaultMaxBodyBytes}},
+		{"limits=default", DefaultConfig()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			in, err := New(bc.cfg, nopStore{}, nil, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				_, err := in.Handle(context.Background(), Request{
+					Method: http.MethodPut, Path: benchPath, ContentType: string(fmtProtoDelim), Body: bytes.NewReader(body),
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCheckLimits is the limit checks alone, with the defaults, on the
+// sanitised node push and its key.
+func BenchmarkCheckLimits(b *testing.B) {
+	node := parseText(b, string(readTestdata(b, "node.prom")))
+	key, err := ParseGroupingPath(benchPath)
 	if err != nil {
 		b.Fatal(err)
 	}
+	ls := key.Labels()
+	sanitize(node, ls)
+	l := limitsOf(DefaultConfig())
 	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		_, err := in.Handle(context.Background(), Request{
-			Method: http.MethodPut, Path: benchPath, ContentType: string(fmtProtoDelim), Body: bytes.NewReader(body),
-		})
-		if err != nil {
+		if err := l.checkKey(ls); err != nil {
 			b.Fatal(err)
+		}
+		if err := l.check(node); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTTLFor resolves the TTL of a push without a header against a
+// rules file of ten rules, the last of which matches.
+func BenchmarkTTLFor(b *testing.B) {
+	var rules strings.Builder
+	rules.WriteString("rules:\n")
+	for i := range 9 {
+		fmt.Fprintf(&rules, "  - job: \"batch-%d-.*\"\n    labels:\n      instance: \"edge-.*\"\n    ttl: 1m\n", i)
+	}
+	rules.WriteString("  - job: node\n    labels:\n      zone: \"eu-.*\"\n    ttl: 2m\n")
+	file := filepath.Join(b.TempDir(), "ttl.yml")
+	if err := os.WriteFile(file, []byte(rules.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	in, err := New(Config{TTLRulesFile: file}, nopStore{}, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := ParseGroupingPath(benchPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ls := key.Labels()
+	b.ReportAllocs()
+	for b.Loop() {
+		if d, err := in.ttlFor(ls, nil); err != nil || d != 2*time.Minute {
+			b.Fatal(d, err)
 		}
 	}
 }

@@ -20,14 +20,24 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrMethodNotAllowed wraps a method other than PUT, POST or DELETE (405).
 	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrOverloaded wraps a refusal to take a request because the peer is
+	// at capacity (503): the api's admission control returns it, and the
+	// pusher should retry later, elsewhere or slower.
+	ErrOverloaded = errors.New("overloaded")
 )
 
 // StatusOf maps an error returned by this package (or by the store through
 // it) to its HTTP status code. It is the only place that does so; nil is 200.
+// A store limit (store.ErrLimit) is 429: the push was fine, the peer is full,
+// and it may succeed once groups expire or are deleted.
 func StatusOf(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, store.ErrLimit):
+		return http.StatusTooManyRequests
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, ErrTooLarge):

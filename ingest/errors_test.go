@@ -23,6 +23,12 @@ func TestStatusOf(t *testing.T) {
 		{"too large", fmt.Errorf("x: %w", ErrTooLarge), 413},
 		{"method", ErrMethodNotAllowed, 405},
 		{"inconsistent", fmt.Errorf("%w: duplicate", store.ErrInconsistent), 400},
+		{"store limit", fmt.Errorf("%w: raise --store.max-groups", store.ErrLimit), 429},
+		{"store limit wrapped", fmt.Errorf("apply: %w", fmt.Errorf("%w: x", store.ErrLimit)), 429},
+		{"overloaded", fmt.Errorf("admission: %w", ErrOverloaded), 503},
+		{"limit of a push", overLimit(reasonLabelsPerSeries, ErrBadRequest, flagMaxLabelsPerSeries, 1, "x"), 400},
+		{"limit of a push, too large", overLimit(reasonSeriesPerPush, ErrTooLarge, flagMaxSeries, 1, "x"), 413},
+		{"ttl header", badRequest("invalid Pushring-TTL header"), 400},
 		{"cancelled", context.Canceled, 500},
 		{"other", errors.New("boom"), 500},
 	}

@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,7 +24,7 @@ type Request struct {
 	ContentType     string
 	ContentEncoding string
 	Body            io.Reader
-	Header          map[string][]string // for later (TTL header)
+	Header          map[string][]string // canonical keys, as in http.Header; read for TTLHeader
 }
 
 // Result is what the pusher is told on success.
@@ -33,7 +36,8 @@ type Result struct {
 // for concurrent use and do not block on I/O.
 type Store interface {
 	// Apply checks and applies one push, taking ownership of its families.
-	// A rejection wraps store.ErrInconsistent.
+	// A rejection wraps store.ErrInconsistent, or store.ErrLimit when the
+	// peer holds as many groups or series as it may.
 	Apply(p store.Push) error
 	// Delete removes a group and reports whether it existed.
 	Delete(k store.GroupKey) bool
@@ -43,14 +47,20 @@ type Store interface {
 // concurrent use.
 type Ingester struct {
 	cfg     Config
+	limits  limits
 	st      Store
 	now     func() time.Time
 	logger  *slog.Logger
 	metrics *metrics
+
+	rules    atomic.Pointer[ttlRules] // swapped whole by ReloadRules
+	reloadMu sync.Mutex               // serialises ReloadRules
 }
 
 // New returns an ingester writing to st. now is the clock (time.Now in
-// production; nil means time.Now); a nil logger discards.
+// production; nil means time.Now); a nil logger discards. It reads
+// cfg.TTLRulesFile once: a file that does not load is an error, so a broken
+// file stops the gateway from starting rather than being ignored.
 func New(cfg Config, st Store, now func() time.Time, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ingest config: %w", err)
@@ -58,13 +68,29 @@ func New(cfg Config, st Store, now func() time.Time, logger *slog.Logger, reg pr
 	if st == nil {
 		return nil, errors.New("ingest: nil store")
 	}
+	rules, err := loadRules(cfg.TTLRulesFile)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
 	if now == nil {
 		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ingester{cfg: cfg, st: st, now: now, logger: logger, metrics: newMetrics(reg)}, nil
+	in := &Ingester{cfg: cfg, limits: limitsOf(cfg), st: st, now: now, logger: logger, metrics: newMetrics(reg)}
+	in.rules.Store(rules)
+	in.metrics.lastReload.Set(unixSeconds(now()))
+	if cfg.TTLRulesFile != "" {
+		logger.Info("TTL rules loaded", "file", cfg.TTLRulesFile, "rules", rules.len())
+	}
+	return in, nil
+}
+
+// CountOverloaded counts a push the api refused before handing it to
+// Handle because the peer was at capacity (ErrOverloaded, 503).
+func (in *Ingester) CountOverloaded() {
+	in.metrics.rejected.WithLabelValues(reasonOverloaded).Inc()
 }
 
 // Handle parses, validates and applies one request. On error, StatusOf
@@ -95,32 +121,53 @@ func (in *Ingester) handle(ctx context.Context, r Request) (Result, string, erro
 }
 
 // push handles PUT (replace the group) and POST (replace the pushed
-// families). Path errors come before body errors, as in the Pushgateway.
+// families). Every check runs before the store sees the push, so a rejected
+// push changes nothing.
 func (in *Ingester) push(ctx context.Context, r Request) (Result, string, error) {
-	key, err := ParseGroupingPath(r.Path)
+	p, reason, err := in.prepare(r)
 	if err != nil {
-		return Result{}, reasonPath, err
+		return Result{}, reason, err
 	}
-	fams, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes)
-	in.metrics.bodyBytes.Observe(float64(n))
-	if err != nil {
-		return Result{}, bodyReason(err), err
-	}
-	Sanitize(fams, key)
 	if err := ctx.Err(); err != nil {
 		return Result{}, "", fmt.Errorf("push abandoned before it was applied: %w", err)
 	}
-	p := store.Push{Key: key, Replace: r.Method == http.MethodPut, Families: fams, Time: in.now()}
 	if err := in.st.Apply(p); err != nil {
-		if errors.Is(err, store.ErrInconsistent) {
-			return Result{}, reasonInconsistent, err // its text is the 400 body
-		}
-		return Result{}, "", fmt.Errorf("apply push: %w", err)
+		reason, err := storeRejection(err)
+		return Result{}, reason, err
 	}
 	if in.cfg.DisableConsistencyCheck {
 		return Result{Status: http.StatusAccepted}, "", nil
 	}
 	return Result{Status: http.StatusOK}, "", nil
+}
+
+// prepare turns a push request into a store.Push, or fails with the
+// rejection reason. The order is the Pushgateway's where it has one (path
+// errors before body errors); the cheap checks of the URL and headers come
+// before the body is read.
+func (in *Ingester) prepare(r Request) (store.Push, string, error) {
+	key, err := ParseGroupingPath(r.Path)
+	if err != nil {
+		return store.Push{}, reasonPath, err
+	}
+	ls := key.Labels()
+	if err := in.limits.checkKey(ls); err != nil {
+		return store.Push{}, limitReason(err), err
+	}
+	ttl, err := in.ttlFor(ls, r.Header[ttlHeaderKey])
+	if err != nil {
+		return store.Push{}, reasonTTL, err
+	}
+	fams, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes)
+	in.metrics.bodyBytes.Observe(float64(n))
+	if err != nil {
+		return store.Push{}, bodyReason(err), err
+	}
+	sanitize(fams, ls)
+	if err := in.limits.check(fams); err != nil {
+		return store.Push{}, limitReason(err), err
+	}
+	return store.Push{Key: key, Replace: r.Method == http.MethodPut, Families: fams, Time: in.now(), TTL: ttl}, "", nil
 }
 
 // delete removes a group; the body is ignored. It answers 202 whether or
@@ -138,6 +185,44 @@ func (in *Ingester) delete(r Request) (Result, string, error) {
 	}
 	in.st.Delete(key)
 	return Result{Status: http.StatusAccepted}, "", nil
+}
+
+// storeRejection classifies an error of Store.Apply: a rejection of the
+// push keeps its text (it is the response body) and gets its reason; any
+// other failure is the server's and is wrapped.
+func storeRejection(err error) (string, error) {
+	switch {
+	case errors.Is(err, store.ErrInconsistent):
+		return reasonInconsistent, err
+	case errors.Is(err, store.ErrLimit):
+		return storeLimitReason(err), err
+	}
+	return "", fmt.Errorf("apply push: %w", err)
+}
+
+// storeLimitReason tells a refusal by --store.max-groups from one by
+// --store.max-series. The store has one sentinel for both, and its message
+// names the flag to raise (the agreed contract), so the flag name is what
+// is matched; TestStoreLimitReason pins it against the real store.
+func storeLimitReason(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "--"+storeFlagMaxGroups):
+		return reasonMaxGroups
+	case strings.Contains(msg, "--"+storeFlagMaxSeries):
+		return reasonMaxSeries
+	default:
+		return reasonStoreLimit
+	}
+}
+
+// limitReason returns the reason of a limitError.
+func limitReason(err error) string {
+	var le *limitError
+	if errors.As(err, &le) {
+		return le.reason
+	}
+	return ""
 }
 
 // bodyReason classifies a body decoding error for the self-metrics.

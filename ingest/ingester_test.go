@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -107,6 +108,19 @@ func TestHandle(t *testing.T) {
 		{name: "store rejects with check disabled", cfg: Config{DisableConsistencyCheck: true}, applyErr: store.ErrInconsistent,
 			req:        Request{Method: http.MethodPost, Path: "/job/j", Body: strings.NewReader("m 1\n")},
 			wantStatus: 400, wantErr: store.ErrInconsistent.Error(), wantReason: reasonInconsistent},
+		{name: "store refuses a group", applyErr: fmt.Errorf("%w: it would create group 3 but this peer holds at most 2 groups; raise --store.max-groups", store.ErrLimit),
+			req:        Request{Method: http.MethodPut, Path: "/job/j", Body: strings.NewReader("m 1\n")},
+			wantStatus: 429, wantErr: "push refused: it would create group 3 but this peer holds at most 2 groups; raise --store.max-groups", wantReason: reasonMaxGroups},
+		{name: "store refuses series", applyErr: fmt.Errorf("%w: it would add 1 series to the 9 stored but this peer holds at most 9 series; raise --store.max-series", store.ErrLimit),
+			req:        Request{Method: http.MethodPost, Path: "/job/j", Body: strings.NewReader("m 1\n")},
+			wantStatus: 429, wantErr: "push refused: it would add 1 series to the 9 stored but this peer holds at most 9 series; raise --store.max-series", wantReason: reasonMaxSeries},
+		{name: "store limit naming no flag", applyErr: fmt.Errorf("%w: full", store.ErrLimit),
+			req:        Request{Method: http.MethodPost, Path: "/job/j", Body: strings.NewReader("m 1\n")},
+			wantStatus: 429, wantErr: "push refused: full", wantReason: reasonStoreLimit},
+		{name: "bad ttl header before body", req: Request{Method: http.MethodPut, Path: "/job/j", Body: strings.NewReader("m"), Header: http.Header{"Pushring-Ttl": {"soon"}}},
+			wantStatus: 400, wantErr: `invalid Pushring-TTL header "soon": not a duration such as 90s, 5m or 1h30m`, wantReason: reasonTTL},
+		{name: "delete ignores ttl header", req: Request{Method: http.MethodDelete, Path: "/job/j", Header: http.Header{"Pushring-Ttl": {"soon"}}},
+			wantStatus: 202, wantDels: 1},
 		{name: "store fails", applyErr: errors.New("disk on fire"),
 			req:        Request{Method: http.MethodPut, Path: "/job/j", Body: strings.NewReader("m 1\n")},
 			wantStatus: 500, wantErr: "apply push: disk on fire"},
@@ -130,13 +144,7 @@ func TestHandle(t *testing.T) {
 
 			code := strconv.Itoa(tt.wantStatus)
 			require.Equal(t, 1.0, counterValue(t, reg, "pushring_ingest_requests_total", "method", methodLabel(tt.req.Method), "code", code))
-			for _, r := range []string{reasonPath, reasonBody, reasonTooLarge, reasonInconsistent} {
-				want := 0.0
-				if r == tt.wantReason {
-					want = 1
-				}
-				require.Equal(t, want, counterValue(t, reg, "pushring_ingest_rejected_total", "reason", r), "reason %s", r)
-			}
+			requireRejected(t, reg, tt.wantReason)
 		})
 	}
 }
@@ -173,6 +181,22 @@ func TestHandlePushContent(t *testing.T) {
 			require.Equal(t, uint64(1), h.GetSampleCount())
 			require.Equal(t, float64(len(body)), h.GetSampleSum(), "decompressed size")
 		})
+	}
+}
+
+// requireRejected checks pushring_pushes_rejected_total: every reason is
+// exposed, reason (if not "") is 1 and every other is 0.
+func requireRejected(t *testing.T, reg *prometheus.Registry, reason string) {
+	t.Helper()
+	for _, r := range rejectReasons {
+		want := 0.0
+		if r == reason {
+			want = 1
+		}
+		require.Equal(t, want, counterValue(t, reg, "pushring_pushes_rejected_total", "reason", r), "reason %s", r)
+	}
+	if reason != "" {
+		require.Contains(t, rejectReasons, reason)
 	}
 }
 

@@ -8,20 +8,54 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Reasons a push is rejected: the only values of the reason label.
+// Reasons a push is rejected: the only values of the reason label of
+// pushring_pushes_rejected_total.
 const (
-	reasonPath         = "path"
-	reasonBody         = "body"
-	reasonTooLarge     = "too_large"
-	reasonInconsistent = "inconsistent"
+	reasonPath             = "path"               // malformed or unrouted grouping path
+	reasonBody             = "body"               // undecodable body
+	reasonTooLarge         = "too_large"          // --push.max-body-bytes
+	reasonInconsistent     = "inconsistent"       // the store's consistency check
+	reasonTTL              = "ttl"                // malformed Pushring-TTL header
+	reasonSeriesPerPush    = "series_per_push"    // --push.max-series
+	reasonLabelsPerSeries  = "labels_per_series"  // --push.max-labels-per-series
+	reasonLabelNameLength  = "label_name_length"  // --push.max-label-name-length
+	reasonLabelValueLength = "label_value_length" // --push.max-label-value-length
+	reasonMetricNameLength = "metric_name_length" // --push.max-metric-name-length
+	reasonMaxGroups        = "max_groups"         // the store's --store.max-groups
+	reasonMaxSeries        = "max_series"         // the store's --store.max-series
+	reasonStoreLimit       = "limit"              // a store.ErrLimit naming neither flag; should stay 0
+	reasonOverloaded       = "overloaded"         // refused by the api's admission control
+)
+
+// rejectReasons is every reason, pre-initialised to 0 so the set of series
+// is fixed from the start and a rate() over a first rejection works.
+var rejectReasons = []string{
+	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTTL,
+	reasonSeriesPerPush, reasonLabelsPerSeries, reasonLabelNameLength, reasonLabelValueLength, reasonMetricNameLength,
+	reasonMaxGroups, reasonMaxSeries, reasonStoreLimit, reasonOverloaded,
+}
+
+// The store's flags that its ErrLimit messages name.
+const (
+	storeFlagMaxGroups = "store.max-groups"
+	storeFlagMaxSeries = "store.max-series"
+)
+
+// Values of the result label of pushring_ttl_rules_reloads_total.
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
 )
 
 // metrics are the ingester's self-metrics. Their labels come from fixed
-// sets (method, status code, reason); never from a path or a pushed value.
+// sets (method, status code, reason, result); never from a path or a pushed
+// value.
 type metrics struct {
-	requests  *prometheus.CounterVec
-	rejected  *prometheus.CounterVec
-	bodyBytes prometheus.Histogram
+	requests   *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	bodyBytes  prometheus.Histogram
+	reloads    *prometheus.CounterVec
+	lastReload prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,8 +66,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Push and delete requests handled by the ingester, by method and status code.",
 		}, []string{"method", "code"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushring_ingest_rejected_total",
-			Help: "Pushes and deletes rejected by the ingester, by reason (path, body, too_large, inconsistent).",
+			Name: "pushring_pushes_rejected_total",
+			Help: "Requests on the push route (PUT, POST, DELETE) rejected before they changed anything, by reason.",
 		}, []string{"reason"}),
 		bodyBytes: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pushring_ingest_body_bytes",
@@ -41,10 +75,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			// 256 B to 16 MiB (the default limit) in steps of 4.
 			Buckets: prometheus.ExponentialBuckets(256, 4, 9),
 		}),
+		reloads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushring_ttl_rules_reloads_total",
+			Help: "Reloads of the TTL rules file (SIGHUP, POST /-/reload), by result.",
+		}, []string{"result"}),
+		lastReload: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pushring_ttl_rules_last_reload_success_timestamp_seconds",
+			Help: "Unix time the TTL rules file was last loaded successfully, at start-up or by a reload.",
+		}),
 	}
-	for _, r := range []string{reasonPath, reasonBody, reasonTooLarge, reasonInconsistent} {
+	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(r)
 	}
+	m.reloads.WithLabelValues(resultSuccess)
+	m.reloads.WithLabelValues(resultFailure)
 	return m
 }
 

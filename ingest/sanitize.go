@@ -19,7 +19,14 @@ import (
 // one block. Added and overwritten pairs share their name and value strings
 // within one call; like all proto strings they must not be written through.
 func Sanitize(fams map[string]*dto.MetricFamily, key store.GroupKey) {
-	ts := targetsOf(key)
+	sanitize(fams, key.Labels())
+}
+
+// sanitize is Sanitize given the key's labels (key.Labels(), which the
+// ingester computes once per push). The pushed families keep pointers into
+// ls, which must not be modified afterwards.
+func sanitize(fams map[string]*dto.MetricFamily, ls []store.Label) {
+	ts := targetsOf(ls)
 	for _, mf := range fams {
 		sanitizeFamily(mf, ts)
 	}
@@ -31,10 +38,9 @@ type target struct {
 	force       bool // a grouping label; false for the instance="" default
 }
 
-// targetsOf returns the grouping labels of key, plus the instance=""
-// default when key has no instance, sorted by name.
-func targetsOf(key store.GroupKey) []target {
-	ls := key.Labels()
+// targetsOf returns the grouping labels ls (sorted by name), plus the
+// instance="" default when there is no instance, sorted by name.
+func targetsOf(ls []store.Label) []target {
 	ts := make([]target, 0, len(ls)+1)
 	hasInstance := false
 	for i := range ls {

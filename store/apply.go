@@ -2,10 +2,10 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/protobuf/proto"
 )
 
 // Push is one write to a group. Families are already sanitised by ingest:
@@ -16,12 +16,22 @@ type Push struct {
 	Replace  bool // PUT: replace the group's families; POST: replace same-named families
 	Families map[string]*dto.MetricFamily
 	Time     time.Time
+	// TTL is how long the group lives after this push if no other push
+	// succeeds: a successful push sets the group's deadline to Time+TTL,
+	// or removes it when TTL is 0 (or negative): the group never expires.
+	TTL time.Duration
 }
 
 // Apply checks p against the whole store in O(size of p) and applies it
-// atomically. A rejected push records p.Time as the group's failure time
-// (creating the group only if that keeps the store consistent) and returns an
-// error wrapping ErrInconsistent; nothing else changes.
+// atomically.
+//
+// A push that would take the peer past Config.MaxGroups or Config.MaxSeries
+// is refused with an error wrapping ErrLimit and changes nothing. Any other
+// rejected push records p.Time as the group's failure time (creating the
+// group only if that keeps the store consistent and within its limits; a
+// group so created gets p's deadline) and returns an error wrapping
+// ErrInconsistent; nothing else changes, the deadline of an existing group
+// included.
 //
 // As with the Pushgateway, a pushed push_time_seconds is ignored, a pushed
 // push_failure_time_seconds replaces the group's own if the group has one,
@@ -44,11 +54,17 @@ func (s *Store) Apply(p Push) error {
 		c.drop = dropPushed
 	}
 	s.addFailureFamily(c, failure, p.Time)
+	if reason, err := s.checkLimits(c); err != nil {
+		s.metrics.rejected.WithLabelValues(reason).Inc()
+		return err
+	}
 	if probs := s.check(c); len(probs.errs) > 0 {
-		s.rejectLocked(p.Key, p.Time, probs.reason())
+		s.rejectLocked(p, probs.reason())
 		return probs.err()
 	}
-	s.commit(c).version = s.nextVersion()
+	g := s.commit(c)
+	g.version = s.nextVersion()
+	s.setDeadlineLocked(g, deadlineOf(p))
 	s.changedLocked()
 	return nil
 }
@@ -59,12 +75,15 @@ func (s *Store) Apply(p Push) error {
 func (s *Store) buildPush(p Push) (news []*built, failure *built) {
 	b := s.builders.Get().(*builder)
 	defer s.builders.Put(b)
+	slab := make([]built, len(p.Families)+1) // one allocation for all of them
 	news = make([]*built, 0, len(p.Families)+2)
 	for name, mf := range p.Families {
 		if mf == nil || name == PushTimeName {
 			continue
 		}
-		nb := b.build(mf, p.Time)
+		nb := &slab[0]
+		slab = slab[1:]
+		b.buildInto(nb, mf, p.Time)
 		if name != nb.name {
 			nb.errs = append(nb.errs, fmt.Errorf("metric family %q was pushed under the name %q", nb.name, name))
 			nb.name, nb.fam = name, nil
@@ -75,7 +94,8 @@ func (s *Store) buildPush(p Push) (news []*built, failure *built) {
 		}
 		news = append(news, nb)
 	}
-	news = append(news, b.build(timeGauge(PushTimeName, p.Key, p.Time), p.Time))
+	b.buildInto(&slab[0], timeGauge(PushTimeName, p.Key, p.Time), p.Time)
+	news = append(news, &slab[0])
 	sortBuilt(news)
 	return news, failure
 }
@@ -127,18 +147,22 @@ func (s *Store) commit(c *change) *group {
 // push_time_seconds (a new one) gets a zero one. The group is created if it
 // does not exist, unless its two gauges would clash with another group's
 // series (a group {job="a",instance=""} next to {job="a"}, or a grouping
-// label value that is not UTF-8): the Pushgateway creates it anyway and
-// then fails every scrape (spec §4.5). It reports whether t was recorded.
+// label value that is not UTF-8; the Pushgateway creates it anyway and
+// then fails every scrape, spec §4.5) or the group would exceed
+// Config.MaxGroups or Config.MaxSeries. A group it creates never expires;
+// an existing group keeps its deadline. It reports whether t was recorded.
 func (s *Store) RecordFailure(k GroupKey, t time.Time) bool {
 	if k.IsZero() {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.recordFailureLocked(k, t)
+	return s.recordFailureLocked(k, t, time.Time{})
 }
 
-func (s *Store) recordFailureLocked(k GroupKey, t time.Time) bool {
+// recordFailureLocked records t as k's failure time; a group it creates
+// gets deadline (zero: none). The caller holds s.mu.
+func (s *Store) recordFailureLocked(k GroupKey, t, deadline time.Time) bool {
 	b := s.builders.Get().(*builder)
 	defer s.builders.Put(b)
 	c := &change{key: k, g: s.groups[k]}
@@ -147,13 +171,23 @@ func (s *Store) recordFailureLocked(k GroupKey, t time.Time) bool {
 		c.news = append(c.news, b.build(timeGauge(PushTimeName, k, time.Time{}), t))
 	}
 	sortBuilt(c.news)
+	if _, err := s.checkLimits(c); err != nil {
+		s.metrics.failuresUnrecorded.Inc()
+		s.logger.Debug("failure time not recorded: the group would exceed a limit", "group", formatKey(k), "err", err)
+		return false
+	}
 	if probs := s.check(c); len(probs.errs) > 0 {
 		s.metrics.failuresUnrecorded.Inc()
 		s.logger.Debug("failure time not recorded: it would make the store inconsistent",
 			"group", formatKey(k), "err", probs.err())
 		return false
 	}
-	s.commit(c).version = s.nextVersion()
+	created := c.g == nil
+	g := s.commit(c)
+	g.version = s.nextVersion()
+	if created {
+		s.setDeadlineLocked(g, deadline)
+	}
 	s.changedLocked()
 	return true
 }
@@ -162,55 +196,78 @@ func (s *Store) recordFailureLocked(k GroupKey, t time.Time) bool {
 func (s *Store) reject(p Push, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rejectLocked(p.Key, p.Time, reason)
+	s.rejectLocked(p, reason)
 }
 
-func (s *Store) rejectLocked(k GroupKey, t time.Time, reason string) {
+// rejectLocked counts a rejection of p and records its failure time. A
+// group that only the failure creates still gets p's deadline, so that
+// groups whose pushes never succeed expire too. The caller holds s.mu.
+func (s *Store) rejectLocked(p Push, reason string) {
 	s.metrics.rejected.WithLabelValues(reason).Inc()
-	s.recordFailureLocked(k, t)
+	s.recordFailureLocked(p.Key, p.Time, deadlineOf(p))
 }
 
 // timeGauge returns push_time_seconds or push_failure_time_seconds of group
 // k with value t in Unix seconds (0 for the zero time), labelled with the
-// grouping labels plus instance="" if instance is not one of them.
+// grouping labels plus instance="" if instance is not one of them. Every
+// push builds one or two, so the parts come in few allocations.
 func timeGauge(name string, k GroupKey, t time.Time) *dto.MetricFamily {
-	help := pushTimeHelp
+	p := &timeGaugeParts{name: name, help: pushTimeHelp, typ: dto.MetricType_GAUGE}
 	if name == PushFailureTimeName {
-		help = pushFailureTimeHelp
+		p.help = pushFailureTimeHelp
 	}
-	var v float64
 	if !t.IsZero() {
-		v = float64(t.UnixNano()) / 1e9
+		p.value = float64(t.UnixNano()) / 1e9
 	}
-	return &dto.MetricFamily{
-		Name: proto.String(name),
-		Help: proto.String(help),
-		Type: dto.MetricType_GAUGE.Enum(),
-		Metric: []*dto.Metric{{
-			Label: gaugeLabels(k),
-			Gauge: &dto.Gauge{Value: proto.Float64(v)},
-		}},
-	}
+	p.gauge.Value = &p.value
+	p.metric.Gauge = &p.gauge
+	p.metric.Label = gaugeLabels(k)
+	p.metrics[0] = &p.metric
+	p.mf.Name, p.mf.Help, p.mf.Type, p.mf.Metric = &p.name, &p.help, &p.typ, p.metrics[:]
+	return &p.mf
+}
+
+// timeGaugeParts holds a time gauge family and everything it points to
+// but its labels.
+type timeGaugeParts struct {
+	mf         dto.MetricFamily
+	metric     dto.Metric
+	gauge      dto.Gauge
+	metrics    [1]*dto.Metric
+	name, help string
+	value      float64
+	typ        dto.MetricType
 }
 
 // gaugeLabels returns the grouping labels of k plus instance="" if missing,
-// sorted by name.
+// sorted by name. Names and values share the key's string.
 func gaugeLabels(k GroupKey) []*dto.LabelPair {
-	ls := k.Labels()
-	out := make([]*dto.LabelPair, 0, len(ls)+1)
+	enc := k.String()
+	n := (strings.Count(enc, sep) + 1) / 2
+	pairs := make([]dto.LabelPair, n+1)
+	strs := make([]string, 0, 2*(n+1))
+	out := make([]*dto.LabelPair, 0, n+1)
+	add := func(name, value string) {
+		strs = append(strs, name, value)
+		lp := &pairs[len(out)]
+		lp.Name, lp.Value = &strs[len(strs)-2], &strs[len(strs)-1]
+		out = append(out, lp)
+	}
 	hasInstance := false
-	for _, l := range ls {
-		if l.Name == "instance" {
+	for rest := enc; rest != ""; {
+		var name, value string
+		name, rest, _ = strings.Cut(rest, sep)
+		value, rest, _ = strings.Cut(rest, sep)
+		if !hasInstance && name >= "instance" {
+			if name != "instance" {
+				add("instance", "")
+			}
 			hasInstance = true
 		}
-		if !hasInstance && l.Name > "instance" {
-			out = append(out, &dto.LabelPair{Name: proto.String("instance"), Value: proto.String("")})
-			hasInstance = true
-		}
-		out = append(out, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
+		add(name, value)
 	}
 	if !hasInstance {
-		out = append(out, &dto.LabelPair{Name: proto.String("instance"), Value: proto.String("")})
+		add("instance", "")
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -110,6 +111,7 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.SetBytes(benchTextSize(b, pushes[0]))
 	b.ReportAllocs()
+	cpu := startCPU()
 	i := 0
 	for b.Loop() {
 		p := pushes[i%groups]
@@ -119,6 +121,30 @@ func BenchmarkApply(b *testing.B) {
 		}
 		i++
 	}
+	cpu.report(b, i)
+}
+
+// cpuMeter measures the process CPU time of a benchmark loop, garbage
+// collection on other threads included. On a machine shared with other
+// work it is steadier than ns/op, which counts time spent waiting for a
+// core.
+type cpuMeter struct {
+	start time.Duration
+	ok    bool
+}
+
+func startCPU() cpuMeter {
+	start, ok := processCPU()
+	return cpuMeter{start: start, ok: ok}
+}
+
+// report adds cpu-ns/op over n iterations.
+func (m cpuMeter) report(b *testing.B, n int) {
+	end, ok := processCPU()
+	if !m.ok || !ok || n == 0 {
+		return
+	}
+	b.ReportMetric(float64((end-m.start).Nanoseconds())/float64(n), "cpu-ns/op")
 }
 
 // BenchmarkApplyParallel is BenchmarkApply from GOMAXPROCS goroutines: the
@@ -151,13 +177,17 @@ func BenchmarkRender(b *testing.B) {
 	bl := newBuilder()
 	b.SetBytes(benchTextSize(b, p))
 	b.ReportAllocs()
+	cpu := startCPU()
+	n := 0
 	for b.Loop() {
 		for _, mf := range p.Families {
 			if out := bl.build(mf, p.Time); len(out.errs) > 0 {
 				b.Fatal(out.errs)
 			}
 		}
+		n++
 	}
+	cpu.report(b, n)
 }
 
 // BenchmarkRenderBaseline is what expfmt.MetricFamilyToText alone costs
@@ -168,7 +198,11 @@ func BenchmarkRenderBaseline(b *testing.B) {
 	var buf bytes.Buffer
 	b.SetBytes(benchTextSize(b, p))
 	b.ReportAllocs()
+	cpu := startCPU()
+	n := 0
+	defer func() { cpu.report(b, n) }()
 	for b.Loop() {
+		n++
 		for _, mf := range p.Families {
 			buf.Reset()
 			if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
@@ -248,4 +282,98 @@ func liveHeap() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+// BenchmarkExpire removes one due group per iteration from stores of
+// growing size whose other groups all have later deadlines: the cost per
+// expired group must not grow with the store (beyond the heap's log n).
+// Each iteration also pushes the group it then expires; ns/expired reports
+// Expire alone.
+func BenchmarkExpire(b *testing.B) {
+	for _, groups := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("groups=%d", groups), func(b *testing.B) {
+			s, err := New(Config{}, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Unix(1_700_000_000, 0)
+			for i := range groups {
+				if err := s.Apply(expirePush(fmt.Sprintf("stays-%d", i), t0, 24*time.Hour)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			var inExpire time.Duration
+			i := 0
+			for b.Loop() {
+				at := t0.Add(time.Duration(i) * time.Millisecond)
+				if err := s.Apply(expirePush("goes", at, time.Millisecond)); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				n := s.Expire(at.Add(time.Millisecond))
+				inExpire += time.Since(start)
+				if n != 1 {
+					b.Fatalf("expired %d groups, want 1", n)
+				}
+				i++
+			}
+			b.ReportMetric(float64(inExpire.Nanoseconds())/float64(i), "ns/expired")
+		})
+	}
+}
+
+// expirePush is a one-series PUT of group job="expire",instance=instance
+// with a TTL.
+func expirePush(instance string, at time.Time, ttl time.Duration) Push {
+	k := NewGroupKey(map[string]string{"job": "expire", "instance": instance})
+	mf := &dto.MetricFamily{Name: proto.String("up"), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{
+		Label: []*dto.LabelPair{
+			{Name: proto.String("instance"), Value: proto.String(instance)},
+			{Name: proto.String("job"), Value: proto.String("expire")},
+		},
+		Gauge: &dto.Gauge{Value: proto.Float64(1)},
+	}}}
+	return Push{Key: k, Replace: true, Families: map[string]*dto.MetricFamily{"up": mf}, Time: at, TTL: ttl}
+}
+
+// BenchmarkHeapAtSeriesLimit pushes twice as many edge-node groups as
+// Config.MaxSeries admits and reports the live heap once the limit is hit:
+// the refused pushes leave nothing behind, so the heap is what the admitted
+// series take (compare B/series with BenchmarkHeapPerSeries).
+func BenchmarkHeapAtSeriesLimit(b *testing.B) {
+	const maxSeries = 50_000 // ~1190 groups of 42 series
+	const attempts = 2 * maxSeries / 42
+	var heapMB, perSeries float64
+	var stored, refused int
+	b.ReportAllocs()
+	for b.Loop() {
+		before := liveHeap()
+		s, err := New(Config{MaxSeries: maxSeries}, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		refused = 0
+		at := time.Unix(1_700_000_000, 0)
+		for i := 0; i < attempts; i++ {
+			err := s.Apply(benchPush(i, at))
+			if errors.Is(err, ErrLimit) {
+				refused++
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+		after := liveHeap()
+		_, stored = s.Stats()
+		heapMB = float64(after-before) / (1 << 20)
+		perSeries = float64(after-before) / float64(stored)
+		runtime.KeepAlive(s)
+	}
+	if stored > maxSeries || refused < attempts/3 {
+		b.Fatalf("stored %d series (limit %d), refused %d of %d pushes", stored, maxSeries, refused, attempts)
+	}
+	b.ReportMetric(heapMB, "heap-MB")
+	b.ReportMetric(perSeries, "B/series")
+	b.ReportMetric(float64(stored), "series")
+	b.ReportMetric(float64(refused), "refused")
 }

@@ -153,8 +153,8 @@ func errDuplicate(name string, m *dto.Metric) error {
 // other groups, suffix collisions and duplicate series. It is O(size of c)
 // apart from decoding another group's family on a series-hash hit. The
 // caller holds s.mu.
-func (s *Store) check(c *change) *problems {
-	p := &problems{}
+func (s *Store) check(c *change) problems {
+	var p problems
 	for _, b := range c.news {
 		if len(b.errs) > 0 {
 			p.invalid = true
@@ -167,8 +167,8 @@ func (s *Store) check(c *change) *problems {
 			p.add(err)
 			continue
 		}
-		s.checkSuffixes(c, b, p)
-		s.checkSeries(c, b, p)
+		s.checkSuffixes(c, b, &p)
+		s.checkSeries(c, b, &p)
 		if p.full() {
 			break
 		}
@@ -274,10 +274,28 @@ func (s *Store) reservedType(name string) (dto.MetricType, bool) {
 // hit in c's own group is the series being replaced; a hit in another group
 // is confirmed by comparing label sets, so a hash collision is not taken
 // for a duplicate.
+//
+// While no two index entries share a hash (the overflow map is empty, as
+// it is unless 64-bit hashes collide), a hash that the family b replaces
+// already has is owned by c's group alone, so it is not looked up: a push
+// repeating its series (the usual one) then costs no index lookups.
 func (s *Store) checkSeries(c *change, b *built, p *problems) {
+	var own []uint64 // sorted
+	if c.g != nil && len(s.series.overflow) == 0 {
+		if sl := c.g.families[b.name]; sl != nil {
+			own = sl.fam.hashes
+		}
+	}
+	j := 0
 	for i, h := range b.fam.hashes {
 		if i > 0 && h == b.fam.hashes[i-1] {
 			continue // a collision inside b; its metrics were checked together
+		}
+		for j < len(own) && own[j] < h {
+			j++
+		}
+		if j < len(own) && own[j] == h {
+			continue
 		}
 		s.series.each(h, func(o *group) bool {
 			if o == c.g {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -15,9 +16,9 @@ import (
 )
 
 // TestConcurrentApplyAndScrape runs writers (PUT, POST, rejected pushes,
-// deletes) against scrapers in every format. Under -race it checks the
-// locking; the scrapes must stay valid expositions throughout and the
-// indexes must match the groups at the end.
+// deletes, TTLs) against scrapers in every format and an expirer. Under
+// -race it checks the locking; the scrapes must stay valid expositions
+// throughout and the indexes must match the groups at the end.
 func TestConcurrentApplyAndScrape(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	s, _ := newStore(t, nil)
@@ -42,6 +43,16 @@ func TestConcurrentApplyAndScrape(t *testing.T) {
 	for _, f := range []store.Format{store.FormatText, store.FormatProtoDelim, store.FormatOpenMetrics} {
 		scraping.Go(func() { runScraper(s, f, done, report) })
 	}
+	scraping.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			s.Expire(t1.Add(time.Duration(i%pushes) * time.Second))
+		}
+	})
 	writing.Wait()
 	close(done)
 	scraping.Wait()
@@ -68,7 +79,8 @@ func runWriter(s *store.Store, w, pushes int, report func(error)) {
 			report(err)
 			return
 		}
-		err = s.Apply(store.Push{Key: k, Replace: i%2 == 0, Families: sanitize(fams, k), Time: t1})
+		at := t1.Add(time.Duration(i) * time.Second)
+		err = s.Apply(store.Push{Key: k, Replace: i%2 == 0, Families: sanitize(fams, k), Time: at, TTL: time.Duration(i%4) * time.Second})
 		if err != nil && !strings.Contains(err.Error(), `collected metric "shared"`) {
 			report(fmt.Errorf("writer %d push %d: %w", w, i, err))
 		}

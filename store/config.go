@@ -1,6 +1,8 @@
 package store
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"strings"
 
@@ -13,8 +15,18 @@ import (
 // may not use it, so a pusher can never shadow or break them.
 const ownPrefix = "pushring_"
 
-// Config configures a Store. It has no flags: everything in it is decided by
-// the program at start-up.
+// Defaults of the per-peer limits. BenchmarkHeapPerSeries measures ~370 B
+// of heap per stored series (~520 B once an OpenMetrics scrape has cached
+// its rendering), so DefaultMaxSeries means about 0.75–1 GiB of heap: what
+// a peer sized for the design's ~1M series holds with room for a burst.
+// DefaultMaxGroups allows 200k edge nodes of ~10 series each; every group
+// also carries its two push-time gauges, which count as series.
+const (
+	DefaultMaxGroups = 200_000
+	DefaultMaxSeries = 2_000_000
+)
+
+// Config configures a Store.
 type Config struct {
 	// Reserved maps the names of the gateway's own families (go_*,
 	// process_*, pushring_*) to their types. A pushed family of such a name
@@ -23,19 +35,48 @@ type Config struct {
 	// ReservedFamilies builds it from a Gatherer. The store does not modify
 	// the map.
 	Reserved map[string]dto.MetricType
+
+	// MaxGroups bounds the groups of this peer; 0 is unlimited. A push or
+	// restore that would create one more group is refused with ErrLimit.
+	MaxGroups int
+	// MaxSeries bounds the series of this peer (metrics of stored families,
+	// push-time gauges included); 0 is unlimited. A write whose net growth
+	// (series added minus series it replaces or drops) does not fit is
+	// refused whole with ErrLimit; a write that does not grow always fits.
+	MaxSeries int
+
+	// Clock tells Restore what time it is, so that a restored group whose
+	// TTL deadline has passed is not inserted. Nil is RealClock. RunExpiry
+	// takes its own clock.
+	Clock Clock
+}
+
+// RegisterFlags registers the per-peer limits with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.MaxGroups, "store.max-groups", DefaultMaxGroups,
+		"Most groups this peer stores. A push that would create another one is refused with 429. 0: unlimited.")
+	fs.IntVar(&c.MaxSeries, "store.max-series", DefaultMaxSeries,
+		"Most series this peer stores, push-time gauges included (~370 B of heap each, ~520 B once scraped as OpenMetrics). A push that would grow the store past it is refused whole with 429; pushes that replace as many series as they add still succeed. 0: unlimited.")
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
+	var errs []error
+	if c.MaxGroups < 0 {
+		errs = append(errs, fmt.Errorf("--store.max-groups must not be negative, got %d", c.MaxGroups))
+	}
+	if c.MaxSeries < 0 {
+		errs = append(errs, fmt.Errorf("--store.max-series must not be negative, got %d", c.MaxSeries))
+	}
 	for name, typ := range c.Reserved {
 		if !model.LegacyValidation.IsValidMetricName(name) {
-			return fmt.Errorf("reserved family name %q is not a valid metric name", name)
+			errs = append(errs, fmt.Errorf("reserved family name %q is not a valid metric name", name))
 		}
 		if _, ok := dto.MetricType_name[int32(typ)]; !ok {
-			return fmt.Errorf("reserved family %q has unknown type %d", name, typ)
+			errs = append(errs, fmt.Errorf("reserved family %q has unknown type %d", name, typ))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ReservedFamilies gathers g once and returns the names and types of its

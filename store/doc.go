@@ -11,7 +11,10 @@
 // duplicates within the push), sorts the metrics in client_golang's order,
 // renders the text 0.0.4 sample lines once (byte for byte what expfmt
 // writes), encodes the metrics as protobuf `metric` fields, and hashes
-// every series. No dto structs are
+// every series (its text line up to the value). Counter, gauge and untyped
+// families of the usual shape do all of that in one walk over each
+// metric's labels (render_simple.go); the rest take the general path,
+// which the fast one must match byte for byte. No dto structs are
 // kept: a family value is its name, type, HELP, time and those bytes and
 // hashes: under 400 bytes of heap per series against the Pushgateway's
 // ~2 KB (BenchmarkHeapPerSeries).
@@ -28,6 +31,35 @@
 // even that only when the failure gauges would not clash with another
 // group, so no push can make the store inconsistent (the Pushgateway can
 // end up failing every scrape, spec §4.5).
+//
+// # Limits
+//
+// Config.MaxGroups and Config.MaxSeries bound the peer (flags
+// --store.max-groups and --store.max-series). They are checked under the
+// lock before the consistency check, against the net growth of the write:
+// a new group counts one, and the series it adds minus those it replaces or
+// drops must fit, so a push that does not grow the store succeeds at the
+// limit. A write that does not fit is refused whole with ErrLimit (429) and
+// changes nothing, not even a failure time: no refused push can create a
+// group, so a flood of distinct grouping keys leaves the stored groups as
+// they were. Failure times of other rejections create groups only within
+// the limits too.
+//
+// # Expiry
+//
+// A successful push sets its group's deadline to its time plus Push.TTL
+// (TTL 0: no deadline); failed pushes leave it alone, except that a group a
+// failed push creates gets that push's deadline. Groups with a deadline sit
+// in a min-heap by deadline, each knowing its heap position, so setting,
+// moving or dropping a deadline is O(log n) and the heap holds exactly one
+// entry per such group. Expire pops the due groups, O(log n) each and
+// nothing for the others, and removes them as Delete does, in batches under
+// the lock. RunExpiry, run by the caller on its own goroutine, sleeps until
+// the earliest deadline (rounded up to 100 ms so that close deadlines go in
+// one pass) and is woken early when a write sets an earlier one. Deadlines
+// travel with Snapshot and Restore and are kept in the persistence file; a
+// restored group already past its deadline is counted as expired, not
+// inserted.
 //
 // # Scrapes
 //
@@ -49,7 +81,9 @@
 //
 // Snapshot, Group and Restore move whole groups in and out as dto families
 // (decoded from the stored protobuf bytes) for the JSON API, persistence and
-// hand-off. Restore checks every group like a push, without the push-time
-// side effects. Changed signals every change so that persistence can write
-// the file in the Pushgateway's format (persist.go).
+// hand-off. Restore checks every group like a push (consistency and
+// limits), without the push-time side effects. Changed signals every change,
+// expiries included, so that persistence can write the file in the
+// Pushgateway's format (persist.go) with pushring's version and deadline as
+// extra fields the Pushgateway ignores.
 package store

@@ -136,16 +136,7 @@ func valueSize(v *float64) int {
 // appendSimple appends a simple metric (without its own tag and length).
 func appendSimple(b []byte, m *dto.Metric) []byte {
 	for _, lp := range m.Label {
-		b = protowire.AppendTag(b, fieldMetricLabel, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(labelPairSize(lp)))
-		if lp.Name != nil {
-			b = protowire.AppendTag(b, fieldLabelName, protowire.BytesType)
-			b = protowire.AppendString(b, *lp.Name)
-		}
-		if lp.Value != nil {
-			b = protowire.AppendTag(b, fieldLabelValue, protowire.BytesType)
-			b = protowire.AppendString(b, *lp.Value)
-		}
+		b = appendLabelPair(b, lp)
 	}
 	num, v, _ := simpleValue(m)
 	b = protowire.AppendTag(b, num, protowire.BytesType)
@@ -165,21 +156,7 @@ func appendSimple(b []byte, m *dto.Metric) []byte {
 // the value of typ (checkMetric).
 func appendTextSamples(b []byte, name string, typ dto.MetricType, ms []*dto.Metric) []byte {
 	for _, m := range ms {
-		b = append(b, name...)
-		for i, lp := range m.Label {
-			if i == 0 {
-				b = append(b, '{')
-			} else {
-				b = append(b, ',')
-			}
-			b = append(b, lp.GetName()...)
-			b = append(b, '=', '"')
-			b = appendEscaped(b, lp.GetValue(), true)
-			b = append(b, '"')
-		}
-		if len(m.Label) > 0 {
-			b = append(b, '}')
-		}
+		b = appendSeriesKey(b, name, m.Label)
 		b = append(b, ' ')
 		b = appendTextFloat(b, simpleFloat(typ, m))
 		b = append(b, '\n')
@@ -217,6 +194,15 @@ func appendTextFloat(b []byte, f float64) []byte {
 		return append(b, "+Inf"...)
 	case math.IsInf(f, -1):
 		return append(b, "-Inf"...)
+	case f >= -maxPlainInt && f <= maxPlainInt && f == math.Trunc(f):
+		// Counts and sizes are often whole numbers; 'g' writes those
+		// below 1e6 as plain integers, and AppendInt is much cheaper
+		// than finding the shortest float representation.
+		return strconv.AppendInt(b, int64(f), 10)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
+
+// maxPlainInt is the largest whole number strconv's shortest 'g' format
+// writes without an exponent: from 1e6 on it switches to 1e+06.
+const maxPlainInt = 999_999

@@ -68,7 +68,8 @@ func TestMetricEncoderFastPath(t *testing.T) {
 func TestTextSamplesMatchExpfmt(t *testing.T) {
 	lp := func(n, v string) *dto.LabelPair { return &dto.LabelPair{Name: proto.String(n), Value: proto.String(v)} }
 	values := []float64{0, 1, -1, 0.5, -21.5, 1e6, 1e-7, 123456789012345678901234567890, 1234.5678 * 7,
-		math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64, 17}
+		math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64, 17,
+		math.Copysign(0, -1), 2, -2, 10, 100, 120000, 999999, -999999, 1e6 - 0.5, 1000001, -1e6, 1e15, 1 << 53, 999999.0000000001}
 	labelSets := [][]*dto.LabelPair{
 		nil,
 		{lp("job", "j")},

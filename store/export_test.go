@@ -25,7 +25,43 @@ func (s *Store) CheckInvariants() error {
 	if err := s.checkNames(); err != nil {
 		return err
 	}
+	if err := s.checkExpiries(); err != nil {
+		return err
+	}
 	return s.checkNoDuplicates()
+}
+
+// checkExpiries checks the expiry heap: exactly the stored groups with a
+// deadline, each at the position it believes, in heap order.
+func (s *Store) checkExpiries() error {
+	withDeadline := 0
+	for _, g := range s.groups {
+		switch {
+		case g.deadline.IsZero() && g.expiryPos != 0:
+			return fmt.Errorf("group %s without deadline is queued at %d", formatKey(g.key), g.expiryPos)
+		case g.deadline.IsZero():
+			continue
+		case g.expiryPos < 1 || g.expiryPos > len(s.expiries) || s.expiries[g.expiryPos-1] != g:
+			return fmt.Errorf("group %s with deadline %v is not queued where it says (%d)", formatKey(g.key), g.deadline, g.expiryPos)
+		}
+		withDeadline++
+	}
+	if withDeadline != len(s.expiries) {
+		return fmt.Errorf("%d groups have a deadline, %d are queued", withDeadline, len(s.expiries))
+	}
+	for i := 1; i < len(s.expiries); i++ {
+		if s.expiries.less(i, (i-1)/2) {
+			return fmt.Errorf("expiry heap out of order at %d", i)
+		}
+	}
+	return nil
+}
+
+// ExpiryQueueLen returns the number of entries of the expiry heap.
+func (s *Store) ExpiryQueueLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.expiries)
 }
 
 func (s *Store) checkCounts() error {
@@ -34,13 +70,18 @@ func (s *Store) checkCounts() error {
 		if g.key != k {
 			return fmt.Errorf("group stored under %s has key %s", formatKey(k), formatKey(g.key))
 		}
+		inGroup := 0
 		for name, sl := range g.families {
 			if sl.g != g || sl.dead || sl.fam.name != name {
 				return fmt.Errorf("slot of %q in %s is broken", name, formatKey(k))
 			}
-			series += sl.fam.series()
+			inGroup += sl.fam.series()
 			fams++
 		}
+		if inGroup != g.series {
+			return fmt.Errorf("group %s has %d series, says %d", formatKey(k), inGroup, g.series)
+		}
+		series += inGroup
 	}
 	if series != s.nSeries || fams != s.nFamilies {
 		return fmt.Errorf("counted %d series in %d families, store says %d in %d", series, fams, s.nSeries, s.nFamilies)

@@ -3,6 +3,7 @@ package store
 import (
 	"slices"
 	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -11,7 +12,12 @@ import (
 type group struct {
 	key      GroupKey
 	families map[string]*slot // by family name
+	series   int              // metrics in families
 	version  uint64
+	deadline time.Time // TTL deadline, wall clock only; zero: never expires
+	// expiryPos is 1 + the group's index in Store.expiries, 0 while it has
+	// no deadline.
+	expiryPos int
 }
 
 // slot is the place of one family name in one group. The name index lists
@@ -229,6 +235,7 @@ func (s *Store) indexSeries(g *group, f *family) {
 		s.series.add(h, g)
 	}
 	s.nSeries += f.series()
+	g.series += f.series()
 }
 
 func (s *Store) forgetSeries(g *group, f *family) {
@@ -236,6 +243,7 @@ func (s *Store) forgetSeries(g *group, f *family) {
 		s.series.remove(h, g)
 	}
 	s.nSeries -= f.series()
+	g.series -= f.series()
 }
 
 // reindexSeries moves g's index entries from the sorted hashes old to the
@@ -257,4 +265,5 @@ func (s *Store) reindexSeries(g *group, old, new []uint64) {
 		}
 	}
 	s.nSeries += len(new) - len(old)
+	g.series += len(new) - len(old)
 }

@@ -12,6 +12,7 @@ type metrics struct {
 	series             prometheus.Gauge
 	rejected           *prometheus.CounterVec
 	failuresUnrecorded prometheus.Counter
+	expired            prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,14 +28,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_store_pushes_rejected_total",
-			Help: "Pushes the store rejected, by reason (timestamp: a sample has a timestamp; invalid: the push is broken on its own; inconsistent: it conflicts with stored groups or the gateway's own metrics).",
+			Help: "Pushes the store rejected, by reason (timestamp: a sample has a timestamp; invalid: the push is broken on its own; inconsistent: it conflicts with stored groups or the gateway's own metrics; max_groups, max_series: it would exceed --store.max-groups or --store.max-series).",
 		}, []string{"reason"}),
 		failuresUnrecorded: f.NewCounter(prometheus.CounterOpts{
 			Name: "pushring_store_failure_times_unrecorded_total",
-			Help: "Failure times not recorded because the group's push-time gauges would have clashed with another group (the Pushgateway would have poisoned its store).",
+			Help: "Failure times not recorded because the group's push-time gauges would have clashed with another group (the Pushgateway would have poisoned its store) or the group would have exceeded a limit of this peer.",
+		}),
+		expired: f.NewCounter(prometheus.CounterOpts{
+			Name: "pushring_groups_expired_total",
+			Help: "Groups removed because their TTL passed since their last successful push (restored groups already past their deadline included).",
 		}),
 	}
-	for _, r := range []string{reasonTimestamp, reasonInvalid, reasonInconsistent} {
+	for _, r := range []string{reasonTimestamp, reasonInvalid, reasonInconsistent, reasonMaxGroups, reasonMaxSeries} {
 		m.rejected.WithLabelValues(r)
 	}
 	return m

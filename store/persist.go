@@ -22,7 +22,7 @@ import (
 // Pushgateway's MetricGroup, TimestampedMetricFamily and GobbableMetricFamily
 // (verified against the real binary in persist_test.go).
 //
-// Fields pushring adds (Version, and later the TTL deadline) are skipped by a
+// Fields pushring adds (Version, Deadline) are skipped by a
 // Pushgateway decoder that does not know them, and a Pushgateway file simply
 // leaves them at their zero value here, so files move both ways.
 
@@ -37,6 +37,10 @@ type fileGroup struct {
 	// Version is pushring's group version (DESIGN.md decision 6). Unknown
 	// to the Pushgateway, which skips it.
 	Version uint64
+	// Deadline is when the group expires by its TTL, zero for never.
+	// Unknown to the Pushgateway, which skips it (and writes the group back
+	// without it: a file that went through a Pushgateway has no TTLs).
+	Deadline time.Time
 }
 
 // fileFamily is the Pushgateway's TimestampedMetricFamily.
@@ -190,7 +194,7 @@ func groupFromFile(enc string, fg fileGroup) (GroupSnapshot, error) {
 		fams = append(fams, FamilySnapshot{Family: mf, Time: ff.Timestamp})
 	}
 	sortFamilySnapshots(fams)
-	return GroupSnapshot{Key: key, Families: fams, Version: fg.Version}, nil
+	return GroupSnapshot{Key: key, Families: fams, Version: fg.Version, Deadline: fg.Deadline}, nil
 }
 
 // familyFromFile checks one family of the file. The Pushgateway writes the
@@ -310,5 +314,5 @@ func groupToFile(g GroupSnapshot) (fileGroup, error) {
 		}
 		metrics[name] = fileFamily{Timestamp: fs.Time, GobbableMetricFamily: &protoFamily{mf: fs.Family}}
 	}
-	return fileGroup{Labels: g.Key.Map(), Metrics: metrics, Version: g.Version}, nil
+	return fileGroup{Labels: g.Key.Map(), Metrics: metrics, Version: g.Version, Deadline: g.Deadline}, nil
 }

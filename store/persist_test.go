@@ -146,15 +146,19 @@ func storedGroup(grouping map[string]string, pushed, failed time.Time, version u
 }
 
 // testGroups covers grouping keys with a '/' in a value, an empty value and
-// non-ASCII, versions zero and not, per-family times and a failed push.
+// non-ASCII, versions zero and not, deadlines set (to the nanosecond, in
+// another zone) and not, per-family times and a failed push.
 func testGroups() []GroupSnapshot {
 	t0 := time.Date(2026, 11, 22, 1, 2, 3, 456789012, time.UTC)
 	failedGroup := storedGroup(map[string]string{"job": "failing", "instance": "i1"}, t0, t0.Add(time.Minute), 9)
 	// A later POST rewrote one family only: it keeps its own time.
 	failedGroup.Families[0].Time = t0.Add(30 * time.Second)
+	failedGroup.Deadline = t0.Add(5 * time.Minute)
+	paths := storedGroup(map[string]string{"job": "paths", "dir": "/var/tmp", "empty": ""}, t0.Add(time.Second), time.Time{}, 1<<40)
+	paths.Deadline = t0.Add(time.Second + 90*time.Second).In(time.FixedZone("Y", -7200))
 	return []GroupSnapshot{
 		storedGroup(map[string]string{"job": "batch"}, t0, time.Time{}, 0),
-		storedGroup(map[string]string{"job": "paths", "dir": "/var/tmp", "empty": ""}, t0.Add(time.Second), time.Time{}, 1<<40),
+		paths,
 		storedGroup(map[string]string{"job": "ünïcode", "zone": "eu/west"}, t0.In(time.FixedZone("X", 3600)), time.Time{}, 3),
 		failedGroup,
 	}
@@ -170,6 +174,7 @@ func requireSameSnapshots(t *testing.T, want, got []GroupSnapshot) {
 		w, g := want[i], got[i]
 		require.Equal(t, w.Key, g.Key)
 		require.Equal(t, w.Version, g.Version, "version of %q", w.Key)
+		require.True(t, w.Deadline.Equal(g.Deadline), "deadline of %q: want %v, got %v", w.Key, w.Deadline, g.Deadline)
 		require.Len(t, g.Families, len(w.Families), "families of %q", w.Key)
 		for j := range w.Families {
 			wf, gf := w.Families[j], g.Families[j]
@@ -693,11 +698,13 @@ func TestPushgatewayLoadsWrittenFile(t *testing.T) {
 	checkPushgatewayAPI(t, groups, pg.apiGroups(t))
 	pg.stop(t)
 
-	// Its shutdown persist writes back what it loaded, without our versions.
+	// Its shutdown persist writes back what it loaded, without our
+	// versions and deadlines.
 	back, err := ReadFile(file)
 	require.NoError(t, err)
 	for i := range groups {
 		groups[i].Version = 0
+		groups[i].Deadline = time.Time{}
 	}
 	requireSameSnapshots(t, groups, back)
 }

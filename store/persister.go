@@ -110,7 +110,9 @@ func checkPersistDir(file string) error {
 // store starts empty: the Pushgateway would overwrite such a file at its next
 // write. Malformed groups, and groups the store rejects as inconsistent, are
 // logged, counted in pushring_persistence_groups_dropped_total and skipped;
-// the other groups load.
+// so are groups beyond the store's limits (reason "limit"), and groups whose
+// TTL deadline passed while the peer was down are counted as expired by the
+// store. The other groups load.
 //
 // Load returns an error only when the file could not be read at all (for
 // example permissions) or a corrupt file could not be moved aside; starting
@@ -126,28 +128,38 @@ func (p *Persister) Load() (int, error) {
 	case err != nil && !errors.Is(err, ErrInvalidGroup):
 		return 0, fmt.Errorf("load persisted metrics: %w", err)
 	case err != nil:
-		p.dropGroups("invalid", err)
+		p.dropGroups(err, func(error) string { return "invalid" })
 	}
 	loaded := len(groups)
 	if err := p.src.Restore(groups); err != nil {
-		loaded -= p.dropGroups("inconsistent", err)
+		loaded -= p.dropGroups(err, restoreDropReason)
 	}
 	p.logger.Info("persisted metrics loaded", "file", p.cfg.File, "groups", loaded)
 	return loaded, nil
 }
 
 // dropGroups logs and counts the groups reported in err, an errors.Join of
-// one error per group, and returns how many there were.
-func (p *Persister) dropGroups(reason string, err error) int {
+// one error per group, each under reasonOf(its error), and returns how many
+// there were.
+func (p *Persister) dropGroups(err error, reasonOf func(error) string) int {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
+		reason := reasonOf(e)
 		p.logger.Error("dropped a persisted group", "file", p.cfg.File, "reason", reason, "err", e)
+		p.metrics.dropped.WithLabelValues(reason).Inc()
 	}
-	p.metrics.dropped.WithLabelValues(reason).Add(float64(len(errs)))
 	return len(errs)
+}
+
+// restoreDropReason classifies an error of Store.Restore for one group.
+func restoreDropReason(err error) string {
+	if errors.Is(err, ErrLimit) {
+		return "limit"
+	}
+	return "inconsistent"
 }
 
 // quarantine moves a corrupt persistence file out of the way so that the
@@ -284,13 +296,14 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 		}),
 		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_persistence_groups_dropped_total",
-			Help: "Groups of the persistence file not loaded at start-up, by reason (invalid: malformed in the file; inconsistent: rejected by the store).",
+			Help: "Groups of the persistence file not loaded at start-up, by reason (invalid: malformed in the file; inconsistent: rejected by the store; limit: beyond --store.max-groups or --store.max-series).",
 		}, []string{"reason"}),
 	}
 	m.writes.WithLabelValues("success")
 	m.writes.WithLabelValues("error")
 	m.dropped.WithLabelValues("invalid")
 	m.dropped.WithLabelValues("inconsistent")
+	m.dropped.WithLabelValues("limit")
 	return m
 }
 

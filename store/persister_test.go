@@ -534,6 +534,30 @@ func TestPersistStoreDropsInconsistentGroups(t *testing.T) {
 	requireSameSnapshots(t, groups[:1], st.Snapshot())
 }
 
+func TestPersistStoreDropsGroupsBeyondLimits(t *testing.T) {
+	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	gauge := &dto.MetricFamily{Name: proto.String("g"), Type: dto.MetricType_GAUGE.Enum(),
+		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}}
+	var groups []GroupSnapshot
+	for _, job := range []string{"a", "b", "c"} {
+		grouping := map[string]string{"job": job}
+		groups = append(groups, GroupSnapshot{Key: NewGroupKey(grouping), Families: []FamilySnapshot{{Family: withGroupingLabels(gauge, grouping), Time: at}}})
+	}
+	h := newPersistHarness(t, time.Minute)
+	require.NoError(t, WriteFile(h.file, groups))
+	st, err := New(Config{MaxGroups: 2}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	h.p.src = st
+
+	n, err := h.p.Load()
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, 1.0, selfMetricValue(t, h.p.metrics.dropped.WithLabelValues("limit")))
+	require.Zero(t, selfMetricValue(t, h.p.metrics.dropped.WithLabelValues("inconsistent")))
+	require.Contains(t, h.logs.String(), "raise --store.max-groups")
+	requireSameSnapshots(t, groups[:2], st.Snapshot())
+}
+
 func TestPersistStoreChangeTriggersWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newPersistHarness(t, time.Minute)

@@ -123,10 +123,13 @@ type built struct {
 // builder validates and renders families. It is not safe for concurrent use:
 // each write takes one from the store's pool.
 type builder struct {
-	buf  bytes.Buffer
-	text []byte
-	key  []byte // scratch for series hashes
-	enc  metricEncoder
+	buf    bytes.Buffer
+	text   []byte
+	key    []byte // scratch for series hashes
+	pbuf   []byte // scratch: buildSimple's protobuf fields
+	mbuf   []byte // scratch: one metric's protobuf encoding
+	chunks []simpleChunk
+	enc    metricEncoder
 	// tmp, name and typ make the family expfmt renders without allocating.
 	tmp  dto.MetricFamily
 	name string
@@ -139,11 +142,32 @@ func newBuilder() *builder { return &builder{} }
 // anything mf points to (metrics whose labels need sorting are cloned), so
 // callers may keep using it.
 func (b *builder) build(mf *dto.MetricFamily, t time.Time) *built {
-	out := &built{name: mf.GetName(), typ: mf.GetType()}
+	out := &built{}
+	b.buildInto(out, mf, t)
+	return out
+}
+
+// buildInto is build writing into *out, which must be zero: a push builds
+// all its families into one slice.
+func (b *builder) buildInto(out *built, mf *dto.MetricFamily, t time.Time) *built {
+	out.name, out.typ = mf.GetName(), mf.GetType()
 	if err := checkFamilyHeader(mf); err != nil {
 		out.errs = []error{err}
 		return out
 	}
+	if hasSimpleText(out.typ) {
+		if fam := b.buildSimple(out, mf); fam != nil {
+			fam.time = t
+			return b.finish(out, fam)
+		}
+	}
+	return b.buildGeneral(out, mf, t)
+}
+
+// buildGeneral is build for every family: it validates each metric with
+// checkMetric, sorts copies where needed, and renders through the encoders
+// (and expfmt for summaries and histograms).
+func (b *builder) buildGeneral(out *built, mf *dto.MetricFamily, t time.Time) *built {
 	ms := sortedLabels(mf.Metric)
 	for _, m := range ms {
 		if err := checkMetric(out.name, out.typ, m); err != nil {
@@ -153,13 +177,19 @@ func (b *builder) build(mf *dto.MetricFamily, t time.Time) *built {
 	if len(out.errs) > 0 {
 		return out
 	}
-	slices.SortFunc(ms, compareMetrics)
+	slices.SortStableFunc(ms, compareMetrics)
 	out.metrics = ms
 	fam, err := b.render(mf, ms, t)
 	if err != nil {
 		out.errs = []error{err}
 		return out
 	}
+	return b.finish(out, fam)
+}
+
+// finish completes out with fam, the rendering of out.metrics, unless two
+// of them have the same label set.
+func (b *builder) finish(out *built, fam *family) *built {
 	if errs := b.duplicatesWithin(out, fam.hashes); len(errs) > 0 {
 		out.errs = errs
 		return out
@@ -216,9 +246,8 @@ func compareMetrics(a, b *dto.Metric) int {
 // render produces the family value: text lines, protobuf bytes (one
 // allocation of the exact size for both) and series hashes.
 func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*family, error) {
-	f := &family{name: mf.GetName(), typ: mf.GetType(), time: t}
-	f.help, f.hasHelp = mf.GetHelp(), mf.Help != nil
-	f.unit, f.hasUnit = mf.GetUnit(), mf.Unit != nil
+	f := newFamily(mf, mf.GetName(), mf.GetType())
+	f.time = t
 	text, err := b.renderText(f.name, f.typ, ms)
 	if err != nil {
 		return nil, err
@@ -236,6 +265,15 @@ func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*
 	}
 	slices.Sort(f.hashes)
 	return f, nil
+}
+
+// newFamily returns a family value with mf's header and no data.
+func newFamily(mf *dto.MetricFamily, name string, typ dto.MetricType) *family {
+	return &family{
+		name: name, typ: typ,
+		help: mf.GetHelp(), hasHelp: mf.Help != nil,
+		unit: mf.GetUnit(), hasUnit: mf.Unit != nil,
+	}
 }
 
 // renderText returns the text 0.0.4 sample lines of ms, as expfmt writes
@@ -260,24 +298,33 @@ func (b *builder) renderText(name string, typ dto.MetricType, ms []*dto.Metric) 
 	return dropFirstLine(b.buf.Bytes()), nil
 }
 
-// hash is the series hash: xxhash of the family name and the sorted label
-// pairs, each followed by sep. Equal series have equal hashes; a hit is
-// always confirmed by comparing label sets.
+// hash is the series hash: xxhash of the series as the text format writes
+// it before the value, name{label="value",...} with the label pairs sorted
+// and the values escaped. buildSimple hashes the line it renders anyway, so
+// a series costs no key of its own. Equal series have equal hashes; a hit
+// is always confirmed by comparing label sets.
 func (b *builder) hash(name string, ls []*dto.LabelPair) uint64 {
 	b.key = appendSeriesKey(b.key[:0], name, ls)
 	return xxhash.Sum64(b.key)
 }
 
-// appendSeriesKey appends the bytes a series hash is computed over. One
-// Sum64 over a buffer is much cheaper than a dozen small digest writes.
+// appendSeriesKey appends the bytes a series hash is computed over: the
+// start of the series' text line, up to the space before the value.
 func appendSeriesKey(b []byte, name string, ls []*dto.LabelPair) []byte {
 	b = append(b, name...)
-	b = append(b, sep...)
-	for _, lp := range ls {
+	for i, lp := range ls {
+		if i == 0 {
+			b = append(b, '{')
+		} else {
+			b = append(b, ',')
+		}
 		b = append(b, lp.GetName()...)
-		b = append(b, sep...)
-		b = append(b, lp.GetValue()...)
-		b = append(b, sep...)
+		b = append(b, '=', '"')
+		b = appendEscaped(b, lp.GetValue(), true)
+		b = append(b, '"')
+	}
+	if len(ls) > 0 {
+		b = append(b, '}')
 	}
 	return b
 }

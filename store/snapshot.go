@@ -22,6 +22,9 @@ type GroupSnapshot struct {
 	Key      GroupKey
 	Families []FamilySnapshot // sorted by name; includes push_time_seconds and push_failure_time_seconds
 	Version  uint64
+	// Deadline is when the group expires (its last successful push plus
+	// its TTL); zero: never.
+	Deadline time.Time
 }
 
 // LastPushSuccessful reports push_failure_time_seconds <= push_time_seconds
@@ -52,9 +55,10 @@ func (g GroupSnapshot) gaugeValue(name string) (float64, bool) {
 // groupRef is a group copied out under the lock: references to immutable
 // family values, decoded after the lock is released.
 type groupRef struct {
-	key     GroupKey
-	version uint64
-	fams    []*family
+	key      GroupKey
+	version  uint64
+	deadline time.Time
+	fams     []*family
 }
 
 // Snapshot returns a deep copy of every group, sorted by key.
@@ -90,7 +94,7 @@ func (s *Store) Group(k GroupKey) (GroupSnapshot, bool) {
 
 // refOf copies out g. The caller holds s.mu.
 func refOf(g *group) groupRef {
-	r := groupRef{key: g.key, version: g.version, fams: make([]*family, 0, len(g.families))}
+	r := groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: make([]*family, 0, len(g.families))}
 	for _, sl := range g.families {
 		r.fams = append(r.fams, sl.fam)
 	}
@@ -102,7 +106,7 @@ func refOf(g *group) groupRef {
 // and left out rather than failing the whole snapshot.
 func (s *Store) decodeGroup(r groupRef) GroupSnapshot {
 	slices.SortFunc(r.fams, func(a, b *family) int { return strings.Compare(a.name, b.name) })
-	gs := GroupSnapshot{Key: r.key, Version: r.version, Families: make([]FamilySnapshot, 0, len(r.fams))}
+	gs := GroupSnapshot{Key: r.key, Version: r.version, Deadline: r.deadline, Families: make([]FamilySnapshot, 0, len(r.fams))}
 	for _, f := range r.fams {
 		mf, err := f.decode()
 		if err != nil {
@@ -115,24 +119,33 @@ func (s *Store) decodeGroup(r groupRef) GroupSnapshot {
 }
 
 // Restore inserts groups as they are (persistence load, later hand-off). A
-// group that would make the store inconsistent is skipped and reported in the
-// returned error (errors.Join); the others are inserted.
+// group that would make the store inconsistent (ErrInconsistent) or exceed
+// Config.MaxGroups or Config.MaxSeries (ErrLimit) is skipped and reported in
+// the returned error (errors.Join); the others are inserted.
 //
 // Each group is checked like a PUT of all its families, against the store
 // and the groups restored before it, but nothing is added: no push-time
 // gauges, no failure time. Families keep their times, groups their version
-// (the store's version counter moves past it). A group whose key is already
-// stored replaces it as a whole. Restore does not modify groups.
+// (the store's version counter moves past it) and their deadline. A group
+// whose deadline has passed by Config.Clock is not inserted but counted as
+// expired; it is not an error. A group whose key is already stored replaces
+// it as a whole. Restore does not modify groups.
 func (s *Store) Restore(groups []GroupSnapshot) error {
 	var errs []error
-	restored := 0
+	restored, expired := 0, 0
+	now := s.clock.Now()
 	for _, gs := range groups {
+		if !gs.Deadline.IsZero() && !gs.Deadline.After(now) {
+			expired++
+			continue
+		}
 		if err := s.restoreGroup(gs); err != nil {
 			errs = append(errs, fmt.Errorf("restore group %s: %w", formatKey(gs.Key), err))
 			continue
 		}
 		restored++
 	}
+	s.metrics.expired.Add(float64(expired))
 	if restored > 0 {
 		s.mu.Lock()
 		s.changedLocked()
@@ -152,11 +165,16 @@ func (s *Store) restoreGroup(gs GroupSnapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &change{key: gs.Key, g: s.groups[gs.Key], news: news, drop: dropAll}
+	if _, err := s.checkLimits(c); err != nil {
+		return err
+	}
 	if probs := s.check(c); len(probs.errs) > 0 {
 		return probs.err()
 	}
-	s.commit(c).version = gs.Version
+	g := s.commit(c)
+	g.version = gs.Version
 	s.version = max(s.version, gs.Version)
+	s.setDeadlineLocked(g, gs.Deadline)
 	return nil
 }
 

@@ -216,6 +216,7 @@ func requireSameSnapshots(t *testing.T, want, got []store.GroupSnapshot) {
 	for i := range want {
 		require.Equal(t, want[i].Key, got[i].Key)
 		require.Equal(t, want[i].Version, got[i].Version)
+		require.True(t, want[i].Deadline.Equal(got[i].Deadline), "deadline of %v: want %v, got %v", want[i].Key.Map(), want[i].Deadline, got[i].Deadline)
 		require.Len(t, got[i].Families, len(want[i].Families))
 		for j := range want[i].Families {
 			w, g := want[i].Families[j], got[i].Families[j]

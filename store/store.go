@@ -32,11 +32,13 @@ const (
 // scrape copies pointers. Striping would buy little and make the
 // cross-group check need several locks.
 type Store struct {
-	cfg      Config
-	logger   *slog.Logger
-	metrics  *metrics
-	changed  chan struct{}
-	builders sync.Pool // of *builder
+	cfg        Config
+	clock      Clock
+	logger     *slog.Logger
+	metrics    *metrics
+	changed    chan struct{}
+	expiryWake chan struct{} // buffer 1: a write set the earliest deadline; RunExpiry re-arms
+	builders   sync.Pool     // of *builder
 
 	mu          sync.Mutex
 	groups      map[GroupKey]*group
@@ -45,8 +47,9 @@ type Store struct {
 	namesDirty  bool
 	series      seriesIndex
 	nSeries     int
-	nFamilies   int    // (group, family) pairs
-	version     uint64 // last version handed to a group
+	nFamilies   int         // (group, family) pairs
+	version     uint64      // last version handed to a group
+	expiries    expiryQueue // groups with a deadline, earliest first
 }
 
 // New returns an empty store.
@@ -57,11 +60,17 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = RealClock{}
+	}
 	s := &Store{
-		cfg:     cfg,
-		logger:  logger,
-		metrics: newMetrics(reg),
-		changed: make(chan struct{}, 1),
+		cfg:        cfg,
+		clock:      clock,
+		logger:     logger,
+		metrics:    newMetrics(reg),
+		changed:    make(chan struct{}, 1),
+		expiryWake: make(chan struct{}, 1),
 	}
 	s.builders.New = func() any { return newBuilder() }
 	s.reset()
@@ -77,6 +86,7 @@ func (s *Store) reset() {
 	s.series = newSeriesIndex()
 	s.nSeries = 0
 	s.nFamilies = 0
+	s.expiries = nil
 }
 
 // Delete removes a group. It reports whether the group existed.
@@ -87,12 +97,20 @@ func (s *Store) Delete(k GroupKey) bool {
 	if g == nil {
 		return false
 	}
+	s.removeGroupLocked(g)
+	s.changedLocked()
+	return true
+}
+
+// removeGroupLocked removes g from the store and every index. Delete and
+// expiry both remove groups this way. The caller holds s.mu and signals
+// Changed.
+func (s *Store) removeGroupLocked(g *group) {
 	for name := range g.families {
 		s.dropFamily(g, name)
 	}
-	delete(s.groups, k)
-	s.changedLocked()
-	return true
+	s.expiries.remove(g)
+	delete(s.groups, g.key)
 }
 
 // Wipe removes every group and returns how many there were.

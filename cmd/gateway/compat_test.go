@@ -438,7 +438,7 @@ func compatScenarios(t *testing.T) []scenario {
 				req(http.MethodOptions, "/metrics/job/x/a/b", nil, nil, 200),
 				req(http.MethodHead, "/-/healthy", nil, nil, 405),
 				req(http.MethodHead, "/metrics", nil, nil, 405),
-				get("/-/reload", 404),
+				get("/-/nope", 404),
 				get("/api/v1/", 404),
 				get("/api/v1", 0).statusClass(), // 301 on Go 1.19, 307 on newer Go
 				req(http.MethodOptions, "/api/v1/metrics", nil, nil, 200),
@@ -1078,6 +1078,18 @@ func differences(t *testing.T) []difference {
 		require.True(t, strings.HasPrefix(body, "An error has occurred while serving metrics:"), body)
 	}
 	return []difference{
+		{
+			// pushring re-reads its TTL rules file on PUT or POST /-/reload
+			// with --web.enable-lifecycle, as Prometheus does; the
+			// Pushgateway has no rules and no such route.
+			name:  "/-/reload reloads the TTL rules",
+			flags: []string{"--web.enable-lifecycle"},
+			steps: []diffStep{
+				{method: http.MethodPost, path: "/-/reload", pg: 404, pr: 200},
+				{method: http.MethodPut, path: "/-/reload", pg: 404, pr: 200},
+				dget("/-/reload", 404, 405),
+			},
+		},
 		{
 			// (1) spec §4.5.1: a rejected push creates its group anyway and the
 			// new push_time_seconds duplicates another group's. pushring only

@@ -32,8 +32,10 @@ type config struct {
 	logLevel      *promslog.Level
 	logFormat     *promslog.Format
 
+	server  serverConfig
 	api     api.Config
 	ingest  ingest.Config
+	store   store.Config
 	persist store.PersistConfig
 }
 
@@ -54,9 +56,11 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		"Use systemd socket activation listeners instead of port listeners (Linux only).")
 	fs.StringVar(&cfg.localAssets, "web.local-assets", "",
 		"Accepted for compatibility with Debian's Pushgateway package and ignored: pushring's status page needs no asset files.")
+	cfg.server.registerFlags(fs)
 	cfg.api.RegisterFlags(fs)
 	cfg.persist.RegisterFlags(fs)
 	cfg.ingest.RegisterFlags(fs)
+	cfg.store.RegisterFlags(fs)
 	fs.BoolVar(&cfg.utf8Names, "push.enable-utf8-names", false,
 		"Allow UTF-8 characters in metric and label names. Not supported yet: setting it is a start-up error.")
 
@@ -91,7 +95,7 @@ func (c *config) validate() error {
 			return fmt.Errorf("--web.config.file: %w", err)
 		}
 	}
-	return errors.Join(c.api.Validate(), c.ingest.Validate(), c.persist.Validate())
+	return errors.Join(c.server.validate(), c.api.Validate(), c.ingest.Validate(), c.store.Validate(), c.persist.Validate())
 }
 
 // negationPrefix turns --name into --no-name for every bool flag, the form

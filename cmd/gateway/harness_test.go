@@ -514,7 +514,10 @@ type apiState struct {
 type apiGroup struct {
 	Labels             map[string]string
 	LastPushSuccessful bool
-	Families           map[string]apiFamily
+	// ExpiresAt is pushring's "expires_at" (RFC 3339), "" for a group
+	// without a TTL and for every Pushgateway group.
+	ExpiresAt string
+	Families  map[string]apiFamily
 }
 
 type apiFamily struct {
@@ -646,6 +649,12 @@ func parseAPIMetrics(body []byte) (map[string]apiGroup, error) {
 				err = json.Unmarshal(v, &grp.Labels)
 			case "last_push_successful":
 				err = json.Unmarshal(v, &grp.LastPushSuccessful)
+			case "expires_at":
+				// A family of that name takes the key's place.
+				if json.Unmarshal(v, &grp.ExpiresAt) == nil {
+					break
+				}
+				fallthrough
 			default:
 				var f apiFamilyJSON
 				if err = json.Unmarshal(v, &f); err == nil {
@@ -878,6 +887,20 @@ func TestCompatHarnessNormalization(t *testing.T) {
 				"s":                         {Type: "SUMMARY", Metrics: []string{`{a="1",b="2"} count=2 sum=3 quantiles={"0.5":"1","0.9":"2"}`}},
 			},
 		}}, groups)
+	})
+	t.Run("expires_at", func(t *testing.T) {
+		body := `{"status":"success","data":[
+		 {"labels":{"job":"ttl"},"last_push_successful":true,"expires_at":"2026-01-01T01:00:00.5Z"},
+		 {"labels":{"job":"fam"},"last_push_successful":true,
+		  "expires_at":{"time_stamp":"t","type":"GAUGE","metrics":[{"labels":{"job":"fam"},"value":"1"}]}}]}`
+		groups, err := parseAPIMetrics([]byte(body))
+		require.NoError(t, err)
+		require.Equal(t, map[string]apiGroup{
+			`{job="ttl"}`: {Labels: map[string]string{"job": "ttl"}, LastPushSuccessful: true,
+				ExpiresAt: "2026-01-01T01:00:00.5Z", Families: map[string]apiFamily{}},
+			`{job="fam"}`: {Labels: map[string]string{"job": "fam"}, LastPushSuccessful: true,
+				Families: map[string]apiFamily{"expires_at": {Type: "GAUGE", Metrics: []string{`{job="fam"} value=1`}}}},
+		}, groups)
 	})
 	t.Run("scrape", func(t *testing.T) {
 		body := "# HELP h help\n# TYPE h histogram\nh_bucket{le=\"1\",job=\"j\"} 1\nh_bucket{le=\"+Inf\",job=\"j\"} 2\nh_sum{job=\"j\"} 3\nh_count{job=\"j\"} 2\n" +

@@ -72,6 +72,7 @@ type gateway struct {
 	reg       *prometheus.Registry
 	store     *store.Store
 	persister *store.Persister
+	ingester  *ingest.Ingester
 	api       *api.API
 }
 
@@ -95,9 +96,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 
 	var g runGroup
 	addStopper(&g, ctx, gw.api.Quit(), logger)
+	addReloader(&g, gw.ingester, logger)
 	for _, l := range listeners {
-		addServer(&g, l, newServer(gw.api.Handler(), logger), cfg, logger)
+		addServer(&g, l, newServer(gw.api.Handler(), cfg.server, logger), cfg, logger)
 	}
+	addExpiry(&g, gw.store)
 	addPersister(&g, gw.persister)
 	err = g.run()
 	logger.Info("pushring stopped")
@@ -118,7 +121,9 @@ func wire(cfg *config, logger *slog.Logger) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.New(store.Config{Reserved: reserved}, logger.With("component", "store"), reg)
+	storeCfg := cfg.store
+	storeCfg.Reserved = reserved
+	st, err := store.New(storeCfg, logger.With("component", "store"), reg)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +142,7 @@ func wire(cfg *config, logger *slog.Logger) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{reg: reg, store: st, persister: persister, api: a}, nil
+	return &gateway{reg: reg, store: st, persister: persister, ingester: ing, api: a}, nil
 }
 
 // buildInfo is the build_information object of /api/v1/status.
@@ -166,6 +171,35 @@ func addStopper(g *runGroup, ctx context.Context, quit <-chan struct{}, logger *
 		}
 		return nil
 	}, func() { close(stop) })
+}
+
+// addReloader adds the actor that re-reads the TTL rules file on SIGHUP. A
+// broken file keeps the rules in force; either way the process goes on,
+// and the ingester logs the outcome. It stops listening for SIGHUP when
+// interrupted.
+func addReloader(g *runGroup, ing *ingest.Ingester, logger *slog.Logger) {
+	hup := make(chan os.Signal, 1) // signal.Notify drops signals it cannot deliver; one pending reload is enough
+	signal.Notify(hup, syscall.SIGHUP)
+	stop := make(chan struct{})
+	g.add("reloader", func() error {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+				logger.Info("received SIGHUP, reloading the TTL rules")
+				_ = ing.ReloadRules() // logged by the ingester, with the file and the error
+			case <-stop:
+				return nil
+			}
+		}
+	}, func() { close(stop) })
+}
+
+// addExpiry adds the actor that removes groups whose TTL ran out. It stops
+// after the HTTP servers have drained.
+func addExpiry(g *runGroup, st *store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.add("expiry", func() error { return st.RunExpiry(ctx, store.RealClock{}) }, cancel)
 }
 
 // addPersister adds the persister; it is interrupted after the HTTP servers

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,30 +14,91 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 )
 
-// HTTP server limits (shared/DESIGN.md decision 9). Constants for now; a
-// later change turns them into flags.
+// serverConfig holds the HTTP server limits (shared/DESIGN.md decision 9).
+// Every listener's server gets the same.
+type serverConfig struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+}
+
+// Server flag names, quoted in validation errors.
 const (
-	// readHeaderTimeout bounds how long a client may take to send its
-	// headers, so idle half-open connections cannot pile up (slowloris).
-	readHeaderTimeout = 10 * time.Second
-	// readTimeout bounds reading a whole request. A push body of the
+	flagReadHeaderTimeout = "web.read-header-timeout"
+	flagReadTimeout       = "web.read-timeout"
+	flagWriteTimeout      = "web.write-timeout"
+	flagIdleTimeout       = "web.idle-timeout"
+	flagMaxHeaderBytes    = "web.max-header-bytes"
+)
+
+// Defaults of the server limits, and why.
+const (
+	// defaultReadHeaderTimeout bounds how long a client may take to send
+	// its headers, so stalled or dribbling connections (slowloris) are cut
+	// off and cost no more than a socket for a few seconds. Any real
+	// client sends its headers in one packet.
+	defaultReadHeaderTimeout = 10 * time.Second
+	// defaultReadTimeout bounds reading a whole request. A push body of the
 	// default 16 MiB limit needs well under a minute on any link a pusher
 	// should be using.
-	readTimeout = time.Minute
-	// writeTimeout bounds writing a response. It must exceed the slowest
-	// legitimate answer: pprof's default 30 s CPU profile and a scrape of a
-	// full peer.
-	writeTimeout = 2 * time.Minute
-	// idleTimeout closes keep-alive connections nobody uses, which also
-	// lets kube-proxy rebalance long-lived pushers across peers.
-	idleTimeout = 2 * time.Minute
-	// maxHeaderBytes is net/http's default, stated so it is a decision.
-	maxHeaderBytes = 1 << 20
+	defaultReadTimeout = time.Minute
+	// defaultWriteTimeout bounds writing a response (it runs from the end
+	// of the request headers). A minute covers a scrape of a full peer; a
+	// pprof CPU profile must ask for less than that.
+	defaultWriteTimeout = time.Minute
+	// defaultIdleTimeout closes keep-alive connections nobody uses, which
+	// also lets kube-proxy rebalance long-lived pushers across peers.
+	defaultIdleTimeout = 2 * time.Minute
+	// defaultMaxHeaderBytes bounds the request line and headers. Push
+	// clients send a handful of short headers; 64 KiB leaves room for long
+	// grouping paths and auth tokens while keeping a connection's header
+	// buffer small (net/http's default is 1 MiB).
+	defaultMaxHeaderBytes = 64 << 10
 	// shutdownTimeout bounds draining in-flight requests at shutdown;
 	// Kubernetes' default grace period is 30 s, of which this leaves some
 	// for the final persist.
 	shutdownTimeout = 20 * time.Second
 )
+
+// registerFlags registers the server limits with their defaults.
+func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.ReadHeaderTimeout, flagReadHeaderTimeout, defaultReadHeaderTimeout,
+		"Maximum time to read the request headers; slower clients are disconnected.")
+	fs.DurationVar(&c.ReadTimeout, flagReadTimeout, defaultReadTimeout,
+		"Maximum time to read a whole request, body included.")
+	fs.DurationVar(&c.WriteTimeout, flagWriteTimeout, defaultWriteTimeout,
+		"Maximum time from the end of the request headers to the end of the response.")
+	fs.DurationVar(&c.IdleTimeout, flagIdleTimeout, defaultIdleTimeout,
+		"Maximum time a keep-alive connection may wait for its next request.")
+	fs.IntVar(&c.MaxHeaderBytes, flagMaxHeaderBytes, defaultMaxHeaderBytes,
+		"Maximum size of the request line and headers, in bytes; larger requests get 431.")
+}
+
+// validate rejects limits that would switch a bound off: net/http reads 0
+// as "no timeout" (or its own default), which is what these flags exist
+// to prevent.
+func (c *serverConfig) validate() error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{flagReadHeaderTimeout, c.ReadHeaderTimeout},
+		{flagReadTimeout, c.ReadTimeout},
+		{flagWriteTimeout, c.WriteTimeout},
+		{flagIdleTimeout, c.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("invalid --%s %s: must be positive", d.name, d.v))
+		}
+	}
+	if c.MaxHeaderBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("invalid --%s %d: must be at least 1024", flagMaxHeaderBytes, c.MaxHeaderBytes))
+	}
+	return errors.Join(errs...)
+}
 
 // openListeners opens the listeners the flags ask for: systemd's when
 // --web.systemd-socket is set, otherwise one TCP listener per
@@ -80,17 +142,17 @@ func closeAll(ls []net.Listener) {
 	}
 }
 
-// newServer returns an HTTP server with every timeout set. Each listener
+// newServer returns an HTTP server with every limit set. Each listener
 // gets its own server: web.Serve installs its TLS and auth wrapper on the
 // server it is given, so sharing one would wrap the handler twice and race.
-func newServer(h http.Handler, logger *slog.Logger) *http.Server {
+func newServer(h http.Handler, c serverConfig, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }

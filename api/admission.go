@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushring/pushring/ingest"
+)
+
+// admission bounds the pushes and deletes being handled at once
+// (shared/DESIGN.md decision 9). A request takes a slot before the ingester
+// reads its body and gives it back when the ingester returns. When every
+// slot is taken it waits at most maxWait for one; at most as many requests
+// as there are slots wait at a time, and any beyond that are refused at
+// once. So neither the goroutines parked here nor the time one spends here
+// can grow without bound: an overloaded peer answers 503 quickly, and the
+// pusher (or the load balancer) retries elsewhere or later.
+type admission struct {
+	slots      chan struct{} // a value in the channel is a slot in use
+	maxWait    time.Duration
+	maxWaiting int64
+	waiting    atomic.Int64
+}
+
+func newAdmission(capacity int, maxWait time.Duration) *admission {
+	return &admission{
+		slots:      make(chan struct{}, capacity),
+		maxWait:    maxWait,
+		maxWaiting: int64(capacity),
+	}
+}
+
+// acquire takes a slot, waiting at most maxWait (and no longer than ctx
+// allows). On success the caller must call release exactly once. A refusal
+// is an *overloadedError.
+func (a *admission) acquire(ctx context.Context) error {
+	select {
+	case a.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if a.maxWait <= 0 {
+		return a.refuse(refusedNoWait)
+	}
+	if a.waiting.Add(1) > a.maxWaiting {
+		a.waiting.Add(-1)
+		return a.refuse(refusedQueueFull)
+	}
+	defer a.waiting.Add(-1)
+	timer := time.NewTimer(a.maxWait)
+	defer timer.Stop()
+	select {
+	case a.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return a.refuse(refusedTimeout)
+	case <-ctx.Done():
+		// The client is gone; nobody reads the answer, but it is still
+		// an overload refusal and counted as one.
+		return a.refuse(refusedTimeout)
+	}
+}
+
+// release gives back a slot taken by acquire.
+func (a *admission) release() { <-a.slots }
+
+// inflight is the number of slots in use.
+func (a *admission) inflight() int { return len(a.slots) }
+
+// capacity is the number of slots.
+func (a *admission) capacity() int { return cap(a.slots) }
+
+// queued is the number of requests waiting for a slot.
+func (a *admission) queued() int64 { return a.waiting.Load() }
+
+// saturated reports whether every slot is taken and someone waits: the
+// state /-/ready reports as not ready, so a load balancer sends new pushers
+// to other peers until this one catches up.
+func (a *admission) saturated() bool {
+	return a.inflight() >= a.capacity() && a.queued() > 0
+}
+
+// Why a push was refused.
+const (
+	refusedTimeout   = iota // waited maxWait (or the client left)
+	refusedQueueFull        // maxWaiting others were already waiting
+	refusedNoWait           // --push.max-queue-wait=0 and no slot free
+)
+
+func (a *admission) refuse(why int) error {
+	return &overloadedError{why: why, capacity: a.capacity(), maxWait: a.maxWait}
+}
+
+// overloadedError is a push refused by admission control. It wraps
+// ingest.ErrOverloaded, so it is a 503, and writeError adds Retry-After.
+// Its text names both flags an operator can raise.
+type overloadedError struct {
+	why      int
+	capacity int
+	maxWait  time.Duration
+}
+
+func (e *overloadedError) Error() string {
+	inflight := fmt.Sprintf("%d pushes in flight", e.capacity)
+	if e.capacity == 1 {
+		inflight = "1 push in flight"
+	}
+	var what string
+	switch e.why {
+	case refusedQueueFull:
+		what = fmt.Sprintf("%s and %d more waiting", inflight, e.capacity)
+	case refusedNoWait:
+		what = inflight + " and waiting is disabled"
+	default:
+		what = fmt.Sprintf("%s and none finished within %s", inflight, e.maxWait)
+	}
+	return fmt.Sprintf("push refused: %s; raise --%s or --%s, or retry later",
+		what, flagMaxInflight, flagMaxQueueWait)
+}
+
+func (e *overloadedError) Unwrap() error { return ingest.ErrOverloaded }

@@ -1,0 +1,247 @@
+package shard
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Flag names, also quoted in the errors that tell an operator what to fix.
+const (
+	flagListenAddress     = "cluster.listen-address"
+	flagAdvertiseAddress  = "cluster.advertise-address"
+	flagPeer              = "cluster.peer"
+	flagLabel             = "cluster.label"
+	flagPeerName          = "cluster.peer-name"
+	flagGRPCListenAddress = "cluster.grpc-listen-address"
+	flagRejoinInterval    = "cluster.rejoin-interval"
+	flagSettleTimeout     = "cluster.settle-timeout"
+	flagLeaveTimeout      = "cluster.leave-timeout"
+)
+
+// Defaults, in one place.
+const (
+	// DefaultGRPCListenAddress is the port next to the Pushgateway's 9091,
+	// so the two ports of a peer are found together. 9092 is also Kafka's
+	// default; that only matters with hostNetwork, where the flag moves it.
+	DefaultGRPCListenAddress = ":9092"
+	// DefaultRejoinInterval matches memberlist's LAN push/pull interval:
+	// a healed partition or a seed that came up late is found within a
+	// minute, and as a re-join only contacts seeds that are not already
+	// live members, a healthy cluster pays nothing for it.
+	DefaultRejoinInterval = 30 * time.Second
+	// DefaultSettleTimeout is several of memberlist's LAN gossip rounds
+	// (200 ms) and probe rounds (1 s): the joins of a StatefulSet rollout
+	// reach a peer well within it, and it adds only a few seconds to each
+	// pod's readiness.
+	DefaultSettleTimeout = 5 * time.Second
+	// DefaultLeaveTimeout bounds the wait for the leave broadcast, which
+	// normally goes out within a gossip round, well inside Kubernetes'
+	// default 30 s termination grace period.
+	DefaultLeaveTimeout = 5 * time.Second
+	// maxPeerName bounds --cluster.peer-name at the length of a DNS name;
+	// pod names are far shorter.
+	maxPeerName = 253
+)
+
+// Config configures cluster membership. With an empty ListenAddress the
+// peer runs alone: no gossip, and it owns every group.
+type Config struct {
+	// ListenAddress is the gossip (TCP and UDP) bind host:port; empty
+	// means a single peer. An empty host binds all IPv4 addresses.
+	ListenAddress string
+	// AdvertiseAddress is the IP:port other peers reach this one at; empty
+	// means the listen IP, or for a wildcard listen address a private IP
+	// of this host that memberlist picks.
+	AdvertiseAddress string
+	// Peers are the seeds to join, host:port each. A host name resolves to
+	// all its addresses at every join, so a Kubernetes headless Service
+	// names every peer.
+	Peers []string
+	// Label fences clusters that share a network: memberlist drops packets
+	// and streams whose label differs. Every peer of a cluster sets the same.
+	Label string
+	// PeerName is this peer's stable member ID; it decides which groups
+	// the peer owns.
+	PeerName string
+	// GRPCListenAddress is where the peer serves gRPC; advertised to the
+	// other peers (a wildcard host replaced by the advertised host).
+	GRPCListenAddress string
+	// RejoinInterval is how often the seeds that are not live members are
+	// joined again, to heal partitions; 0 disables it.
+	RejoinInterval time.Duration
+	// SettleTimeout is how long the member list must stay unchanged after
+	// the first join before the peer counts as settled.
+	SettleTimeout time.Duration
+	// LeaveTimeout bounds the wait for the leave broadcast at shutdown.
+	LeaveTimeout time.Duration
+
+	// tune adjusts the memberlist configuration after everything above is
+	// applied. Tests shorten memberlist's timings with it; production runs
+	// memberlist.DefaultLANConfig.
+	tune func(*memberlist.Config)
+}
+
+// DefaultConfig returns the defaults RegisterFlags registers.
+func DefaultConfig() Config {
+	return Config{
+		PeerName:          defaultPeerName(),
+		GRPCListenAddress: DefaultGRPCListenAddress,
+		RejoinInterval:    DefaultRejoinInterval,
+		SettleTimeout:     DefaultSettleTimeout,
+		LeaveTimeout:      DefaultLeaveTimeout,
+	}
+}
+
+// defaultPeerName is the hostname: the pod name in a StatefulSet, which
+// survives restarts, so groups stay where they are. Empty if unknown;
+// Validate then asks for the flag.
+func defaultPeerName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+// RegisterFlags registers the cluster flags with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.ListenAddress, flagListenAddress, d.ListenAddress,
+		"Gossip listen address (host:port, TCP and UDP) for cluster membership, e.g. 0.0.0.0:7946. Empty runs a single peer.")
+	fs.StringVar(&c.AdvertiseAddress, flagAdvertiseAddress, d.AdvertiseAddress,
+		"Gossip address (IP:port) other peers reach this one at. Empty means the listen IP, or a private IP of this host for a wildcard listen address.")
+	c.Peers = d.Peers
+	fs.Var((*stringsValue)(&c.Peers), flagPeer,
+		"Seed peer (host:port) to join. Repeatable. A host name resolves to all its addresses, e.g. a Kubernetes headless Service.")
+	fs.StringVar(&c.Label, flagLabel, d.Label,
+		"Cluster label: peers only gossip with peers of the same label, which keeps foreign clusters out. At most 255 bytes.")
+	fs.StringVar(&c.PeerName, flagPeerName, d.PeerName,
+		"Stable, unique name of this peer; it decides which groups the peer owns. Defaults to the hostname (the pod name in a StatefulSet).")
+	fs.StringVar(&c.GRPCListenAddress, flagGRPCListenAddress, d.GRPCListenAddress,
+		"Address (host:port) of the gRPC service peers forward pushes to. A wildcard host is advertised as the gossip advertise host.")
+	fs.DurationVar(&c.RejoinInterval, flagRejoinInterval, d.RejoinInterval,
+		"How often to join the seed peers that are not live members again, to heal partitions. 0 disables it.")
+	fs.DurationVar(&c.SettleTimeout, flagSettleTimeout, d.SettleTimeout,
+		"How long the member list must stay unchanged after joining before the peer counts as settled (ready).")
+	fs.DurationVar(&c.LeaveTimeout, flagLeaveTimeout, d.LeaveTimeout,
+		"How long to wait at shutdown for the leave message to reach another peer.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.PeerName == "" {
+		add("--%s is empty and the hostname is unknown; set it", flagPeerName)
+	} else if len(c.PeerName) > maxPeerName {
+		add("--%s is %d bytes long; at most %d are allowed", flagPeerName, len(c.PeerName), maxPeerName)
+	}
+	if _, _, err := splitHostPort(c.GRPCListenAddress); err != nil {
+		add("--%s: %w", flagGRPCListenAddress, err)
+	}
+	if len(c.Label) > memberlist.LabelMaxSize {
+		add("--%s is %d bytes long; memberlist allows %d", flagLabel, len(c.Label), memberlist.LabelMaxSize)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{flagRejoinInterval, c.RejoinInterval}, {flagSettleTimeout, c.SettleTimeout}, {flagLeaveTimeout, c.LeaveTimeout}} {
+		if d.v < 0 {
+			add("--%s must not be negative, got %s", d.flag, d.v)
+		}
+	}
+	if c.ListenAddress == "" {
+		if c.AdvertiseAddress != "" || len(c.Peers) > 0 {
+			add("--%s and --%s need --%s", flagAdvertiseAddress, flagPeer, flagListenAddress)
+		}
+		return errors.Join(errs...)
+	}
+	errs = append(errs, c.validateGossip()...)
+	return errors.Join(errs...)
+}
+
+// validateGossip checks the addresses used when gossip is on.
+func (c *Config) validateGossip() []error {
+	var errs []error
+	host, _, err := splitHostPort(c.ListenAddress)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("--%s: %w", flagListenAddress, err))
+	case host != "" && !isIP(host):
+		errs = append(errs, fmt.Errorf("--%s: host %q is not an IP address", flagListenAddress, host))
+	case isWildcard(host) && host != "" && !isIPv4Wildcard(host) && c.AdvertiseAddress == "":
+		// memberlist picks an address to advertise only for 0.0.0.0.
+		errs = append(errs, fmt.Errorf("--%s %q needs --%s", flagListenAddress, c.ListenAddress, flagAdvertiseAddress))
+	}
+	if c.AdvertiseAddress != "" {
+		host, _, err := splitHostPort(c.AdvertiseAddress)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--%s: %w", flagAdvertiseAddress, err))
+		case !isIP(host) || isWildcard(host):
+			errs = append(errs, fmt.Errorf("--%s: host %q is not a specific IP address", flagAdvertiseAddress, host))
+		}
+	}
+	for _, p := range c.Peers {
+		if host, _, err := splitHostPort(p); err != nil || host == "" {
+			errs = append(errs, fmt.Errorf("--%s %q: want host:port", flagPeer, p))
+		}
+	}
+	return errs
+}
+
+// splitHostPort splits a host:port and checks the port.
+func splitHostPort(addr string) (host string, port int, err error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: want host:port: %w", addr, err)
+	}
+	port, err = strconv.Atoi(ps)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("address %q: invalid port %q", addr, ps)
+	}
+	return host, port, nil
+}
+
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
+}
+
+// isWildcard reports whether a listen host means "every address".
+func isWildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsUnspecified()
+}
+
+func isIPv4Wildcard(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Is4() && a.IsUnspecified()
+}
+
+// stringsValue is a repeatable string flag.
+type stringsValue []string
+
+func (s *stringsValue) String() string {
+	if s == nil {
+		return ""
+	}
+	return strings.Join(*s, ",")
+}
+
+func (s *stringsValue) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}

@@ -1,0 +1,369 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrClosed is returned by Start after Close.
+var ErrClosed = errors.New("cluster membership closed")
+
+// Member states in PeerInfo, memberlist's node states.
+const (
+	StateAlive   = "alive"
+	StateSuspect = "suspect"
+	StateDead    = "dead"
+	StateLeft    = "left"
+)
+
+// PeerInfo describes one member for the cluster status API.
+type PeerInfo struct {
+	Member
+	// GossipAddr is the memberlist address; empty for a single peer.
+	GossipAddr string
+	// State is StateAlive or StateSuspect: memberlist lists no others.
+	State string
+	// Self marks this peer.
+	Self bool
+}
+
+// Membership keeps this peer in the cluster and the Ring in step with the
+// live members. With an empty Config.ListenAddress it is a single peer: no
+// gossip, and its Ring holds only itself.
+//
+// Ring, Self, Peers and Settled are safe for concurrent use and return at
+// once: they never wait on the network or on the lifecycle. Start, Run and
+// Close manage the lifecycle: Run (or Start, then Run) once; Run calls
+// Close when its context ends, and Close may also be called directly, for
+// example when the process fails between Start and Run. Close waits for a
+// Start in progress, whose join is bounded by memberlist's TCP timeout per
+// seed address.
+type Membership struct {
+	cfg      Config
+	httpAddr string
+	logger   *slog.Logger
+	metrics  *metrics
+	ring     *Ring
+	self     atomic.Pointer[Member]
+	meta     metaDelegate
+	poke     chan struct{} // capacity 1; see eventDelegate
+
+	// Replaced by tests.
+	now        func() time.Time
+	lookupHost func(ctx context.Context, host string) ([]string, error)
+
+	ml         atomic.Pointer[memberlist.Memberlist] // nil until Start, and for a single peer
+	joinDone   atomic.Bool                           // the first join attempt has finished
+	leaving    atomic.Bool                           // Close has begun
+	lastChange atomic.Int64                          // UnixNano of the last placement change
+
+	lifeMu     sync.Mutex // serialises Start and Close
+	started    bool
+	startErr   error
+	closing    chan struct{} // closed by Close; ends Run
+	stopWorker chan struct{}
+	workerDone chan struct{}
+}
+
+// New returns the membership of this peer; httpAddr is the HTTP listen
+// address it advertises (a wildcard host is replaced by the advertised
+// host). Nothing listens until Start.
+func New(cfg Config, httpAddr string, logger *slog.Logger, reg prometheus.Registerer) (*Membership, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Membership{
+		cfg:        cfg,
+		httpAddr:   httpAddr,
+		logger:     logger,
+		metrics:    newMetrics(reg),
+		poke:       make(chan struct{}, 1),
+		now:        time.Now,
+		lookupHost: net.DefaultResolver.LookupHost,
+		closing:    make(chan struct{}),
+		stopWorker: make(chan struct{}),
+		workerDone: make(chan struct{}),
+	}
+	self := m.memberAt(advertiseHost(cfg))
+	if err := m.setSelf(self); err != nil {
+		return nil, err
+	}
+	p, err := NewPlacement([]Member{self})
+	if err != nil {
+		return nil, err
+	}
+	m.ring = NewRing(p)
+	m.metrics.members.Set(1)
+	return m, nil
+}
+
+// Ring returns the ring that follows the live members. It always holds
+// this peer; after Close it keeps its last placement.
+func (m *Membership) Ring() *Ring { return m.ring }
+
+// Self returns this peer as a member, with the addresses it advertises.
+func (m *Membership) Self() Member { return *m.self.Load() }
+
+// Settled reports whether the peer may serve as part of the cluster: a
+// single peer always; otherwise once the first join attempt has finished
+// and the member list has then not changed for Config.SettleTimeout. A
+// failed first join still settles, as a cluster of one that re-joins later:
+// the first peer of a new cluster has nobody to join and must become ready.
+// A closing peer is not settled.
+func (m *Membership) Settled() bool {
+	switch {
+	case m.leaving.Load():
+		return false
+	case m.cfg.ListenAddress == "":
+		return true
+	case !m.joinDone.Load():
+		return false
+	}
+	return m.now().Sub(time.Unix(0, m.lastChange.Load())) >= m.cfg.SettleTimeout
+}
+
+// Peers lists the live members as memberlist sees them, sorted by ID.
+func (m *Membership) Peers() []PeerInfo {
+	ml := m.ml.Load()
+	if ml == nil {
+		return []PeerInfo{{Member: m.Self(), State: StateAlive, Self: true}}
+	}
+	nodes := ml.Members()
+	peers := make([]PeerInfo, 0, len(nodes))
+	for _, n := range nodes {
+		peers = append(peers, PeerInfo{
+			Member:     m.memberOf(n),
+			GossipAddr: n.Address(),
+			State:      stateName(n.State),
+			Self:       n.Name == m.cfg.PeerName,
+		})
+	}
+	slices.SortFunc(peers, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
+	return peers
+}
+
+// Start binds the gossip listener, starts the membership worker and joins
+// the seeds; it returns once that first join attempt has finished. A
+// failed join is logged and not an error: the periodic re-join of Run
+// retries it. Start does nothing for a single peer, and only its first
+// call does anything.
+func (m *Membership) Start(ctx context.Context) error {
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	if m.leaving.Load() {
+		return ErrClosed
+	}
+	if !m.started {
+		m.started = true
+		m.startErr = m.start(ctx)
+	}
+	return m.startErr
+}
+
+func (m *Membership) start(ctx context.Context) error {
+	if m.cfg.ListenAddress == "" {
+		m.logger.Info("no cluster listen address: running as a single peer", "peer", m.cfg.PeerName)
+		m.joinDone.Store(true)
+		return nil
+	}
+	ml, err := memberlist.Create(m.memberlistConfig())
+	if err != nil {
+		return fmt.Errorf("start gossip on %s: %w", m.cfg.ListenAddress, err)
+	}
+	if advertiseHost(m.cfg) == "" {
+		if err := m.advertiseChosenHost(ml); err != nil {
+			_ = ml.Shutdown() // the error that matters is err
+			return err
+		}
+	}
+	m.ml.Store(ml)
+	m.lastChange.Store(m.now().UnixNano())
+	m.refresh() // the first placement, before the worker: the ring has one writer
+	go m.work()
+	m.logger.Info("gossip started", "peer", m.cfg.PeerName, "gossip_address", ml.LocalNode().Address(),
+		"grpc_address", m.Self().GRPCAddr, "http_address", m.Self().HTTPAddr)
+	m.join(ctx, ml)
+	m.joinDone.Store(true)
+	return nil
+}
+
+// advertiseChosenHost advertises the gRPC and HTTP addresses with the host
+// memberlist chose for a wildcard listen address, which is known only once
+// it runs. Nobody has joined yet, so the update reaches every later peer.
+func (m *Membership) advertiseChosenHost(ml *memberlist.Memberlist) error {
+	if err := m.setSelf(m.memberAt(ml.LocalNode().Addr.String())); err != nil {
+		return err
+	}
+	if err := ml.UpdateNode(m.cfg.LeaveTimeout); err != nil {
+		m.logger.Warn("advertise node metadata", "err", err)
+	}
+	return nil
+}
+
+// Run starts the membership if Start has not, re-joins the seeds every
+// Config.RejoinInterval, and leaves the cluster when ctx ends. It returns
+// the error of leaving, or nil after Close.
+func (m *Membership) Run(ctx context.Context) error {
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	var tick <-chan time.Time
+	if ml := m.ml.Load(); ml != nil && m.cfg.RejoinInterval > 0 && len(m.cfg.Peers) > 0 {
+		t := time.NewTicker(m.cfg.RejoinInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return m.Close()
+		case <-m.closing:
+			return nil
+		case <-tick:
+			m.rejoin(ctx, m.ml.Load())
+		}
+	}
+}
+
+// Close leaves the cluster (waiting up to Config.LeaveTimeout for the
+// leave message to go out), stops gossip and the worker, and waits for the
+// worker. Calls after the first return nil.
+func (m *Membership) Close() error {
+	if m.leaving.Swap(true) {
+		return nil
+	}
+	close(m.closing)
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	ml := m.ml.Load()
+	if ml == nil {
+		return nil
+	}
+	var errs []error
+	if err := ml.Leave(m.cfg.LeaveTimeout); err != nil {
+		errs = append(errs, fmt.Errorf("leave cluster: %w", err))
+	}
+	errs = append(errs, m.stop(ml))
+	m.logger.Info("left the cluster", "peer", m.cfg.PeerName)
+	return errors.Join(errs...)
+}
+
+// stop shuts gossip down and joins the worker.
+func (m *Membership) stop(ml *memberlist.Memberlist) error {
+	var err error
+	if e := ml.Shutdown(); e != nil {
+		err = fmt.Errorf("stop gossip: %w", e)
+	}
+	close(m.stopWorker)
+	<-m.workerDone
+	return err
+}
+
+// memberlistConfig is memberlist's LAN defaults with our addresses,
+// delegates and logger.
+func (m *Membership) memberlistConfig() *memberlist.Config {
+	c := memberlist.DefaultLANConfig()
+	c.Name = m.cfg.PeerName
+	host, port, _ := splitHostPort(m.cfg.ListenAddress) // Validate checked it
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	c.BindAddr, c.BindPort, c.AdvertisePort = host, port, port
+	if m.cfg.AdvertiseAddress != "" {
+		c.AdvertiseAddr, c.AdvertisePort, _ = splitHostPort(m.cfg.AdvertiseAddress)
+	}
+	c.Label = m.cfg.Label
+	c.Delegate = &m.meta
+	c.Events = &eventDelegate{poke: m.poke, changes: m.metrics.changes}
+	c.Logger = log.New(logWriter{logger: m.logger.With("component", "memberlist")}, "", 0)
+	if m.cfg.tune != nil {
+		m.cfg.tune(c)
+	}
+	return c
+}
+
+// memberAt is this peer with its gRPC and HTTP listen addresses
+// advertised at host.
+func (m *Membership) memberAt(host string) Member {
+	return Member{
+		ID:       m.cfg.PeerName,
+		GRPCAddr: advertisedAddr(m.cfg.GRPCListenAddress, host),
+		HTTPAddr: advertisedAddr(m.httpAddr, host),
+	}
+}
+
+// setSelf makes self the member this peer advertises.
+func (m *Membership) setSelf(self Member) error {
+	b, err := NodeMeta{GRPCAddr: self.GRPCAddr, HTTPAddr: self.HTTPAddr}.Encode()
+	if err != nil {
+		return fmt.Errorf("advertise peer %s: %w", self.ID, err)
+	}
+	m.meta.set(b)
+	m.self.Store(&self)
+	return nil
+}
+
+// memberOf is the member a memberlist node describes. A node whose
+// metadata does not decode keeps its place with empty addresses: owners
+// must not depend on what a peer can decode.
+func (m *Membership) memberOf(n *memberlist.Node) Member {
+	meta, err := DecodeNodeMeta(n.Meta)
+	if err != nil {
+		m.logger.Warn("unreadable peer metadata; the peer cannot be dialled", "peer", n.Name, "err", err)
+	}
+	return Member{ID: n.Name, GRPCAddr: meta.GRPCAddr, HTTPAddr: meta.HTTPAddr}
+}
+
+// advertiseHost is the host this peer advertises its addresses at when the
+// configuration says: the advertise address, else a specific listen IP.
+// Empty means memberlist chooses (or a single peer, which advertises
+// nothing).
+func advertiseHost(cfg Config) string {
+	if cfg.AdvertiseAddress != "" {
+		host, _, _ := net.SplitHostPort(cfg.AdvertiseAddress)
+		return host
+	}
+	if host, _, err := net.SplitHostPort(cfg.ListenAddress); err == nil && !isWildcard(host) {
+		return host
+	}
+	return ""
+}
+
+// advertisedAddr is listen as other peers must dial it: a wildcard host
+// (":9092", "0.0.0.0:9092", "[::]:9092") becomes host. listen is returned
+// unchanged when host is empty or listen is not host:port.
+func advertisedAddr(listen, host string) string {
+	lh, port, err := net.SplitHostPort(listen)
+	if err != nil || host == "" || !isWildcard(lh) {
+		return listen
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func stateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return StateAlive
+	case memberlist.StateSuspect:
+		return StateSuspect
+	case memberlist.StateDead:
+		return StateDead
+	default:
+		return StateLeft
+	}
+}

@@ -1,0 +1,246 @@
+package store
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// simpleChunk is one metric rendered by buildSimple: its index in the
+// family, where its text line and its protobuf `metric` field sit in the
+// scratch buffers, and its series hash. It holds no pointers, so filling
+// a slice of them costs no GC write barriers.
+type simpleChunk struct {
+	idx                int
+	textStart, textEnd int
+	pbStart, pbEnd     int
+	hash               uint64
+}
+
+// simpleBufs are the scratch buffers of buildSimple. They are passed and
+// returned by value: appending to a local slice costs nothing extra, while
+// every append to a field of the heap-allocated builder would pass a GC
+// write barrier, which made the first version of this code slower than
+// the general path while a collection was running.
+type simpleBufs struct {
+	text []byte // text lines
+	pb   []byte // protobuf `metric` fields
+	mbuf []byte // one metric's protobuf encoding
+}
+
+// buildSimple is build's fast path for counter, gauge and untyped families
+// whose metrics all have the common shape (simpleValue) and sorted, valid
+// label pairs: the normal push. It validates, renders the text line,
+// encodes the protobuf field and hashes each metric in one walk over its
+// labels, where the general path walks them about eight times; metrics
+// already in client_golang's order (the usual case) are neither copied nor
+// sorted, and otherwise the rendered chunks are reordered rather than
+// rendered again. The bytes are the general path's (render_test.go compares
+// them).
+//
+// It returns nil, having set nothing in out, as soon as a metric does not
+// qualify (nil metric, unsorted or duplicate label names, an invalid name
+// or value, unknown fields, a value that is not the family's type); build
+// then takes the general path, which reports the errors or handles the
+// rare shape.
+func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
+	ms := mf.Metric
+	w := simpleBufs{text: b.text[:0], pb: b.pbuf[:0], mbuf: b.mbuf[:0]}
+	chunks := b.chunks[:0]
+	defer func() { // keep the grown buffers for the next family
+		b.text, b.pbuf, b.mbuf, b.chunks = w.text, w.pb, w.mbuf, chunks
+	}()
+	inOrder := true
+	for i, m := range ms {
+		if m == nil {
+			return nil
+		}
+		c := simpleChunk{idx: i, textStart: len(w.text), pbStart: len(w.pb)}
+		var prev *dto.Metric
+		if i > 0 {
+			prev = ms[i-1]
+		}
+		var ok bool
+		if w, c.hash, ok = appendSimpleMetric(w, out.name, out.typ, m, prev); !ok {
+			return nil
+		}
+		c.textEnd, c.pbEnd = len(w.text), len(w.pb)
+		chunks = append(chunks, c)
+		if inOrder && i > 0 && compareMetrics(ms[i-1], m) > 0 {
+			inOrder = false
+		}
+	}
+	f := newFamily(mf, out.name, out.typ)
+	f.hashes = make([]uint64, len(chunks))
+	data := make([]byte, 0, len(w.text)+len(w.pb))
+	if inOrder {
+		out.metrics = ms
+		data = append(data, w.text...)
+		f.split = len(data)
+		data = append(data, w.pb...)
+	} else {
+		sortChunks(chunks, ms)
+		out.metrics = make([]*dto.Metric, len(chunks))
+		for i, c := range chunks {
+			out.metrics[i] = ms[c.idx]
+			data = append(data, w.text[c.textStart:c.textEnd]...)
+		}
+		f.split = len(data)
+		for _, c := range chunks {
+			data = append(data, w.pb[c.pbStart:c.pbEnd]...)
+		}
+	}
+	f.data = data
+	for i, c := range chunks {
+		f.hashes[i] = c.hash
+	}
+	slices.Sort(f.hashes)
+	return f
+}
+
+// sortChunks sorts chunks stably into the client_golang order of their
+// metrics. Families are mostly small: an insertion sort moves the 48-byte
+// chunks with fewer comparisons and no calls through a function value.
+func sortChunks(chunks []simpleChunk, ms []*dto.Metric) {
+	if len(chunks) > 16 {
+		slices.SortStableFunc(chunks, func(x, y simpleChunk) int { return compareMetrics(ms[x.idx], ms[y.idx]) })
+		return
+	}
+	for i := 1; i < len(chunks); i++ {
+		for j := i; j > 0 && compareMetrics(ms[chunks[j-1].idx], ms[chunks[j].idx]) > 0; j-- {
+			chunks[j-1], chunks[j] = chunks[j], chunks[j-1]
+		}
+	}
+}
+
+// valueField returns the Metric field that holds the value of a counter,
+// gauge or untyped family.
+func valueField(typ dto.MetricType) protowire.Number {
+	switch typ {
+	case dto.MetricType_COUNTER:
+		return fieldMetricCounter
+	case dto.MetricType_GAUGE:
+		return fieldMetricGauge
+	}
+	return fieldMetricUntyped
+}
+
+// appendSimpleMetric appends m's text line to w.text and its `metric` field
+// to w.pb and returns its series hash, or reports false (with the buffers
+// in any state) if m does not qualify for buildSimple. The checks are
+// checkMetric's for these types, plus sorted label names. prev is the
+// metric before m, which qualified, or nil: a label name equal to prev's
+// at the same position is known to be valid.
+func appendSimpleMetric(w simpleBufs, name string, typ dto.MetricType, m, prev *dto.Metric) (simpleBufs, uint64, bool) {
+	num, v, ok := simpleValue(m)
+	if !ok || num != valueField(typ) {
+		return w, 0, false
+	}
+	line := len(w.text)
+	w.text = append(w.text, name...)
+	w.mbuf = w.mbuf[:0]
+	for i, lp := range m.Label {
+		if lp == nil || lp.Name == nil || len(lp.ProtoReflect().GetUnknown()) > 0 {
+			return w, 0, false
+		}
+		ln, lv := *lp.Name, lp.GetValue()
+		if i > 0 && ln <= *m.Label[i-1].Name {
+			return w, 0, false
+		}
+		if (prev == nil || i >= len(prev.Label) || *prev.Label[i].Name != ln) && !validLabelName(ln) {
+			return w, 0, false
+		}
+		if i == 0 {
+			w.text = append(w.text, '{')
+		} else {
+			w.text = append(w.text, ',')
+		}
+		w.text = append(w.text, ln...)
+		w.text = append(w.text, '=', '"')
+		if w.text, ok = appendLabelValue(w.text, lv); !ok {
+			return w, 0, false
+		}
+		w.text = append(w.text, '"')
+		w.mbuf = appendLabelPair(w.mbuf, lp)
+	}
+	if len(m.Label) > 0 {
+		w.text = append(w.text, '}')
+	}
+	hash := xxhash.Sum64(w.text[line:]) // the series key: see builder.hash
+	var f float64
+	if v != nil {
+		f = *v
+	}
+	w.text = append(w.text, ' ')
+	w.text = appendTextFloat(w.text, f)
+	w.text = append(w.text, '\n')
+
+	w.mbuf = protowire.AppendTag(w.mbuf, num, protowire.BytesType)
+	w.mbuf = protowire.AppendVarint(w.mbuf, uint64(valueSize(v)))
+	if v != nil {
+		w.mbuf = protowire.AppendTag(w.mbuf, fieldValue, protowire.Fixed64Type)
+		w.mbuf = protowire.AppendFixed64(w.mbuf, math.Float64bits(*v))
+	}
+	w.pb = protowire.AppendTag(w.pb, metricField, protowire.BytesType)
+	w.pb = protowire.AppendVarint(w.pb, uint64(len(w.mbuf)))
+	w.pb = append(w.pb, w.mbuf...)
+	return w, hash, true
+}
+
+// validLabelName is checkMetric's test of a label name.
+func validLabelName(ln string) bool {
+	return model.LegacyValidation.IsValidLabelName(ln) && !strings.HasPrefix(ln, model.ReservedLabelPrefix)
+}
+
+// appendLabelValue appends v escaped for a quoted label value, or reports
+// false if v is not valid UTF-8. One scan serves both: plain ASCII, by far
+// the most common value, is copied as it is.
+func appendLabelValue(b []byte, v string) ([]byte, bool) {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c >= utf8.RuneSelf || c == '\\' || c == '"' || c == '\n' {
+			if !utf8.ValidString(v[i:]) {
+				return b, false
+			}
+			return appendEscaped(append(b, v[:i]...), v[i:], true), true
+		}
+	}
+	return append(b, v...), true
+}
+
+// Tags of the fields appendLabelPair writes, each one byte.
+var (
+	labelTag      = byte(protowire.EncodeTag(fieldMetricLabel, protowire.BytesType))
+	labelNameTag  = byte(protowire.EncodeTag(fieldLabelName, protowire.BytesType))
+	labelValueTag = byte(protowire.EncodeTag(fieldLabelValue, protowire.BytesType))
+)
+
+// appendLabelPair appends lp as a `label` field of a Metric. Name and value
+// shorter than 126 bytes together (nearly all) make every length one byte,
+// written directly.
+func appendLabelPair(b []byte, lp *dto.LabelPair) []byte {
+	if lp.Name != nil && lp.Value != nil {
+		if n, v := *lp.Name, *lp.Value; len(n)+len(v) < 124 {
+			b = append(b, labelTag, byte(4+len(n)+len(v)), labelNameTag, byte(len(n)))
+			b = append(b, n...)
+			b = append(b, labelValueTag, byte(len(v)))
+			return append(b, v...)
+		}
+	}
+	b = protowire.AppendTag(b, fieldMetricLabel, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(labelPairSize(lp)))
+	if lp.Name != nil {
+		b = protowire.AppendTag(b, fieldLabelName, protowire.BytesType)
+		b = protowire.AppendString(b, *lp.Name)
+	}
+	if lp.Value != nil {
+		b = protowire.AppendTag(b, fieldLabelValue, protowire.BytesType)
+		b = protowire.AppendString(b, *lp.Value)
+	}
+	return b
+}

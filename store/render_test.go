@@ -1,0 +1,198 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+func lpair(n, v string) *dto.LabelPair {
+	return &dto.LabelPair{Name: proto.String(n), Value: proto.String(v)}
+}
+
+func simpleMetric(typ dto.MetricType, v float64, ls ...*dto.LabelPair) *dto.Metric {
+	m := &dto.Metric{Label: ls}
+	switch typ {
+	case dto.MetricType_COUNTER:
+		m.Counter = &dto.Counter{Value: proto.Float64(v)}
+	case dto.MetricType_GAUGE:
+		m.Gauge = &dto.Gauge{Value: proto.Float64(v)}
+	default:
+		m.Untyped = &dto.Untyped{Value: proto.Float64(v)}
+	}
+	return m
+}
+
+// TestBuildSimple compares build (which takes the fast path where it can)
+// with buildGeneral, and both with expfmt and proto.Marshal, on families
+// that qualify for the fast path and on every way of not qualifying.
+func TestBuildSimple(t *testing.T) {
+	g := dto.MetricType_GAUGE
+	withUnknownLabel := lpair("b", "x")
+	withUnknownLabel.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1))
+	withUnknownMetric := simpleMetric(g, 1, lpair("a", "1"))
+	withUnknownMetric.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7))
+	cases := []struct {
+		name    string
+		typ     dto.MetricType
+		metrics []*dto.Metric
+		fast    bool // buildSimple takes it
+		invalid bool // build reports errors
+	}{
+		{"in order", g, []*dto.Metric{
+			simpleMetric(g, 1, lpair("a", "1"), lpair("job", "j")),
+			simpleMetric(g, 2, lpair("a", "2"), lpair("job", "j")),
+		}, true, false},
+		{"out of order", dto.MetricType_COUNTER, []*dto.Metric{
+			simpleMetric(dto.MetricType_COUNTER, 3, lpair("a", "3")),
+			simpleMetric(dto.MetricType_COUNTER, 1, lpair("a", "1"), lpair("b", "")),
+			simpleMetric(dto.MetricType_COUNTER, 2, lpair("a", "2")),
+			simpleMetric(dto.MetricType_COUNTER, 0),
+		}, true, false},
+		{"equal values under different names keep their order", dto.MetricType_UNTYPED, []*dto.Metric{
+			simpleMetric(dto.MetricType_UNTYPED, 1, lpair("z", "1")),
+			simpleMetric(dto.MetricType_UNTYPED, 2, lpair("a", "1")),
+			simpleMetric(dto.MetricType_UNTYPED, 0),
+		}, true, false},
+		{"escapes and UTF-8", g, []*dto.Metric{
+			simpleMetric(g, math.Inf(-1), lpair("path", "C:\\dir\n\"q\""), lpair("u", "Πρ\\")),
+			simpleMetric(g, math.NaN(), lpair("path", "plain"), lpair("u", "ü")),
+		}, true, false},
+		{"no value set", g, []*dto.Metric{{Label: []*dto.LabelPair{lpair("a", "1")}, Gauge: &dto.Gauge{}}}, true, false},
+		{"label value unset", g, []*dto.Metric{{Label: []*dto.LabelPair{{Name: proto.String("a")}}, Gauge: &dto.Gauge{Value: proto.Float64(1)}}}, true, false},
+		{"empty family", g, nil, true, false},
+		{"long label values", g, []*dto.Metric{
+			simpleMetric(g, 1, lpair("a", strings.Repeat("x", 122))), // name and value: 123 bytes, one-byte lengths
+			simpleMetric(g, 2, lpair("a", strings.Repeat("y", 123))), // 124 bytes: the pair's length needs two
+			simpleMetric(g, 3, lpair("a", strings.Repeat("z", 300))),
+		}, true, false},
+		{"nil metric", g, []*dto.Metric{simpleMetric(g, 1, lpair("a", "1")), nil}, false, false},
+		{"labels not sorted", g, []*dto.Metric{simpleMetric(g, 1, lpair("b", "1"), lpair("a", "2"))}, false, false},
+		{"unknown field in a label", g, []*dto.Metric{simpleMetric(g, 1, lpair("a", "1"), withUnknownLabel)}, false, false},
+		{"unknown field in a metric", g, []*dto.Metric{withUnknownMetric}, false, false},
+		{"two values", g, []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}, Counter: &dto.Counter{Value: proto.Float64(2)}}}, false, false},
+		{"counter with exemplar", dto.MetricType_COUNTER, []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1),
+			Exemplar: &dto.Exemplar{Label: []*dto.LabelPair{lpair("trace_id", "abc")}, Value: proto.Float64(1)}}}}, false, false},
+		{"value of another type", g, []*dto.Metric{simpleMetric(dto.MetricType_COUNTER, 1)}, false, true},
+		{"duplicate label name", g, []*dto.Metric{simpleMetric(g, 1, lpair("a", "1"), lpair("a", "2"))}, false, true},
+		{"invalid label name", g, []*dto.Metric{simpleMetric(g, 1, lpair("a-b", "1"))}, false, true},
+		{"reserved label name", g, []*dto.Metric{simpleMetric(g, 1, lpair("__name__", "x"))}, false, true},
+		{"label name unset", g, []*dto.Metric{{Label: []*dto.LabelPair{{Value: proto.String("v")}}, Gauge: &dto.Gauge{Value: proto.Float64(1)}}}, false, true},
+		{"label value not UTF-8", g, []*dto.Metric{simpleMetric(g, 1, lpair("a", "ok\xff"))}, false, true},
+		{"duplicate series", g, []*dto.Metric{simpleMetric(g, 1, lpair("a", "1")), simpleMetric(g, 2, lpair("a", "1"))}, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mf := &dto.MetricFamily{Name: proto.String("m"), Help: proto.String("h"), Type: tc.typ.Enum(), Metric: tc.metrics}
+			before := proto.Clone(mf)
+			b := newBuilder()
+			require.Equal(t, tc.fast, b.buildSimple(&built{name: "m", typ: tc.typ}, mf) != nil, "fast path taken")
+			requireSameBuild(t, b, mf)
+			require.True(t, proto.Equal(before, mf), "build modified its input")
+			got := b.build(mf, time.Unix(1, 0))
+			require.Equal(t, tc.invalid, len(got.errs) > 0, "errors: %v", got.errs)
+		})
+	}
+}
+
+// requireSameBuild builds mf with build and with buildGeneral and compares
+// everything the store keeps or checks; for a valid family it compares the
+// bytes with expfmt and proto.Marshal as well.
+func requireSameBuild(t *testing.T, b *builder, mf *dto.MetricFamily) {
+	t.Helper()
+	at := time.Unix(1_700_000_000, 0)
+	got := b.build(mf, at)
+	want := b.buildGeneral(&built{name: mf.GetName(), typ: mf.GetType()}, mf, at)
+	require.Equal(t, fmt.Sprint(want.errs), fmt.Sprint(got.errs))
+	if len(want.errs) > 0 {
+		require.Nil(t, got.fam)
+		return
+	}
+	require.Len(t, got.metrics, len(want.metrics))
+	for i := range want.metrics {
+		require.True(t, proto.Equal(want.metrics[i], got.metrics[i]), "metric %d: want %v, got %v", i, want.metrics[i], got.metrics[i])
+	}
+	w, g := want.fam, got.fam
+	require.Equal(t, string(w.text()), string(g.text()))
+	require.Equal(t, w.pb(), g.pb())
+	require.Equal(t, w.hashes, g.hashes)
+	require.Equal(t, w.header(), g.header())
+	require.Equal(t, at, g.time)
+	require.Equal(t, len(g.data), cap(g.data), "data is allocated to size")
+
+	if len(got.metrics) > 0 { // expfmt refuses a family without metrics
+		var text bytes.Buffer
+		_, err := expfmt.MetricFamilyToText(&text, &dto.MetricFamily{Name: mf.Name, Type: mf.Type, Metric: got.metrics})
+		require.NoError(t, err)
+		require.Equal(t, string(dropFirstLine(text.Bytes())), string(g.text()))
+	}
+	pb, err := proto.Marshal(&dto.MetricFamily{Metric: got.metrics})
+	require.NoError(t, err)
+	require.Equal(t, pb, g.pb())
+}
+
+// TestBuildSimpleRandom compares the paths on random families: random
+// label sets (sorted or not), values, orders and duplicates.
+func TestBuildSimpleRandom(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 11))
+	names := []string{"a", "instance", "job", "node", "zone"}
+	values := []string{"", "0", "1", "10", "eu-west-1", "x\"y", "Πρ", "a\\b\nc"}
+	floats := []float64{0, 1, -1, 0.5, 1e-9, 1234.5678, 2, 123456, -7, 1e6, math.MaxFloat64, math.Inf(1), math.NaN()}
+	b := newBuilder()
+	for i := range 500 {
+		typ := []dto.MetricType{dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_UNTYPED}[rnd.IntN(3)]
+		mf := &dto.MetricFamily{Name: proto.String("m"), Type: typ.Enum()}
+		for range rnd.IntN(40) {
+			var ls []*dto.LabelPair
+			for _, n := range names {
+				if rnd.IntN(3) > 0 {
+					ls = append(ls, lpair(n, values[rnd.IntN(len(values))]))
+				}
+			}
+			if rnd.IntN(10) == 0 && len(ls) > 1 {
+				ls[0], ls[1] = ls[1], ls[0]
+			}
+			mf.Metric = append(mf.Metric, simpleMetric(typ, floats[rnd.IntN(len(floats))], ls...))
+		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) { requireSameBuild(t, b, mf) })
+	}
+}
+
+func TestGaugeLabels(t *testing.T) {
+	cases := []struct {
+		key  map[string]string
+		want []string // name=value in order
+	}{
+		{map[string]string{"job": "j"}, []string{"instance=", "job=j"}},
+		{map[string]string{"job": "j", "a": "1"}, []string{"a=1", "instance=", "job=j"}},
+		{map[string]string{"job": "j", "instance": "i"}, []string{"instance=i", "job=j"}},
+		{map[string]string{"job": "", "instance": ""}, []string{"instance=", "job="}},
+		{map[string]string{"job": "j", "a": "1", "instance": "i", "zone": "z"}, []string{"a=1", "instance=i", "job=j", "zone=z"}},
+		{map[string]string{"job": "j", "inst": "x", "instancf": "y"}, []string{"inst=x", "instance=", "instancf=y", "job=j"}},
+		{map[string]string{"a": "1", "b": "2/3"}, []string{"a=1", "b=2/3", "instance="}},
+	}
+	for _, tc := range cases {
+		k := NewGroupKey(tc.key)
+		t.Run(k.String(), func(t *testing.T) {
+			var got []string
+			for _, lp := range gaugeLabels(k) {
+				got = append(got, lp.GetName()+"="+lp.GetValue())
+			}
+			require.Equal(t, tc.want, got)
+			mf := timeGauge(PushFailureTimeName, k, time.Unix(3, 500_000_000))
+			require.Equal(t, 3.5, mf.GetMetric()[0].GetGauge().GetValue())
+			require.Equal(t, pushFailureTimeHelp, mf.GetHelp())
+			require.Equal(t, dto.MetricType_GAUGE, mf.GetType())
+		})
+	}
+}
