@@ -113,7 +113,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TTLRulesFile, flagTTLRulesFile, d.TTLRulesFile,
 		"YAML file of per-job TTL rules; the first rule matching a group's job and labels sets its TTL. Reloaded on SIGHUP and POST /-/reload.")
 	fs.IntVar(&c.MaxSeries, flagMaxSeries, d.MaxSeries,
-		"Maximum number of series in one push; larger pushes get 413. 0 means no limit.")
+		"Maximum number of series (sample lines, as Prometheus counts them: a histogram's buckets, _sum and _count each count) in one push; larger pushes get 413. 0 means no limit.")
 	fs.IntVar(&c.MaxLabelsPerSeries, flagMaxLabelsPerSeries, d.MaxLabelsPerSeries,
 		"Maximum number of label pairs of a pushed series, grouping labels included; pushes with more get 400. 0 means no limit.")
 	fs.IntVar(&c.MaxLabelNameLength, flagMaxLabelNameLength, d.MaxLabelNameLength,

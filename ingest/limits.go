@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"unicode/utf8"
 
@@ -96,7 +97,7 @@ func (l limits) check(fams map[string]*dto.MetricFamily) error {
 	if l.series > 0 {
 		n := 0
 		for _, mf := range fams {
-			n += len(mf.GetMetric())
+			n += samples(mf)
 		}
 		if n > l.series {
 			return overLimit(reasonSeriesPerPush, ErrTooLarge, flagMaxSeries, l.series,
@@ -167,4 +168,28 @@ func quoteShort(s string) string {
 		cut--
 	}
 	return strconv.Quote(s[:cut]) + "..."
+}
+
+// samples returns how many series Prometheus ingests from mf: one per
+// counter, gauge or untyped metric; a summary's quantiles plus _sum and
+// _count; a classic histogram's buckets plus the +Inf bucket the exposition
+// adds when it is missing, _sum and _count. The store counts the same
+// lines against --store.max-series.
+func samples(mf *dto.MetricFamily) int {
+	n := 0
+	for _, m := range mf.GetMetric() {
+		switch {
+		case m.Summary != nil:
+			n += len(m.Summary.GetQuantile()) + 2
+		case m.Histogram != nil:
+			bs := m.Histogram.GetBucket()
+			n += len(bs) + 2
+			if len(bs) == 0 || !math.IsInf(bs[len(bs)-1].GetUpperBound(), +1) {
+				n++
+			}
+		default:
+			n++
+		}
+	}
+	return n
 }

@@ -183,3 +183,28 @@ func TestQuoteShort(t *testing.T) {
 		})
 	}
 }
+
+// TestSamplesCountLikeTheExposition: --push.max-series counts sample
+// lines, as the store and Prometheus do; the text parser's families give
+// the same count as the lines that were pushed.
+func TestSamplesCountLikeTheExposition(t *testing.T) {
+	for name, tc := range map[string]struct {
+		body string
+		want int
+	}{
+		"gauge":             {"# TYPE g gauge\ng{a=\"1\"} 1\ng{a=\"2\"} 2\n", 2},
+		"summary":           {"# TYPE s summary\ns{quantile=\"0.5\"} 1\ns{quantile=\"0.9\"} 2\ns_sum 3\ns_count 4\n", 4},
+		"histogram":         {"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n", 4},
+		"histogram_no_+Inf": {"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 3\nh_count 2\n", 4},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fams, err := DecodeBody(strings.NewReader(tc.body), "", "", 0)
+			require.NoError(t, err)
+			n := 0
+			for _, mf := range fams {
+				n += samples(mf)
+			}
+			require.Equal(t, tc.want, n)
+		})
+	}
+}

@@ -45,3 +45,10 @@ func TestWriteJSONKeepsItsShape(t *testing.T) {
 	require.Equal(t, float64(1), decoded.Runs[1]["check"].(map[string]any)["missing"])
 	require.Equal(t, float64(2), decoded.Runs[1]["errors"].(map[string]any)["status_codes"].(map[string]any)["503"])
 }
+
+func TestCountJobSeries(t *testing.T) {
+	body := []byte("# TYPE m gauge\nm{instance=\"n1\",job=\"loadtest\"} 1\nm{instance=\"n2\",job=\"other\"} 1\n" +
+		"push_time_seconds{instance=\"n1\",job=\"loadtest\"} 1.7e+09\ngo_goroutines 7\n")
+	require.Equal(t, 2, countJobSeries(body, "loadtest"))
+	require.Equal(t, 0, countJobSeries(nil, "loadtest"))
+}

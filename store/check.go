@@ -311,7 +311,8 @@ func (s *Store) checkSeries(c *change, b *built, p *problems) {
 }
 
 // duplicatesIn returns the metrics of b with hash h that group o really
-// holds. It decodes o's family of that name: the rare path.
+// holds. It decodes o's family of that name (from its text if no
+// protobuf scrape cached its fields): the rare path.
 func (s *Store) duplicatesIn(o *group, b *built, h uint64) []*dto.Metric {
 	sl := o.families[b.name]
 	if sl == nil {

@@ -15,10 +15,12 @@ import (
 // may not use it, so a pusher can never shadow or break them.
 const ownPrefix = "pushring_"
 
-// Defaults of the per-peer limits. BenchmarkHeapPerSeries measures ~370 B
-// of heap per stored series (~520 B once an OpenMetrics scrape has cached
-// its rendering), so DefaultMaxSeries means about 0.75–1 GiB of heap: what
-// a peer sized for the design's ~1M series holds with room for a burst.
+// Defaults of the per-peer limits. BenchmarkHeapPerSeries measures ~245 B
+// of heap per stored series (~400 B once an OpenMetrics scrape has cached
+// its rendering; a protobuf scrape's cache costs about as much), so
+// DefaultMaxSeries means about 0.5–0.8 GiB of heap: what a peer sized for
+// the design's ~1M series holds with room for a burst. A series is a
+// sample line, as Prometheus counts them.
 // DefaultMaxGroups allows 200k edge nodes of ~10 series each; every group
 // also carries its two push-time gauges, which count as series.
 const (
@@ -56,7 +58,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxGroups, "store.max-groups", DefaultMaxGroups,
 		"Most groups this peer stores. A push that would create another one is refused with 429. 0: unlimited.")
 	fs.IntVar(&c.MaxSeries, "store.max-series", DefaultMaxSeries,
-		"Most series this peer stores, push-time gauges included (~370 B of heap each, ~520 B once scraped as OpenMetrics). A push that would grow the store past it is refused whole with 429; pushes that replace as many series as they add still succeed. 0: unlimited.")
+		"Most series (sample lines, as Prometheus counts them) this peer stores, push-time gauges included (~245 B of heap each, more once scraped as protobuf or OpenMetrics). A push that would grow the store past it is refused whole with 429; pushes that replace as many series as they add still succeed. 0: unlimited.")
 }
 
 // Validate checks the configuration.

@@ -10,14 +10,22 @@
 // client_golang's Gatherers would (value type, label names and values,
 // duplicates within the push), sorts the metrics in client_golang's order,
 // renders the text 0.0.4 sample lines once (byte for byte what expfmt
-// writes), encodes the metrics as protobuf `metric` fields, and hashes
-// every series (its text line up to the value). Counter, gauge and untyped
-// families of the usual shape do all of that in one walk over each
-// metric's labels (render_simple.go); the rest take the general path,
-// which the fast one must match byte for byte. No dto structs are
-// kept: a family value is its name, type, HELP, time and those bytes and
-// hashes: under 400 bytes of heap per series against the Pushgateway's
-// ~2 KB (BenchmarkHeapPerSeries).
+// writes), and hashes every series (its text line up to the value).
+// Counter, gauge and untyped families of the usual shape do all of that in
+// one walk over each metric's labels (render_simple.go); the rest take the
+// general path, which the fast one must match byte for byte. No dto
+// structs are kept: a family value is its name, type, HELP, time and those
+// bytes and hashes: about 250 bytes of heap per series against the
+// Pushgateway's ~2 KB (BenchmarkHeapPerSeries).
+//
+// The protobuf `metric` fields are not encoded at push time: most stores
+// are scraped as text only. The first protobuf scrape of a family value
+// renders them from its text lines and keeps them on the value
+// (protobuf.go). That needs the text to carry every field exactly, which a
+// push checks (textExact): a family with a metric it does not (unset
+// values, -0, NaN payloads such as stale markers, counts above 2^53,
+// exemplars, created timestamps, float or native histograms, unknown
+// fields, ...) keeps protobuf bytes encoded at push time instead.
 //
 // Then, under the one store mutex, Apply checks the push against the rest
 // of the store through three indexes, all O(size of the push): a multiset
@@ -73,14 +81,17 @@
 // protobuf format writes the header as a MetricFamily message without
 // metrics and appends every group's encoded `metric` fields: protobuf merges
 // repeated fields of concatenated messages, so the result is one merged
-// family per name. OpenMetrics bodies are rendered on the first OpenMetrics
-// scrape of a family value and cached on it. A scrape never re-encodes a
-// group that did not change.
+// family per name. Protobuf fields (of families that did not keep them from
+// the push) and OpenMetrics bodies are rendered on the first scrape of a
+// family value in that format and cached on it. A scrape never re-encodes
+// a group that did not change.
 //
 // # Snapshots and persistence
 //
 // Snapshot, Group and Restore move whole groups in and out as dto families
-// (decoded from the stored protobuf bytes) for the JSON API, persistence and
+// (decoded from the protobuf bytes, rendered from the text if no scrape
+// cached them; a snapshot does not cache them, or every persistence write
+// would pin them for every family) for the JSON API, persistence and
 // hand-off. Restore checks every group like a push (consistency and
 // limits), without the push-time side effects. Changed signals every change,
 // expiries included, so that persistence can write the file in the

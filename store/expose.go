@@ -232,10 +232,17 @@ func (e *encoder) omFamily(fams []*family) error {
 // protoFamily writes one length-delimited MetricFamily message made of hdr
 // (an encoded MetricFamily, possibly with metrics) followed by the metric
 // fields of fams: protobuf merges repeated fields of concatenated messages.
+// A family value not scraped as protobuf before renders its fields in the
+// first loop and keeps them (protobuf.go), so the second loop finds every
+// one cached.
 func (e *encoder) protoFamily(hdr []byte, fams []*family) error {
 	n := len(hdr)
 	for _, f := range fams {
-		n += len(f.pb())
+		pb, err := f.protobuf(true)
+		if err != nil {
+			return err
+		}
+		n += len(pb)
 	}
 	e.hdr = hdr // keep the scratch buffer, grown or not
 	e.size = protowire.AppendVarint(e.size[:0], uint64(n))
@@ -246,7 +253,11 @@ func (e *encoder) protoFamily(hdr []byte, fams []*family) error {
 		return err
 	}
 	for _, f := range fams {
-		if _, err := e.w.Write(f.pb()); err != nil {
+		pb, err := f.protobuf(true)
+		if err != nil {
+			return err
+		}
+		if _, err := e.w.Write(pb); err != nil {
 			return err
 		}
 	}

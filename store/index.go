@@ -12,7 +12,7 @@ import (
 type group struct {
 	key      GroupKey
 	families map[string]*slot // by family name
-	series   int              // metrics in families
+	series   int              // sample lines of its families (family.samples)
 	version  uint64
 	deadline time.Time // TTL deadline, wall clock only; zero: never expires
 	// expiryPos is 1 + the group's index in Store.expiries, 0 while it has
@@ -182,6 +182,8 @@ func (s *Store) setFamily(g *group, f *family) {
 		e := s.names[f.name]
 		f.name = e.name
 		s.reindexSeries(g, sl.fam.hashes, f.hashes)
+		s.nSeries += f.samples - sl.fam.samples
+		g.series += f.samples - sl.fam.samples
 		sl.fam = f
 		e.typ = f.typ
 		return
@@ -234,16 +236,16 @@ func (s *Store) indexSeries(g *group, f *family) {
 	for _, h := range f.hashes {
 		s.series.add(h, g)
 	}
-	s.nSeries += f.series()
-	g.series += f.series()
+	s.nSeries += f.samples
+	g.series += f.samples
 }
 
 func (s *Store) forgetSeries(g *group, f *family) {
 	for _, h := range f.hashes {
 		s.series.remove(h, g)
 	}
-	s.nSeries -= f.series()
-	g.series -= f.series()
+	s.nSeries -= f.samples
+	g.series -= f.samples
 }
 
 // reindexSeries moves g's index entries from the sorted hashes old to the
@@ -264,6 +266,4 @@ func (s *Store) reindexSeries(g *group, old, new []uint64) {
 			j++
 		}
 	}
-	s.nSeries += len(new) - len(old)
-	g.series += len(new) - len(old)
 }

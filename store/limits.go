@@ -27,7 +27,7 @@ const (
 func (s *Store) growth(c *change) (groups, series int) {
 	for _, b := range c.news {
 		if b.fam != nil {
-			series += b.fam.series()
+			series += b.fam.samples
 		}
 	}
 	switch {
@@ -36,7 +36,7 @@ func (s *Store) growth(c *change) (groups, series int) {
 	case c.drop == dropNone:
 		for _, b := range c.news {
 			if sl := c.g.families[b.name]; sl != nil {
-				series -= sl.fam.series()
+				series -= sl.fam.samples
 			}
 		}
 		return 0, series
@@ -47,7 +47,7 @@ func (s *Store) growth(c *change) (groups, series int) {
 	if c.drop == dropPushed {
 		for _, name := range [...]string{PushTimeName, PushFailureTimeName} {
 			if sl := c.g.families[name]; sl != nil && c.lookup(name) == nil {
-				series += sl.fam.series()
+				series += sl.fam.samples
 			}
 		}
 	}

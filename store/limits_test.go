@@ -280,3 +280,24 @@ func TestLimitRefusalLeavesDeadline(t *testing.T) {
 	require.ErrorIs(t, s.Apply(ttlPush(t, a, true, t2, time.Hour, gaugeLines("m", 4))), store.ErrLimit)
 	require.True(t, deadline(t, s, a).Equal(t1.Add(time.Minute)))
 }
+
+// TestSeriesAreSampleLines: the store counts series as Prometheus does,
+// one per sample line, so a histogram with two buckets (le="1" and
+// le="+Inf") is four series with its _sum and _count, and the limit
+// applies to those.
+func TestSeriesAreSampleLines(t *testing.T) {
+	const hist = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n"
+	now := time.Unix(1700000000, 0)
+
+	st, _ := newStore(t, nil)
+	apply(t, st, textPush(t, key("job", "a"), true, now, hist))
+	_, series := st.Stats()
+	require.Equal(t, 4+2, series, "4 histogram lines and the two push-time gauges")
+
+	// 6 series fit a limit of 6; a second group of the same shape does not.
+	lim, _ := newLimitedStore(t, 0, 6)
+	apply(t, lim, textPush(t, key("job", "a"), true, now, hist))
+	err := lim.Apply(textPush(t, key("job", "b"), true, now, hist))
+	require.ErrorIs(t, err, store.ErrLimit)
+	require.Contains(t, err.Error(), "it would add 6 series to the 6 stored")
+}

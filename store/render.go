@@ -20,41 +20,53 @@ import (
 const metricField protowire.Number = 4
 
 // family is one metric family of one group, rendered once when it is
-// written. No dto structs are kept: a scrape needs the text and protobuf
-// bytes, and the rare paths (JSON API, persistence, hand-off, the message of
-// a duplicate) decode the protobuf bytes again.
+// written. No dto structs are kept: a scrape needs the text (and, when it
+// asks for protobuf, the protobuf) bytes, and the rare paths (JSON API,
+// persistence, hand-off, the message of a duplicate) decode them again.
 //
-// A family is immutable once it is committed; a write replaces it. The only
-// exception is the OpenMetrics rendering, made on the first OpenMetrics
-// scrape and published atomically.
+// A family is immutable once it is committed; a write replaces it. The
+// exceptions are the protobuf and OpenMetrics renderings, made on the first
+// scrape in that format (protobuf.go) and published atomically.
 type family struct {
 	name string
 	help string
 	unit string
 	time time.Time // of the push that last wrote the family
-	// data holds the text 0.0.4 sample lines (no HELP or TYPE) followed by
-	// the protobuf encoding of the metrics as `metric` fields of a
-	// MetricFamily message; split is where the text ends. Both follow the
+	// data holds the text 0.0.4 sample lines (no HELP or TYPE), in the
 	// client_golang metric order.
 	data   []byte
-	split  int
 	hashes []uint64 // series hashes, sorted
-	om     atomic.Pointer[[]byte]
-	typ    dto.MetricType
+	// samples counts the lines of data: the series Prometheus ingests from
+	// the family (a histogram's buckets, _sum and _count each count). The
+	// store's series gauge and --store.max-series count these.
+	samples int
+	// pb holds the protobuf encoding of the metrics as `metric` fields of a
+	// MetricFamily message, in the same order. It is set when the family
+	// is built if the text cannot carry every field (eager: see
+	// textExact), else on the first protobuf scrape.
+	pb  atomic.Pointer[[]byte]
+	om  atomic.Pointer[[]byte]
+	typ dto.MetricType
 	// hasHelp distinguishes a family without HELP (text push without a HELP
 	// line: no HELP line at all) from an empty HELP (protobuf: "# HELP x ").
 	hasHelp bool
 	hasUnit bool
+	// infAdded: none of the family's histograms has a +Inf bucket, so the
+	// text has one per metric that the protobuf must not have.
+	infAdded bool
 }
 
 // text returns the text 0.0.4 sample lines.
-func (f *family) text() []byte { return f.data[:f.split:f.split] }
-
-// pb returns the concatenated protobuf `metric` fields.
-func (f *family) pb() []byte { return f.data[f.split:] }
+func (f *family) text() []byte { return f.data[:len(f.data):len(f.data)] }
 
 // series returns the number of metrics (series in client_golang's sense).
 func (f *family) series() int { return len(f.hashes) }
+
+// setData keeps text as the family's sample lines and counts them.
+func (f *family) setData(text []byte) {
+	f.data = text
+	f.samples = bytes.Count(text, []byte{'\n'})
+}
 
 // header returns the family without metrics.
 func (f *family) header() *dto.MetricFamily {
@@ -68,10 +80,17 @@ func (f *family) header() *dto.MetricFamily {
 	return mf
 }
 
-// decode returns a new MetricFamily equal to the one that was rendered.
+// decode returns a new MetricFamily equal to the one that was rendered. It
+// does not cache a protobuf rendering it has to make: the rare paths that
+// decode (persistence writes above all) visit every family, and keeping
+// what they rendered would cost the heap that rendering lazily saves.
 func (f *family) decode() (*dto.MetricFamily, error) {
+	pb, err := f.protobuf(false)
+	if err != nil {
+		return nil, err
+	}
 	mf := f.header()
-	if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(f.pb(), mf); err != nil {
+	if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(pb, mf); err != nil {
 		return nil, fmt.Errorf("decode stored family %q: %w", f.name, err)
 	}
 	return mf, nil
@@ -126,8 +145,6 @@ type builder struct {
 	buf    bytes.Buffer
 	text   []byte
 	key    []byte // scratch for series hashes
-	pbuf   []byte // scratch: buildSimple's protobuf fields
-	mbuf   []byte // scratch: one metric's protobuf encoding
 	chunks []simpleChunk
 	enc    metricEncoder
 	// tmp, name and typ make the family expfmt renders without allocating.
@@ -165,8 +182,9 @@ func (b *builder) buildInto(out *built, mf *dto.MetricFamily, t time.Time) *buil
 }
 
 // buildGeneral is build for every family: it validates each metric with
-// checkMetric, sorts copies where needed, and renders through the encoders
-// (and expfmt for summaries and histograms).
+// checkMetric, sorts copies where needed, and renders the text (expfmt for
+// summaries and histograms), plus the protobuf bytes if the text cannot
+// carry the metrics exactly (textExact).
 func (b *builder) buildGeneral(out *built, mf *dto.MetricFamily, t time.Time) *built {
 	ms := sortedLabels(mf.Metric)
 	for _, m := range ms {
@@ -243,8 +261,9 @@ func compareMetrics(a, b *dto.Metric) int {
 	return 0
 }
 
-// render produces the family value: text lines, protobuf bytes (one
-// allocation of the exact size for both) and series hashes.
+// render produces the family value: text lines (one allocation of the
+// exact size), series hashes and, only for metrics the text cannot carry
+// exactly, the protobuf bytes.
 func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*family, error) {
 	f := newFamily(mf, mf.GetName(), mf.GetType())
 	f.time = t
@@ -252,19 +271,32 @@ func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	data := make([]byte, 0, len(text)+b.enc.size(ms))
-	data = append(data, text...)
-	f.split = len(data)
-	if data, err = b.enc.appendTo(data, ms); err != nil {
-		return nil, fmt.Errorf("encode family %q: %w", f.name, err)
+	f.setData(append(make([]byte, 0, len(text)), text...))
+	exact, infAdded := textExactAll(f.typ, ms)
+	f.infAdded = infAdded
+	if !exact {
+		if err := b.keepProtobuf(f, ms); err != nil {
+			return nil, err
+		}
 	}
-	f.data = data
 	f.hashes = make([]uint64, len(ms))
 	for i, m := range ms {
 		f.hashes[i] = b.hash(f.name, m.Label)
 	}
 	slices.Sort(f.hashes)
 	return f, nil
+}
+
+// keepProtobuf encodes ms, the metrics of f in order, and keeps them as
+// f's protobuf rendering: for families whose text does not carry every
+// field.
+func (b *builder) keepProtobuf(f *family, ms []*dto.Metric) error {
+	pb, err := b.enc.appendTo(make([]byte, 0, b.enc.size(ms)), ms)
+	if err != nil {
+		return fmt.Errorf("encode family %q: %w", f.name, err)
+	}
+	f.pb.Store(&pb)
+	return nil
 }
 
 // newFamily returns a family value with mf's header and no data.

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -13,35 +12,38 @@ import (
 )
 
 // simpleChunk is one metric rendered by buildSimple: its index in the
-// family, where its text line and its protobuf `metric` field sit in the
-// scratch buffers, and its series hash. It holds no pointers, so filling
-// a slice of them costs no GC write barriers.
+// family, where its text line sits in the scratch buffer, and its series
+// hash. It holds no pointers, so filling a slice of them costs no GC write
+// barriers.
 type simpleChunk struct {
 	idx                int
 	textStart, textEnd int
-	pbStart, pbEnd     int
 	hash               uint64
 }
 
-// simpleBufs are the scratch buffers of buildSimple. They are passed and
-// returned by value: appending to a local slice costs nothing extra, while
-// every append to a field of the heap-allocated builder would pass a GC
-// write barrier, which made the first version of this code slower than
-// the general path while a collection was running.
+// simpleBufs is the scratch state of buildSimple. It is passed and returned
+// by value: appending to a local slice costs nothing extra, while every
+// append to a field of the heap-allocated builder would pass a GC write
+// barrier, which made the first version of this code slower than the
+// general path while a collection was running.
 type simpleBufs struct {
 	text []byte // text lines
-	pb   []byte // protobuf `metric` fields
-	mbuf []byte // one metric's protobuf encoding
+	// inexact: some metric has a field its text line does not carry
+	// exactly (see textExact), so the family keeps eager protobuf bytes.
+	inexact bool
 }
 
 // buildSimple is build's fast path for counter, gauge and untyped families
 // whose metrics all have the common shape (simpleValue) and sorted, valid
-// label pairs: the normal push. It validates, renders the text line,
-// encodes the protobuf field and hashes each metric in one walk over its
-// labels, where the general path walks them about eight times; metrics
-// already in client_golang's order (the usual case) are neither copied nor
-// sorted, and otherwise the rendered chunks are reordered rather than
-// rendered again. The bytes are the general path's (render_test.go compares
+// label pairs: the normal push. It validates, renders the text line and
+// hashes each metric in one walk over its labels, where the general path
+// walks them about eight times; metrics already in client_golang's order
+// (the usual case) are neither copied nor sorted, and otherwise the
+// rendered chunks are reordered rather than rendered again. The protobuf
+// bytes are left to the first protobuf scrape, unless a value is unset,
+// -0 or a NaN with a payload, or a label value is unset: the text does not
+// tell those from 0, NaN and "" (the rare case, encoded here as the general
+// path does). The bytes are the general path's (render_test.go compares
 // them).
 //
 // It returns nil, having set nothing in out, as soon as a metric does not
@@ -51,17 +53,17 @@ type simpleBufs struct {
 // rare shape.
 func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 	ms := mf.Metric
-	w := simpleBufs{text: b.text[:0], pb: b.pbuf[:0], mbuf: b.mbuf[:0]}
+	w := simpleBufs{text: b.text[:0]}
 	chunks := b.chunks[:0]
 	defer func() { // keep the grown buffers for the next family
-		b.text, b.pbuf, b.mbuf, b.chunks = w.text, w.pb, w.mbuf, chunks
+		b.text, b.chunks = w.text, chunks
 	}()
 	inOrder := true
 	for i, m := range ms {
 		if m == nil {
 			return nil
 		}
-		c := simpleChunk{idx: i, textStart: len(w.text), pbStart: len(w.pb)}
+		c := simpleChunk{idx: i, textStart: len(w.text)}
 		var prev *dto.Metric
 		if i > 0 {
 			prev = ms[i-1]
@@ -70,7 +72,7 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 		if w, c.hash, ok = appendSimpleMetric(w, out.name, out.typ, m, prev); !ok {
 			return nil
 		}
-		c.textEnd, c.pbEnd = len(w.text), len(w.pb)
+		c.textEnd = len(w.text)
 		chunks = append(chunks, c)
 		if inOrder && i > 0 && compareMetrics(ms[i-1], m) > 0 {
 			inOrder = false
@@ -78,12 +80,10 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 	}
 	f := newFamily(mf, out.name, out.typ)
 	f.hashes = make([]uint64, len(chunks))
-	data := make([]byte, 0, len(w.text)+len(w.pb))
+	data := make([]byte, 0, len(w.text))
 	if inOrder {
 		out.metrics = ms
 		data = append(data, w.text...)
-		f.split = len(data)
-		data = append(data, w.pb...)
 	} else {
 		sortChunks(chunks, ms)
 		out.metrics = make([]*dto.Metric, len(chunks))
@@ -91,16 +91,15 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 			out.metrics[i] = ms[c.idx]
 			data = append(data, w.text[c.textStart:c.textEnd]...)
 		}
-		f.split = len(data)
-		for _, c := range chunks {
-			data = append(data, w.pb[c.pbStart:c.pbEnd]...)
-		}
 	}
-	f.data = data
+	f.setData(data)
 	for i, c := range chunks {
 		f.hashes[i] = c.hash
 	}
 	slices.Sort(f.hashes)
+	if w.inexact && b.keepProtobuf(f, out.metrics) != nil {
+		return nil // cannot happen for these shapes; the general path reports it
+	}
 	return f
 }
 
@@ -131,12 +130,13 @@ func valueField(typ dto.MetricType) protowire.Number {
 	return fieldMetricUntyped
 }
 
-// appendSimpleMetric appends m's text line to w.text and its `metric` field
-// to w.pb and returns its series hash, or reports false (with the buffers
-// in any state) if m does not qualify for buildSimple. The checks are
-// checkMetric's for these types, plus sorted label names. prev is the
-// metric before m, which qualified, or nil: a label name equal to prev's
-// at the same position is known to be valid.
+// appendSimpleMetric appends m's text line to w.text and returns its
+// series hash, or reports false (with the buffer in any state) if m does
+// not qualify for buildSimple. The checks are checkMetric's for these
+// types, plus sorted label names. prev is the metric before m, which
+// qualified, or nil: a label name equal to prev's at the same position is
+// known to be valid. It sets w.inexact if the line does not carry m
+// exactly.
 func appendSimpleMetric(w simpleBufs, name string, typ dto.MetricType, m, prev *dto.Metric) (simpleBufs, uint64, bool) {
 	num, v, ok := simpleValue(m)
 	if !ok || num != valueField(typ) {
@@ -144,12 +144,11 @@ func appendSimpleMetric(w simpleBufs, name string, typ dto.MetricType, m, prev *
 	}
 	line := len(w.text)
 	w.text = append(w.text, name...)
-	w.mbuf = w.mbuf[:0]
 	for i, lp := range m.Label {
 		if lp == nil || lp.Name == nil || len(lp.ProtoReflect().GetUnknown()) > 0 {
 			return w, 0, false
 		}
-		ln, lv := *lp.Name, lp.GetValue()
+		ln := *lp.Name
 		if i > 0 && ln <= *m.Label[i-1].Name {
 			return w, 0, false
 		}
@@ -163,11 +162,12 @@ func appendSimpleMetric(w simpleBufs, name string, typ dto.MetricType, m, prev *
 		}
 		w.text = append(w.text, ln...)
 		w.text = append(w.text, '=', '"')
-		if w.text, ok = appendLabelValue(w.text, lv); !ok {
+		if lp.Value == nil {
+			w.inexact = true
+		} else if w.text, ok = appendLabelValue(w.text, *lp.Value); !ok {
 			return w, 0, false
 		}
 		w.text = append(w.text, '"')
-		w.mbuf = appendLabelPair(w.mbuf, lp)
 	}
 	if len(m.Label) > 0 {
 		w.text = append(w.text, '}')
@@ -177,19 +177,12 @@ func appendSimpleMetric(w simpleBufs, name string, typ dto.MetricType, m, prev *
 	if v != nil {
 		f = *v
 	}
+	if v == nil || !floatExact(f) {
+		w.inexact = true
+	}
 	w.text = append(w.text, ' ')
 	w.text = appendTextFloat(w.text, f)
 	w.text = append(w.text, '\n')
-
-	w.mbuf = protowire.AppendTag(w.mbuf, num, protowire.BytesType)
-	w.mbuf = protowire.AppendVarint(w.mbuf, uint64(valueSize(v)))
-	if v != nil {
-		w.mbuf = protowire.AppendTag(w.mbuf, fieldValue, protowire.Fixed64Type)
-		w.mbuf = protowire.AppendFixed64(w.mbuf, math.Float64bits(*v))
-	}
-	w.pb = protowire.AppendTag(w.pb, metricField, protowire.BytesType)
-	w.pb = protowire.AppendVarint(w.pb, uint64(len(w.mbuf)))
-	w.pb = append(w.pb, w.mbuf...)
 	return w, hash, true
 }
 

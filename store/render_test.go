@@ -124,7 +124,8 @@ func requireSameBuild(t *testing.T, b *builder, mf *dto.MetricFamily) {
 	}
 	w, g := want.fam, got.fam
 	require.Equal(t, string(w.text()), string(g.text()))
-	require.Equal(t, w.pb(), g.pb())
+	require.Equal(t, w.pb.Load() != nil, g.pb.Load() != nil, "both paths keep eager protobuf bytes, or neither")
+	require.Equal(t, mustProtobuf(t, w), mustProtobuf(t, g))
 	require.Equal(t, w.hashes, g.hashes)
 	require.Equal(t, w.header(), g.header())
 	require.Equal(t, at, g.time)
@@ -138,7 +139,16 @@ func requireSameBuild(t *testing.T, b *builder, mf *dto.MetricFamily) {
 	}
 	pb, err := proto.Marshal(&dto.MetricFamily{Metric: got.metrics})
 	require.NoError(t, err)
-	require.Equal(t, pb, g.pb())
+	require.Equal(t, pb, mustProtobuf(t, g))
+}
+
+// mustProtobuf returns f's protobuf rendering, made from the text if it
+// was not kept eagerly, without caching it.
+func mustProtobuf(t *testing.T, f *family) []byte {
+	t.Helper()
+	pb, err := f.protobuf(false)
+	require.NoError(t, err)
+	return pb
 }
 
 // TestBuildSimpleRandom compares the paths on random families: random

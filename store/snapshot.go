@@ -102,8 +102,10 @@ func refOf(g *group) groupRef {
 }
 
 // decodeGroup decodes the families of r, sorted by name. A family that does
-// not decode (it was encoded by this process, so that is a bug) is logged
-// and left out rather than failing the whole snapshot.
+// not decode (it was rendered by this process, so that is a bug) is logged
+// and left out rather than failing the whole snapshot. Families whose
+// protobuf bytes were never scraped are decoded from their text, and the
+// rendering is not kept (family.decode).
 func (s *Store) decodeGroup(r groupRef) GroupSnapshot {
 	slices.SortFunc(r.fams, func(a, b *family) int { return strings.Compare(a.name, b.name) })
 	gs := GroupSnapshot{Key: r.key, Version: r.version, Deadline: r.deadline, Families: make([]FamilySnapshot, 0, len(r.fams))}

@@ -126,8 +126,9 @@ func (s *Store) Wipe() int {
 	return n
 }
 
-// Stats returns the number of groups and of stored series (metrics in
-// client_golang's sense, the two push-time gauges included).
+// Stats returns the number of groups and of stored series, counted as
+// Prometheus counts them: every sample line of the exposition (a histogram's
+// buckets, _sum and _count each), the two push-time gauges included.
 func (s *Store) Stats() (groups, series int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

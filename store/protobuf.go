@@ -1,0 +1,334 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The protobuf rendering of a family is made lazily. Prometheus scrapes
+// text unless it is told otherwise, so most stores never serve protobuf,
+// and encoding every push twice cost about a third of Apply and ~100 bytes
+// of heap per series. A push keeps the text lines only; the first protobuf
+// scrape of a family value parses them back (expfmt's text parser, under
+// the family's own TYPE) and encodes the metrics, and keeps the bytes on
+// the immutable value, so later protobuf scrapes of an unchanged group
+// only concatenate.
+//
+// That is exact only if the text carries every field of every metric.
+// textExact decides that when the family is built; a family that has a
+// metric the text does not carry keeps its protobuf bytes from the start:
+// unset values or label values (the text writes 0 and ""), -0 (written
+// "0"), NaNs with a payload (stale markers; the parser makes math.NaN()),
+// counts above 2^53 (written as floats), NaN quantiles or bucket bounds
+// (the parser drops those lines), "quantile" or "le" labels of summaries
+// and histograms (the parser takes them for its own), exemplars, created
+// timestamps, float and native histogram fields and unknown fields. The
+// one thing the writer adds, a +Inf bucket for histograms without one, is
+// recorded (family.infAdded) and taken off again.
+
+// maxExactCount is the largest count a float64 holds exactly, and so the
+// largest the text's float formatting of a count brings back.
+const maxExactCount = 1 << 53
+
+// canonicalNaN is the NaN the text parser returns for "NaN".
+var canonicalNaN = math.Float64bits(math.NaN())
+
+// floatExact reports whether the text formatting of f (appendTextFloat,
+// expfmt's writeFloat) parses back to the same bits: the shortest
+// formatting round-trips every other value.
+func floatExact(f float64) bool {
+	switch {
+	case f == 0:
+		return !math.Signbit(f)
+	case f != f: // NaN
+		return math.Float64bits(f) == canonicalNaN
+	}
+	return true
+}
+
+func floatPtrExact(f *float64) bool { return f != nil && floatExact(*f) }
+
+func countExact(c *uint64) bool { return c != nil && *c <= maxExactCount }
+
+// hasUnknown reports whether m has unknown fields.
+func hasUnknown(m protoreflect.ProtoMessage) bool {
+	return len(m.ProtoReflect().GetUnknown()) > 0
+}
+
+// textExactAll reports whether the metrics of a family of type typ can be
+// rebuilt exactly from its text lines, and whether the text adds a +Inf
+// bucket to every histogram (then it must be taken off again). A family of
+// histograms of which some have a +Inf bucket and others not is not exact.
+func textExactAll(typ dto.MetricType, ms []*dto.Metric) (exact, infAdded bool) {
+	withInf, withoutInf := false, false
+	for _, m := range ms {
+		if !textExact(typ, m) {
+			return false, false
+		}
+		if h := m.Histogram; h != nil {
+			if slices.ContainsFunc(h.Bucket, func(b *dto.Bucket) bool { return math.IsInf(b.GetUpperBound(), 1) }) {
+				withInf = true
+			} else {
+				withoutInf = true
+			}
+		}
+	}
+	if withInf && withoutInf {
+		return false, false
+	}
+	return true, withoutInf
+}
+
+// textExact reports whether m, a valid metric of a family of type typ
+// (checkMetric), has only fields its text lines carry exactly.
+func textExact(typ dto.MetricType, m *dto.Metric) bool {
+	if m.TimestampMs != nil || hasUnknown(m) {
+		return false
+	}
+	special := ""
+	switch typ {
+	case dto.MetricType_SUMMARY:
+		special = model.QuantileLabel
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		special = model.BucketLabel
+	}
+	for _, lp := range m.Label {
+		if lp.Name == nil || lp.Value == nil || hasUnknown(lp) || *lp.Name == special {
+			return false
+		}
+	}
+	set := 0
+	for _, p := range []bool{m.Counter != nil, m.Gauge != nil, m.Untyped != nil, m.Summary != nil, m.Histogram != nil} {
+		if p {
+			set++
+		}
+	}
+	if set != 1 {
+		return false
+	}
+	switch typ {
+	case dto.MetricType_COUNTER:
+		c := m.Counter
+		return c != nil && floatPtrExact(c.Value) && c.Exemplar == nil && c.CreatedTimestamp == nil && !hasUnknown(c)
+	case dto.MetricType_GAUGE:
+		return m.Gauge != nil && floatPtrExact(m.Gauge.Value) && !hasUnknown(m.Gauge)
+	case dto.MetricType_UNTYPED:
+		return m.Untyped != nil && floatPtrExact(m.Untyped.Value) && !hasUnknown(m.Untyped)
+	case dto.MetricType_SUMMARY:
+		return m.Summary != nil && summaryExact(m.Summary)
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		return m.Histogram != nil && histogramExact(m.Histogram)
+	}
+	return false
+}
+
+func summaryExact(s *dto.Summary) bool {
+	if !countExact(s.SampleCount) || !floatPtrExact(s.SampleSum) || s.CreatedTimestamp != nil || hasUnknown(s) {
+		return false
+	}
+	for _, q := range s.Quantile {
+		if q == nil || !floatPtrExact(q.Quantile) || math.IsNaN(*q.Quantile) || !floatPtrExact(q.Value) || hasUnknown(q) {
+			return false
+		}
+	}
+	return true
+}
+
+func histogramExact(h *dto.Histogram) bool {
+	if !countExact(h.SampleCount) || h.SampleCountFloat != nil || !floatPtrExact(h.SampleSum) ||
+		h.Schema != nil || h.ZeroThreshold != nil || h.ZeroCount != nil || h.ZeroCountFloat != nil ||
+		len(h.NegativeSpan) > 0 || len(h.NegativeDelta) > 0 || len(h.NegativeCount) > 0 ||
+		len(h.PositiveSpan) > 0 || len(h.PositiveDelta) > 0 || len(h.PositiveCount) > 0 ||
+		len(h.Exemplars) > 0 || h.CreatedTimestamp != nil || hasUnknown(h) {
+		return false
+	}
+	for _, b := range h.Bucket {
+		if b == nil || !floatPtrExact(b.UpperBound) || math.IsNaN(*b.UpperBound) || !countExact(b.CumulativeCount) ||
+			b.CumulativeCountFloat != nil || b.Exemplar != nil || hasUnknown(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// protobuf returns the concatenated protobuf `metric` fields of f: the
+// ones kept when f was built, else the ones a scrape cached, else it
+// renders them from the text, and keeps them if cache is set. Concurrent
+// first calls may both render; they produce the same bytes.
+func (f *family) protobuf(cache bool) ([]byte, error) {
+	if p := f.pb.Load(); p != nil {
+		return *p, nil
+	}
+	if f.series() == 0 {
+		return []byte{}, nil // what proto.Marshal writes for no metrics
+	}
+	var pb []byte
+	var err error
+	if hasSimpleText(f.typ) {
+		// Without the metric name a field is usually shorter than its line.
+		pb, err = appendSimpleProtobuf(make([]byte, 0, len(f.data)), f.name, f.typ, f.text())
+	} else {
+		pb, err = f.parsedProtobuf()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cache {
+		if cap(pb)-len(pb) > len(pb)/8 { // kept for the family's life: trim
+			pb = append(make([]byte, 0, len(pb)), pb...)
+		}
+		f.pb.Store(&pb)
+	}
+	return pb, nil
+}
+
+// parsedProtobuf renders the protobuf fields of a summary or histogram
+// family from its text through expfmt's parser.
+func (f *family) parsedProtobuf() ([]byte, error) {
+	ms, err := f.parseText()
+	if err != nil {
+		return nil, err
+	}
+	var enc metricEncoder
+	pb, err := enc.appendTo(make([]byte, 0, enc.size(ms)), ms)
+	if err != nil {
+		return nil, fmt.Errorf("encode family %q: %w", f.name, err)
+	}
+	return pb, nil
+}
+
+// appendSimpleProtobuf appends the `metric` fields of a counter, gauge or
+// untyped family called name from its text lines, as appendSimple encodes
+// them: label pairs with name and value, then the value. It reads only
+// what appendSimpleMetric and appendTextSamples write (every line
+// name{label="value",...} value), without building dto structs: the first
+// protobuf scrape of the usual family costs about what encoding it at push
+// time did.
+func appendSimpleProtobuf(b []byte, name string, typ dto.MetricType, text []byte) ([]byte, error) {
+	var mbuf, val []byte
+	num := valueField(typ)
+	for len(text) > 0 {
+		end := bytes.IndexByte(text, '\n')
+		if end < 0 || !bytes.HasPrefix(text, []byte(name)) {
+			return nil, fmt.Errorf("render protobuf of family %q: malformed text line %q", name, text)
+		}
+		line := text[len(name):end]
+		text = text[end+1:]
+		mbuf = mbuf[:0]
+		var ok bool
+		if len(line) > 0 && line[0] == '{' {
+			if mbuf, val, line, ok = appendTextLabels(mbuf, val, line[1:]); !ok {
+				return nil, fmt.Errorf("render protobuf of family %q: malformed labels in %q", name, line)
+			}
+		}
+		if len(line) < 2 || line[0] != ' ' {
+			return nil, fmt.Errorf("render protobuf of family %q: malformed text line %q", name, line)
+		}
+		v, err := strconv.ParseFloat(string(line[1:]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("render protobuf of family %q: %w", name, err)
+		}
+		mbuf = protowire.AppendTag(mbuf, num, protowire.BytesType)
+		mbuf = protowire.AppendVarint(mbuf, uint64(valueSize(&v)))
+		mbuf = protowire.AppendTag(mbuf, fieldValue, protowire.Fixed64Type)
+		mbuf = protowire.AppendFixed64(mbuf, math.Float64bits(v))
+		b = protowire.AppendTag(b, metricField, protowire.BytesType)
+		b = protowire.AppendBytes(b, mbuf)
+	}
+	return b, nil
+}
+
+// appendTextLabels appends the label pairs of a text line, which starts
+// after its '{', as `label` fields, and returns the rest of the line after
+// the '}'. val is scratch for an unescaped value.
+func appendTextLabels(b, val, line []byte) (_, _, rest []byte, ok bool) {
+	for {
+		eq := bytes.IndexByte(line, '=')
+		if eq < 0 || len(line) < eq+2 || line[eq+1] != '"' {
+			return b, val, line, false
+		}
+		ln := line[:eq]
+		line = line[eq+2:]
+		i := bytes.IndexByte(line, '"')
+		v := line[:max(i, 0)]
+		if bytes.IndexByte(v, '\\') >= 0 { // escaped: the rare case
+			val, i = unescapeLabelValue(val[:0], line)
+			v = val
+		}
+		if i < 0 || i+1 >= len(line) {
+			return b, val, line, false
+		}
+		size := protowire.SizeTag(fieldLabelName) + protowire.SizeBytes(len(ln)) +
+			protowire.SizeTag(fieldLabelValue) + protowire.SizeBytes(len(v))
+		b = protowire.AppendTag(b, fieldMetricLabel, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(size))
+		b = protowire.AppendTag(b, fieldLabelName, protowire.BytesType)
+		b = protowire.AppendBytes(b, ln)
+		b = protowire.AppendTag(b, fieldLabelValue, protowire.BytesType)
+		b = protowire.AppendBytes(b, v)
+		switch line[i+1] {
+		case ',':
+			line = line[i+2:]
+		case '}':
+			return b, val, line[i+2:], true
+		default:
+			return b, val, line, false
+		}
+	}
+}
+
+// unescapeLabelValue appends the value of an escaped label value that
+// starts line (after its opening quote) to val and returns the index of
+// its closing quote in line, or -1.
+func unescapeLabelValue(val, line []byte) ([]byte, int) {
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '"':
+			return val, i
+		case c == '\\' && i+1 < len(line):
+			i++
+			if c = line[i]; c == 'n' {
+				c = '\n'
+			}
+		}
+		val = append(val, c)
+	}
+	return val, -1
+}
+
+// parseText returns the metrics f's text lines describe, which are the
+// metrics f was built from (textExact).
+func (f *family) parseText() ([]*dto.Metric, error) {
+	header := "# TYPE " + f.name + " " + textType(f.typ) + "\n"
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(io.MultiReader(strings.NewReader(header), bytes.NewReader(f.text())))
+	if err != nil {
+		return nil, fmt.Errorf("parse stored family %q: %w", f.name, err)
+	}
+	mf := mfs[f.name]
+	if len(mfs) != 1 || mf == nil || len(mf.Metric) != f.series() {
+		return nil, fmt.Errorf("parse stored family %q: got %d families, %d metrics, want 1 family of %d", f.name, len(mfs), len(mf.GetMetric()), f.series())
+	}
+	if f.infAdded {
+		for _, m := range mf.Metric {
+			h := m.Histogram
+			if n := len(h.GetBucket()); n == 0 || !math.IsInf(h.Bucket[n-1].GetUpperBound(), 1) {
+				return nil, fmt.Errorf("parse stored family %q: a histogram lacks the +Inf bucket the text adds", f.name)
+			}
+			h.Bucket = h.Bucket[:len(h.Bucket)-1]
+		}
+	}
+	return mf.Metric, nil
+}
