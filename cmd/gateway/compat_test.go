@@ -14,6 +14,7 @@ package main
 // the table is the source of truth.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1424,22 +1425,49 @@ func TestCompatQuitWithLifecycle(t *testing.T) {
 	for _, method := range []string{http.MethodPut, http.MethodPost} {
 		t.Run(method, func(t *testing.T) {
 			t.Parallel()
-			var answers []response
+			var answers []string
 			for _, g := range targets(t, []string{"--web.enable-lifecycle"}) {
-				r := g.doResp(t, method, "/-/quit", nil, nil)
-				require.Equal(t, 200, r.status, "%s: %q", g.kind, r.body)
+				status, body, err := quit(g, method)
+				switch {
+				case err != nil && g.kind == kindPushgateway:
+					// The Pushgateway starts shutting down while it answers
+					// and sometimes drops the answer; it must still exit.
+					t.Logf("pushgateway dropped the /-/quit answer: %v", err)
+				default:
+					require.NoError(t, err, g.kind)
+					require.Equal(t, 200, status, "%s: %q", g.kind, body)
+					answers = append(answers, body)
+				}
 				select {
 				case <-g.done:
 				case <-time.After(stopTimeout):
 					t.Fatalf("%s still running %s after /-/quit", g.kind, stopTimeout)
 				}
-				answers = append(answers, r)
 			}
-			for _, r := range answers[1:] {
-				require.Equal(t, answers[0].body, r.body)
+			for _, b := range answers[1:] {
+				require.Equal(t, answers[0], b)
 			}
 		})
 	}
+}
+
+// quit sends /-/quit on a connection of its own, so the answer can't be
+// lost to a pooled connection the server closes as it shuts down.
+func quit(g *gw, method string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, g.base+"/-/quit", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Close = true
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // TestCompatScrapeProtobuf: a scrape that asks for delimited protobuf gets

@@ -184,6 +184,7 @@ type gw struct {
 	client *http.Client
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when the process has exited
+	exit   error         // cmd.Wait's result; read after done is closed
 	logs   *lockedBuffer
 }
 
@@ -270,7 +271,7 @@ func tryStart(t *testing.T, kind, bin string, flags []string) (*gw, error) {
 	if err := g.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go func() { _ = g.cmd.Wait(); close(g.done) }()
+	go func() { g.exit = g.cmd.Wait(); close(g.done) }()
 	t.Cleanup(func() { g.stop(t) })
 
 	deadline := time.Now().Add(startTimeout)
@@ -304,6 +305,10 @@ func (g *gw) stop(t *testing.T) {
 		_ = g.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-g.done:
+			// A graceful shutdown exits 0 (the Pushgateway does too).
+			if g.exit != nil && g.kind == kindPushring {
+				t.Errorf("%s exited with %v after SIGTERM, want status 0", g.kind, g.exit)
+			}
 		case <-time.After(stopTimeout):
 			_ = g.cmd.Process.Kill()
 			<-g.done
