@@ -285,18 +285,7 @@ func appendProtoHeader(b []byte, f *family) []byte {
 // appendTextHeader appends the HELP (if set) and TYPE lines expfmt writes
 // for a text 0.0.4 family.
 func appendTextHeader(b []byte, name string, typ dto.MetricType, help string, hasHelp bool) []byte {
-	if hasHelp {
-		b = append(b, "# HELP "...)
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = appendEscaped(b, help, false)
-		b = append(b, '\n')
-	}
-	b = append(b, "# TYPE "...)
-	b = append(b, name...)
-	b = append(b, ' ')
-	b = append(b, textType(typ)...)
-	return append(b, '\n')
+	return appendHeaderLines(b, name, textType(typ), help, hasHelp, false)
 }
 
 // appendOMHeader appends the HELP (if set) and TYPE lines expfmt writes for
@@ -306,17 +295,23 @@ func appendTextHeader(b []byte, name string, typ dto.MetricType, help string, ha
 // pushed units are not checked.
 func appendOMHeader(b []byte, name string, typ dto.MetricType, help string, hasHelp bool) []byte {
 	omName, omType := openMetricsType(name, typ)
+	return appendHeaderLines(b, omName, omType, help, hasHelp, true)
+}
+
+// appendHeaderLines appends "# HELP name help" (if hasHelp) and
+// "# TYPE name typ"; om selects OpenMetrics escaping of the help text.
+func appendHeaderLines(b []byte, name, typ, help string, hasHelp, om bool) []byte {
 	if hasHelp {
 		b = append(b, "# HELP "...)
-		b = append(b, omName...)
+		b = append(b, name...)
 		b = append(b, ' ')
-		b = appendEscaped(b, help, true)
+		b = appendEscaped(b, help, om)
 		b = append(b, '\n')
 	}
 	b = append(b, "# TYPE "...)
-	b = append(b, omName...)
+	b = append(b, name...)
 	b = append(b, ' ')
-	b = append(b, omType...)
+	b = append(b, typ...)
 	return append(b, '\n')
 }
 
