@@ -69,6 +69,9 @@ func checkFields() []field {
 	return []field{
 		{"check peers", c(func(k *CheckReport) string { return n(len(k.Peers)) })},
 		{"check groups ok/expected", c(func(k *CheckReport) string { return fmt.Sprintf("%d/%d", k.OKGroups, k.Expected) })},
+		// Nodes none of whose pushes was acknowledged: the check can't
+		// expect their groups, but the table must not hide them.
+		{"never acknowledged", c(func(k *CheckReport) string { return n(k.Unacked) })},
 		{"missing", c(func(k *CheckReport) string { return n(k.Missing) })},
 		{"duplicated", c(func(k *CheckReport) string { return n(k.Duplicated) })},
 		{"stale", c(func(k *CheckReport) string { return n(k.Stale) })},

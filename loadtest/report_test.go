@@ -16,7 +16,7 @@ func sampleSummary() Summary {
 			Check:   &CheckReport{Expected: 200, OKGroups: 200, OK: true, Peers: []PeerScrape{{URL: "http://a/metrics"}}}},
 		{Target: "pushgateway", Mode: ModeFleet, Groups: 200, SeriesPerGroup: 40, Pushes: 10, Succeeded: 8,
 			Errors: ErrorCounts{Total: 2, Status5xx: 2, StatusCodes: map[string]uint64{"503": 2}, Samples: []string{"push answered 503: busy"}},
-			Check:  &CheckReport{Expected: 200, OKGroups: 199, Missing: 1, Problems: []string{"missing: edge-000007"}}},
+			Check:  &CheckReport{Expected: 199, OKGroups: 198, Missing: 1, Unacked: 1, Problems: []string{"missing: edge-000007"}}},
 	}}
 }
 
@@ -29,6 +29,7 @@ func TestWriteTable(t *testing.T) {
 		require.Contains(t, out, want)
 	}
 	require.NotContains(t, out, "scrape p50", "no run has a scrape section")
+	require.Regexp(t, `never acknowledged +0 +1 `, out, "nodes whose every push failed are shown")
 }
 
 func TestWriteJSONKeepsItsShape(t *testing.T) {
