@@ -5,8 +5,12 @@ PKGS := ./...
 
 all: vet test build
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/prometheus/common/version.Version=$(VERSION) -X github.com/prometheus/common/version.Revision=$(REVISION)
+
 build:
-	$(GO) build -o gateway ./cmd/gateway
+	$(GO) build -ldflags "$(LDFLAGS)" -o gateway ./cmd/gateway
 
 run:
 	$(GO) run ./cmd/gateway

@@ -29,7 +29,14 @@ import (
 // programName names the binary in the version output and build info metric.
 const programName = "pushring"
 
+// devVersion is the version of a binary built without release ldflags
+// (-X github.com/prometheus/common/version.Version=...), such as `go run`.
+const devVersion = "0.1.0-dev"
+
 func main() {
+	if version.Version == "" {
+		version.Version = devVersion
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
