@@ -231,21 +231,32 @@ func (p *Persister) Run(ctx context.Context) error {
 			}
 		case <-due:
 			due = nil
-			lastStart = p.persistTimed()
+			var ok bool
+			if lastStart, ok = p.persistTimed(); !ok {
+				// The changes are not on disk and their signal is spent:
+				// try again after the interval even if nothing else
+				// changes (a full disk may clear), at most once a second.
+				timer = time.NewTimer(max(p.cfg.Interval, minRetry))
+				due = timer.C
+			}
 		}
 	}
 }
 
+// minRetry bounds how often a failing write is retried when
+// --persistence.interval is 0.
+const minRetry = time.Second
+
 // persistTimed writes the file and logs the outcome. It returns when the
-// write started, which paces the next one.
-func (p *Persister) persistTimed() time.Time {
+// write started, which paces the next one, and whether it succeeded.
+func (p *Persister) persistTimed() (time.Time, bool) {
 	start := time.Now()
 	if err := p.persist(); err != nil {
 		p.logger.Error("error persisting metrics", "file", p.cfg.File, "err", err)
-	} else {
-		p.logger.Info("metrics persisted", "file", p.cfg.File, "duration", time.Since(start))
+		return start, false
 	}
-	return start
+	p.logger.Info("metrics persisted", "file", p.cfg.File, "duration", time.Since(start))
+	return start, true
 }
 
 func (p *Persister) persistFinal() error {

@@ -239,7 +239,9 @@ func TestPersisterWritesAtOnceWhenIntervalPassed(t *testing.T) {
 	})
 }
 
-func TestPersisterWriteErrorRetriedAtNextChange(t *testing.T) {
+// TestPersisterWriteErrorRetriedAfterInterval: a failed write is tried
+// again an interval later without any further change, until it succeeds.
+func TestPersisterWriteErrorRetriedAfterInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newPersistHarness(t, time.Minute)
 		require.NoError(t, os.Mkdir(h.file, 0o700)) // the rename onto it fails
@@ -251,17 +253,20 @@ func TestPersisterWriteErrorRetriedAtNextChange(t *testing.T) {
 		require.Zero(t, h.writes(t, "success"))
 		require.Contains(t, h.logs.String(), "error persisting metrics")
 
-		advanceFake(time.Hour)
-		require.Equal(t, 1, h.writes(t, "error"), "no retry without a change")
+		advanceFake(time.Minute)
+		require.Equal(t, 2, h.writes(t, "error"), "retried after the interval, with no new change")
 
 		require.NoError(t, os.Remove(h.file))
-		h.src.set(groupsAtVersion(2))
-		synctest.Wait()
+		advanceFake(time.Minute)
 		require.Equal(t, 1, h.writes(t, "success"))
 		require.NotZero(t, selfMetricValue(t, h.p.metrics.lastSuccess))
 		got, err := ReadFile(h.file)
 		require.NoError(t, err)
-		requireSameSnapshots(t, groupsAtVersion(2), got)
+		requireSameSnapshots(t, groupsAtVersion(1), got)
+
+		advanceFake(time.Hour)
+		require.Equal(t, 1, h.writes(t, "success"), "no write without a change once it succeeded")
+		require.Equal(t, 2, h.writes(t, "error"))
 
 		require.NoError(t, stop())
 		require.Equal(t, 2, h.writes(t, "success"))
