@@ -45,6 +45,9 @@ func (s *Store) Apply(p Push) error {
 		s.reject(p, reasonTimestamp)
 		return fmt.Errorf("%w: %w", ErrInconsistent, errTimestamps)
 	}
+	if err := s.refuseNewGroupEarly(p.Key); err != nil {
+		return err
+	}
 	news, failure := s.buildPush(p)
 
 	s.mu.Lock()

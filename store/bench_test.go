@@ -124,6 +124,30 @@ func BenchmarkApply(b *testing.B) {
 	cpu.report(b, i)
 }
 
+// BenchmarkApplyRefusedAtGroupLimit is a 40-series push for a new group
+// into a store already at --store.max-groups (1000): what each push of a
+// cardinality attack costs the peer.
+func BenchmarkApplyRefusedAtGroupLimit(b *testing.B) {
+	const groups = 1000
+	s, err := New(Config{MaxGroups: groups}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Unix(1_700_000_000, 0)
+	for i := range groups {
+		if err := s.Apply(benchPush(i, at)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	attack := benchPush(groups, at) // a group the store does not have
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Apply(attack); !errors.Is(err, ErrLimit) {
+			b.Fatalf("want ErrLimit, got %v", err)
+		}
+	}
+}
+
 // cpuMeter measures the process CPU time of a benchmark loop, garbage
 // collection on other threads included. On a machine shared with other
 // work it is steadier than ns/op, which counts time spent waiting for a

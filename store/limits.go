@@ -61,12 +61,35 @@ func (s *Store) growth(c *change) (groups, series int) {
 func (s *Store) checkLimits(c *change) (string, error) {
 	groups, series := s.growth(c)
 	if max := s.cfg.MaxGroups; max > 0 && groups > 0 && len(s.groups)+groups > max {
-		return reasonMaxGroups, fmt.Errorf("%w: it would create group %d but this peer holds at most %d groups; raise --store.max-groups",
-			ErrLimit, len(s.groups)+groups, max)
+		return reasonMaxGroups, errMaxGroups(len(s.groups)+groups, max)
 	}
 	if max := s.cfg.MaxSeries; max > 0 && series > 0 && s.nSeries+series > max {
 		return reasonMaxSeries, fmt.Errorf("%w: it would add %d series to the %d stored but this peer holds at most %d series; raise --store.max-series",
 			ErrLimit, series, s.nSeries, max)
 	}
 	return "", nil
+}
+
+func errMaxGroups(n, max int) error {
+	return fmt.Errorf("%w: it would create group %d but this peer holds at most %d groups; raise --store.max-groups",
+		ErrLimit, n, max)
+}
+
+// refuseNewGroupEarly refuses a push that would create a group while the
+// store already holds --store.max-groups, before the push is rendered: a
+// cardinality attack then costs a map lookup per push instead of a render.
+// The check in Apply under the same lock stays the authority; this one only
+// saves work.
+func (s *Store) refuseNewGroupEarly(k GroupKey) error {
+	max := s.cfg.MaxGroups
+	if max <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.groups[k]; ok || len(s.groups) < max {
+		return nil
+	}
+	s.metrics.rejected.WithLabelValues(reasonMaxGroups).Inc()
+	return errMaxGroups(len(s.groups)+1, max)
 }
