@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		series: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pushring_store_series",
-			Help: "Series (metrics of stored families, push-time gauges included) stored on this peer.",
+			Help: "Series stored on this peer, counted as Prometheus counts them (sample lines: a histogram's buckets, _sum and _count each), push-time gauges included.",
 		}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_store_pushes_rejected_total",
