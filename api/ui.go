@@ -106,16 +106,10 @@ func jobFirst(ls []store.Label) []store.Label {
 // lastPush formats the group's push_time_seconds; 0 (a group created by a
 // failed push) reads "never".
 func lastPush(g store.GroupSnapshot) string {
-	for _, f := range g.Families {
-		if f.Family.GetName() != store.PushTimeName || len(f.Family.GetMetric()) == 0 {
-			continue
-		}
-		v := f.Family.GetMetric()[0].GetGauge().GetValue()
-		if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-			return "never"
-		}
-		sec, frac := math.Modf(v)
-		return time.Unix(int64(sec), int64(frac*1e9)).Format(time.RFC3339)
+	v, ok := g.TimeGauge(store.PushTimeName)
+	if !ok || v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return "never"
 	}
-	return "never"
+	sec, frac := math.Modf(v)
+	return time.Unix(int64(sec), int64(frac*1e9)).Format(time.RFC3339)
 }

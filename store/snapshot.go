@@ -32,18 +32,20 @@ type GroupSnapshot struct {
 // gauge's value is that of its first metric; a family without metrics counts
 // as missing.
 func (g GroupSnapshot) LastPushSuccessful() bool {
-	failed, ok := g.gaugeValue(PushFailureTimeName)
+	failed, ok := g.TimeGauge(PushFailureTimeName)
 	if !ok {
 		return true
 	}
-	pushed, ok := g.gaugeValue(PushTimeName)
+	pushed, ok := g.TimeGauge(PushTimeName)
 	if !ok {
 		return true
 	}
 	return failed <= pushed
 }
 
-func (g GroupSnapshot) gaugeValue(name string) (float64, bool) {
+// TimeGauge returns the value of the group's push_time_seconds or
+// push_failure_time_seconds (name) and whether the group has it.
+func (g GroupSnapshot) TimeGauge(name string) (float64, bool) {
 	for _, fs := range g.Families {
 		if fs.Family.GetName() == name && len(fs.Family.GetMetric()) > 0 {
 			return fs.Family.Metric[0].GetGauge().GetValue(), true
