@@ -77,6 +77,8 @@ type API struct {
 
 	gzipPool sync.Pool // *gzip.Writer, reused across scrapes
 
+	cluster *clusterState // nil until JoinCluster: a peer on its own
+
 	quitOnce sync.Once
 	quit     chan struct{}
 }
@@ -90,6 +92,9 @@ func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *sl
 	}
 	prefix, _ := cfg.Prefix()         // Validate checked it
 	extern, _ := cfg.ExternalPrefix() // Validate checked it
+	if cfg.FanoutTimeout == 0 {
+		cfg.FanoutTimeout = DefaultFanoutTimeout
+	}
 	if cfg.StartTime.IsZero() {
 		cfg.StartTime = time.Now()
 	}
@@ -239,6 +244,7 @@ func (a *API) routeTable() []route {
 		{"POST /debug/pprof/symbol", "pprof", a.serve(pprofHandler)},
 	}
 	rs = append(rs, a.pushRoutes()...)
+	rs = append(rs, a.clusterRoutes()...)
 	rs = append(rs, a.apiRoutes()...)
 	if a.prefix != "" {
 		rs = append(rs, route{"GET ", "status", a.serve(a.redirectToPrefix)})

@@ -34,6 +34,9 @@ type Config struct {
 	// MaxQueueWait is how long a push waits for a slot before it gets 503
 	// (--push.max-queue-wait); 0 refuses at once when every slot is taken.
 	MaxQueueWait time.Duration
+	// FanoutTimeout bounds the calls to other peers of the cluster-wide
+	// endpoints (--cluster.fanout-timeout).
+	FanoutTimeout time.Duration
 
 	// Flags is every command-line flag and its value, shown by
 	// /api/v1/status.
@@ -67,6 +70,11 @@ const (
 	// full load), short enough that a client with a 1 s timeout still gets
 	// the 503 and its Retry-After instead of timing out.
 	DefaultMaxQueueWait = 250 * time.Millisecond
+
+	flagFanoutTimeout = "cluster.fanout-timeout"
+	// DefaultFanoutTimeout bounds the cluster-wide views: a peer that
+	// takes longer is named as missing rather than holding the answer.
+	DefaultFanoutTimeout = 5 * time.Second
 )
 
 // RegisterFlags registers the web flags of the API on fs.
@@ -85,6 +93,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After.")
 	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,
 		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
+	fs.DurationVar(&c.FanoutTimeout, flagFanoutTimeout, DefaultFanoutTimeout,
+		"Deadline of the calls to the other peers behind /cluster/metrics, /api/v1/metrics?scope=cluster and /api/v1/cluster; a peer that does not answer in time is named in the answer.")
 }
 
 // Validate checks the configuration.
@@ -94,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInflight < 1 {
 		return fmt.Errorf("invalid --%s %d: must be at least 1", flagMaxInflight, c.MaxInflight)
+	}
+	if c.FanoutTimeout < 0 {
+		return fmt.Errorf("invalid --%s %s: must not be negative", flagFanoutTimeout, c.FanoutTimeout)
 	}
 	if c.MaxQueueWait < 0 {
 		return fmt.Errorf("invalid --%s %s: must not be negative", flagMaxQueueWait, c.MaxQueueWait)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/pushring/pushring/ingest"
 )
@@ -47,9 +48,6 @@ func (e *scrapeError) Unwrap() error { return e.err }
 type methodNotAllowedError struct{ allow string }
 
 func (e *methodNotAllowedError) Error() string { return http.StatusText(http.StatusMethodNotAllowed) }
-
-// retryAfterSeconds is the Retry-After of an overload refusal.
-const retryAfterSeconds = "1"
 
 // statusOf maps an error to its HTTP status. It is the only place that
 // does; push errors are mapped by ingest.StatusOf, which knows its sentinels.
@@ -99,10 +97,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &mna) {
 		w.Header().Set("Allow", mna.allow)
 	}
-	if errors.Is(err, ingest.ErrOverloaded) {
-		// The pusher should come back soon rather than give up; a second
-		// is many push durations, so slots will have freed by then.
-		w.Header().Set("Retry-After", retryAfterSeconds)
+	if s, ok := ingest.RetryAfter(err); ok {
+		// Overloaded, or the group's owner did not answer: the pusher
+		// should come back soon rather than give up; a second is many push
+		// durations, so slots will have freed by then. A forwarded push
+		// relays the owner's value.
+		w.Header().Set("Retry-After", strconv.Itoa(s))
 	}
 	http.Error(w, err.Error(), code)
 }

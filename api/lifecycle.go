@@ -13,10 +13,21 @@ func (a *API) healthy(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-// ready serves /-/ready: not ready while every push slot is taken and
-// pushes wait for one, so a load balancer steers new pushers to other
-// peers. It reads two counters and never waits.
+// ready serves /-/ready: not ready until the peer has joined its cluster
+// and its view of the members settled, once it is leaving, and while every
+// push slot is taken and pushes wait for one, so a load balancer steers new
+// pushers to other peers. It reads a few flags and never waits.
 func (a *API) ready(w http.ResponseWriter, _ *http.Request) error {
+	if cs := a.cluster; cs != nil {
+		switch {
+		case cs.leaver.Leaving():
+			writeText(w, http.StatusServiceUnavailable, "leaving the cluster")
+			return nil
+		case !cs.members.Settled():
+			writeText(w, http.StatusServiceUnavailable, "joining the cluster: membership not settled yet")
+			return nil
+		}
+	}
 	if a.admit.saturated() {
 		writeText(w, http.StatusServiceUnavailable, "overloaded")
 		return nil

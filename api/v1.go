@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -44,7 +45,7 @@ func (a *API) apiRoutes() []route {
 // an unknown path.
 func (a *API) v1Methods(sub string) []string {
 	switch {
-	case sub == "status", sub == "metrics":
+	case sub == "status", sub == "metrics", sub == "cluster", sub == "cluster/targets":
 		return []string{http.MethodGet, http.MethodOptions}
 	case sub == "admin/wipe" && a.cfg.EnableAdminAPI:
 		return []string{http.MethodOptions, http.MethodPut}
@@ -69,8 +70,9 @@ func v1Options(w http.ResponseWriter, _ *http.Request) error {
 
 // v1Response is the envelope of every JSON API answer.
 type v1Response struct {
-	Status string `json:"status"`
-	Data   any    `json:"data"`
+	Status   string   `json:"status"`
+	Data     any      `json:"data"`
+	Warnings []string `json:"warnings,omitempty"` // cluster scope: peers that did not answer
 }
 
 // v1Status serves GET /api/v1/status.
@@ -85,7 +87,16 @@ func (a *API) v1Status(w http.ResponseWriter, _ *http.Request) error {
 
 // v1Metrics serves GET /api/v1/metrics: one flat object per group, sorted
 // by grouping key.
-func (a *API) v1Metrics(w http.ResponseWriter, _ *http.Request) error {
+func (a *API) v1Metrics(w http.ResponseWriter, r *http.Request) error {
+	switch scope := r.URL.Query().Get("scope"); scope {
+	case "", "peer":
+	case "cluster":
+		if a.cluster != nil {
+			return a.v1MetricsCluster(w, r)
+		}
+	default:
+		return &statusError{code: http.StatusBadRequest, text: fmt.Sprintf("unknown scope %q: use scope=peer (this peer's groups, the default) or scope=cluster (every peer's)", scope)}
+	}
 	setCORS(w)
 	return writeJSON(w, groupsJSON(a.store.Snapshot()))
 }

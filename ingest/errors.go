@@ -34,7 +34,12 @@ func StatusOf(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
-	case errors.Is(err, ErrOverloaded):
+	}
+	var re *RemoteError
+	switch {
+	case errors.As(err, &re):
+		return re.Code
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrOwnerUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, store.ErrLimit):
 		return http.StatusTooManyRequests

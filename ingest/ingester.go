@@ -25,11 +25,17 @@ type Request struct {
 	ContentEncoding string
 	Body            io.Reader
 	Header          map[string][]string // canonical keys, as in http.Header; read for TTLHeader
+	// Forwarded marks a push another peer forwarded to this one: it is
+	// applied here whoever owns it in this peer's view, never forwarded
+	// again.
+	Forwarded bool
 }
 
 // Result is what the pusher is told on success.
 type Result struct {
 	Status int // 200 or 202
+
+	forwarded bool // the owner peer applied it
 }
 
 // Store is what the ingester needs of the store. Implementations are safe
@@ -55,6 +61,13 @@ type Ingester struct {
 
 	rules    atomic.Pointer[ttlRules] // swapped whole by ReloadRules
 	reloadMu sync.Mutex               // serialises ReloadRules
+
+	// Set by JoinCluster; nil cluster: a single peer.
+	cluster    Cluster
+	clusterCfg ClusterConfig
+	peers      *Peers
+	handOff    HandOffStore
+	leaving    atomic.Bool // Drain began: route as if this peer had left
 }
 
 // New returns an ingester writing to st. now is the clock (time.Now in
@@ -102,6 +115,10 @@ func (in *Ingester) Handle(ctx context.Context, r Request) (Result, error) {
 		code = StatusOf(err)
 		in.logger.Debug("request rejected", "method", r.Method, "code", code, "reason", reason, "err", err)
 	}
+	var re *RemoteError
+	if res.forwarded || errors.As(err, &re) {
+		return res, err // counted by the owner, and as forwarded here
+	}
 	in.metrics.observe(r.Method, code, reason)
 	return res, err
 }
@@ -109,6 +126,12 @@ func (in *Ingester) Handle(ctx context.Context, r Request) (Result, error) {
 // handle returns the result, or an error and the rejection reason for the
 // self-metrics ("" when the error is not a rejection of the request).
 func (in *Ingester) handle(ctx context.Context, r Request) (Result, string, error) {
+	switch r.Method {
+	case http.MethodPut, http.MethodPost, http.MethodDelete:
+		if owner, ok := in.route(r); ok {
+			return in.forward(ctx, owner, r)
+		}
+	}
 	switch r.Method {
 	case http.MethodPut, http.MethodPost:
 		return in.push(ctx, r)

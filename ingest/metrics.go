@@ -25,6 +25,7 @@ const (
 	reasonMaxSeries        = "max_series"         // the store's --store.max-series
 	reasonStoreLimit       = "limit"              // a store.ErrLimit naming neither flag; should stay 0
 	reasonOverloaded       = "overloaded"         // refused by the api's admission control
+	reasonOwnerUnavailable = "owner_unavailable"  // the owner peer did not answer a forwarded push
 )
 
 // rejectReasons is every reason, pre-initialised to 0 so the set of series
@@ -32,7 +33,7 @@ const (
 var rejectReasons = []string{
 	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTTL,
 	reasonSeriesPerPush, reasonLabelsPerSeries, reasonLabelNameLength, reasonLabelValueLength, reasonMetricNameLength,
-	reasonMaxGroups, reasonMaxSeries, reasonStoreLimit, reasonOverloaded,
+	reasonMaxGroups, reasonMaxSeries, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
 }
 
 // The store's flags that its ErrLimit messages name.
@@ -56,6 +57,12 @@ type metrics struct {
 	bodyBytes  prometheus.Histogram
 	reloads    *prometheus.CounterVec
 	lastReload prometheus.Gauge
+
+	forwarded      *prometheus.CounterVec
+	forwardSeconds prometheus.Histogram
+	handOffGroups  *prometheus.CounterVec
+	handOffBatches *prometheus.CounterVec
+	handOffPending prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -83,7 +90,36 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pushring_ttl_rules_last_reload_success_timestamp_seconds",
 			Help: "Unix time the TTL rules file was last loaded successfully, at start-up or by a reload.",
 		}),
+		forwarded: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushring_forwarded_pushes_total",
+			Help: "Pushes and deletes forwarded to the peer that owns their group, by result (ok: the owner applied it; refused: the owner answered with an error, counted under its reason there; unavailable: no answer, 503 here).",
+		}, []string{"result"}),
+		forwardSeconds: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pushring_forward_duration_seconds",
+			Help:    "Time to forward a push to its owner and get its answer, in seconds.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		handOffGroups: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushring_handoff_groups_total",
+			Help: "Groups this peer handed to their new owner, by result (sent: the owner has it and it left this peer; stale: the owner had a newer write, and this copy left; kept: a write came in meanwhile, it stays until the next pass; rejected: the owner refused it, by its limits or consistency check, and it stays here; failed: the batch did not get through, it stays here).",
+		}, []string{"result"}),
+		handOffBatches: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushring_handoff_batches_total",
+			Help: "Hand-off batches sent to new owners, by result (ok or failed).",
+		}, []string{"result"}),
+		handOffPending: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pushring_handoff_pending_groups",
+			Help: "Groups this peer holds but does not own, as of the last hand-off pass: they wait to be handed to their owner.",
+		}),
 	}
+	for _, r := range []string{handOffSent, handOffStale, handOffKept, handOffRejected, handOffFailed} {
+		m.handOffGroups.WithLabelValues(r)
+	}
+	for _, r := range []string{forwardOK, forwardRefused, forwardUnavailable} {
+		m.forwarded.WithLabelValues(r)
+	}
+	m.handOffBatches.WithLabelValues(resultOK)
+	m.handOffBatches.WithLabelValues(resultFailed)
 	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(r)
 	}

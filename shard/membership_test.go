@@ -210,3 +210,28 @@ func TestRingSwapUnderReaders(t *testing.T) {
 	close(stop)
 	require.NoError(t, <-done)
 }
+
+// TestRingChanged checks that a swap signals Changed once, an equal
+// placement does not, and a pending signal never blocks the writer.
+func TestRingChanged(t *testing.T) {
+	a, err := NewPlacement([]Member{{ID: "a"}})
+	require.NoError(t, err)
+	b, err := NewPlacement([]Member{{ID: "a"}, {ID: "b"}})
+	require.NoError(t, err)
+	r := NewRing(a)
+	select {
+	case <-r.Changed():
+		t.Fatal("a new ring has no change pending")
+	default:
+	}
+	require.False(t, r.update(a))
+	require.True(t, r.update(b))
+	require.True(t, r.update(a), "a second change before the reader woke does not block")
+	<-r.Changed()
+	select {
+	case <-r.Changed():
+		t.Fatal("two changes in a row are one signal")
+	default:
+	}
+	require.Same(t, a, r.Placement())
+}

@@ -97,6 +97,22 @@ func (p *Placement) Member(id string) (Member, bool) {
 	return p.members[i], true
 }
 
+// Without returns the placement of the same members except id: where keys
+// go once that member has left. It returns p itself when id is not a
+// member.
+func (p *Placement) Without(id string) *Placement {
+	i, ok := slices.BinarySearchFunc(p.members, id, func(m Member, id string) int {
+		return strings.Compare(m.ID, id)
+	})
+	if !ok {
+		return p
+	}
+	return &Placement{
+		members: slices.Delete(slices.Clone(p.members), i, i+1),
+		digests: slices.Delete(slices.Clone(p.digests), i, i+1),
+	}
+}
+
 // Equal reports whether p and o have the same members with the same
 // addresses.
 func (p *Placement) Equal(o *Placement) bool { return slices.Equal(p.members, o.members) }

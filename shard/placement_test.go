@@ -327,3 +327,19 @@ func BenchmarkRingOwner(b *testing.B) {
 		}
 	})
 }
+
+// TestWithout checks that Without is the placement of the other members:
+// the owners a leaving peer hands its groups to.
+func TestWithout(t *testing.T) {
+	all := peers(5)
+	p := placement(t, all)
+	gone := all[2].ID
+	want := placement(t, slices.Delete(slices.Clone(all), 2, 3))
+	w := p.Without(gone)
+	require.True(t, w.Equal(want))
+	require.Equal(t, 5, p.Len(), "p is unchanged")
+	for _, g := range fleet(2_000, 3) {
+		require.Equal(t, want.Owner(g.hash), w.Owner(g.hash))
+	}
+	require.Same(t, p, p.Without("nobody"))
+}

@@ -10,12 +10,13 @@ import "sync/atomic"
 // view of the cluster (owner and replicas, or a batch of keys) takes
 // Placement once and asks it.
 type Ring struct {
-	cur atomic.Pointer[Placement]
+	cur     atomic.Pointer[Placement]
+	changed chan struct{} // buffer 1; see Changed
 }
 
 // NewRing returns a ring holding p; a nil p is an empty placement.
 func NewRing(p *Placement) *Ring {
-	r := &Ring{}
+	r := &Ring{changed: make(chan struct{}, 1)}
 	if p == nil {
 		p = &Placement{}
 	}
@@ -42,5 +43,15 @@ func (r *Ring) update(p *Placement) bool {
 		return false
 	}
 	r.cur.Store(p)
+	select {
+	case r.changed <- struct{}{}:
+	default: // a change is already pending; the reader loads the newest
+	}
 	return true
 }
+
+// Changed returns a channel that receives a value after the placement
+// changed (a non-blocking send, buffer 1: several changes between two
+// receives are one value). It is the same channel on every call; it suits
+// one reader, which then loads Placement.
+func (r *Ring) Changed() <-chan struct{} { return r.changed }

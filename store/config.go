@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -48,9 +49,16 @@ type Config struct {
 	MaxSeries int
 
 	// Clock tells Restore what time it is, so that a restored group whose
-	// TTL deadline has passed is not inserted. Nil is RealClock. RunExpiry
-	// takes its own clock.
+	// TTL deadline has passed is not inserted, and stamps group versions.
+	// Nil is RealClock. RunExpiry takes its own clock.
 	Clock Clock
+
+	// TombstoneTTL is how long a deleted group's version is remembered, so
+	// that an older copy handed over later by a previous owner does not
+	// bring it back (Receive). 0 keeps no tombstones: a single peer has
+	// nobody to hand it stale copies. A cluster keeps them for longer than
+	// a hand-off can take.
+	TombstoneTTL time.Duration
 }
 
 // RegisterFlags registers the per-peer limits with their defaults.

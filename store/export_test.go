@@ -205,3 +205,10 @@ func (s *Store) PlantCollision(k GroupKey, mf *dto.MetricFamily) (undo func()) {
 		}
 	}
 }
+
+// TombstoneCount returns the number of remembered deletes.
+func TombstoneCount(s *Store) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tombs.len()
+}

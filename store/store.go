@@ -50,6 +50,7 @@ type Store struct {
 	nFamilies   int         // (group, family) pairs
 	version     uint64      // last version handed to a group
 	expiries    expiryQueue // groups with a deadline, earliest first
+	tombs       tombstones  // versions of recently deleted groups; see Receive
 }
 
 // New returns an empty store.
@@ -89,10 +90,13 @@ func (s *Store) reset() {
 	s.expiries = nil
 }
 
-// Delete removes a group. It reports whether the group existed.
+// Delete removes a group. It reports whether the group existed. With
+// Config.TombstoneTTL it remembers the delete, existing group or not: the
+// group may still be on its way from a previous owner (Receive).
 func (s *Store) Delete(k GroupKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tombs.add(k, s.nextVersion(), s.clock.Now(), s.cfg.TombstoneTTL, s.cfg.MaxGroups)
 	g := s.groups[k]
 	if g == nil {
 		return false
@@ -166,9 +170,14 @@ func (s *Store) sortedNamesLocked() []string {
 	return s.sortedNames
 }
 
-// nextVersion returns a new group version. The caller holds s.mu.
+// nextVersion returns a new group version: the clock's Unix nanoseconds, or
+// one more than the last version if that is higher. Versions order the
+// writes of a group across peers (hand-off keeps the higher one), so they
+// follow wall time: a push to a group's new owner is newer than the copy
+// its old owner still holds, as long as the peers' clocks agree to within
+// the time between two pushes of the group. The caller holds s.mu.
 func (s *Store) nextVersion() uint64 {
-	s.version++
+	s.version = max(s.version+1, uint64(max(s.clock.Now().UnixNano(), 0)))
 	return s.version
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushring/pushring/api"
 	"github.com/pushring/pushring/ingest"
+	"github.com/pushring/pushring/shard"
 	"github.com/pushring/pushring/store"
 )
 
@@ -37,6 +38,11 @@ type config struct {
 	ingest  ingest.Config
 	store   store.Config
 	persist store.PersistConfig
+
+	cluster     shard.Config
+	clusterData ingest.ClusterConfig
+
+	onStart func(startedPeer) // tests: told the bound addresses; see runWith
 }
 
 // newFlagSet registers every flag with the Pushgateway's names and
@@ -61,6 +67,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	cfg.persist.RegisterFlags(fs)
 	cfg.ingest.RegisterFlags(fs)
 	cfg.store.RegisterFlags(fs)
+	cfg.cluster.RegisterFlags(fs)
+	cfg.clusterData.RegisterFlags(fs)
 	fs.BoolVar(&cfg.utf8Names, "push.enable-utf8-names", false,
 		"Allow UTF-8 characters in metric and label names. Not supported yet: setting it is a start-up error.")
 
@@ -95,7 +103,8 @@ func (c *config) validate() error {
 			return fmt.Errorf("--web.config.file: %w", err)
 		}
 	}
-	return errors.Join(c.server.validate(), c.api.Validate(), c.ingest.Validate(), c.store.Validate(), c.persist.Validate())
+	return errors.Join(c.server.validate(), c.api.Validate(), c.ingest.Validate(), c.store.Validate(), c.persist.Validate(),
+		c.cluster.Validate(), c.clusterData.Validate())
 }
 
 // negationPrefix turns --name into --no-name for every bool flag, the form

@@ -50,7 +50,20 @@ func main() {
 // a permitted /-/quit request; a clean shutdown returns nil. --help and
 // --version print to stdout and return nil; logs go to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runWith(ctx, args, stdout, stderr, nil)
+}
+
+// startedPeer describes a peer that is up: its bound HTTP and gossip
+// addresses (the gossip address is empty for a single peer).
+type startedPeer struct {
+	httpAddr, gossipAddr string
+}
+
+// runWith is run that also reports, to onStart if not nil, the bound
+// addresses of the peer once it serves: in-process tests listen on port 0.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, onStart func(startedPeer)) error {
 	var cfg config
+	cfg.onStart = onStart
 	fs := newFlagSet(&cfg)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,15 +113,40 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return err
 	}
 	defer closeAll(listeners)
+	cp, err := joinCluster(cfg, gw, listeners[0].Addr().String(), logger, gw.reg)
+	if err != nil {
+		return err
+	}
+	if err := cp.membership.Start(ctx); err != nil {
+		cp.close()
+		return err
+	}
 
+	// Actors are interrupted in this order: leave the cluster and hand the
+	// groups over while HTTP still serves (and forwards), then drain HTTP,
+	// then the peer gRPC server, and persist last.
 	var g runGroup
 	addStopper(&g, ctx, gw.api.Quit(), logger)
 	addReloader(&g, gw.ingester, logger)
+	addLeave(&g, cp, gw.ingester, logger)
 	for _, l := range listeners {
 		addServer(&g, l, newServer(gw.api.Handler(), cfg.server, logger), cfg, logger)
 	}
+	if cp.grpcServer != nil {
+		addPeerServer(&g, cp, gw.ingester, logger)
+		addHandOff(&g, gw.ingester)
+	}
 	addExpiry(&g, gw.store)
 	addPersister(&g, gw.persister)
+	if cfg.onStart != nil {
+		sp := startedPeer{httpAddr: listeners[0].Addr().String()}
+		for _, p := range cp.membership.Peers() {
+			if p.Self {
+				sp.gossipAddr = p.GossipAddr
+			}
+		}
+		cfg.onStart(sp) // the listeners are bound: requests wait in their backlog until served
+	}
 	err = g.run()
 	logger.Info("pushring stopped")
 	return err
@@ -128,7 +166,7 @@ func wire(cfg *config, logger *slog.Logger) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	storeCfg := cfg.store
+	storeCfg := storeConfig(cfg)
 	storeCfg.Reserved = reserved
 	st, err := store.New(storeCfg, logger.With("component", "store"), reg)
 	if err != nil {

@@ -689,6 +689,189 @@ func (x *MetricsResponse) GetExposition() []byte {
 	return nil
 }
 
+// GroupsRequest asks for a peer's groups.
+type GroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupsRequest) Reset() {
+	*x = GroupsRequest{}
+	mi := &file_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupsRequest) ProtoMessage() {}
+
+func (x *GroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupsRequest.ProtoReflect.Descriptor instead.
+func (*GroupsRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{9}
+}
+
+// GroupsResponse is a peer's shard as groups (never tombstones), sorted by
+// key.
+type GroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*Group               `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupsResponse) Reset() {
+	*x = GroupsResponse{}
+	mi := &file_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupsResponse) ProtoMessage() {}
+
+func (x *GroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupsResponse.ProtoReflect.Descriptor instead.
+func (*GroupsResponse) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GroupsResponse) GetGroups() []*Group {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+// StatsRequest asks for a peer's counts.
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{11}
+}
+
+// StatsResponse counts a peer's shard.
+type StatsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Groups uint64                 `protobuf:"varint,1,opt,name=groups,proto3" json:"groups,omitempty"`
+	// series counts sample lines, as Prometheus does, push-time gauges included.
+	Series uint64 `protobuf:"varint,2,opt,name=series,proto3" json:"series,omitempty"`
+	// leaving is true once the peer is handing its groups over to leave.
+	Leaving       bool `protobuf:"varint,3,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsResponse) Reset() {
+	*x = StatsResponse{}
+	mi := &file_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsResponse) ProtoMessage() {}
+
+func (x *StatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
+func (*StatsResponse) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StatsResponse) GetGroups() uint64 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetSeries() uint64 {
+	if x != nil {
+		return x.Series
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
+	}
+	return false
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -737,16 +920,26 @@ const file_peer_proto_rawDesc = "" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1e\n" +
 	"\n" +
 	"exposition\x18\x02 \x01(\fR\n" +
-	"exposition*^\n" +
+	"exposition\"\x0f\n" +
+	"\rGroupsRequest\"A\n" +
+	"\x0eGroupsResponse\x12/\n" +
+	"\x06groups\x18\x01 \x03(\v2\x17.pushring.peer.v1.GroupR\x06groups\"\x0e\n" +
+	"\fStatsRequest\"Y\n" +
+	"\rStatsResponse\x12\x16\n" +
+	"\x06groups\x18\x01 \x01(\x04R\x06groups\x12\x16\n" +
+	"\x06series\x18\x02 \x01(\x04R\x06series\x12\x18\n" +
+	"\aleaving\x18\x03 \x01(\bR\aleaving*^\n" +
 	"\x06Format\x12\x16\n" +
 	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vFORMAT_TEXT\x10\x01\x12\x13\n" +
 	"\x0fFORMAT_PROTOBUF\x10\x02\x12\x16\n" +
-	"\x12FORMAT_OPENMETRICS\x10\x032\xed\x01\n" +
+	"\x12FORMAT_OPENMETRICS\x10\x032\x84\x03\n" +
 	"\x04Peer\x12E\n" +
 	"\x04Push\x12\x1d.pushring.peer.v1.PushRequest\x1a\x1e.pushring.peer.v1.PushResponse\x12N\n" +
 	"\aHandOff\x12 .pushring.peer.v1.HandOffRequest\x1a!.pushring.peer.v1.HandOffResponse\x12N\n" +
-	"\aMetrics\x12 .pushring.peer.v1.MetricsRequest\x1a!.pushring.peer.v1.MetricsResponseB.Z,github.com/pushring/pushring/internal/peerpbb\x06proto3"
+	"\aMetrics\x12 .pushring.peer.v1.MetricsRequest\x1a!.pushring.peer.v1.MetricsResponse\x12K\n" +
+	"\x06Groups\x12\x1f.pushring.peer.v1.GroupsRequest\x1a .pushring.peer.v1.GroupsResponse\x12H\n" +
+	"\x05Stats\x12\x1e.pushring.peer.v1.StatsRequest\x1a\x1f.pushring.peer.v1.StatsResponseB.Z,github.com/pushring/pushring/internal/peerpbb\x06proto3"
 
 var (
 	file_peer_proto_rawDescOnce sync.Once
@@ -761,7 +954,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_peer_proto_goTypes = []any{
 	(Format)(0),             // 0: pushring.peer.v1.Format
 	(*PushRequest)(nil),     // 1: pushring.peer.v1.PushRequest
@@ -773,23 +966,32 @@ var file_peer_proto_goTypes = []any{
 	(*Rejection)(nil),       // 7: pushring.peer.v1.Rejection
 	(*MetricsRequest)(nil),  // 8: pushring.peer.v1.MetricsRequest
 	(*MetricsResponse)(nil), // 9: pushring.peer.v1.MetricsResponse
+	(*GroupsRequest)(nil),   // 10: pushring.peer.v1.GroupsRequest
+	(*GroupsResponse)(nil),  // 11: pushring.peer.v1.GroupsResponse
+	(*StatsRequest)(nil),    // 12: pushring.peer.v1.StatsRequest
+	(*StatsResponse)(nil),   // 13: pushring.peer.v1.StatsResponse
 }
 var file_peer_proto_depIdxs = []int32{
-	4, // 0: pushring.peer.v1.HandOffRequest.groups:type_name -> pushring.peer.v1.Group
-	5, // 1: pushring.peer.v1.Group.families:type_name -> pushring.peer.v1.Family
-	7, // 2: pushring.peer.v1.HandOffResponse.rejected:type_name -> pushring.peer.v1.Rejection
-	0, // 3: pushring.peer.v1.MetricsRequest.format:type_name -> pushring.peer.v1.Format
-	1, // 4: pushring.peer.v1.Peer.Push:input_type -> pushring.peer.v1.PushRequest
-	3, // 5: pushring.peer.v1.Peer.HandOff:input_type -> pushring.peer.v1.HandOffRequest
-	8, // 6: pushring.peer.v1.Peer.Metrics:input_type -> pushring.peer.v1.MetricsRequest
-	2, // 7: pushring.peer.v1.Peer.Push:output_type -> pushring.peer.v1.PushResponse
-	6, // 8: pushring.peer.v1.Peer.HandOff:output_type -> pushring.peer.v1.HandOffResponse
-	9, // 9: pushring.peer.v1.Peer.Metrics:output_type -> pushring.peer.v1.MetricsResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4,  // 0: pushring.peer.v1.HandOffRequest.groups:type_name -> pushring.peer.v1.Group
+	5,  // 1: pushring.peer.v1.Group.families:type_name -> pushring.peer.v1.Family
+	7,  // 2: pushring.peer.v1.HandOffResponse.rejected:type_name -> pushring.peer.v1.Rejection
+	0,  // 3: pushring.peer.v1.MetricsRequest.format:type_name -> pushring.peer.v1.Format
+	4,  // 4: pushring.peer.v1.GroupsResponse.groups:type_name -> pushring.peer.v1.Group
+	1,  // 5: pushring.peer.v1.Peer.Push:input_type -> pushring.peer.v1.PushRequest
+	3,  // 6: pushring.peer.v1.Peer.HandOff:input_type -> pushring.peer.v1.HandOffRequest
+	8,  // 7: pushring.peer.v1.Peer.Metrics:input_type -> pushring.peer.v1.MetricsRequest
+	10, // 8: pushring.peer.v1.Peer.Groups:input_type -> pushring.peer.v1.GroupsRequest
+	12, // 9: pushring.peer.v1.Peer.Stats:input_type -> pushring.peer.v1.StatsRequest
+	2,  // 10: pushring.peer.v1.Peer.Push:output_type -> pushring.peer.v1.PushResponse
+	6,  // 11: pushring.peer.v1.Peer.HandOff:output_type -> pushring.peer.v1.HandOffResponse
+	9,  // 12: pushring.peer.v1.Peer.Metrics:output_type -> pushring.peer.v1.MetricsResponse
+	11, // 13: pushring.peer.v1.Peer.Groups:output_type -> pushring.peer.v1.GroupsResponse
+	13, // 14: pushring.peer.v1.Peer.Stats:output_type -> pushring.peer.v1.StatsResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -803,7 +1005,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

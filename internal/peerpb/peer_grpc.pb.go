@@ -28,6 +28,8 @@ const (
 	Peer_Push_FullMethodName    = "/pushring.peer.v1.Peer/Push"
 	Peer_HandOff_FullMethodName = "/pushring.peer.v1.Peer/HandOff"
 	Peer_Metrics_FullMethodName = "/pushring.peer.v1.Peer/Metrics"
+	Peer_Groups_FullMethodName  = "/pushring.peer.v1.Peer/Groups"
+	Peer_Stats_FullMethodName   = "/pushring.peer.v1.Peer/Stats"
 )
 
 // PeerClient is the client API for Peer service.
@@ -48,6 +50,11 @@ type PeerClient interface {
 	// Metrics returns this peer's shard in one exposition format, for the
 	// cluster-wide merged view.
 	Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error)
+	// Groups returns every group of this peer's shard, for the cluster-wide
+	// JSON API.
+	Groups(ctx context.Context, in *GroupsRequest, opts ...grpc.CallOption) (*GroupsResponse, error)
+	// Stats returns how much this peer holds, for the cluster status API.
+	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 }
 
 type peerClient struct {
@@ -88,6 +95,26 @@ func (c *peerClient) Metrics(ctx context.Context, in *MetricsRequest, opts ...gr
 	return out, nil
 }
 
+func (c *peerClient) Groups(ctx context.Context, in *GroupsRequest, opts ...grpc.CallOption) (*GroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupsResponse)
+	err := c.cc.Invoke(ctx, Peer_Groups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatsResponse)
+	err := c.cc.Invoke(ctx, Peer_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -106,6 +133,11 @@ type PeerServer interface {
 	// Metrics returns this peer's shard in one exposition format, for the
 	// cluster-wide merged view.
 	Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error)
+	// Groups returns every group of this peer's shard, for the cluster-wide
+	// JSON API.
+	Groups(context.Context, *GroupsRequest) (*GroupsResponse, error)
+	// Stats returns how much this peer holds, for the cluster status API.
+	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -124,6 +156,12 @@ func (UnimplementedPeerServer) HandOff(context.Context, *HandOffRequest) (*HandO
 }
 func (UnimplementedPeerServer) Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
+}
+func (UnimplementedPeerServer) Groups(context.Context, *GroupsRequest) (*GroupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Groups not implemented")
+}
+func (UnimplementedPeerServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -200,6 +238,42 @@ func _Peer_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Groups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Groups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Groups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Groups(ctx, req.(*GroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Stats(ctx, req.(*StatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -218,6 +292,14 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Metrics",
 			Handler:    _Peer_Metrics_Handler,
+		},
+		{
+			MethodName: "Groups",
+			Handler:    _Peer_Groups_Handler,
+		},
+		{
+			MethodName: "Stats",
+			Handler:    _Peer_Stats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
