@@ -18,7 +18,6 @@ import (
 // Values of the result labels of the hand-off self-metrics.
 const (
 	handOffSent     = "sent"
-	handOffStale    = "stale"
 	handOffKept     = "kept"
 	handOffRejected = "rejected"
 	handOffFailed   = "failed"

@@ -101,7 +101,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		handOffGroups: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_handoff_groups_total",
-			Help: "Groups this peer handed to their new owner, by result (sent: the owner has it and it left this peer; stale: the owner had a newer write, and this copy left; kept: a write came in meanwhile, it stays until the next pass; rejected: the owner refused it, by its limits or consistency check, and it stays here; failed: the batch did not get through, it stays here).",
+			Help: "Groups this peer handed to their new owner, by result (sent: the owner has it, or a newer write of it, and it left this peer; kept: a write came in meanwhile, it stays until the next pass; rejected: the owner refused it, by its limits or consistency check, and it stays here; failed: the batch did not get through, it stays here).",
 		}, []string{"result"}),
 		handOffBatches: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_handoff_batches_total",
@@ -112,7 +112,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Groups this peer holds but does not own, as of the last hand-off pass: they wait to be handed to their owner.",
 		}),
 	}
-	for _, r := range []string{handOffSent, handOffStale, handOffKept, handOffRejected, handOffFailed} {
+	for _, r := range []string{handOffSent, handOffKept, handOffRejected, handOffFailed} {
 		m.handOffGroups.WithLabelValues(r)
 	}
 	for _, r := range []string{forwardOK, forwardRefused, forwardUnavailable} {

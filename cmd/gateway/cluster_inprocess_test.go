@@ -34,7 +34,7 @@ type inProcPeer struct {
 
 // startInProcPeer starts a peer and waits until it is bound. seeds are
 // gossip addresses of running peers.
-func startInProcPeer(t *testing.T, name string, seeds []string, extra ...string) *inProcPeer {
+func startInProcPeer(t testing.TB, name string, seeds []string, extra ...string) *inProcPeer {
 	t.Helper()
 	args := []string{
 		"--web.listen-address=127.0.0.1:0",
@@ -69,7 +69,7 @@ func startInProcPeer(t *testing.T, name string, seeds []string, extra ...string)
 
 // stop stops the peer gracefully (it leaves and hands its groups over) and
 // waits for it; a second call does nothing.
-func (p *inProcPeer) stop(t *testing.T) {
+func (p *inProcPeer) stop(t testing.TB) {
 	t.Helper()
 	if p.cancel == nil {
 		return
@@ -85,7 +85,7 @@ func (p *inProcPeer) stop(t *testing.T) {
 }
 
 // get fetches a URL of the peer.
-func (p *inProcPeer) get(t *testing.T, path string) (int, []byte) {
+func (p *inProcPeer) get(t testing.TB, path string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Get(p.http + path)
 	require.NoError(t, err)
@@ -110,7 +110,7 @@ func (p *inProcPeer) send(t *testing.T, method, path, body string) (int, string,
 
 // waitConverged polls until every peer sees exactly the given peers and
 // is ready.
-func waitConverged(t *testing.T, peers []*inProcPeer) {
+func waitConverged(t testing.TB, peers []*inProcPeer) {
 	t.Helper()
 	want := make([]string, len(peers))
 	for i, p := range peers {

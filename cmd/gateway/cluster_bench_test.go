@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/pushring/pushring/shard"
+	"github.com/pushring/pushring/store"
+)
+
+// BenchmarkClusterPush compares a push to the peer that owns its group
+// with a push to a peer that forwards it to the owner over gRPC: both over
+// HTTP on loopback, to a 3-peer in-process cluster, a 40-series text body
+// as a fleet node sends it. The figure in BENCHMARKS.md is the ratio of
+// the two.
+func BenchmarkClusterPush(b *testing.B) {
+	p0 := startInProcPeer(b, "peer-0", nil)
+	peers := []*inProcPeer{p0, startInProcPeer(b, "peer-1", []string{p0.gossip}), startInProcPeer(b, "peer-2", []string{p0.gossip})}
+	waitConverged(b, peers)
+	var members []shard.Member
+	for _, p := range peers {
+		members = append(members, shard.Member{ID: p.name})
+	}
+	placement, err := shard.NewPlacement(members)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// 64 groups owned by peer-1: pushed to peer-1 they are local, pushed
+	// to peer-0 they are forwarded.
+	var paths []string
+	for i := 0; len(paths) < 64; i++ {
+		inst := fmt.Sprintf("node-%d", i)
+		if placement.Owner(store.NewGroupKey(map[string]string{"job": "bench", "instance": inst}).Hash()).ID == "peer-1" {
+			paths = append(paths, "/metrics/job/bench/instance/"+inst)
+		}
+	}
+	for _, series := range []int{40, 400} {
+		b.Run(fmt.Sprintf("series=%d", series), func(b *testing.B) { benchClusterPush(b, peers, paths, series) })
+	}
+}
+
+func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series int) {
+	var body strings.Builder
+	body.WriteString("# TYPE bench_value gauge\n")
+	for i := range series {
+		fmt.Fprintf(&body, "bench_value{series=\"s%d\"} %d\n", i, i)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	one := func(b *testing.B, via *inProcPeer, i int) bool {
+		req, _ := http.NewRequest(http.MethodPut, via.http+paths[i%len(paths)], strings.NewReader(body.String()))
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Error(err)
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Errorf("status %d", resp.StatusCode)
+			return false
+		}
+		return true
+	}
+	// serial: one pusher, so ns/op is the latency a pusher sees.
+	serial := func(b *testing.B, via *inProcPeer) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if !one(b, via, i) {
+				return
+			}
+		}
+	}
+	// parallel: as many pushers as cores; all three peers share this
+	// process, so ns/op is the CPU of every peer a push passes through.
+	parallel := func(b *testing.B, via *inProcPeer) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				if !one(b, via, i) {
+					return
+				}
+			}
+		})
+	}
+	b.Run("serial/local", func(b *testing.B) { serial(b, peers[1]) })
+	b.Run("serial/forwarded", func(b *testing.B) { serial(b, peers[0]) })
+	b.Run("parallel/local", func(b *testing.B) { parallel(b, peers[1]) })
+	b.Run("parallel/forwarded", func(b *testing.B) { parallel(b, peers[0]) })
+}
