@@ -410,7 +410,7 @@ func (g *gw) barrier(t *testing.T) {
 }
 
 // eventually polls f until it returns nil or the deadline passes.
-func eventually(t *testing.T, within time.Duration, f func() error) {
+func eventually(t testing.TB, within time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	tick := time.NewTicker(5 * time.Millisecond)
