@@ -158,15 +158,33 @@ func supportsCluster(ctx context.Context, bin string) bool {
 	return bytes.Contains(out, []byte("-cluster.listen-address"))
 }
 
+// peerSettleTimeout is the --cluster.settle-timeout of spawned peers: loopback
+// gossip converges within a few rounds, so a second is plenty and keeps the
+// start of a run short (the gateway's default is 5s).
+const peerSettleTimeout = "1s"
+
 // peerArgs returns the command line of peer i of a spawned set: its HTTP
-// address and, when clusterPorts is set, its cluster address and the first
-// peer as seed. extra comes last so it can override anything.
+// address and, when clusterPorts is set, what makes it a distinct member
+// of one cluster: its gossip address; a gRPC address on a loopback port
+// the kernel picks (the peer advertises the port it bound, so there is no
+// window in which another process can take it, and no clash on the
+// default :9092); a peer name (the default, the hostname, is the same for
+// every local peer); and every other peer as a seed, so the set forms one
+// cluster whichever peers come up first. extra comes last so it can
+// override anything.
 func peerArgs(i int, httpPorts, clusterPorts []int, extra []string) []string {
 	args := []string{"--web.listen-address=" + loopback(httpPorts[i])}
 	if clusterPorts != nil {
-		args = append(args, "--cluster.listen-address="+loopback(clusterPorts[i]))
-		if i > 0 {
-			args = append(args, "--cluster.peer="+loopback(clusterPorts[0]))
+		args = append(args,
+			"--cluster.listen-address="+loopback(clusterPorts[i]),
+			"--cluster.grpc-listen-address="+loopback(0),
+			"--cluster.peer-name=peer-"+strconv.Itoa(i),
+			"--cluster.settle-timeout="+peerSettleTimeout,
+		)
+		for j, p := range clusterPorts {
+			if j != i {
+				args = append(args, "--cluster.peer="+loopback(p))
+			}
 		}
 	}
 	return append(args, extra...)

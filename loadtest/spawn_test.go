@@ -106,14 +106,18 @@ func TestPeerArgs(t *testing.T) {
 	}{
 		{"single peer", 0, nil, nil, []string{"--web.listen-address=127.0.0.1:9091"}},
 		{"extra flags last", 0, nil, []string{"--store.ttl=1m"}, []string{"--web.listen-address=127.0.0.1:9091", "--store.ttl=1m"}},
-		{"first cluster peer has no seed", 0, []int{7946, 7947}, nil,
-			[]string{"--web.listen-address=127.0.0.1:9091", "--cluster.listen-address=127.0.0.1:7946"}},
-		{"later peers join the first", 1, []int{7946, 7947}, nil,
-			[]string{"--web.listen-address=127.0.0.1:9092", "--cluster.listen-address=127.0.0.1:7947", "--cluster.peer=127.0.0.1:7946"}},
+		{"cluster peer seeds every other peer", 1, []int{7946, 7947, 7948}, nil,
+			[]string{"--web.listen-address=127.0.0.1:9092", "--cluster.listen-address=127.0.0.1:7947",
+				"--cluster.grpc-listen-address=127.0.0.1:0", "--cluster.peer-name=peer-1", "--cluster.settle-timeout=1s",
+				"--cluster.peer=127.0.0.1:7946", "--cluster.peer=127.0.0.1:7948"}},
+		{"first cluster peer seeds the rest", 0, []int{7946, 7947}, []string{"--cluster.settle-timeout=3s"},
+			[]string{"--web.listen-address=127.0.0.1:9091", "--cluster.listen-address=127.0.0.1:7946",
+				"--cluster.grpc-listen-address=127.0.0.1:0", "--cluster.peer-name=peer-0", "--cluster.settle-timeout=1s",
+				"--cluster.peer=127.0.0.1:7947", "--cluster.settle-timeout=3s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			require.Equal(t, tt.want, peerArgs(tt.i, []int{9091, 9092}, tt.cluster, tt.extra))
+			require.Equal(t, tt.want, peerArgs(tt.i, []int{9091, 9092, 9093}, tt.cluster, tt.extra))
 		})
 	}
 }

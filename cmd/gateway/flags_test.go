@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,22 @@ func parse(t *testing.T, args ...string) (*config, *flag.FlagSet) {
 func TestDefaults(t *testing.T) {
 	cfg, fs := parse(t)
 	require.NoError(t, cfg.validate())
+	host, err := os.Hostname()
+	require.NoError(t, err)
 	require.Equal(t, map[string]string{
+		"cluster.advertise-address":      "",
+		"cluster.drain-timeout":          "20s",
+		"cluster.fanout-timeout":         "5s",
+		"cluster.forward-timeout":        "5s",
+		"cluster.grpc-listen-address":    ":9092",
+		"cluster.handoff-timeout":        "10s",
+		"cluster.label":                  "",
+		"cluster.leave-timeout":          "5s",
+		"cluster.listen-address":         "",
+		"cluster.peer":                   "",
+		"cluster.peer-name":              host,
+		"cluster.rejoin-interval":        "30s",
+		"cluster.settle-timeout":         "5s",
 		"log.format":                     "logfmt",
 		"log.level":                      "info",
 		"persistence.file":               "",
