@@ -36,7 +36,8 @@
 // free loopback ports; -spawn-pushgateway starts the real Pushgateway the
 // same way; both run one after the other and report side by side. Spawned
 // processes are stopped when the run ends or is interrupted, and killed by
-// the kernel if the harness dies (Pdeathsig). More than one pushring peer
-// needs the cluster flags (--cluster.listen-address, --cluster.peer); until
-// the binary has them -spawn N>1 fails with ErrNoClusterFlags.
+// the kernel if the harness dies (Pdeathsig). -spawn N>1 starts a cluster:
+// each peer gets its own gossip and gRPC port, a peer name and every other
+// peer as a seed; a binary without the cluster flags fails with
+// ErrNoClusterFlags.
 package loadtest

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pushring/pushring/shard"
 	"github.com/pushring/pushring/store"
@@ -89,4 +91,85 @@ func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series 
 	b.Run("serial/forwarded", func(b *testing.B) { serial(b, peers[0]) })
 	b.Run("parallel/local", func(b *testing.B) { parallel(b, peers[1]) })
 	b.Run("parallel/forwarded", func(b *testing.B) { parallel(b, peers[0]) })
+}
+
+// BenchmarkClusterConvergence fills a 3-peer in-process cluster with
+// 20,000 groups of 10 series, then measures the time from the start of a
+// graceful leave, and from the start of a join, until every group is
+// exposed by exactly one peer with its value. Run it once:
+// -bench ClusterConvergence -benchtime 1x. It reports series per peer
+// max/mean after the fill, and both times in seconds.
+func BenchmarkClusterConvergence(b *testing.B) {
+	const groups, series = 20_000, 10
+	for b.Loop() {
+		p0 := startInProcPeer(b, "peer-0", nil)
+		peers := []*inProcPeer{p0, startInProcPeer(b, "peer-1", []string{p0.gossip}), startInProcPeer(b, "peer-2", []string{p0.gossip})}
+		waitConverged(b, peers)
+		want := map[string]float64{}
+		work := make(chan int)
+		var wg sync.WaitGroup
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+		for w := range 8 {
+			wg.Go(func() {
+				for i := range work {
+					var body strings.Builder
+					body.WriteString("# TYPE ip_value gauge\n")
+					fmt.Fprintf(&body, "ip_value %d\n# TYPE cv_series gauge\n", i)
+					for s := range series - 3 { // plus the two push-time gauges
+						fmt.Fprintf(&body, "cv_series{s=\"%d\"} 1\n", s)
+					}
+					req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/metrics/job/cv/instance/n%d", peers[(i+w)%3].http, i), strings.NewReader(body.String()))
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+					}
+				}
+			})
+		}
+		for i := range groups {
+			want[fmt.Sprintf("n%d", i)] = float64(i)
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		got, perPeer := exposure(b, peers, "ip_value")
+		if err := exactlyOnce(got, want); err != nil {
+			b.Fatal(err)
+		}
+		maxN := 0
+		for _, n := range perPeer {
+			maxN = max(maxN, n)
+		}
+		b.ReportMetric(float64(maxN)/(float64(groups)/3), "max/mean")
+
+		start := time.Now()
+		peers[1].stop(b)
+		rest := []*inProcPeer{peers[0], peers[2]}
+		eventually(b, 60*time.Second, func() error {
+			got, _ := exposure(b, rest, "ip_value")
+			return exactlyOnce(got, want)
+		})
+		b.ReportMetric(time.Since(start).Seconds(), "leave-s")
+
+		start = time.Now()
+		joined := startInProcPeer(b, "peer-3", []string{p0.gossip})
+		rest = append(rest, joined)
+		eventually(b, 60*time.Second, func() error {
+			got, perPeer := exposure(b, rest, "ip_value")
+			if perPeer[joined.name] == 0 {
+				return fmt.Errorf("the new peer holds nothing yet")
+			}
+			return exactlyOnce(got, want)
+		})
+		b.ReportMetric(time.Since(start).Seconds(), "join-s")
+		for _, p := range rest {
+			p.stop(b)
+		}
+	}
 }

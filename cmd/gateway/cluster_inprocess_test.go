@@ -166,7 +166,7 @@ func sameSet(a, b []string) bool {
 
 // exposure maps each instance label of metric name to the values the
 // peers' /metrics expose for it, and counts the instances per peer.
-func exposure(t *testing.T, peers []*inProcPeer, name string) (map[string][]float64, map[string]int) {
+func exposure(t testing.TB, peers []*inProcPeer, name string) (map[string][]float64, map[string]int) {
 	t.Helper()
 	got := map[string][]float64{}
 	perPeer := map[string]int{}
