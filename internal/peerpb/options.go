@@ -1,7 +1,6 @@
 package peerpb
 
 import (
-	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
@@ -37,10 +36,6 @@ func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
-		// A pool of handler goroutines instead of one new goroutine (and
-		// stack growth) per call: forwarded pushes are many small calls.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:    keepaliveTime,
 			Timeout: keepaliveTimeout,
