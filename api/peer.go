@@ -195,6 +195,17 @@ func (s *peerService) Stats(context.Context, *peerpb.StatsRequest) (*peerpb.Stat
 	return &peerpb.StatsResponse{Groups: uint64(g), Series: uint64(n), Leaving: cs.leaver.Leaving()}, nil
 }
 
+// Wipe deletes every group of this peer, when another peer received an
+// admin wipe. It needs --web.enable-admin-api here too.
+func (s *peerService) Wipe(_ context.Context, req *peerpb.WipeRequest) (*peerpb.WipeResponse, error) {
+	if !s.a.cfg.EnableAdminAPI {
+		return nil, status.Error(codes.PermissionDenied, "the admin API is not enabled on this peer (--web.enable-admin-api)")
+	}
+	n := s.a.store.Wipe()
+	s.a.logger.Info("wiped the store for a cluster-wide admin wipe", "origin", req.GetOriginPeer(), "groups", n)
+	return &peerpb.WipeResponse{Groups: uint64(n)}, nil
+}
+
 // fanoutResult is one peer's answer to a fan-out.
 type fanoutResult[T any] struct {
 	peer shard.PeerInfo

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/pushring/pushring/internal/peerpb"
 )
 
 // corsHeaders are set on the JSON API's status, metrics and OPTIONS answers
@@ -102,10 +105,31 @@ func (a *API) v1Metrics(w http.ResponseWriter, r *http.Request) error {
 }
 
 // v1Wipe serves PUT /api/v1/admin/wipe: every group is gone when the 202 is
-// sent (the Pushgateway only queues the deletes).
-func (a *API) v1Wipe(w http.ResponseWriter, _ *http.Request) error {
+// sent (the Pushgateway only queues the deletes). In a cluster the wipe goes
+// to every peer, as it would empty the one Pushgateway this replaces; if a
+// peer does not answer, the answer is 503 naming it, and the wipe (which is
+// idempotent) may be sent again.
+func (a *API) v1Wipe(w http.ResponseWriter, r *http.Request) error {
 	n := a.store.Wipe()
 	a.logger.Info("wiped the store via the admin API", "groups", n)
+	if a.cluster != nil {
+		var failed []string
+		for _, res := range fanout(r.Context(), a, func(ctx context.Context, c peerpb.PeerClient) (*peerpb.WipeResponse, error) {
+			return c.Wipe(ctx, &peerpb.WipeRequest{OriginPeer: a.cluster.members.Self().ID})
+		}) {
+			if res.err != nil {
+				failed = append(failed, fmt.Sprintf("peer %q: %s", res.peer.ID, describeFanoutError(res.err, a.cfg.FanoutTimeout)))
+				continue
+			}
+			n += int(res.resp.GetGroups())
+		}
+		if len(failed) > 0 {
+			w.Header().Set("Retry-After", "1")
+			return &statusError{code: http.StatusServiceUnavailable, text: fmt.Sprintf(
+				"wiped %d groups, but not every peer's: %s; send the wipe again", n, strings.Join(failed, "; "))}
+		}
+		a.logger.Info("wiped every peer of the cluster", "groups", n)
+	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }

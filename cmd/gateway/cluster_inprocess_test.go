@@ -394,3 +394,35 @@ func TestClusterForwardedAnswersLikeOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterWipe: an admin wipe sent to one peer empties every peer, as it
+// would empty the one Pushgateway; a peer that refuses makes it a 503
+// naming that peer.
+func TestClusterWipe(t *testing.T) {
+	admin := "--web.enable-admin-api"
+	p0 := startInProcPeer(t, "peer-0", nil, admin)
+	peers := []*inProcPeer{p0, startInProcPeer(t, "peer-1", []string{p0.gossip}, admin), startInProcPeer(t, "peer-2", []string{p0.gossip}, admin)}
+	waitConverged(t, peers)
+	for i := range 60 {
+		code, text, _ := peers[i%3].send(t, http.MethodPut, fmt.Sprintf("/metrics/job/wipe/instance/n%d", i), "# TYPE ip_value gauge\nip_value 1\n")
+		require.Equal(t, http.StatusOK, code, text)
+	}
+	got, perPeer := exposure(t, peers, "ip_value")
+	require.Len(t, got, 60)
+	require.Len(t, perPeer, 3, "every peer holds some of the groups")
+
+	code, text, _ := peers[1].send(t, http.MethodPut, "/api/v1/admin/wipe", "")
+	require.Equal(t, http.StatusAccepted, code, text)
+	got, _ = exposure(t, peers, "ip_value")
+	require.Empty(t, got, "no peer keeps a group")
+
+	// A peer without the admin API refuses its part.
+	p3 := startInProcPeer(t, "peer-3", []string{p0.gossip})
+	peers = append(peers, p3)
+	waitConverged(t, peers)
+	code, text, retry := peers[0].send(t, http.MethodPut, "/api/v1/admin/wipe", "")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, text, `peer "peer-3"`)
+	require.Contains(t, text, "--web.enable-admin-api")
+	require.Equal(t, "1", retry)
+}

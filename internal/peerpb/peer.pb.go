@@ -872,6 +872,97 @@ func (x *StatsResponse) GetLeaving() bool {
 	return false
 }
 
+// WipeRequest asks a peer to delete all its groups.
+type WipeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin_peer is the member id of the peer that received the HTTP request.
+	OriginPeer    string `protobuf:"bytes,1,opt,name=origin_peer,json=originPeer,proto3" json:"origin_peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WipeRequest) Reset() {
+	*x = WipeRequest{}
+	mi := &file_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WipeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WipeRequest) ProtoMessage() {}
+
+func (x *WipeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WipeRequest.ProtoReflect.Descriptor instead.
+func (*WipeRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WipeRequest) GetOriginPeer() string {
+	if x != nil {
+		return x.OriginPeer
+	}
+	return ""
+}
+
+// WipeResponse says how many groups the peer deleted.
+type WipeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        uint64                 `protobuf:"varint,1,opt,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WipeResponse) Reset() {
+	*x = WipeResponse{}
+	mi := &file_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WipeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WipeResponse) ProtoMessage() {}
+
+func (x *WipeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WipeResponse.ProtoReflect.Descriptor instead.
+func (*WipeResponse) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WipeResponse) GetGroups() uint64 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -928,18 +1019,24 @@ const file_peer_proto_rawDesc = "" +
 	"\rStatsResponse\x12\x16\n" +
 	"\x06groups\x18\x01 \x01(\x04R\x06groups\x12\x16\n" +
 	"\x06series\x18\x02 \x01(\x04R\x06series\x12\x18\n" +
-	"\aleaving\x18\x03 \x01(\bR\aleaving*^\n" +
+	"\aleaving\x18\x03 \x01(\bR\aleaving\".\n" +
+	"\vWipeRequest\x12\x1f\n" +
+	"\vorigin_peer\x18\x01 \x01(\tR\n" +
+	"originPeer\"&\n" +
+	"\fWipeResponse\x12\x16\n" +
+	"\x06groups\x18\x01 \x01(\x04R\x06groups*^\n" +
 	"\x06Format\x12\x16\n" +
 	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vFORMAT_TEXT\x10\x01\x12\x13\n" +
 	"\x0fFORMAT_PROTOBUF\x10\x02\x12\x16\n" +
-	"\x12FORMAT_OPENMETRICS\x10\x032\x84\x03\n" +
+	"\x12FORMAT_OPENMETRICS\x10\x032\xcb\x03\n" +
 	"\x04Peer\x12E\n" +
 	"\x04Push\x12\x1d.pushring.peer.v1.PushRequest\x1a\x1e.pushring.peer.v1.PushResponse\x12N\n" +
 	"\aHandOff\x12 .pushring.peer.v1.HandOffRequest\x1a!.pushring.peer.v1.HandOffResponse\x12N\n" +
 	"\aMetrics\x12 .pushring.peer.v1.MetricsRequest\x1a!.pushring.peer.v1.MetricsResponse\x12K\n" +
 	"\x06Groups\x12\x1f.pushring.peer.v1.GroupsRequest\x1a .pushring.peer.v1.GroupsResponse\x12H\n" +
-	"\x05Stats\x12\x1e.pushring.peer.v1.StatsRequest\x1a\x1f.pushring.peer.v1.StatsResponseB.Z,github.com/pushring/pushring/internal/peerpbb\x06proto3"
+	"\x05Stats\x12\x1e.pushring.peer.v1.StatsRequest\x1a\x1f.pushring.peer.v1.StatsResponse\x12E\n" +
+	"\x04Wipe\x12\x1d.pushring.peer.v1.WipeRequest\x1a\x1e.pushring.peer.v1.WipeResponseB.Z,github.com/pushring/pushring/internal/peerpbb\x06proto3"
 
 var (
 	file_peer_proto_rawDescOnce sync.Once
@@ -954,7 +1051,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_peer_proto_goTypes = []any{
 	(Format)(0),             // 0: pushring.peer.v1.Format
 	(*PushRequest)(nil),     // 1: pushring.peer.v1.PushRequest
@@ -970,6 +1067,8 @@ var file_peer_proto_goTypes = []any{
 	(*GroupsResponse)(nil),  // 11: pushring.peer.v1.GroupsResponse
 	(*StatsRequest)(nil),    // 12: pushring.peer.v1.StatsRequest
 	(*StatsResponse)(nil),   // 13: pushring.peer.v1.StatsResponse
+	(*WipeRequest)(nil),     // 14: pushring.peer.v1.WipeRequest
+	(*WipeResponse)(nil),    // 15: pushring.peer.v1.WipeResponse
 }
 var file_peer_proto_depIdxs = []int32{
 	4,  // 0: pushring.peer.v1.HandOffRequest.groups:type_name -> pushring.peer.v1.Group
@@ -982,13 +1081,15 @@ var file_peer_proto_depIdxs = []int32{
 	8,  // 7: pushring.peer.v1.Peer.Metrics:input_type -> pushring.peer.v1.MetricsRequest
 	10, // 8: pushring.peer.v1.Peer.Groups:input_type -> pushring.peer.v1.GroupsRequest
 	12, // 9: pushring.peer.v1.Peer.Stats:input_type -> pushring.peer.v1.StatsRequest
-	2,  // 10: pushring.peer.v1.Peer.Push:output_type -> pushring.peer.v1.PushResponse
-	6,  // 11: pushring.peer.v1.Peer.HandOff:output_type -> pushring.peer.v1.HandOffResponse
-	9,  // 12: pushring.peer.v1.Peer.Metrics:output_type -> pushring.peer.v1.MetricsResponse
-	11, // 13: pushring.peer.v1.Peer.Groups:output_type -> pushring.peer.v1.GroupsResponse
-	13, // 14: pushring.peer.v1.Peer.Stats:output_type -> pushring.peer.v1.StatsResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
+	14, // 10: pushring.peer.v1.Peer.Wipe:input_type -> pushring.peer.v1.WipeRequest
+	2,  // 11: pushring.peer.v1.Peer.Push:output_type -> pushring.peer.v1.PushResponse
+	6,  // 12: pushring.peer.v1.Peer.HandOff:output_type -> pushring.peer.v1.HandOffResponse
+	9,  // 13: pushring.peer.v1.Peer.Metrics:output_type -> pushring.peer.v1.MetricsResponse
+	11, // 14: pushring.peer.v1.Peer.Groups:output_type -> pushring.peer.v1.GroupsResponse
+	13, // 15: pushring.peer.v1.Peer.Stats:output_type -> pushring.peer.v1.StatsResponse
+	15, // 16: pushring.peer.v1.Peer.Wipe:output_type -> pushring.peer.v1.WipeResponse
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -1005,7 +1106,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	Peer_Metrics_FullMethodName = "/pushring.peer.v1.Peer/Metrics"
 	Peer_Groups_FullMethodName  = "/pushring.peer.v1.Peer/Groups"
 	Peer_Stats_FullMethodName   = "/pushring.peer.v1.Peer/Stats"
+	Peer_Wipe_FullMethodName    = "/pushring.peer.v1.Peer/Wipe"
 )
 
 // PeerClient is the client API for Peer service.
@@ -55,6 +56,8 @@ type PeerClient interface {
 	Groups(ctx context.Context, in *GroupsRequest, opts ...grpc.CallOption) (*GroupsResponse, error)
 	// Stats returns how much this peer holds, for the cluster status API.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Wipe deletes every group of this peer, for the cluster-wide admin wipe.
+	Wipe(ctx context.Context, in *WipeRequest, opts ...grpc.CallOption) (*WipeResponse, error)
 }
 
 type peerClient struct {
@@ -115,6 +118,16 @@ func (c *peerClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *peerClient) Wipe(ctx context.Context, in *WipeRequest, opts ...grpc.CallOption) (*WipeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WipeResponse)
+	err := c.cc.Invoke(ctx, Peer_Wipe_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -138,6 +151,8 @@ type PeerServer interface {
 	Groups(context.Context, *GroupsRequest) (*GroupsResponse, error)
 	// Stats returns how much this peer holds, for the cluster status API.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Wipe deletes every group of this peer, for the cluster-wide admin wipe.
+	Wipe(context.Context, *WipeRequest) (*WipeResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -162,6 +177,9 @@ func (UnimplementedPeerServer) Groups(context.Context, *GroupsRequest) (*GroupsR
 }
 func (UnimplementedPeerServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedPeerServer) Wipe(context.Context, *WipeRequest) (*WipeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Wipe not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -274,6 +292,24 @@ func _Peer_Stats_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Wipe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WipeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Wipe(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Wipe_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Wipe(ctx, req.(*WipeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -300,6 +336,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Peer_Stats_Handler,
+		},
+		{
+			MethodName: "Wipe",
+			Handler:    _Peer_Wipe_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
