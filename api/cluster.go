@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -42,7 +44,7 @@ type sdTargetGroup struct {
 // labels, which Prometheus drops after relabelling unless a rule keeps
 // them, so a group's series carry no peer label and keep one identity
 // whichever peer serves them.
-func (a *API) v1ClusterTargets(w http.ResponseWriter, _ *http.Request) error {
+func (a *API) v1ClusterTargets(w http.ResponseWriter, r *http.Request) error {
 	if a.cluster == nil {
 		return errNotFound
 	}
@@ -52,7 +54,7 @@ func (a *API) v1ClusterTargets(w http.ResponseWriter, _ *http.Request) error {
 			continue
 		}
 		groups = append(groups, sdTargetGroup{
-			Targets: []string{p.HTTPAddr},
+			Targets: []string{reachableAddr(p.HTTPAddr, r.Host)},
 			Labels: map[string]string{
 				"__meta_pushring_peer":         p.ID,
 				"__meta_pushring_peer_state":   p.State,
@@ -68,6 +70,27 @@ func (a *API) v1ClusterTargets(w http.ResponseWriter, _ *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 	return nil
+}
+
+// reachableAddr is addr with a wildcard host (a single peer listening on
+// ":9091" advertises no host) replaced by the host the request reached this
+// peer at, which the service discovery client can reach.
+func reachableAddr(addr, requestHost string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip, err := netip.ParseAddr(host); host != "" && (err != nil || !ip.IsUnspecified()) {
+		return addr
+	}
+	rh, _, err := net.SplitHostPort(requestHost)
+	if err != nil {
+		rh = requestHost // no port
+	}
+	if rh == "" {
+		return addr
+	}
+	return net.JoinHostPort(strings.Trim(rh, "[]"), port)
 }
 
 // peerStatusJSON is one peer of GET /api/v1/cluster.

@@ -97,3 +97,17 @@ func TestReadyWaitsForTheCluster(t *testing.T) {
 	require.Contains(t, w.Body.String(), "leaving")
 	require.Equal(t, http.StatusOK, ta.do(http.MethodGet, "/-/healthy", nil).Code, "health does not depend on the cluster")
 }
+
+func TestReachableAddr(t *testing.T) {
+	for _, c := range []struct{ addr, host, want string }{
+		{"10.0.0.1:9091", "gw:9091", "10.0.0.1:9091"},
+		{"[::]:9091", "gw.example:9091", "gw.example:9091"},
+		{":9091", "127.0.0.1:9091", "127.0.0.1:9091"},
+		{"0.0.0.0:9091", "[::1]:9091", "[::1]:9091"},
+		{"0.0.0.0:9091", "gw", "gw:9091"},
+		{"[::]:9091", "", "[::]:9091"},
+		{"gw-0.peers:9091", "x:1", "gw-0.peers:9091"},
+	} {
+		require.Equal(t, c.want, reachableAddr(c.addr, c.host), "%+v", c)
+	}
+}
