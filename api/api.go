@@ -78,6 +78,9 @@ type API struct {
 	gzipPool sync.Pool // *gzip.Writer, reused across scrapes
 
 	cluster *clusterState // nil until JoinCluster: a peer on its own
+	// views holds a token per cluster-wide view being built: each holds
+	// every peer's groups in memory, so only a few run at once.
+	views chan struct{}
 
 	quitOnce sync.Once
 	quit     chan struct{}
@@ -112,6 +115,7 @@ func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *sl
 		logger:   logger,
 		ui:       ui,
 		admit:    newAdmission(cfg.MaxInflight, cfg.MaxQueueWait),
+		views:    make(chan struct{}, maxClusterViews),
 		quit:     make(chan struct{}),
 	}
 	mux, names, err := a.routes()

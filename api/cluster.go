@@ -19,6 +19,28 @@ import (
 	"github.com/pushring/pushring/store"
 )
 
+// maxClusterViews is how many cluster-wide views (/cluster/metrics,
+// /api/v1/metrics?scope=cluster) a peer builds at once; more get 503.
+const maxClusterViews = 2
+
+// errViewsBusy refuses a cluster-wide view while maxClusterViews are being
+// built.
+var errViewsBusy = &statusError{code: http.StatusServiceUnavailable,
+	text: fmt.Sprintf("%d cluster-wide views are being built on this peer, the most it builds at once; retry later", maxClusterViews)}
+
+// acquireView takes a cluster-wide view slot, or reports that none is free.
+func (a *API) acquireView(w http.ResponseWriter) bool {
+	select {
+	case a.views <- struct{}{}:
+		return true
+	default:
+		w.Header().Set("Retry-After", "1")
+		return false
+	}
+}
+
+func (a *API) releaseView() { <-a.views }
+
 // missingPeersHeader names, on a cluster-wide answer, the peers whose part
 // is missing from it.
 const missingPeersHeader = "Pushring-Missing-Peers"
@@ -206,6 +228,10 @@ func (a *API) v1MetricsCluster(w http.ResponseWriter, r *http.Request) error {
 		return a.v1Metrics(w, r)
 	}
 	setCORS(w)
+	if !a.acquireView(w) {
+		return errViewsBusy
+	}
+	defer a.releaseView()
 	groups, missing := a.clusterGroups(r.Context())
 	setMissingPeers(w, missing)
 	resp := v1Response{Status: "success", Data: groupsJSON(groups), Warnings: missing}
@@ -229,6 +255,10 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 	if a.cluster == nil {
 		return errNotFound
 	}
+	if !a.acquireView(w) {
+		return errViewsBusy
+	}
+	defer a.releaseView()
 	own, err := a.own.Gather()
 	if err != nil {
 		return &scrapeError{err: err}

@@ -36,10 +36,13 @@ type PeerStore interface {
 	Stats() (groups, series int)
 }
 
-// Leaver tells whether this peer is leaving: it then refuses hand-offs
-// and is not ready.
+// Leaver is the ingester's side of the cluster: whether this peer is
+// leaving (it then refuses hand-offs and is not ready), and a nudge to
+// check for groups that should move on.
 type Leaver interface {
 	Leaving() bool
+	// PokeHandOff asks for a hand-off pass soon; it never blocks.
+	PokeHandOff()
 }
 
 // clusterState is set by JoinCluster.
@@ -137,6 +140,11 @@ func (s *peerService) HandOff(_ context.Context, req *peerpb.HandOffRequest) (*p
 			continue
 		}
 		resp.Accepted++
+	}
+	if resp.Accepted > 0 {
+		// The sender's view may differ from ours: whatever is not ours
+		// moves on.
+		cs.leaver.PokeHandOff()
 	}
 	if n := len(resp.Rejected); n > 0 {
 		s.a.logger.Warn("refused groups handed over", "origin", req.GetOriginPeer(), "refused", n, "first", resp.Rejected[0].GetMessage())

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -33,13 +34,17 @@ const (
 	DefaultForwardTimeout = 5 * time.Second
 	// DefaultHandOffTimeout bounds one hand-off batch.
 	DefaultHandOffTimeout = 10 * time.Second
-	// DefaultDrainTimeout bounds the hand-off of a leaving peer, inside
-	// Kubernetes' default grace period of 30 s with room for the leave
-	// broadcast and the HTTP drain.
+	// DefaultDrainTimeout bounds the hand-off of a leaving peer (before and
+	// after its servers stop, together). With the leave broadcast, the HTTP
+	// drain and the gRPC stop, a peer whose new owners do not answer exits
+	// within about 40 s: deploy/k8s gives it a 60 s grace period.
 	DefaultDrainTimeout = 20 * time.Second
 	// handOffBatchBytes bounds the groups of one hand-off message, far
 	// below peerpb.MaxMessageBytes; a single larger group goes alone.
 	handOffBatchBytes = 4 << 20
+	// maxForwardedBody bounds --push.max-body-bytes in a cluster: the body
+	// and the rest of a forwarded push fit in one peer message.
+	maxForwardedBody = peerpb.MaxMessageBytes - 64<<10
 )
 
 // ClusterConfig configures forwarding and hand-off.
@@ -48,7 +53,8 @@ type ClusterConfig struct {
 	ForwardTimeout time.Duration
 	// HandOffTimeout bounds one hand-off batch.
 	HandOffTimeout time.Duration
-	// DrainTimeout bounds the hand-off of all groups when the peer leaves.
+	// DrainTimeout bounds the hand-off of all groups when the peer leaves,
+	// for the passes before and after the servers stop together.
 	DrainTimeout time.Duration
 }
 
@@ -117,6 +123,8 @@ type HandOffStore interface {
 	Keys() []store.GroupKey
 	Group(k store.GroupKey) (store.GroupSnapshot, bool)
 	DeleteVersion(k store.GroupKey, v uint64) bool
+	Tombstones() []store.Tombstone
+	ForgetTombstone(k store.GroupKey, v uint64)
 }
 
 // Peers keeps one gRPC client connection per peer address, reused by every
@@ -191,7 +199,13 @@ func (in *Ingester) JoinCluster(c Cluster, cfg ClusterConfig, peers *Peers, hs H
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("cluster config: %w", err)
 	}
+	if in.cfg.MaxBodyBytes <= 0 || in.cfg.MaxBodyBytes > maxForwardedBody {
+		return fmt.Errorf("in a cluster --%s must be between 1 and %d: a push forwarded to its owner travels in one gRPC message of at most %d bytes",
+			flagMaxBodyBytes, maxForwardedBody, peerpb.MaxMessageBytes)
+	}
 	in.cluster = c
+	in.handOffPoke = make(chan struct{}, 1)
+	in.handOffSweep = handOffSweep
 	in.clusterCfg = cfg
 	in.peers = peers
 	in.handOff = hs
@@ -215,12 +229,14 @@ func (in *Ingester) route(r Request) (Peer, bool) {
 	if in.cluster == nil || r.Forwarded {
 		return Peer{}, false
 	}
-	if r.Method != http.MethodDelete && len(r.Header[ttlHeaderKey]) > 1 {
-		return Peer{}, false // refused here as at the owner, before the body is read
-	}
 	key, err := ParseGroupingPath(r.Path)
 	if err != nil {
 		return Peer{}, false
+	}
+	if vals, ok := r.Header[ttlHeaderKey]; ok && r.Method != http.MethodDelete {
+		if _, err := in.ttlFor(key.Labels(), vals); err != nil {
+			return Peer{}, false // refused here as at the owner, before the body is read
+		}
 	}
 	owner := in.view().Owner(key.Hash())
 	if owner.ID == in.cluster.Self() || owner.ID == "" {
@@ -260,9 +276,17 @@ func RetryAfter(err error) (int, bool) {
 // forward sends r to its owner and returns the owner's answer.
 func (in *Ingester) forward(ctx context.Context, owner Peer, r Request) (Result, string, error) {
 	start := time.Now()
-	body, err := in.readRaw(r)
+	body, over, err := in.readRaw(r)
 	if err != nil {
 		return Result{}, bodyReason(err), err
+	}
+	if over {
+		// Over the limit as received: the owner would refuse it with 413,
+		// and which of its messages (compressed or decompressed size)
+		// depends on the body. The same decoding here gives the same
+		// answer without shipping the body.
+		r.Body = io.MultiReader(bytes.NewReader(body), r.Body)
+		return in.push(ctx, r)
 	}
 	client, err := in.peers.Client(owner.Addr)
 	if err != nil {
@@ -312,25 +336,19 @@ func (in *Ingester) unavailable(owner Peer, err error) error {
 	return fmt.Errorf("%w: peer %q: %v; retry later", ErrOwnerUnavailable, owner.ID, err)
 }
 
-// readRaw reads a body to forward as it came, compressed or not, held to
-// the same limit the owner holds it to, with the same error.
-func (in *Ingester) readRaw(r Request) ([]byte, error) {
+// readRaw reads a body to forward as it came, compressed or not. It stops
+// after --push.max-body-bytes + 1 bytes and reports over: a body that long
+// is refused by the owner whatever its encoding (the compressed size is held
+// to the same limit), so it is not forwarded.
+func (in *Ingester) readRaw(r Request) (body []byte, over bool, err error) {
 	if r.Method == http.MethodDelete || r.Body == nil {
-		return nil, nil // the body of a DELETE is ignored
+		return nil, false, nil // the body of a DELETE is ignored
 	}
-	over := overIdentity
-	if r.ContentEncoding != "" {
-		over = overCompressed
+	b, err := io.ReadAll(io.LimitReader(r.Body, in.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, false, asBadRequest(fmt.Errorf("read push body: %w", err))
 	}
-	lr := limitedReader{r: r.Body, max: in.cfg.MaxBodyBytes, over: over}
-	b, err := io.ReadAll(&lr)
-	switch {
-	case errors.Is(err, ErrTooLarge):
-		return nil, err
-	case err != nil:
-		return nil, asBadRequest(fmt.Errorf("read push body: %w", err))
-	}
-	return b, nil
+	return b, int64(len(b)) > in.cfg.MaxBodyBytes, nil
 }
 
 func firstValue(vs []string) string {

@@ -52,6 +52,7 @@ type fakeOwner struct {
 	pushes   []*peerpb.PushRequest
 	answer   *peerpb.PushResponse
 	handoffs []*peerpb.Group
+	deletes  []*peerpb.Group // tombstones handed over
 	reject   map[string]bool // keys refused at hand-off
 }
 
@@ -67,6 +68,11 @@ func (f *fakeOwner) HandOff(_ context.Context, r *peerpb.HandOffRequest) (*peerp
 	defer f.mu.Unlock()
 	resp := &peerpb.HandOffResponse{}
 	for _, g := range r.GetGroups() {
+		if g.GetDeleted() {
+			f.deletes = append(f.deletes, g)
+			resp.Accepted++
+			continue
+		}
 		if f.reject[string(g.GetKey())] {
 			resp.Rejected = append(resp.Rejected, &peerpb.Rejection{Key: g.GetKey(), Reason: "limit", Message: "full"})
 			continue
@@ -200,7 +206,97 @@ func TestForwardChecksWhatItCanHere(t *testing.T) {
 	_, err = in.Handle(context.Background(), Request{Method: http.MethodPut, Path: "/job/j", Body: strings.NewReader("m 1\n"),
 		Header: http.Header{"Pushring-Ttl": {"1m", "2m"}}})
 	require.Equal(t, http.StatusBadRequest, StatusOf(err), "a repeated TTL header is refused here, as at the owner")
+	_, err = in.Handle(context.Background(), Request{Method: http.MethodPut, Path: "/job/j", Body: strings.NewReader("m 1\n"),
+		Header: http.Header{"Pushring-Ttl": {""}}})
+	require.Equal(t, http.StatusBadRequest, StatusOf(err), "an empty TTL header is refused here, as at the owner")
 	require.Empty(t, owner.pushes)
+
+	// A body over the limit gets the message the owner would give, which
+	// depends on the encoding and on which size trips first.
+	alone, _ := newTestIngester(t, cfg, &fakeStore{})
+	for _, body := range []struct {
+		name, encoding string
+		b              []byte
+	}{
+		{"gzip, large once decompressed", "gzip", gzipBytes(t, []byte(strings.Repeat("m 1\n", 100)))},
+		{"identity", "identity", []byte(strings.Repeat("m 1\n", 10))},
+		{"unknown encoding", "br", []byte(strings.Repeat("m 1\n", 10))},
+	} {
+		req := func() Request {
+			return Request{Method: http.MethodPut, Path: "/job/j", ContentEncoding: body.encoding, Body: bytes.NewReader(body.b)}
+		}
+		_, want := alone.Handle(context.Background(), req())
+		_, got := in.Handle(context.Background(), req())
+		require.Equal(t, StatusOf(want), StatusOf(got), body.name)
+		require.Equal(t, want.Error(), got.Error(), body.name)
+	}
+	require.Empty(t, owner.pushes)
+}
+
+func TestJoinClusterNeedsABoundedBody(t *testing.T) {
+	for _, max := range []int64{0, 64 << 20} {
+		cfg := DefaultConfig()
+		cfg.MaxBodyBytes = max
+		in, _ := newTestIngester(t, cfg, &fakeStore{})
+		err := in.JoinCluster(&fakeCluster{self: "a"}, DefaultClusterConfig(), NewPeers(), nil)
+		require.ErrorContains(t, err, "--push.max-body-bytes")
+	}
+}
+
+// TestRunHandOffMovesStrayGroups: a forwarded push stored here although
+// another peer owns the group (the sender's view differed) is handed to
+// the owner without waiting for a membership change.
+func TestRunHandOffMovesStrayGroups(t *testing.T) {
+	st, err := store.New(store.Config{}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	owner := &fakeOwner{}
+	in, _ := clusteredIngester(t, DefaultConfig(), st, st, Peer{ID: "b", Addr: serveOwner(t, owner)})
+	in.handOffSweep = time.Hour // only the first pass and the push itself can move groups
+	waitEmpty := func(what string) {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(st.Keys()) > 0 {
+			require.True(t, time.Now().Before(deadline), what)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// A group from before the start goes in the first pass; once it is
+	// gone, that pass is over.
+	_, err = in.Handle(context.Background(), Request{Method: http.MethodPut, Path: "/job/early", Body: strings.NewReader("m 1\n"), Forwarded: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.RunHandOff(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	waitEmpty("the first pass did not hand the early group over")
+
+	_, err = in.Handle(context.Background(), Request{Method: http.MethodPut, Path: "/job/stray", Body: strings.NewReader("n 1\n"), Forwarded: true})
+	require.NoError(t, err)
+	waitEmpty("the stray group is still here: the push did not wake the hand-off")
+	owner.mu.Lock()
+	defer owner.mu.Unlock()
+	require.Len(t, owner.handoffs, 2)
+}
+
+// TestDrainSendsTombstones: a delete this peer saw of a group another peer
+// owns goes to that peer, so an older copy there goes too.
+func TestDrainSendsTombstones(t *testing.T) {
+	st, err := store.New(store.Config{TombstoneTTL: time.Hour}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	k := store.NewGroupKey(map[string]string{"job": "gone"})
+	st.Delete(k)
+	owner := &fakeOwner{}
+	in, _ := clusteredIngester(t, DefaultConfig(), st, st, Peer{ID: "b", Addr: serveOwner(t, owner)})
+	left, err := in.Drain(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, left)
+	owner.mu.Lock()
+	require.Len(t, owner.deletes, 1)
+	require.Equal(t, k.String(), string(owner.deletes[0].GetKey()))
+	owner.mu.Unlock()
+	require.Empty(t, st.Tombstones(), "the owner has it now")
 }
 
 // TestDrainHandsEveryGroupOver drains a real store to a fake new owner;

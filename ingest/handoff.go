@@ -25,11 +25,28 @@ const (
 	resultFailed    = "failed"
 )
 
-// Retry delays of hand-off after a pass that left groups behind.
+// Retry delays of hand-off after a pass that left groups behind, and the
+// interval of the pass that runs anyway: a group can land on a peer that
+// does not own it without a membership change here (a forwarded push or a
+// hand-off from a peer whose view differed), and no pass must be missed
+// for good.
 const (
 	handOffRetryMin = 250 * time.Millisecond
 	handOffRetryMax = 30 * time.Second
+	handOffSweep    = 10 * time.Second
 )
+
+// PokeHandOff asks for a hand-off pass soon: a group this peer may not own
+// was stored here. It never blocks.
+func (in *Ingester) PokeHandOff() {
+	if in.handOffPoke == nil {
+		return
+	}
+	select {
+	case in.handOffPoke <- struct{}{}:
+	default:
+	}
+}
 
 // RunHandOff hands the groups this peer holds but no longer owns to their
 // owners: once at start (a restart may have restored groups from the
@@ -50,6 +67,7 @@ func (in *Ingester) RunHandOff(ctx context.Context) error {
 			return nil
 		case <-in.cluster.Changed():
 			delay = handOffRetryMin
+		case <-in.handOffPoke:
 		case <-retry.C:
 		}
 		if in.leaving.Load() {
@@ -62,6 +80,7 @@ func (in *Ingester) RunHandOff(ctx context.Context) error {
 			retry.Reset(delay)
 			delay = min(2*delay, handOffRetryMax)
 		} else {
+			retry.Reset(in.handOffSweep)
 			delay = handOffRetryMin
 		}
 	}
@@ -104,60 +123,102 @@ func (in *Ingester) SetLeaving() { in.leaving.Store(true) }
 func (in *Ingester) Leaving() bool { return in.leaving.Load() }
 
 // handOffPass sends every group that view gives another owner to that
-// owner, and returns how many such groups are still here afterwards.
+// owner, with the deletes this peer remembers of such groups, and returns
+// how many groups are still here afterwards.
 func (in *Ingester) handOffPass(ctx context.Context, view View) int {
 	self := in.cluster.Self()
-	byOwner := map[Peer][]store.GroupKey{}
+	work := map[Peer]*handOffWork{}
+	at := func(o Peer) *handOffWork {
+		w := work[o]
+		if w == nil {
+			w = &handOffWork{}
+			work[o] = w
+		}
+		return w
+	}
 	for _, k := range in.handOff.Keys() {
 		if o := view.Owner(k.Hash()); o.ID != self && o.ID != "" {
-			byOwner[o] = append(byOwner[o], k)
+			w := at(o)
+			w.keys = append(w.keys, k)
+		}
+	}
+	for _, t := range in.handOff.Tombstones() {
+		if o := view.Owner(t.Key.Hash()); o.ID != self && o.ID != "" {
+			w := at(o)
+			w.tombs = append(w.tombs, t)
 		}
 	}
 	pending := 0
-	for _, keys := range byOwner {
-		pending += len(keys)
+	for _, w := range work {
+		pending += len(w.keys)
 	}
 	in.metrics.handOffPending.Set(float64(pending))
-	if pending == 0 {
+	if len(work) == 0 {
 		return 0
 	}
-	owners := make([]Peer, 0, len(byOwner))
-	for o := range byOwner {
+	owners := make([]Peer, 0, len(work))
+	for o := range work {
 		owners = append(owners, o)
 	}
 	slices.SortFunc(owners, func(a, b Peer) int { return cmp.Compare(a.ID, b.ID) })
 	left := 0
 	for _, o := range owners {
-		left += in.handOffTo(ctx, o, byOwner[o])
+		left += in.handOffTo(ctx, o, work[o])
 	}
-	in.logger.Info("hand-off pass", "groups", pending, "left", left, "owners", len(owners))
+	if pending > 0 {
+		in.logger.Info("hand-off pass", "groups", pending, "left", left, "owners", len(owners))
+	}
 	in.metrics.handOffPending.Set(float64(left))
 	return left
 }
 
-// handOffTo sends groups to owner in batches and removes each copy the
-// owner took. It returns how many of them are still here.
-func (in *Ingester) handOffTo(ctx context.Context, owner Peer, keys []store.GroupKey) int {
-	left := 0
+// handOffWork is what one pass sends to one owner.
+type handOffWork struct {
+	keys  []store.GroupKey
+	tombs []store.Tombstone
+}
+
+// sentItem is what a batch entry was, to act on the owner's answer.
+type sentItem struct {
+	version uint64
+	deleted bool
+}
+
+// handOffTo sends groups and tombstones to owner in batches, removes each
+// group copy the owner took and forgets each tombstone it took. It returns
+// how many of the groups are still here.
+func (in *Ingester) handOffTo(ctx context.Context, owner Peer, w *handOffWork) int {
 	client, err := in.peers.Client(owner.Addr)
 	if err != nil {
 		in.logger.Warn("hand-off: cannot reach the new owner", "peer", owner.ID, "err", err)
-		in.metrics.handOffGroups.WithLabelValues(handOffFailed).Add(float64(len(keys)))
-		return len(keys)
+		in.metrics.handOffGroups.WithLabelValues(handOffFailed).Add(float64(len(w.keys)))
+		return len(w.keys)
 	}
+	left := 0
 	batch := &peerpb.HandOffRequest{OriginPeer: in.cluster.Self()}
-	versions := map[string]uint64{}
+	items := map[string]sentItem{}
 	size := 0
 	flush := func() {
-		if len(batch.Groups) == 0 {
-			return
+		if len(batch.Groups) > 0 {
+			left += in.sendBatch(ctx, client, owner, batch, items)
 		}
-		left += in.sendBatch(ctx, client, owner, batch, versions)
 		batch = &peerpb.HandOffRequest{OriginPeer: in.cluster.Self()}
-		versions = map[string]uint64{}
+		items = map[string]sentItem{}
 		size = 0
 	}
-	for _, k := range keys {
+	add := func(g *peerpb.Group, it sentItem) {
+		n := proto.Size(g)
+		if size > 0 && size+n > handOffBatchBytes {
+			flush()
+		}
+		batch.Groups = append(batch.Groups, g)
+		items[string(g.Key)] = it
+		size += n
+	}
+	for _, t := range w.tombs {
+		add(&peerpb.Group{Key: []byte(t.Key.String()), Version: t.Version, Deleted: true}, sentItem{version: t.Version, deleted: true})
+	}
+	for _, k := range w.keys {
 		if ctx.Err() != nil {
 			left++
 			continue
@@ -172,29 +233,32 @@ func (in *Ingester) handOffTo(ctx context.Context, owner Peer, keys []store.Grou
 			left++
 			continue
 		}
-		n := proto.Size(g)
-		if size > 0 && size+n > handOffBatchBytes {
-			flush()
+		if _, dup := items[string(g.Key)]; dup {
+			flush() // a tombstone of the same key is in this batch: send it first
 		}
-		batch.Groups = append(batch.Groups, g)
-		versions[string(g.Key)] = gs.Version
-		size += n
+		add(g, sentItem{version: gs.Version})
 	}
 	flush()
 	return left
 }
 
 // sendBatch sends one batch and removes the copies the owner took. It
-// returns how many groups of the batch are still here.
-func (in *Ingester) sendBatch(ctx context.Context, client peerpb.PeerClient, owner Peer, batch *peerpb.HandOffRequest, versions map[string]uint64) int {
+// returns how many groups (not tombstones) of the batch are still here.
+func (in *Ingester) sendBatch(ctx context.Context, client peerpb.PeerClient, owner Peer, batch *peerpb.HandOffRequest, items map[string]sentItem) int {
+	groups := 0
+	for _, it := range items {
+		if !it.deleted {
+			groups++
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, in.clusterCfg.HandOffTimeout)
 	defer cancel()
 	resp, err := client.HandOff(ctx, batch)
 	if err != nil {
 		in.metrics.handOffBatches.WithLabelValues(resultFailed).Inc()
-		in.metrics.handOffGroups.WithLabelValues(handOffFailed).Add(float64(len(batch.Groups)))
-		in.logger.Warn("hand-off batch failed; retrying", "peer", owner.ID, "groups", len(batch.Groups), "err", err)
-		return len(batch.Groups)
+		in.metrics.handOffGroups.WithLabelValues(handOffFailed).Add(float64(groups))
+		in.logger.Warn("hand-off batch failed; retrying", "peer", owner.ID, "groups", groups, "err", err)
+		return groups
 	}
 	in.metrics.handOffBatches.WithLabelValues(resultOK).Inc()
 	rejected := map[string]bool{}
@@ -206,18 +270,21 @@ func (in *Ingester) sendBatch(ctx context.Context, client peerpb.PeerClient, own
 	left := 0
 	for _, g := range batch.Groups {
 		kb := string(g.Key)
-		if rejected[kb] {
-			in.metrics.handOffGroups.WithLabelValues(handOffRejected).Inc()
-			left++
-			continue
-		}
+		it := items[kb]
 		k, err := store.ParseGroupKey(kb)
 		if err != nil {
 			continue // we encoded it from a stored key
 		}
-		if in.handOff.DeleteVersion(k, versions[kb]) {
+		switch {
+		case it.deleted && !rejected[kb]:
+			in.handOff.ForgetTombstone(k, it.version)
+		case it.deleted:
+		case rejected[kb]:
+			in.metrics.handOffGroups.WithLabelValues(handOffRejected).Inc()
+			left++
+		case in.handOff.DeleteVersion(k, it.version):
 			in.metrics.handOffGroups.WithLabelValues(handOffSent).Inc()
-		} else {
+		default:
 			// A write came in since the copy; or the group went. If it is
 			// still here, the next pass sends the new version.
 			in.metrics.handOffGroups.WithLabelValues(handOffKept).Inc()

@@ -68,6 +68,10 @@ type Ingester struct {
 	peers      *Peers
 	handOff    HandOffStore
 	leaving    atomic.Bool // Drain began: route as if this peer had left
+	// handOffPoke (buffer 1) wakes RunHandOff when a group this peer does
+	// not own was stored here.
+	handOffPoke  chan struct{}
+	handOffSweep time.Duration // handOffSweep; tests lengthen it
 }
 
 // New returns an ingester writing to st. now is the clock (time.Now in
@@ -157,6 +161,13 @@ func (in *Ingester) push(ctx context.Context, r Request) (Result, string, error)
 	if err := in.st.Apply(p); err != nil {
 		reason, err := storeRejection(err)
 		return Result{}, reason, err
+	}
+	if r.Forwarded && in.cluster != nil {
+		// The sender's view of the members differs from ours: if the group
+		// is not ours either, it has to move on.
+		if o := in.view().Owner(p.Key.Hash()); o.ID != in.cluster.Self() {
+			in.PokeHandOff()
+		}
 	}
 	if in.cfg.DisableConsistencyCheck {
 		return Result{Status: http.StatusAccepted}, "", nil

@@ -67,6 +67,9 @@ func (s *Store) Apply(p Push) error {
 	}
 	g := s.commit(c)
 	g.version = s.nextVersion()
+	if p.Replace {
+		g.replaced = g.version
+	}
 	s.setDeadlineLocked(g, deadlineOf(p))
 	s.changedLocked()
 	return nil

@@ -44,19 +44,23 @@ func (s *Store) DeleteVersion(k GroupKey, v uint64) bool {
 	return true
 }
 
-// Receive stores a group handed over by its previous owner unless this
-// store holds a newer write of it: the group at a version at least as
-// high, or a delete of it at a higher version (within Config.TombstoneTTL).
-// It reports whether it stored the group; a stale group is not an error,
-// and neither is a group whose deadline has passed (it is counted as
-// expired and not stored). Otherwise it checks the group as Restore does and
-// returns its error: ErrLimit or ErrInconsistent.
+// Receive stores a group handed over by its previous owner. If this store
+// has no newer write of it, the copy replaces the group whole. If it has
+// (a push reached the new owner first), the copy is merged in as far as
+// nothing newer superseded it: families the stored group lacks are added
+// (a POST here must not drop what earlier pushes stored there), and each
+// push-time gauge keeps the later time; a PUT or a delete here at a higher
+// version than the copy supersedes it all. It reports whether the store
+// changed; a stale copy is not an error, and neither is a group whose
+// deadline has passed (it is counted as expired and not stored). Otherwise
+// it checks the group as Restore does and returns its error: ErrLimit or
+// ErrInconsistent.
 func (s *Store) Receive(gs GroupSnapshot) (bool, error) {
 	if gs.Key.IsZero() {
 		return false, ErrInvalidKey
 	}
 	if s.staleReceive(gs.Key, gs.Version) {
-		return false, nil
+		return s.mergeStale(gs)
 	}
 	if !gs.Deadline.IsZero() && !gs.Deadline.After(s.clock.Now()) {
 		s.metrics.expired.Inc()
@@ -67,10 +71,11 @@ func (s *Store) Receive(gs GroupSnapshot) (bool, error) {
 		return false, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.staleLocked(gs.Key, gs.Version) { // a write may have come in while building
-		return false, nil
+	if s.staleLocked(gs.Key, gs.Version) { // a write came in while building
+		s.mu.Unlock()
+		return s.mergeStale(gs)
 	}
+	defer s.mu.Unlock()
 	c := &change{key: gs.Key, g: s.groups[gs.Key], news: news, drop: dropAll}
 	if reason, err := s.checkLimits(c); err != nil {
 		s.metrics.rejected.WithLabelValues(reason).Inc()
@@ -81,12 +86,97 @@ func (s *Store) Receive(gs GroupSnapshot) (bool, error) {
 		return false, probs.err()
 	}
 	g := s.commit(c)
-	g.version = gs.Version
+	g.version, g.replaced = gs.Version, gs.Version
 	s.version = max(s.version, gs.Version)
 	s.setDeadlineLocked(g, gs.Deadline)
 	s.tombs.forget(gs.Key)
 	s.changedLocked()
 	return true, nil
+}
+
+// mergeAttempts bounds the retries of mergeStale when writes to the same
+// group keep coming in while it builds.
+const mergeAttempts = 3
+
+// mergeStale merges an older copy of a group into the stored one: see
+// Receive. It reports whether the store changed.
+func (s *Store) mergeStale(gs GroupSnapshot) (bool, error) {
+	for range mergeAttempts {
+		s.mu.Lock()
+		g := s.groups[gs.Key]
+		floor := uint64(0)
+		if g != nil {
+			floor = g.replaced
+		}
+		if tv, ok := s.tombs.version(gs.Key, s.clock.Now(), s.cfg.TombstoneTTL); ok {
+			floor = max(floor, tv)
+		}
+		if g == nil || gs.Version <= floor {
+			s.mu.Unlock()
+			return false, nil // superseded whole, or deleted
+		}
+		ref, version := refOf(g), g.version
+		s.mu.Unlock()
+
+		local := s.decodeGroup(ref)
+		missing := missingFamilies(local, gs)
+		if len(missing.Families) == 0 {
+			return false, nil
+		}
+		news, err := s.buildRestore(missing)
+		if err != nil {
+			return false, err
+		}
+		s.mu.Lock()
+		if s.groups[gs.Key] != g || g.version != version {
+			s.mu.Unlock()
+			continue // written meanwhile: merge into the new state
+		}
+		c := &change{key: gs.Key, g: g, news: news, drop: dropNone}
+		if reason, err := s.checkLimits(c); err != nil {
+			s.metrics.rejected.WithLabelValues(reason).Inc()
+			s.mu.Unlock()
+			return false, err
+		}
+		if probs := s.check(c); len(probs.errs) > 0 {
+			s.metrics.rejected.WithLabelValues(probs.reason()).Inc()
+			s.mu.Unlock()
+			return false, probs.err()
+		}
+		s.commit(c)
+		g.version = s.nextVersion()
+		s.version = max(s.version, gs.Version)
+		s.changedLocked()
+		s.mu.Unlock()
+		return true, nil
+	}
+	return false, fmt.Errorf("group %s kept changing while an older copy was merged in; try again", formatKey(gs.Key))
+}
+
+// missingFamilies returns what the older copy old adds to the newer group
+// cur: the families cur lacks, and each push-time gauge of old that is later
+// than cur's.
+func missingFamilies(cur, old GroupSnapshot) GroupSnapshot {
+	have := make(map[string]bool, len(cur.Families))
+	for _, f := range cur.Families {
+		have[f.Family.GetName()] = true
+	}
+	out := GroupSnapshot{Key: old.Key}
+	for _, f := range old.Families {
+		switch name := f.Family.GetName(); name {
+		case PushTimeName, PushFailureTimeName:
+			ov, ok := old.TimeGauge(name)
+			cv, cok := cur.TimeGauge(name)
+			if ok && (!cok || ov > cv) {
+				out.Families = append(out.Families, f)
+			}
+		default:
+			if !have[name] {
+				out.Families = append(out.Families, f)
+			}
+		}
+	}
+	return out
 }
 
 // ReceiveDelete applies a delete of group k at version v that another peer
@@ -107,6 +197,39 @@ func (s *Store) ReceiveDelete(k GroupKey, v uint64) bool {
 	s.removeGroupLocked(g)
 	s.changedLocked()
 	return true
+}
+
+// Tombstone is a remembered delete of a group.
+type Tombstone struct {
+	Key     GroupKey
+	Version uint64
+}
+
+// Tombstones returns the deletes this store remembers (within
+// Config.TombstoneTTL), in no particular order. Hand-off sends those of
+// groups another peer owns to that peer, so that a copy it still holds from
+// before the delete goes too.
+func (s *Store) Tombstones() []Tombstone {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	out := make([]Tombstone, 0, len(s.tombs.byKey))
+	for k, e := range s.tombs.byKey {
+		if now.Sub(e.at) < s.cfg.TombstoneTTL {
+			out = append(out, Tombstone{Key: k, Version: e.version})
+		}
+	}
+	return out
+}
+
+// ForgetTombstone drops k's tombstone if it is still the delete at version
+// v: its owner has it now.
+func (s *Store) ForgetTombstone(k GroupKey, v uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.tombs.byKey[k]; ok && e.version == v {
+		s.tombs.forget(k)
+	}
 }
 
 func (s *Store) staleReceive(k GroupKey, v uint64) bool {

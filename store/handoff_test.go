@@ -182,3 +182,92 @@ func TestReceiveChecksLikeRestore(t *testing.T) {
 	checkInvariants(t, s)
 	checkInvariants(t, s2)
 }
+
+// TestReceiveMergesAnOlderCopy: a POST that reached the new owner before
+// the hand-off must not make the families stored at the old owner vanish.
+func TestReceiveMergesAnOlderCopy(t *testing.T) {
+	clock := &manualClock{now: t1}
+	old, nu := newPeerStore(t, clock, 0), newPeerStore(t, clock, 0)
+	k := key("job", "batch")
+	apply(t, old, textPush(t, k, true, t1, "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\n"))
+	copyOld := group(t, old, k)
+	clock.advance(time.Second)
+	apply(t, nu, textPush(t, k, false, t2, "# TYPE b gauge\nb 2\n# TYPE c gauge\nc 2\n")) // POST
+
+	changed, err := nu.Receive(copyOld)
+	require.NoError(t, err)
+	require.True(t, changed)
+	g := group(t, nu, k)
+	require.Equal(t, []string{"a", "b", "c", store.PushFailureTimeName, store.PushTimeName}, familyNames(g))
+	require.InDelta(t, 1, gaugeValue(t, g, "a"), 0, "only the old copy had a")
+	require.InDelta(t, 2, gaugeValue(t, g, "b"), 0, "the newer POST's b wins")
+	require.InDelta(t, float64(t2.Unix()), gaugeValue(t, g, store.PushTimeName), 1, "the later push time")
+	require.Greater(t, g.Version, copyOld.Version)
+	checkInvariants(t, nu)
+
+	// A second delivery adds nothing.
+	changed, err = nu.Receive(copyOld)
+	require.NoError(t, err)
+	require.False(t, changed)
+}
+
+// TestReceiveAfterAPutOrDelete: a PUT or a delete newer than the copy
+// supersedes all of it.
+func TestReceiveAfterAPutOrDelete(t *testing.T) {
+	clock := &manualClock{now: t1}
+	old, nu := newPeerStore(t, clock, 0), newPeerStore(t, clock, 0)
+	k := key("job", "batch")
+	apply(t, old, textPush(t, k, true, t1, "# TYPE a gauge\na 1\n"))
+	copyOld := group(t, old, k)
+	clock.advance(time.Second)
+	apply(t, nu, textPush(t, k, true, t2, "# TYPE c gauge\nc 2\n")) // PUT
+	changed, err := nu.Receive(copyOld)
+	require.NoError(t, err)
+	require.False(t, changed)
+	require.Equal(t, []string{"c", store.PushFailureTimeName, store.PushTimeName}, familyNames(group(t, nu, k)))
+
+	nu.Delete(k)
+	clock.advance(time.Second)
+	apply(t, nu, textPush(t, k, false, t3, "# TYPE d gauge\nd 3\n")) // POST after the delete
+	changed, err = nu.Receive(copyOld)
+	require.NoError(t, err)
+	require.False(t, changed, "the delete came after the copy")
+	require.Equal(t, []string{"d", store.PushFailureTimeName, store.PushTimeName}, familyNames(group(t, nu, k)))
+}
+
+// TestReceiveAfterARejectedPush: a rejected push at the new owner creates
+// the group with only a failure time; the old copy fills it in.
+func TestReceiveAfterARejectedPush(t *testing.T) {
+	clock := &manualClock{now: t1}
+	old, nu := newPeerStore(t, clock, 0), newPeerStore(t, clock, 0)
+	k := key("job", "batch")
+	apply(t, old, textPush(t, k, true, t1, "# TYPE a gauge\na 1\n"))
+	copyOld := group(t, old, k)
+	clock.advance(time.Second)
+	require.Error(t, nu.Apply(textPush(t, k, false, t2, "a 1 1700000000000\n")), "a timestamp: rejected, failure time recorded")
+
+	changed, err := nu.Receive(copyOld)
+	require.NoError(t, err)
+	require.True(t, changed)
+	g := group(t, nu, k)
+	require.InDelta(t, 1, gaugeValue(t, g, "a"), 0)
+	require.InDelta(t, float64(t1.UnixNano())/1e9, gaugeValue(t, g, store.PushTimeName), 1e-3, "the old copy's successful push")
+	require.InDelta(t, float64(t2.UnixNano())/1e9, gaugeValue(t, g, store.PushFailureTimeName), 1e-3, "the new owner's failure")
+}
+
+func TestTombstonesListAndForget(t *testing.T) {
+	clock := &manualClock{now: t1}
+	s := newPeerStore(t, clock, 0)
+	k := key("job", "a")
+	s.Delete(k)
+	ts := s.Tombstones()
+	require.Len(t, ts, 1)
+	require.Equal(t, k, ts[0].Key)
+	s.ForgetTombstone(k, ts[0].Version+1)
+	require.Len(t, s.Tombstones(), 1, "another version is not forgotten")
+	s.ForgetTombstone(k, ts[0].Version)
+	require.Empty(t, s.Tombstones())
+	s.Delete(k)
+	clock.advance(time.Minute)
+	require.Empty(t, s.Tombstones(), "past the TTL")
+}

@@ -14,6 +14,10 @@ type group struct {
 	families map[string]*slot // by family name
 	series   int              // sample lines of its families (family.samples)
 	version  uint64
+	// replaced is the version of the last write that set the group's
+	// pushed families as a whole (a PUT, Restore, a received hand-off); 0
+	// if none did. A hand-off copy older than it has nothing to add.
+	replaced uint64
 	deadline time.Time // TTL deadline, wall clock only; zero: never expires
 	// expiryPos is 1 + the group's index in Store.expiries, 0 while it has
 	// no deadline.

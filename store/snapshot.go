@@ -176,7 +176,7 @@ func (s *Store) restoreGroup(gs GroupSnapshot) error {
 		return probs.err()
 	}
 	g := s.commit(c)
-	g.version = gs.Version
+	g.version, g.replaced = gs.Version, gs.Version
 	s.version = max(s.version, gs.Version)
 	s.setDeadlineLocked(g, gs.Deadline)
 	return nil

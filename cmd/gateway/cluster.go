@@ -62,13 +62,23 @@ type clusterParts struct {
 	peers      *ingest.Peers
 	grpcLis    net.Listener // nil for a single peer
 	grpcServer *grpc.Server
+
+	// drainBudget is --cluster.drain-timeout: the leave's hand-off and the
+	// final one after the servers stopped share it, so a peer whose new
+	// owners do not answer still exits inside its grace period.
+	drainBudget time.Duration
+	drainEnd    time.Time // set when the leave begins; read after (run group order)
 }
+
+// finalDrainMin is the least the final hand-off gets, for the groups that
+// forwarded pushes stored here while the servers drained.
+const finalDrainMin = 2 * time.Second
 
 // joinCluster builds the membership and, for a clustered peer, opens the
 // gRPC listener and wires forwarding and hand-off into the ingester and the
 // API. httpAddr is the bound HTTP address this peer advertises.
 func joinCluster(cfg *config, gw *gateway, httpAddr string, logger *slog.Logger, reg prometheus.Registerer) (*clusterParts, error) {
-	cp := &clusterParts{peers: ingest.NewPeers()}
+	cp := &clusterParts{peers: ingest.NewPeers(), drainBudget: cfg.clusterData.DrainTimeout}
 	mcfg := cfg.cluster
 	if cfg.clustered() {
 		l, err := net.Listen("tcp", mcfg.GRPCListenAddress)
@@ -122,17 +132,21 @@ func addLeave(g *runGroup, cp *clusterParts, ing *ingest.Ingester, logger *slog.
 			return
 		}
 		ing.SetLeaving()
+		cp.drainEnd = time.Now().Add(cp.drainBudget)
 		if err := cp.membership.Close(); err != nil {
 			logger.Warn("leaving the cluster", "err", err)
 		}
-		drain(ing, logger)
+		drain(ing, cp.drainEnd, logger)
 	})
 }
 
-// drain hands this peer's groups to their new owners and logs the outcome.
-func drain(ing *ingest.Ingester, logger *slog.Logger) {
+// drain hands this peer's groups to their new owners until deadline and
+// logs the outcome.
+func drain(ing *ingest.Ingester, deadline time.Time, logger *slog.Logger) {
 	start := time.Now()
-	left, err := ing.Drain(context.Background())
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	left, err := ing.Drain(ctx)
 	if err != nil {
 		logger.Warn("hand-off before exit incomplete; these groups stay in this peer's persistence file only", "left", left, "err", err)
 		return
@@ -162,7 +176,7 @@ func addPeerServer(g *runGroup, cp *clusterParts, ing *ingest.Ingester, logger *
 			cp.grpcServer.Stop()
 			<-stopped
 		}
-		drain(ing, logger)
+		drain(ing, later(cp.drainEnd, time.Now().Add(finalDrainMin)), logger)
 		cp.peers.Close()
 	})
 }
@@ -182,4 +196,11 @@ func storeConfig(cfg *config) store.Config {
 		c.TombstoneTTL = tombstoneTTL
 	}
 	return c
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

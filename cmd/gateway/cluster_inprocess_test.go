@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -98,14 +99,52 @@ func (p *inProcPeer) get(t testing.TB, path string) (int, []byte) {
 // send sends one request and returns its status, body and Retry-After.
 func (p *inProcPeer) send(t *testing.T, method, path, body string) (int, string, string) {
 	t.Helper()
+	return p.sendHeader(t, method, path, body, nil)
+}
+
+// sendHeader is send with request headers.
+func (p *inProcPeer) sendHeader(t *testing.T, method, path, body string, hdr http.Header) (int, string, string) {
+	t.Helper()
+	code, text, retry, err := p.trySend(method, path, body, hdr)
+	require.NoError(t, err)
+	return code, text, retry
+}
+
+// trySend is send for goroutines other than the test's: it returns the
+// error instead of failing the test.
+func (p *inProcPeer) trySend(method, path, body string, hdr http.Header) (int, string, string, error) {
 	req, err := http.NewRequest(method, p.http+path, strings.NewReader(body))
-	require.NoError(t, err)
+	if err != nil {
+		return 0, "", "", err
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return 0, "", "", err
+	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", "", err
+	}
+	return resp.StatusCode, string(b), resp.Header.Get("Retry-After"), nil
+}
+
+// forwardedTotal is the sum of pushring_forwarded_pushes_total on the peer.
+func (p *inProcPeer) forwardedTotal(t *testing.T) float64 {
+	t.Helper()
+	code, body := p.get(t, "/metrics")
+	require.Equal(t, http.StatusOK, code)
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	require.NoError(t, err)
-	return resp.StatusCode, string(b), resp.Header.Get("Retry-After")
+	sum := 0.0
+	for _, m := range fams["pushring_forwarded_pushes_total"].GetMetric() {
+		sum += m.GetCounter().GetValue()
+	}
+	return sum
 }
 
 // waitConverged polls until every peer sees exactly the given peers and
@@ -249,7 +288,11 @@ func TestClusterInProcess(t *testing.T) {
 		wg.Go(func() {
 			for o := range work {
 				body := fmt.Sprintf("# TYPE ip_value gauge\nip_value %v\n# TYPE ip_pushes counter\nip_pushes 1\n", o.value)
-				code, text, _ := o.peer.send(t, o.method, "/metrics/job/inproc/instance/"+o.inst, body)
+				code, text, _, err := o.peer.trySend(o.method, "/metrics/job/inproc/instance/"+o.inst, body, nil)
+				if err != nil {
+					errs <- fmt.Errorf("%s %s via %s: %w", o.method, o.inst, o.peer.name, err)
+					continue
+				}
 				if code != http.StatusOK {
 					errs <- fmt.Errorf("%s %s via %s: %d %s", o.method, o.inst, o.peer.name, code, text)
 					continue
@@ -361,35 +404,55 @@ func TestClusterForwardedAnswersLikeOwner(t *testing.T) {
 	code, text, _ := owner.send(t, http.MethodPut, path, "# TYPE fw_m gauge\nfw_m 1\n")
 	require.Equal(t, http.StatusOK, code, text)
 
+	gz := func(text string) string {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		_, _ = w.Write([]byte(text))
+		_ = w.Close()
+		return b.String()
+	}
+	gzipped := http.Header{"Content-Encoding": {"gzip"}}
 	cases := []struct {
 		name, method, path, body string
+		hdr                      http.Header
+		forwarded                bool // false: answered by the receiving peer, as the owner would
 	}{
-		{"success", http.MethodPost, path, "# TYPE fw_m gauge\nfw_m 2\n"},
-		{"unparsable body", http.MethodPut, path, "fw_m{ 1\n"},
-		{"type conflict with the own metrics", http.MethodPost, path, "# TYPE go_goroutines counter\ngo_goroutines 3\n"},
-		{"timestamp", http.MethodPut, path, "fw_m 1 1700000000000\n"},
-		{"body over --push.max-body-bytes", http.MethodPut, path, "# TYPE fw_big gauge\n" + strings.Repeat("fw_big 1\n", 600)},
-		{"label value over --push.max-label-value-length", http.MethodPut, path, `fw_m{x="` + strings.Repeat("v", 65) + "\"} 1\n"},
-		{"bad base64", http.MethodPut, "/metrics/job/fw/instance@base64/!!!", "fw_m 1\n"},
-		{"empty job", http.MethodPut, "/metrics/job//instance/a", "fw_m 1\n"},
-		{"delete", http.MethodDelete, path, ""},
+		{"success", http.MethodPost, path, "# TYPE fw_m gauge\nfw_m 2\n", nil, true},
+		{"gzip", http.MethodPut, path, gz("# TYPE fw_m gauge\nfw_m 3\n"), gzipped, true},
+		{"TTL header", http.MethodPut, path, "# TYPE fw_m gauge\nfw_m 4\n", http.Header{"Pushring-Ttl": {"1h"}}, true},
+		{"unparsable body", http.MethodPut, path, "fw_m{ 1\n", nil, true},
+		{"type conflict with the own metrics", http.MethodPost, path, "# TYPE go_goroutines counter\ngo_goroutines 3\n", nil, true},
+		{"timestamp", http.MethodPut, path, "fw_m 1 1700000000000\n", nil, true},
+		{"label value over --push.max-label-value-length", http.MethodPut, path, `fw_m{x="` + strings.Repeat("v", 65) + "\"} 1\n", nil, true},
+		{"gzip body over --push.max-body-bytes once decompressed", http.MethodPut, path, gz("# TYPE fw_big gauge\n" + strings.Repeat("fw_big 1\n", 600)), gzipped, true},
+		{"body over --push.max-body-bytes", http.MethodPut, path, "# TYPE fw_big gauge\n" + strings.Repeat("fw_big 1\n", 600), nil, false},
+		{"bad TTL header", http.MethodPut, path, "fw_m 1\n", http.Header{"Pushring-Ttl": {"soon"}}, false},
+		{"empty TTL header", http.MethodPut, path, "fw_m 1\n", http.Header{"Pushring-Ttl": {""}}, false},
+		{"bad base64", http.MethodPut, "/metrics/job/fw/instance@base64/!!!", "fw_m 1\n", nil, false},
+		{"empty job", http.MethodPut, "/metrics/job//instance/a", "fw_m 1\n", nil, false},
+		{"delete", http.MethodDelete, path, "", nil, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.name != "success" && c.name != "delete" {
-				// Re-create the group so both peers see the same state.
+			// The same state for both: the group as the first PUT left it.
+			reset := func() {
 				code, text, _ := owner.send(t, http.MethodPut, path, "# TYPE fw_m gauge\nfw_m 1\n")
 				require.Equal(t, http.StatusOK, code, text)
 			}
-			oc, ob, or := owner.send(t, c.method, c.path, c.body)
-			if c.method == http.MethodDelete {
-				code, text, _ := owner.send(t, http.MethodPut, path, "# TYPE fw_m gauge\nfw_m 1\n")
-				require.Equal(t, http.StatusOK, code, text)
-			}
-			fc, fb, fr := other.send(t, c.method, c.path, c.body)
+			reset()
+			oc, ob, or := owner.sendHeader(t, c.method, c.path, c.body, c.hdr)
+			reset()
+			before := other.forwardedTotal(t)
+			fc, fb, fr := other.sendHeader(t, c.method, c.path, c.body, c.hdr)
 			require.Equal(t, oc, fc, "status: owner %q, forwarded %q", ob, fb)
 			require.Equal(t, ob, fb)
 			require.Equal(t, or, fr)
+			forwards := other.forwardedTotal(t) - before
+			if c.forwarded {
+				require.InDelta(t, 1, forwards, 0, "the request went to the owner")
+			} else {
+				require.InDelta(t, 0, forwards, 0, "answered without the owner")
+			}
 			t.Logf("%d %q", oc, ob)
 		})
 	}
