@@ -38,7 +38,7 @@ func (m *Membership) rejoin(ctx context.Context, ml *memberlist.Memberlist) {
 		m.metrics.rejoins.WithLabelValues(resultFailure).Inc() // resolveSeeds logged why
 		return
 	}
-	targets := notMembers(addrs, ml.Members())
+	targets := notMembers(addrs, m.events.members())
 	if len(targets) == 0 {
 		m.metrics.rejoins.WithLabelValues(resultSkipped).Inc()
 		return
@@ -80,10 +80,10 @@ func (m *Membership) resolveSeeds(ctx context.Context, own string) (addrs []stri
 }
 
 // notMembers returns the addresses no live node has.
-func notMembers(addrs []string, nodes []*memberlist.Node) []string {
+func notMembers(addrs []string, nodes []node) []string {
 	live := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
-		live[n.Address()] = true
+		live[n.addr] = true
 	}
 	return slices.DeleteFunc(addrs, func(a string) bool { return live[a] })
 }

@@ -58,6 +58,7 @@ type Membership struct {
 	ring     *Ring
 	self     atomic.Pointer[Member]
 	meta     metaDelegate
+	events   *eventDelegate
 	poke     chan struct{} // capacity 1; see eventDelegate
 
 	// Replaced by tests.
@@ -108,6 +109,7 @@ func New(cfg Config, httpAddr string, logger *slog.Logger, reg prometheus.Regist
 		return nil, err
 	}
 	m.ring = NewRing(p)
+	m.events = &eventDelegate{poke: m.poke, changes: m.metrics.changes}
 	m.metrics.members.Set(1)
 	return m, nil
 }
@@ -143,14 +145,14 @@ func (m *Membership) Peers() []PeerInfo {
 	if ml == nil {
 		return []PeerInfo{{Member: m.Self(), State: StateAlive, Self: true}}
 	}
-	nodes := ml.Members()
+	nodes := m.events.members()
 	peers := make([]PeerInfo, 0, len(nodes))
 	for _, n := range nodes {
 		peers = append(peers, PeerInfo{
 			Member:     m.memberOf(n),
-			GossipAddr: n.Address(),
-			State:      stateName(n.State),
-			Self:       n.Name == m.cfg.PeerName,
+			GossipAddr: n.addr,
+			State:      StateAlive,
+			Self:       n.name == m.cfg.PeerName,
 		})
 	}
 	slices.SortFunc(peers, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
@@ -289,7 +291,7 @@ func (m *Membership) memberlistConfig() *memberlist.Config {
 	}
 	c.Label = m.cfg.Label
 	c.Delegate = &m.meta
-	c.Events = &eventDelegate{poke: m.poke, changes: m.metrics.changes}
+	c.Events = m.events
 	c.Logger = log.New(logWriter{logger: m.logger.With("component", "memberlist")}, "", 0)
 	if m.cfg.tune != nil {
 		m.cfg.tune(c)
@@ -318,15 +320,15 @@ func (m *Membership) setSelf(self Member) error {
 	return nil
 }
 
-// memberOf is the member a memberlist node describes. A node whose
-// metadata does not decode keeps its place with empty addresses: owners
-// must not depend on what a peer can decode.
-func (m *Membership) memberOf(n *memberlist.Node) Member {
-	meta, err := DecodeNodeMeta(n.Meta)
+// memberOf is the member a node describes. A node whose metadata does not
+// decode keeps its place with empty addresses: owners must not depend on
+// what a peer can decode.
+func (m *Membership) memberOf(n node) Member {
+	meta, err := DecodeNodeMeta(n.meta)
 	if err != nil {
-		m.logger.Warn("unreadable peer metadata; the peer cannot be dialled", "peer", n.Name, "err", err)
+		m.logger.Warn("unreadable peer metadata; the peer cannot be dialled", "peer", n.name, "err", err)
 	}
-	return Member{ID: n.Name, GRPCAddr: meta.GRPCAddr, HTTPAddr: meta.HTTPAddr}
+	return Member{ID: n.name, GRPCAddr: meta.GRPCAddr, HTTPAddr: meta.HTTPAddr}
 }
 
 // advertiseHost is the host this peer advertises its addresses at when the

@@ -128,17 +128,14 @@ func TestResolveSeeds(t *testing.T) {
 }
 
 func TestNotMembers(t *testing.T) {
-	nodes := []*memberlist.Node{
-		{Name: "a", Addr: net.ParseIP("10.0.0.7"), Port: 7946},
-		{Name: "b", Addr: net.ParseIP("10.0.0.8"), Port: 7946},
-	}
+	nodes := []node{{name: "a", addr: "10.0.0.7:7946"}, {name: "b", addr: "10.0.0.8:7946"}}
 	require.Equal(t, []string{"10.0.0.9:7946"}, notMembers([]string{"10.0.0.7:7946", "10.0.0.9:7946", "10.0.0.8:7946"}, nodes))
 	require.Empty(t, notMembers([]string{"10.0.0.7:7946"}, nodes))
 }
 
 func TestMemberOfUnreadableMeta(t *testing.T) {
 	m, _ := singlePeer(t)
-	got := m.memberOf(&memberlist.Node{Name: "pushring-9", Meta: []byte{9, 9}})
+	got := m.memberOf(node{name: "pushring-9", meta: []byte{9, 9}})
 	require.Equal(t, Member{ID: "pushring-9"}, got, "keeps its place, without addresses")
 }
 
@@ -156,6 +153,9 @@ func TestEventDelegateNeverBlocks(t *testing.T) {
 	require.Equal(t, 3.0, testutil.ToFloat64(d.changes.WithLabelValues(eventJoin)))
 	require.Equal(t, 3.0, testutil.ToFloat64(d.changes.WithLabelValues(eventLeave)))
 	require.Equal(t, 3.0, testutil.ToFloat64(d.changes.WithLabelValues(eventUpdate)))
+	require.Empty(t, d.members(), "joined, updated, then left")
+	d.NotifyJoin(&memberlist.Node{Name: "y", Addr: net.ParseIP("10.0.0.1"), Port: 7946, Meta: []byte{1}})
+	require.Equal(t, []node{{name: "y", addr: "10.0.0.1:7946", meta: []byte{1}}}, d.members(), "a copy")
 }
 
 func TestMetaDelegate(t *testing.T) {

@@ -36,7 +36,7 @@ func (m *Membership) refresh() {
 	if ml == nil || m.leaving.Load() {
 		return
 	}
-	nodes := ml.Members()
+	nodes := m.events.members()
 	members := make([]Member, 0, len(nodes)+1)
 	haveSelf := false
 	for _, n := range nodes {

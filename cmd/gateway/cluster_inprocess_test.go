@@ -489,3 +489,42 @@ func TestClusterWipe(t *testing.T) {
 	require.Contains(t, text, "--web.enable-admin-api")
 	require.Equal(t, "1", retry)
 }
+
+// TestClusterRollingRestart restarts every peer in turn under its own name,
+// as a StatefulSet's rolling update does, with persistence files, and
+// checks that no group is lost or doubled on the way.
+func TestClusterRollingRestart(t *testing.T) {
+	dir := t.TempDir()
+	persist := func(name string) string { return "--persistence.file=" + dir + "/" + name + ".db" }
+	names := []string{"peer-0", "peer-1", "peer-2"}
+	p0 := startInProcPeer(t, names[0], nil, persist(names[0]))
+	peers := []*inProcPeer{p0,
+		startInProcPeer(t, names[1], []string{p0.gossip}, persist(names[1])),
+		startInProcPeer(t, names[2], []string{p0.gossip}, persist(names[2]))}
+	waitConverged(t, peers)
+	want := map[string]float64{}
+	for i := range 600 {
+		inst := fmt.Sprintf("n%d", i)
+		code, text, _ := peers[i%3].send(t, http.MethodPut, "/metrics/job/roll/instance/"+inst, fmt.Sprintf("# TYPE ip_value gauge\nip_value %d\n", i))
+		require.Equal(t, http.StatusOK, code, text)
+		want[inst] = float64(i)
+	}
+	for i, name := range names {
+		peers[i].stop(t)
+		var seeds []string
+		for j, p := range peers {
+			if j != i {
+				seeds = append(seeds, p.gossip)
+			}
+		}
+		peers[i] = startInProcPeer(t, name, seeds, persist(name))
+		waitConverged(t, peers)
+		eventually(t, 30*time.Second, func() error {
+			got, perPeer := exposure(t, peers, "ip_value")
+			if perPeer[name] == 0 {
+				return fmt.Errorf("%s holds no group yet", name)
+			}
+			return exactlyOnce(got, want)
+		})
+	}
+}
