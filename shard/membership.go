@@ -33,7 +33,10 @@ type PeerInfo struct {
 	Member
 	// GossipAddr is the memberlist address; empty for a single peer.
 	GossipAddr string
-	// State is StateAlive or StateSuspect: memberlist lists no others.
+	// State is StateAlive: members that memberlist declared dead or that
+	// left are not listed. (memberlist's suspicion of a member is not
+	// reported: it changes its node in place without an event, so it cannot
+	// be read without racing.)
 	State string
 	// Self marks this peer.
 	Self bool
