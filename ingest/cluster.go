@@ -37,7 +37,7 @@ const (
 	// DefaultDrainTimeout bounds the hand-off of a leaving peer (before and
 	// after its servers stop, together). With the leave broadcast, the HTTP
 	// drain and the gRPC stop, a peer whose new owners do not answer exits
-	// within about 40 s: deploy/k8s gives it a 60 s grace period.
+	// within 57 s at worst: deploy/k8s gives it a 60 s grace period.
 	DefaultDrainTimeout = 20 * time.Second
 	// handOffBatchBytes bounds the groups of one hand-off message, far
 	// below peerpb.MaxMessageBytes; a single larger group goes alone.
