@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -84,14 +83,7 @@ func (a *API) v1ClusterTargets(w http.ResponseWriter, r *http.Request) error {
 			},
 		})
 	}
-	b, err := json.Marshal(groups)
-	if err != nil {
-		return wrapf(err, "encode json response")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
-	return nil
+	return writeJSONValue(w, groups)
 }
 
 // reachableAddr is addr with a wildcard host (a single peer listening on
@@ -234,15 +226,7 @@ func (a *API) v1MetricsCluster(w http.ResponseWriter, r *http.Request) error {
 	defer a.releaseView()
 	groups, missing := a.clusterGroups(r.Context())
 	setMissingPeers(w, missing)
-	resp := v1Response{Status: "success", Data: groupsJSON(groups), Warnings: missing}
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return wrapf(err, "encode json response")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
-	return nil
+	return writeJSONValue(w, v1Response{Status: "success", Data: groupsJSON(groups), Warnings: missing})
 }
 
 // clusterMetrics serves GET /cluster/metrics: every peer's groups merged

@@ -138,7 +138,13 @@ func (a *API) v1Wipe(w http.ResponseWriter, r *http.Request) error {
 // newline. Encoding happens before the header is written, so a failure is
 // still a proper 500.
 func writeJSON(w http.ResponseWriter, data any) error {
-	b, err := json.Marshal(v1Response{Status: "success", Data: data})
+	return writeJSONValue(w, v1Response{Status: "success", Data: data})
+}
+
+// writeJSONValue writes v as compact JSON with status 200, encoding it
+// before the header is written.
+func writeJSONValue(w http.ResponseWriter, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return wrapf(err, "encode json response")
 	}
