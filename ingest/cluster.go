@@ -222,25 +222,21 @@ func (in *Ingester) view() View {
 	return v
 }
 
-// route returns the owner of r's group when another peer owns it. A
-// request this peer cannot parse, or that was forwarded to it, is handled
-// here: it gets the same answer as at its owner.
-func (in *Ingester) route(r Request) (Peer, bool) {
+// route returns the owner of the group with key when another peer owns it.
+// A request that was forwarded to this peer is handled here, and so is one
+// with a bad TTL header: it gets the same answer as at its owner.
+func (in *Ingester) route(r Request, key store.GroupKey) (Peer, bool) {
 	if in.cluster == nil || r.Forwarded {
 		return Peer{}, false
 	}
-	key, err := ParseGroupingPath(r.Path)
-	if err != nil {
+	owner := in.view().Owner(key.Hash())
+	if owner.ID == in.cluster.Self() || owner.ID == "" {
 		return Peer{}, false
 	}
 	if vals, ok := r.Header[ttlHeaderKey]; ok && r.Method != http.MethodDelete {
 		if _, err := in.ttlFor(key.Labels(), vals); err != nil {
 			return Peer{}, false // refused here as at the owner, before the body is read
 		}
-	}
-	owner := in.view().Owner(key.Hash())
-	if owner.ID == in.cluster.Self() || owner.ID == "" {
-		return Peer{}, false
 	}
 	return owner, true
 }
@@ -274,7 +270,7 @@ func RetryAfter(err error) (int, bool) {
 }
 
 // forward sends r to its owner and returns the owner's answer.
-func (in *Ingester) forward(ctx context.Context, owner Peer, r Request) (Result, string, error) {
+func (in *Ingester) forward(ctx context.Context, owner Peer, r Request, key store.GroupKey) (Result, string, error) {
 	start := time.Now()
 	body, over, err := in.readRaw(r)
 	if err != nil {
@@ -286,7 +282,7 @@ func (in *Ingester) forward(ctx context.Context, owner Peer, r Request) (Result,
 		// depends on the body. The same decoding here gives the same
 		// answer without shipping the body.
 		r.Body = io.MultiReader(bytes.NewReader(body), r.Body)
-		return in.push(ctx, r)
+		return in.push(ctx, r, key, nil)
 	}
 	client, err := in.peers.Client(owner.Addr)
 	if err != nil {

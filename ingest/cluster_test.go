@@ -253,11 +253,7 @@ func TestRunHandOffMovesStrayGroups(t *testing.T) {
 	in, _ := clusteredIngester(t, DefaultConfig(), st, st, Peer{ID: "b", Addr: serveOwner(t, owner)})
 	in.handOffSweep = time.Hour // only the first pass and the push itself can move groups
 	waitEmpty := func(what string) {
-		deadline := time.Now().Add(10 * time.Second)
-		for len(st.Keys()) > 0 {
-			require.True(t, time.Now().Before(deadline), what)
-			time.Sleep(10 * time.Millisecond)
-		}
+		require.Eventually(t, func() bool { return len(st.Keys()) == 0 }, 10*time.Second, 10*time.Millisecond, what)
 	}
 	// A group from before the start goes in the first pass; once it is
 	// gone, that pass is over.

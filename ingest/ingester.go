@@ -132,26 +132,29 @@ func (in *Ingester) Handle(ctx context.Context, r Request) (Result, error) {
 func (in *Ingester) handle(ctx context.Context, r Request) (Result, string, error) {
 	switch r.Method {
 	case http.MethodPut, http.MethodPost, http.MethodDelete:
-		if owner, ok := in.route(r); ok {
-			return in.forward(ctx, owner, r)
-		}
-	}
-	switch r.Method {
-	case http.MethodPut, http.MethodPost:
-		return in.push(ctx, r)
-	case http.MethodDelete:
-		return in.delete(r)
 	default:
 		return Result{}, "", &requestError{kind: ErrMethodNotAllowed,
 			cause: fmt.Errorf("method %q not allowed; use PUT, POST or DELETE", r.Method)}
 	}
+	// The path is parsed once; an error is answered by push or delete, in
+	// their order of checks.
+	key, keyErr := ParseGroupingPath(r.Path)
+	if keyErr == nil {
+		if owner, ok := in.route(r, key); ok {
+			return in.forward(ctx, owner, r, key)
+		}
+	}
+	if r.Method == http.MethodDelete {
+		return in.delete(key, keyErr)
+	}
+	return in.push(ctx, r, key, keyErr)
 }
 
 // push handles PUT (replace the group) and POST (replace the pushed
 // families). Every check runs before the store sees the push, so a rejected
 // push changes nothing.
-func (in *Ingester) push(ctx context.Context, r Request) (Result, string, error) {
-	p, reason, err := in.prepare(r)
+func (in *Ingester) push(ctx context.Context, r Request, key store.GroupKey, keyErr error) (Result, string, error) {
+	p, reason, err := in.prepare(r, key, keyErr)
 	if err != nil {
 		return Result{}, reason, err
 	}
@@ -179,10 +182,9 @@ func (in *Ingester) push(ctx context.Context, r Request) (Result, string, error)
 // rejection reason. The order is the Pushgateway's where it has one (path
 // errors before body errors); the cheap checks of the URL and headers come
 // before the body is read.
-func (in *Ingester) prepare(r Request) (store.Push, string, error) {
-	key, err := ParseGroupingPath(r.Path)
-	if err != nil {
-		return store.Push{}, reasonPath, err
+func (in *Ingester) prepare(r Request, key store.GroupKey, keyErr error) (store.Push, string, error) {
+	if keyErr != nil {
+		return store.Push{}, reasonPath, keyErr
 	}
 	ls := key.Labels()
 	if err := in.limits.checkKey(ls); err != nil {
@@ -206,8 +208,7 @@ func (in *Ingester) prepare(r Request) (store.Push, string, error) {
 
 // delete removes a group; the body is ignored. It answers 202 whether or
 // not the group existed, which client_golang's Delete insists on.
-func (in *Ingester) delete(r Request) (Result, string, error) {
-	key, err := ParseGroupingPath(r.Path)
+func (in *Ingester) delete(key store.GroupKey, err error) (Result, string, error) {
 	var badUTF8 *invalidUTF8Error
 	if errors.As(err, &badUTF8) {
 		// No group can have this key, so there is nothing to delete; the
