@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -164,21 +165,23 @@ func (a *API) v1Cluster(w http.ResponseWriter, r *http.Request) error {
 // over gRPC, within the fan-out deadline. A group two peers hold (in the
 // moments of a hand-off) appears once, at its newest version. It returns
 // the groups sorted by key and, per peer that did not answer, why.
-func (a *API) clusterGroups(ctx context.Context) ([]store.GroupSnapshot, []string) {
-	groups := a.store.Snapshot()
-	var missing []string
+func (a *API) clusterGroups(ctx context.Context) (groups []store.GroupSnapshot, missing []string, silent map[string]bool) {
+	groups = a.store.Snapshot()
+	silent = map[string]bool{}
 	remote := fanout(ctx, a, func(ctx context.Context, c peerpb.PeerClient) (*peerpb.GroupsResponse, error) {
 		return c.Groups(ctx, &peerpb.GroupsRequest{})
 	})
 	for _, res := range remote {
 		if res.err != nil {
-			missing = append(missing, fmt.Sprintf("peer %q: %s", res.peer.ID, describeFanoutError(res.err, a.cfg.FanoutTimeout)))
+			missing = append(missing, res.problem(a.cfg.FanoutTimeout))
+			silent[res.peer.ID] = true
 			continue
 		}
 		for _, g := range res.resp.GetGroups() {
 			gs, err := ingest.GroupFromPB(g)
 			if err != nil {
 				missing = append(missing, fmt.Sprintf("peer %q: a group does not decode: %v", res.peer.ID, err))
+				silent[res.peer.ID] = true
 				continue
 			}
 			groups = append(groups, gs)
@@ -188,20 +191,10 @@ func (a *API) clusterGroups(ctx context.Context) ([]store.GroupSnapshot, []strin
 		if c := strings.Compare(x.Key.String(), y.Key.String()); c != 0 {
 			return c
 		}
-		return -compareUint(x.Version, y.Version) // newest first
+		return cmp.Compare(y.Version, x.Version) // newest first
 	})
 	groups = slices.CompactFunc(groups, func(x, y store.GroupSnapshot) bool { return x.Key == y.Key })
-	return groups, missing
-}
-
-func compareUint(x, y uint64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
+	return groups, missing, silent
 }
 
 // setMissingPeers names the missing parts of an answer in its header.
@@ -224,7 +217,7 @@ func (a *API) v1MetricsCluster(w http.ResponseWriter, r *http.Request) error {
 		return errViewsBusy
 	}
 	defer a.releaseView()
-	groups, missing := a.clusterGroups(r.Context())
+	groups, missing, _ := a.clusterGroups(r.Context())
 	setMissingPeers(w, missing)
 	return writeJSONValue(w, v1Response{Status: "success", Data: groupsJSON(groups), Warnings: missing})
 }
@@ -247,7 +240,7 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &scrapeError{err: err}
 	}
-	groups, missing := a.clusterGroups(r.Context())
+	groups, missing, silent := a.clusterGroups(r.Context())
 	reserved := make(map[string]dto.MetricType, len(own))
 	for _, mf := range own {
 		reserved[mf.GetName()] = mf.GetType()
@@ -261,7 +254,7 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 		// that clash; the merged view keeps the first in key order.
 		missing = append(missing, fmt.Sprintf("groups left out of the merged view: %v", err))
 	}
-	own = append(own, a.peerAnsweredFamily(missing))
+	own = append(own, a.peerAnsweredFamily(silent))
 	setMissingPeers(w, missing)
 	format, contentType := negotiateFormat(r.Header)
 	w.Header().Set("Content-Type", contentType)
@@ -272,8 +265,8 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 }
 
 // peerAnsweredFamily is a gauge per peer: 1 if its groups are in the
-// merged view, 0 if not.
-func (a *API) peerAnsweredFamily(missing []string) *dto.MetricFamily {
+// merged view, 0 if it is silent.
+func (a *API) peerAnsweredFamily(silent map[string]bool) *dto.MetricFamily {
 	mf := &dto.MetricFamily{
 		Name: proto.String("pushring_cluster_peer_answered"),
 		Help: proto.String("Whether the peer's groups are in this merged view (1) or it did not answer in time (0)."),
@@ -281,10 +274,8 @@ func (a *API) peerAnsweredFamily(missing []string) *dto.MetricFamily {
 	}
 	for _, p := range a.cluster.members.Peers() {
 		v := 1.0
-		for _, m := range missing {
-			if strings.HasPrefix(m, fmt.Sprintf("peer %q:", p.ID)) {
-				v = 0
-			}
+		if silent[p.ID] {
+			v = 0
 		}
 		mf.Metric = append(mf.Metric, &dto.Metric{
 			Label: []*dto.LabelPair{{Name: proto.String("peer"), Value: proto.String(p.ID)}},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -232,25 +233,28 @@ func fanout[T any](ctx context.Context, a *API, call func(context.Context, peerp
 		}
 	}
 	out := make([]fanoutResult[T], len(others))
-	done := make(chan struct{}, len(others))
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.FanoutTimeout)
 	defer cancel()
+	var wg sync.WaitGroup
 	for i, p := range others {
 		out[i].peer = p
-		go func() {
-			defer func() { done <- struct{}{} }()
+		wg.Go(func() {
 			client, err := cs.peers.Client(p.GRPCAddr)
 			if err != nil {
 				out[i].err = err
 				return
 			}
 			out[i].resp, out[i].err = call(ctx, client)
-		}()
+		})
 	}
-	for range others {
-		<-done
-	}
+	wg.Wait()
 	return out
+}
+
+// problem describes a failed call of a fan-out for the answer that names
+// the peers that did not answer.
+func (r fanoutResult[T]) problem(timeout time.Duration) string {
+	return fmt.Sprintf("peer %q: %s", r.peer.ID, describeFanoutError(r.err, timeout))
 }
 
 // describeFanoutError shortens a fan-out error for the answers that name

@@ -118,7 +118,7 @@ func (a *API) v1Wipe(w http.ResponseWriter, r *http.Request) error {
 			return c.Wipe(ctx, &peerpb.WipeRequest{OriginPeer: a.cluster.members.Self().ID})
 		}) {
 			if res.err != nil {
-				failed = append(failed, fmt.Sprintf("peer %q: %s", res.peer.ID, describeFanoutError(res.err, a.cfg.FanoutTimeout)))
+				failed = append(failed, res.problem(a.cfg.FanoutTimeout))
 				continue
 			}
 			n += int(res.resp.GetGroups())
