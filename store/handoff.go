@@ -189,14 +189,7 @@ func (s *Store) ReceiveDelete(k GroupKey, v uint64) bool {
 		return false
 	}
 	s.version = max(s.version, v)
-	s.tombs.add(k, v, s.clock.Now(), s.cfg.TombstoneTTL, s.cfg.MaxGroups)
-	g := s.groups[k]
-	if g == nil {
-		return false
-	}
-	s.removeGroupLocked(g)
-	s.changedLocked()
-	return true
+	return s.deleteLocked(k, v)
 }
 
 // Tombstone is a remembered delete of a group.

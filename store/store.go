@@ -96,7 +96,14 @@ func (s *Store) reset() {
 func (s *Store) Delete(k GroupKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tombs.add(k, s.nextVersion(), s.clock.Now(), s.cfg.TombstoneTTL, s.cfg.MaxGroups)
+	return s.deleteLocked(k, s.nextVersion())
+}
+
+// deleteLocked records a delete of k at version v (a tombstone, with
+// Config.TombstoneTTL) and removes the group if there is one, reporting
+// whether there was. The caller holds s.mu.
+func (s *Store) deleteLocked(k GroupKey, v uint64) bool {
+	s.tombs.add(k, v, s.clock.Now(), s.cfg.TombstoneTTL, s.cfg.MaxGroups)
 	g := s.groups[k]
 	if g == nil {
 		return false
