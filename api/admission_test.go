@@ -11,21 +11,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushring/pushring/internal/poll"
 )
 
-// pollUntil checks cond every few milliseconds until it holds, failing the
-// test after a generous deadline.
+// pollUntil waits until cond holds.
 func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached before the deadline", what)
-		}
-		<-tick.C
-	}
+	poll.True(t, 10*time.Second, what, cond)
 }
 
 // gaugeValue returns the value of the unlabelled gauge name in reg.

@@ -81,7 +81,7 @@ func joinedTestAPIWith(t *testing.T, cfg Config) (*testAPI, *fakeCluster, *fakeL
 	ta := newTestAPI(t, cfg)
 	c := &fakeCluster{peers: []shard.PeerInfo{
 		{Member: shard.Member{ID: "peer-0", GRPCAddr: "10.0.0.1:9092", HTTPAddr: "10.0.0.1:9091"}, State: shard.StateAlive, Self: true},
-		{Member: shard.Member{ID: "peer-1", GRPCAddr: "10.0.0.2:9092", HTTPAddr: "10.0.0.2:9091"}, State: shard.StateSuspect},
+		{Member: shard.Member{ID: "peer-1", GRPCAddr: "10.0.0.2:9092", HTTPAddr: "10.0.0.2:9091"}, State: "suspect"},
 		{Member: shard.Member{ID: "peer-2"}, State: shard.StateAlive}, // metadata unreadable: no address
 	}}
 	l := &fakeLeaver{}

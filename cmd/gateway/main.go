@@ -117,7 +117,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := cp.membership.Start(ctx); err != nil {
+	if err := cp.membership.Start(); err != nil {
 		cp.close()
 		return err
 	}
