@@ -139,7 +139,7 @@ func TestDecodeBodyEncodingErrors(t *testing.T) {
 			require.ErrorIs(t, err, ErrBadRequest)
 			require.EqualError(t, err, tt.want)
 			require.ErrorIs(t, err, tt.cause)
-			require.Equal(t, 400, StatusOf(err))
+			require.Equal(t, 400, statusOf(err))
 		})
 	}
 }
@@ -183,7 +183,7 @@ func TestDecodeBodyLimit(t *testing.T) {
 			require.ErrorIs(t, err, ErrTooLarge)
 			require.NotErrorIs(t, err, ErrBadRequest)
 			require.EqualError(t, err, tt.want)
-			require.Equal(t, 413, StatusOf(err))
+			require.Equal(t, 413, statusOf(err))
 		})
 	}
 }
@@ -316,7 +316,7 @@ func TestDecodeBodyProto(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := DecodeBody(bytes.NewReader(tt.body), string(fmtProtoDelim), "", DefaultMaxBodyBytes)
 			require.ErrorIs(t, err, ErrBadRequest)
-			require.Equal(t, 400, StatusOf(err))
+			require.Equal(t, 400, statusOf(err))
 			if tt.want != "" {
 				// protobuf-go varies the spacing of its messages on purpose.
 				require.Equal(t, strings.Join(strings.Fields(tt.want), " "), strings.Join(strings.Fields(err.Error()), " "))

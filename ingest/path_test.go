@@ -135,7 +135,7 @@ func TestParseGroupingPathInvalidUTF8(t *testing.T) {
 			require.ErrorIs(t, err, ErrBadRequest)
 			require.ErrorIs(t, err, store.ErrInconsistent)
 			require.ErrorContains(t, err, "pushed metrics are invalid or inconsistent with existing metrics: grouping label \""+tt.label+"\"")
-			require.Equal(t, 400, StatusOf(err))
+			require.Equal(t, 400, statusOf(err))
 		})
 	}
 }

@@ -1,8 +1,8 @@
 package shard
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"

@@ -291,7 +291,7 @@ func (m *Membership) memberlistConfig() *memberlist.Config {
 	c.Label = m.cfg.Label
 	c.Delegate = &m.meta
 	c.Events = m.events
-	c.Logger = log.New(logWriter{logger: m.logger.With("component", "memberlist")}, "", 0)
+	c.Logger = log.New(logWriter{logger: m.logger.With("subsystem", "memberlist"), closing: &m.leaving}, "", 0)
 	if m.cfg.tune != nil {
 		m.cfg.tune(c)
 	}

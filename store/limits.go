@@ -26,10 +26,11 @@ const (
 type LimitError struct {
 	// Limit is LimitMaxGroups or LimitMaxSeries.
 	Limit string
-	msg   string
+	// Detail says by how much the write is over, and the flag to raise.
+	Detail string
 }
 
-func (e *LimitError) Error() string { return ErrLimit.Error() + ": " + e.msg }
+func (e *LimitError) Error() string { return ErrLimit.Error() + ": " + e.Detail }
 
 // Unwrap makes errors.Is(err, ErrLimit) hold.
 func (e *LimitError) Unwrap() error { return ErrLimit }
@@ -78,7 +79,7 @@ func (s *Store) checkLimits(c *change) (string, error) {
 		return LimitMaxGroups, errMaxGroups(len(s.groups)+groups, max)
 	}
 	if max := s.cfg.MaxSeries; max > 0 && series > 0 && s.nSeries+series > max {
-		return LimitMaxSeries, &LimitError{Limit: LimitMaxSeries, msg: fmt.Sprintf(
+		return LimitMaxSeries, &LimitError{Limit: LimitMaxSeries, Detail: fmt.Sprintf(
 			"it would add %d series to the %d stored but this peer holds at most %d series; raise --store.max-series",
 			series, s.nSeries, max)}
 	}
@@ -86,7 +87,7 @@ func (s *Store) checkLimits(c *change) (string, error) {
 }
 
 func errMaxGroups(n, max int) error {
-	return &LimitError{Limit: LimitMaxGroups, msg: fmt.Sprintf(
+	return &LimitError{Limit: LimitMaxGroups, Detail: fmt.Sprintf(
 		"it would create group %d but this peer holds at most %d groups; raise --store.max-groups", n, max)}
 }
 

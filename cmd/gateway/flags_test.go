@@ -33,6 +33,7 @@ func TestDefaults(t *testing.T) {
 		"cluster.grpc-listen-address":    ":9092",
 		"cluster.handoff-timeout":        "10s",
 		"cluster.label":                  "",
+		"cluster.join-timeout":           "30s",
 		"cluster.leave-timeout":          "5s",
 		"cluster.listen-address":         "",
 		"cluster.peer":                   "",
