@@ -69,7 +69,6 @@ const (
 	// full load), short enough that a client with a 1 s timeout still gets
 	// the 503 and its Retry-After instead of timing out.
 	DefaultMaxQueueWait = 250 * time.Millisecond
-
 )
 
 // RegisterFlags registers the web flags of the API on fs.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-
 )
 
 // corsHeaders are set on the JSON API's status, metrics and OPTIONS answers
