@@ -149,9 +149,6 @@ func (a *API) Handler() http.Handler { return a.handler }
 // asked the process to terminate.
 func (a *API) Quit() <-chan struct{} { return a.quit }
 
-// Prefix returns the effective route prefix ("" or "/x").
-func (a *API) Prefix() string { return a.prefix }
-
 // route is one pattern of the mux and the name its requests are counted under.
 type route struct {
 	pattern string // without the prefix; "METHOD /path"

@@ -53,7 +53,7 @@ const (
 	defaultTelemetryPath = "/metrics"
 )
 
-// Admission control flags and defaults (shared/DESIGN.md decision 9).
+// Admission control flags and defaults (docs/design.md, "Bounded").
 const (
 	flagMaxInflight  = "push.max-inflight"
 	flagMaxQueueWait = "push.max-queue-wait"

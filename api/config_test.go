@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The route prefix follows the Pushgateway's computeRoutePrefix
-// (shared/pushgateway-spec.md §1.6).
+// The route prefix follows the Pushgateway's computeRoutePrefix: the
+// route prefix flag, else the path of the external URL.
 func TestPrefix(t *testing.T) {
 	cases := []struct {
 		name, routePrefix, externalURL, want string

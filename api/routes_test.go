@@ -51,7 +51,7 @@ func TestRoutesWithoutPrefix(t *testing.T) {
 
 func TestRoutesUnderPrefix(t *testing.T) {
 	ta := newTestAPI(t, Config{RoutePrefix: "/pg/"})
-	require.Equal(t, "/pg", ta.Prefix())
+	require.Equal(t, "/pg", ta.prefix)
 
 	w := ta.do(http.MethodGet, "/pg", nil)
 	require.Equal(t, http.StatusMovedPermanently, w.Code)

@@ -15,7 +15,7 @@ import (
 )
 
 // Hand-off moves a group from a peer that holds it to the peer that owns
-// it (shared/DESIGN.md decision 6): after a membership change, when a
+// it (docs/design.md, "Hand-off"): after a membership change, when a
 // forwarded push or a hand-off stored a group here that this peer does not
 // own, and when the peer leaves. The new owner keeps the newer version;
 // the sender removes its copy only if nothing wrote it meanwhile.

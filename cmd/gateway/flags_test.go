@@ -137,7 +137,8 @@ func TestFlagForms(t *testing.T) {
 	}
 }
 
-// The route prefix follows shared/pushgateway-spec.md §1.6.
+// The route prefix follows the Pushgateway's rules: the route prefix flag,
+// else the path of the external URL.
 func TestRoutePrefixFlags(t *testing.T) {
 	cases := []struct {
 		args []string
