@@ -37,19 +37,13 @@ const (
 	overIdentity     = "push body exceeds the limit of %d bytes; raise --%s"
 )
 
-// DecodeBody reads a push body: delimited protobuf when contentType says so,
-// text 0.0.4 otherwise; gzip or snappy (any case) per contentEncoding, any
-// other encoding read as is; at most maxBytes after decompression (0 = no
-// limit). Errors wrap ErrBadRequest (their text is the Pushgateway's 400
+// decodeBody reads a push body: delimited protobuf when contentType says
+// so, text 0.0.4 otherwise; gzip or snappy (any case) per contentEncoding,
+// any other encoding read as is; at most maxBytes after decompression (0 =
+// no limit). Errors wrap ErrBadRequest (their text is the Pushgateway's 400
 // body) or ErrTooLarge. The returned map is never nil on success and the
-// caller owns it.
-func DecodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, error) {
-	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes)
-	return fams, err
-}
-
-// decodeBody is DecodeBody that also reports how many decompressed bytes it
-// read, for the body size histogram.
+// caller owns it. It also reports how many decompressed bytes it read, for
+// the body size histogram.
 //
 // The body is read completely (never more than the limit) before it is
 // parsed, so a body over the limit is always a 413, whatever it holds, and
