@@ -41,7 +41,7 @@ func (c *PersistConfig) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks the configuration without touching the file system.
 func (c PersistConfig) Validate() error {
 	if c.Interval < 0 {
-		return fmt.Errorf("persistence.interval must not be negative, got %s", c.Interval)
+		return fmt.Errorf("--persistence.interval must not be negative, got %s", c.Interval)
 	}
 	if c.File != "" && os.IsPathSeparator(c.File[len(c.File)-1]) {
 		return fmt.Errorf("persistence.file %q names a directory; give a file name", c.File)
