@@ -4,7 +4,10 @@
 // pprof. It holds no business logic: pushes go to the ingester, reads come
 // from the store, and one function (statusOf) maps errors to status codes.
 //
-// Pushes and deletes pass admission control first (admission.go): a fixed
+// A push's body is read first, outside admission control, under its own
+// deadline, minimum rate and a memory budget shared by every body being
+// read and decoded (body.go, budget.go). Pushes and deletes then pass
+// admission control (admission.go): a fixed
 // number are handled at once, a bounded number wait a bounded time for a
 // slot, and the rest get 503 with Retry-After at once, so an overloaded
 // peer answers quickly instead of queueing without bound.
@@ -18,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -42,6 +46,10 @@ type Ingester interface {
 	// it reached Handle, under the ingester's rejection reasons. It does
 	// not block.
 	CountOverloaded()
+	// CountRefused counts a push the api refused while reading its body,
+	// under reason (ingest.ReasonMemoryBudget, ReasonBodyTimeout or
+	// ReasonBody). It does not block.
+	CountRefused(reason string)
 	// ReloadRules re-reads the TTL rules file. On error the rules in force
 	// stay, and the error says what is wrong with the file.
 	ReloadRules() error
@@ -72,6 +80,7 @@ type API struct {
 	logger   *slog.Logger
 	metrics  *metrics
 	admit    *admission
+	bodies   *bodyReader
 	handler  http.Handler
 	ui       *uiPage
 
@@ -98,6 +107,9 @@ func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *sl
 	if cfg.FanoutTimeout == 0 {
 		cfg.FanoutTimeout = DefaultFanoutTimeout
 	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.StartTime.IsZero() {
 		cfg.StartTime = time.Now()
 	}
@@ -115,14 +127,16 @@ func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *sl
 		logger:   logger,
 		ui:       ui,
 		admit:    newAdmission(cfg.MaxInflight, cfg.MaxQueueWait),
-		views:    make(chan struct{}, maxClusterViews),
-		quit:     make(chan struct{}),
+		bodies: &bodyReader{timeout: cfg.BodyTimeout, grace: min(bodyGrace, cfg.BodyTimeout), minRate: cfg.MinBodyRate, maxBody: cfg.MaxBodyBytes,
+			budget: newBudget(cfg.budgetBytes(debug.SetMemoryLimit(-1)))},
+		views: make(chan struct{}, maxClusterViews),
+		quit:  make(chan struct{}),
 	}
 	mux, names, err := a.routes()
 	if err != nil {
 		return nil, err
 	}
-	a.metrics = newMetrics(reg, a.admit) // only once nothing can fail any more
+	a.metrics = newMetrics(reg, a.admit, a.bodies) // only once nothing can fail any more
 	a.handler = a.metrics.instrument(a.pushFirst(mux), names)
 	return a, nil
 }

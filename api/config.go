@@ -3,6 +3,7 @@ package api
 import (
 	"flag"
 	"fmt"
+	"math"
 	"net/url"
 	"path"
 	"strings"
@@ -34,10 +35,24 @@ type Config struct {
 	// MaxQueueWait is how long a push waits for a slot before it gets 503
 	// (--push.max-queue-wait); 0 refuses at once when every slot is taken.
 	MaxQueueWait time.Duration
+	// BodyTimeout bounds the time a push body takes to arrive
+	// (--push.body-timeout); 0 is DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// MinBodyRate is the slowest a push body may arrive once its first
+	// seconds have passed, in bytes per second (--push.min-body-rate); 0
+	// leaves only BodyTimeout.
+	MinBodyRate int64
+	// MemoryBudget bounds the bytes of the push bodies being read and
+	// decoded at once (--push.memory-budget-bytes); 0 picks a quarter of
+	// the Go memory limit, at least four maximal bodies.
+	MemoryBudget int64
 	// FanoutTimeout bounds the calls to other peers of the cluster-wide
 	// endpoints (--cluster.fanout-timeout).
 	FanoutTimeout time.Duration
 
+	// MaxBodyBytes bounds a push body after decompression, as the
+	// ingester's --push.max-body-bytes does; 0 means no limit.
+	MaxBodyBytes int64
 	// Flags is every command-line flag and its value, shown by
 	// /api/v1/status.
 	Flags map[string]string
@@ -93,6 +108,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After.")
 	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,
 		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
+	fs.DurationVar(&c.BodyTimeout, flagBodyTimeout, DefaultBodyTimeout,
+		"Maximum time a push body may take to arrive; slower pushes get 408. Bodies are read before a push takes one of the --push.max-inflight slots.")
+	fs.Int64Var(&c.MinBodyRate, flagMinBodyRate, DefaultMinBodyRate,
+		"Slowest rate, in bytes per second, at which a push body may arrive once its first 5 s have passed; slower pushes get 408. 0: only --push.body-timeout applies.")
+	fs.Int64Var(&c.MemoryBudget, flagMemoryBudget, 0,
+		"Bytes the push bodies being read and decoded may hold at once, decompressed, decoding included (3 bytes per body byte); over it a push gets 503 with Retry-After. 0: a quarter of the Go memory limit (GOMEMLIMIT, which follows the container's limit), and at least four bodies of --push.max-body-bytes.")
 	fs.DurationVar(&c.FanoutTimeout, flagFanoutTimeout, DefaultFanoutTimeout,
 		"Deadline of the calls to the other peers behind /cluster/metrics, /api/v1/metrics?scope=cluster and /api/v1/cluster; a peer that does not answer in time is named in the answer.")
 }
@@ -107,6 +128,15 @@ func (c *Config) Validate() error {
 	}
 	if c.FanoutTimeout < 0 {
 		return fmt.Errorf("invalid --%s %s: must not be negative", flagFanoutTimeout, c.FanoutTimeout)
+	}
+	if c.BodyTimeout < 0 {
+		return fmt.Errorf("invalid --%s %s: must be positive", flagBodyTimeout, c.BodyTimeout)
+	}
+	if c.MinBodyRate < 0 {
+		return fmt.Errorf("invalid --%s %d: must not be negative", flagMinBodyRate, c.MinBodyRate)
+	}
+	if c.MemoryBudget < 0 || (c.MemoryBudget > 0 && c.MemoryBudget < minBudget(c.MaxBodyBytes)) {
+		return fmt.Errorf("invalid --%s %d: must be 0 (automatic) or at least %d, four bodies of --push.max-body-bytes", flagMemoryBudget, c.MemoryBudget, minBudget(c.MaxBodyBytes))
 	}
 	if c.MaxQueueWait < 0 {
 		return fmt.Errorf("invalid --%s %s: must not be negative", flagMaxQueueWait, c.MaxQueueWait)
@@ -164,4 +194,22 @@ func normalizePrefix(p string) string {
 		p = "/" + p
 	}
 	return strings.TrimSuffix(p, "/")
+}
+
+// minBudget is the smallest memory budget that admits a push of the largest
+// body: its buffer and its decoding, with room for the buffer's growth.
+func minBudget(maxBody int64) int64 { return 4 * maxBody }
+
+// budgetBytes returns the memory budget in force: MemoryBudget, or a quarter
+// of limit (the Go memory limit) but at least minBudget, or 1 GiB when
+// there is no limit.
+func (c *Config) budgetBytes(limit int64) int64 {
+	if c.MemoryBudget > 0 {
+		return c.MemoryBudget
+	}
+	b := int64(1 << 30)
+	if limit > 0 && limit < math.MaxInt64 {
+		b = limit / 4
+	}
+	return max(b, minBudget(c.MaxBodyBytes))
 }

@@ -58,6 +58,10 @@ func TestValidate(t *testing.T) {
 		{"unclean prefix", Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: "/a/../b"}, "route prefix"},
 		{"no push slots", Config{TelemetryPath: "/metrics"}, "--push.max-inflight 0: must be at least 1"},
 		{"negative queue wait", Config{TelemetryPath: "/metrics", MaxInflight: 1, MaxQueueWait: -time.Second}, "--push.max-queue-wait -1s: must not be negative"},
+		{"negative body timeout", Config{TelemetryPath: "/metrics", MaxInflight: 1, BodyTimeout: -time.Second}, "--push.body-timeout -1s: must be positive"},
+		{"negative body rate", Config{TelemetryPath: "/metrics", MaxInflight: 1, MinBodyRate: -1}, "--push.min-body-rate -1: must not be negative"},
+		{"budget below four bodies", Config{TelemetryPath: "/metrics", MaxInflight: 1, MaxBodyBytes: 1000, MemoryBudget: 3999},
+			"--push.memory-budget-bytes 3999: must be 0 (automatic) or at least 4000"},
 		{"negative fan-out timeout", Config{TelemetryPath: "/metrics", MaxInflight: 1, FanoutTimeout: -time.Second}, "--cluster.fanout-timeout -1s: must not be negative"},
 	}
 	for _, c := range cases {
@@ -81,7 +85,9 @@ func TestRegisterFlags(t *testing.T) {
 		"--web.telemetry-path=/m", "--web.external-url=http://h/x", "--web.route-prefix=/p",
 		"--web.enable-lifecycle", "--web.enable-admin-api",
 		"--push.max-inflight=8", "--push.max-queue-wait=1s", "--cluster.fanout-timeout=2s",
+		"--push.body-timeout=3s", "--push.min-body-rate=10", "--push.memory-budget-bytes=1000",
 	}))
 	require.Equal(t, Config{TelemetryPath: "/m", ExternalURL: "http://h/x", RoutePrefix: "/p",
-		EnableLifecycle: true, EnableAdminAPI: true, MaxInflight: 8, MaxQueueWait: time.Second, FanoutTimeout: 2 * time.Second}, cfg)
+		EnableLifecycle: true, EnableAdminAPI: true, MaxInflight: 8, MaxQueueWait: time.Second, FanoutTimeout: 2 * time.Second,
+		BodyTimeout: 3 * time.Second, MinBodyRate: 10, MemoryBudget: 1000}, cfg)
 }

@@ -55,9 +55,12 @@ func statusOf(err error) int {
 	var se *statusError
 	var sc *scrapeError
 	var mna *methodNotAllowedError
+	var bt *bodyTimeoutError
 	switch {
 	case errors.As(err, &se):
 		return se.code
+	case errors.As(err, &bt):
+		return http.StatusRequestTimeout
 	case errors.As(err, &sc):
 		return http.StatusInternalServerError
 	case errors.As(err, &mna):

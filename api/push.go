@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -10,20 +11,34 @@ import (
 // push serves PUT, POST and DELETE under <prefix>/metrics/job...: once
 // admission control grants a slot, the ingester parses, validates and
 // applies; a success is its status with an empty body.
+//
+// The body is read first, outside admission (body.go), so a slow client
+// holds its own connection and nothing else; it reaches the ingester
+// decompressed, so the request says it has no Content-Encoding.
 func (a *API) push(w http.ResponseWriter, r *http.Request) error {
-	if err := a.admit.acquire(r.Context()); err != nil {
-		a.ingester.CountOverloaded()
-		return err
-	}
-	defer a.admit.release()
-	res, err := a.ingester.Handle(r.Context(), ingest.Request{
+	req := ingest.Request{
 		Method:          r.Method,
 		Path:            groupingPath(r.URL.EscapedPath(), a.prefix),
 		ContentType:     r.Header.Get("Content-Type"),
 		ContentEncoding: r.Header.Get("Content-Encoding"),
 		Body:            r.Body,
 		Header:          r.Header,
-	})
+	}
+	if r.Method != http.MethodDelete { // a DELETE's body is ignored
+		body, c, err := a.bodies.read(w, r)
+		if err != nil {
+			a.ingester.CountRefused(refusalReason(err))
+			return err
+		}
+		defer c.release()
+		req.Body, req.ContentEncoding = body, ""
+	}
+	if err := a.admit.acquire(r.Context()); err != nil {
+		a.ingester.CountOverloaded()
+		return err
+	}
+	defer a.admit.release()
+	res, err := a.ingester.Handle(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -47,4 +62,18 @@ func groupingPath(escaped, prefix string) string {
 		p = p[i+1:]
 	}
 	return p
+}
+
+// refusalReason is the reason a push refused while its body was read is
+// counted under.
+func refusalReason(err error) string {
+	var be *budgetError
+	var te *bodyTimeoutError
+	switch {
+	case errors.As(err, &be):
+		return ingest.ReasonMemoryBudget
+	case errors.As(err, &te):
+		return ingest.ReasonBodyTimeout
+	}
+	return ingest.ReasonBody
 }

@@ -295,7 +295,8 @@ func TestSelfMetrics(t *testing.T) {
 	}
 	require.Equal(t, want, counts, "one series per (handler, code, method) seen; never a path")
 	require.Equal(t, want, durations, "one histogram per (handler, code, method) seen, counting the same requests")
-	require.Equal(t, []string{"pushring_push_inflight", "pushring_push_inflight_capacity", "pushring_push_queue_waiting"}, gauges)
+	require.Equal(t, []string{"pushring_push_bodies_reading", "pushring_push_inflight", "pushring_push_inflight_capacity",
+		"pushring_push_memory_budget_bytes", "pushring_push_memory_in_use_bytes", "pushring_push_queue_waiting"}, gauges)
 }
 
 func labelString(m *dto.Metric) string {

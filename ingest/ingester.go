@@ -110,6 +110,18 @@ func (in *Ingester) CountOverloaded() {
 	in.metrics.rejected.WithLabelValues(reasonOverloaded).Inc()
 }
 
+// CountRefused counts a push the api refused while reading its body, under
+// one of ReasonMemoryBudget, ReasonBodyTimeout and ReasonBody; any other
+// reason is counted as ReasonBody, so the label keeps its fixed set.
+func (in *Ingester) CountRefused(reason string) {
+	switch reason {
+	case ReasonMemoryBudget, ReasonBodyTimeout:
+	default:
+		reason = ReasonBody
+	}
+	in.metrics.rejected.WithLabelValues(reason).Inc()
+}
+
 // Handle parses, validates and applies one request. On error, StatusOf
 // gives the status and, for 4xx, the error text is the response body.
 func (in *Ingester) Handle(ctx context.Context, r Request) (Result, error) {

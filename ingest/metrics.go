@@ -28,12 +28,21 @@ const (
 	reasonOwnerUnavailable = "owner_unavailable"  // the owner peer did not answer a forwarded push
 )
 
+// Reasons the api counts through CountRefused: a push refused while its
+// body was read, before it reached Handle.
+const (
+	ReasonMemoryBudget = "memory_budget" // the api's --push.memory-budget-bytes
+	ReasonBodyTimeout  = "body_timeout"  // --push.body-timeout or --push.min-body-rate
+	ReasonBody         = reasonBody      // the connection failed while the body was read
+)
+
 // rejectReasons is every reason, pre-initialised to 0 so the set of series
 // is fixed from the start and a rate() over a first rejection works.
 var rejectReasons = []string{
 	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTTL,
 	reasonSeriesPerPush, reasonLabelsPerSeries, reasonLabelNameLength, reasonLabelValueLength, reasonMetricNameLength,
 	reasonMaxGroups, reasonMaxSeries, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
+	ReasonMemoryBudget, ReasonBodyTimeout,
 }
 
 // The store's flags that its ErrLimit messages name.

@@ -103,6 +103,7 @@ func (c *config) validate() error {
 			return fmt.Errorf("--web.config.file: %w", err)
 		}
 	}
+	c.api.MaxBodyBytes = c.ingest.MaxBodyBytes // the api reads bodies before the ingester
 	return errors.Join(c.server.validate(), c.api.Validate(), c.ingest.Validate(), c.store.Validate(), c.persist.Validate(),
 		c.cluster.Validate(), c.clusterData.Validate())
 }
