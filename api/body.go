@@ -58,7 +58,7 @@ func (br *bodyReader) read(w http.ResponseWriter, r *http.Request) (*ingest.Body
 		p.done()
 		// Decoding turns the bytes into families that take more room
 		// than the text; charge that before admission lets it happen.
-		err = c.take(decodeCost * int64(body.Len()))
+		err = c.take(ingest.DecodeCost(body, r.Header.Get("Content-Type")))
 	}
 	if err != nil {
 		c.release()
@@ -79,11 +79,6 @@ func (br *bodyReader) answer(w http.ResponseWriter, err error) error {
 	}
 	return &statusError{code: http.StatusBadRequest, text: err.Error()}
 }
-
-// decodeCost is what a decompressed body byte is charged for decoding, on
-// top of the byte itself: the decoded families of a text body take about
-// twice its size (BenchmarkDecodeCost).
-const decodeCost = 2
 
 // bodyTimeoutError is a body that did not arrive in time. It is a 408;
 // the client that stalled is unlikely to read it, but a slow one learns

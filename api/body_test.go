@@ -95,11 +95,16 @@ func TestBodyOverMemoryBudget(t *testing.T) {
 	ta := newBlockingAPI(t, 4, time.Second)
 	ta.API.bodies.maxBody = 1000
 	ta.API.bodies.budget = newBudget(4000)
-	body := strings.Repeat("m 1\n", 250) // 1000 bytes: 1001 buffered, 2000 for decoding
+	// 1000 bytes, three lines: 1001 buffered, 1000 + 3×416 for decoding.
+	body := "#" + strings.Repeat("x", 994) + "\nm 1\n"
 	codes := make(chan int, 1)
 	go func() { codes <- ta.do(http.MethodPut, "/metrics/job/a", strings.NewReader(body)).Code }()
-	<-ta.ing.entered
-	require.Equal(t, int64(3001), ta.bodies.budget.inUse())
+	select {
+	case <-ta.ing.entered:
+	case code := <-codes:
+		t.Fatalf("the first push was answered %d instead of entering the ingester", code)
+	}
+	require.Equal(t, int64(3249), ta.bodies.budget.inUse())
 
 	w := ta.do(http.MethodPut, "/metrics/job/b", strings.NewReader(body))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
@@ -109,7 +114,7 @@ func TestBodyOverMemoryBudget(t *testing.T) {
 	require.Equal(t, []string{ingest.ReasonMemoryBudget}, ta.ing.refusedReasons())
 
 	r := ta.do(http.MethodGet, "/-/ready", nil)
-	require.Equal(t, http.StatusOK, r.Code, "3001 of 4000 is not nine tenths")
+	require.Equal(t, http.StatusOK, r.Code, "3249 of 4000 is not nine tenths")
 
 	ta.unblock()
 	require.Equal(t, http.StatusOK, <-codes)

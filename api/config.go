@@ -113,7 +113,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MinBodyRate, flagMinBodyRate, DefaultMinBodyRate,
 		"Slowest rate, in bytes per second, at which a push body may arrive once its first 5 s have passed; slower pushes get 408. 0: only --push.body-timeout applies.")
 	fs.Int64Var(&c.MemoryBudget, flagMemoryBudget, 0,
-		"Bytes the push bodies being read and decoded may hold at once, decompressed, decoding included (3 bytes per body byte); over it a push gets 503 with Retry-After. 0: a quarter of the Go memory limit (GOMEMLIMIT, which follows the container's limit), and at least four bodies of --push.max-body-bytes.")
+		"Bytes the push bodies being read and decoded may hold at once: decompressed bodies, and an estimate of their decoded series (~400 bytes each) charged before a push is admitted; over it a push gets 503 with Retry-After. 0: a quarter of the Go memory limit (GOMEMLIMIT, which follows the container's limit), and at least four bodies of --push.max-body-bytes.")
 	fs.DurationVar(&c.FanoutTimeout, flagFanoutTimeout, DefaultFanoutTimeout,
 		"Deadline of the calls to the other peers behind /cluster/metrics, /api/v1/metrics?scope=cluster and /api/v1/cluster; a peer that does not answer in time is named in the answer.")
 }
@@ -196,8 +196,9 @@ func normalizePrefix(p string) string {
 	return strings.TrimSuffix(p, "/")
 }
 
-// minBudget is the smallest memory budget that admits a push of the largest
-// body: its buffer and its decoding, with room for the buffer's growth.
+// minBudget is the smallest memory budget the flag may set: four bodies of
+// the largest size. A body of short series costs more to decode than that
+// (ingest.DecodeCost) and is refused with 503 naming the flag.
 func minBudget(maxBody int64) int64 { return 4 * maxBody }
 
 // budgetBytes returns the memory budget in force: MemoryBudget, or a quarter

@@ -38,11 +38,12 @@ const (
 )
 
 // DecodeBody reads a push body: delimited protobuf when contentType says so,
-// text 0.0.4 otherwise; gzip or snappy (any case) per contentEncoding, any
-// other encoding read as is; at most maxBytes after decompression (0 = no
-// limit). Errors wrap ErrBadRequest (their text is the Pushgateway's 400
-// body) or ErrTooLarge. The returned map is never nil on success and the
-// caller owns it.
+// text 0.0.4 otherwise; gzip or snappy (any case) per contentEncoding, none
+// for "" or "identity"; at most maxBytes after decompression (0 = no
+// limit). A *Body from ReadBody is decoded as it was read, whatever
+// contentEncoding says. Errors wrap ErrBadRequest (their text is the
+// Pushgateway's 400 body), ErrTooLarge or ErrUnsupportedEncoding. The
+// returned map is never nil on success and the caller owns it.
 func DecodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, error) {
 	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes)
 	return fams, err
