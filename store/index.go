@@ -22,6 +22,10 @@ type group struct {
 	// expiryPos is 1 + the group's index in Store.expiries, 0 while it has
 	// no deadline.
 	expiryPos int
+	// failureOnly: the group exists only because pushes to it were
+	// refused. Such groups count against Config.MaxFailureGroups instead
+	// of MaxGroups, so refusals cannot lock valid pushers out.
+	failureOnly bool
 }
 
 // slot is the place of one family name in one group. The name index lists
@@ -133,6 +137,10 @@ type change struct {
 	g    *group   // the group as stored, nil if it does not exist yet
 	news []*built // sorted by name, names unique
 	drop dropMode
+	// failureOnly marks a change that holds no pushed data: the failure
+	// time of a refused push, or a restored group that never had a
+	// successful push. A group such changes create is failure-only.
+	failureOnly bool
 }
 
 // dropMode says which of the group's families a change removes besides the

@@ -16,8 +16,9 @@ var ErrLimit = errors.New("push refused")
 
 // Reasons of pushring_store_pushes_rejected_total for ErrLimit.
 const (
-	reasonMaxGroups = "max_groups"
-	reasonMaxSeries = "max_series"
+	reasonMaxGroups        = "max_groups"
+	reasonMaxSeries        = "max_series"
+	reasonMaxFailureGroups = "max_failure_groups" // only failure times go unrecorded for it
 )
 
 // growth returns how many groups (0 or 1) and series c adds to the store
@@ -60,8 +61,16 @@ func (s *Store) growth(c *change) (groups, series int) {
 // exceeded. The caller holds s.mu.
 func (s *Store) checkLimits(c *change) (string, error) {
 	groups, series := s.growth(c)
-	if max := s.cfg.MaxGroups; max > 0 && groups > 0 && len(s.groups)+groups > max {
-		return reasonMaxGroups, errMaxGroups(len(s.groups)+groups, max)
+	if c.failureOnly {
+		if max := s.cfg.MaxFailureGroups; max > 0 && groups > 0 && s.nFailureOnly+groups > max {
+			return reasonMaxFailureGroups, fmt.Errorf("%w: it would create failure-only group %d but this peer holds at most %d; raise --store.max-failure-groups",
+				ErrLimit, s.nFailureOnly+groups, max)
+		}
+	} else if c.g != nil && c.g.failureOnly {
+		groups = 1 // a failure-only group becomes a counted one
+	}
+	if n := s.countedGroups(); !c.failureOnly && s.cfg.MaxGroups > 0 && groups > 0 && n+groups > s.cfg.MaxGroups {
+		return reasonMaxGroups, errMaxGroups(n+groups, s.cfg.MaxGroups)
 	}
 	if max := s.cfg.MaxSeries; max > 0 && series > 0 && s.nSeries+series > max {
 		return reasonMaxSeries, fmt.Errorf("%w: it would add %d series to the %d stored but this peer holds at most %d series; raise --store.max-series",
@@ -69,6 +78,10 @@ func (s *Store) checkLimits(c *change) (string, error) {
 	}
 	return "", nil
 }
+
+// countedGroups is the groups that count against Config.MaxGroups: all
+// but the failure-only ones. The caller holds s.mu.
+func (s *Store) countedGroups() int { return len(s.groups) - s.nFailureOnly }
 
 func errMaxGroups(n, max int) error {
 	return fmt.Errorf("%w: it would create group %d but this peer holds at most %d groups; raise --store.max-groups",
@@ -87,9 +100,9 @@ func (s *Store) refuseNewGroupEarly(k GroupKey) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.groups[k]; ok || len(s.groups) < max {
+	if g, ok := s.groups[k]; (ok && !g.failureOnly) || s.countedGroups() < max {
 		return nil
 	}
 	s.metrics.rejected.WithLabelValues(reasonMaxGroups).Inc()
-	return errMaxGroups(len(s.groups)+1, max)
+	return errMaxGroups(s.countedGroups()+1, max)
 }

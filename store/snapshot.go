@@ -168,7 +168,7 @@ func (s *Store) restoreGroup(gs GroupSnapshot) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := &change{key: gs.Key, g: s.groups[gs.Key], news: news, drop: dropAll}
+	c := &change{key: gs.Key, g: s.groups[gs.Key], news: news, drop: dropAll, failureOnly: neverPushed(gs)}
 	if _, err := s.checkLimits(c); err != nil {
 		return err
 	}
@@ -206,4 +206,16 @@ func (s *Store) buildRestore(gs GroupSnapshot) ([]*built, error) {
 		}
 	}
 	return news, nil
+}
+
+// neverPushed reports whether gs holds nothing but its time gauges and no
+// successful push: a failure-only group, as it was before it was saved.
+func neverPushed(gs GroupSnapshot) bool {
+	for _, f := range gs.Families {
+		if n := f.Family.GetName(); n != PushTimeName && n != PushFailureTimeName {
+			return false
+		}
+	}
+	pushed, _ := gs.TimeGauge(PushTimeName)
+	return pushed == 0
 }

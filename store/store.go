@@ -47,10 +47,12 @@ type Store struct {
 	namesDirty  bool
 	series      seriesIndex
 	nSeries     int
-	nFamilies   int         // (group, family) pairs
-	version     uint64      // last version handed to a group
-	expiries    expiryQueue // groups with a deadline, earliest first
-	tombs       tombstones  // versions of recently deleted groups; see Receive
+	nFamilies   int // (group, family) pairs
+	// nFailureOnly counts the groups with failureOnly set.
+	nFailureOnly int
+	version      uint64      // last version handed to a group
+	expiries     expiryQueue // groups with a deadline, earliest first
+	tombs        tombstones  // versions of recently deleted groups; see Receive
 }
 
 // New returns an empty store.
@@ -87,6 +89,7 @@ func (s *Store) reset() {
 	s.series = newSeriesIndex()
 	s.nSeries = 0
 	s.nFamilies = 0
+	s.nFailureOnly = 0
 	s.expiries = nil
 }
 
@@ -122,6 +125,9 @@ func (s *Store) removeGroupLocked(g *group) {
 	}
 	s.expiries.remove(g)
 	delete(s.groups, g.key)
+	if g.failureOnly {
+		s.nFailureOnly--
+	}
 }
 
 // Wipe removes every group and returns how many there were.

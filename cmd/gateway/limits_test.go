@@ -522,3 +522,24 @@ func ownSeries(mfs map[string]*dto.MetricFamily) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestBlackBoxRefusalsLeaveRoomForValidPushers sends 1,000 pushes refused
+// with 400 for groups that did not exist, then fills --store.max-groups
+// with valid pushers: the refusals' failure-only groups count against
+// --store.max-failure-groups instead, so every valid push gets 200.
+func TestBlackBoxRefusalsLeaveRoomForValidPushers(t *testing.T) {
+	t.Parallel()
+	g := startPushring(t, "--store.max-groups=100")
+	for i := range 1000 {
+		st, body := g.do(t, http.MethodPut, fmt.Sprintf("/metrics/job/refused/i/%d", i), nil, []byte("stamped 1 1700000000000\n"))
+		require.Equal(t, http.StatusBadRequest, st, body)
+	}
+	for i := range 100 {
+		st, body := g.do(t, http.MethodPut, fmt.Sprintf("/metrics/job/valid/i/%d", i), nil, []byte("valid 1\n"))
+		require.Equal(t, http.StatusOK, st, "valid push %d: %s", i, body)
+	}
+	st, body := g.do(t, http.MethodPut, "/metrics/job/valid/i/100", nil, []byte("valid 1\n"))
+	require.Equal(t, http.StatusTooManyRequests, st)
+	require.Contains(t, body, "raise --store.max-groups")
+	require.Equal(t, 1100.0, g.ownValue(t, "pushring_store_groups", "", ""))
+}
