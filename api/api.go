@@ -1,7 +1,7 @@
 // Package api serves pushring over HTTP with the Pushgateway's routes, status
 // codes, headers and JSON shapes: push and delete, the scrape endpoint, the
-// JSON API under /api/v1, health and lifecycle endpoints, a status page and
-// pprof. It holds no business logic: pushes go to the ingester, reads come
+// JSON API under /api/v1, health and lifecycle endpoints, a status page and,
+// with --web.enable-pprof, pprof. It holds no business logic: pushes go to the ingester, reads come
 // from the store, and one function (statusOf) maps errors to status codes.
 //
 // A push's body is read first, outside admission control, under its own
@@ -258,8 +258,11 @@ func (a *API) routeTable() []route {
 		{"GET /-/reload", "reload", a.serve(lifecycleMethod)},
 		{"GET /{$}", "status", a.serve(a.statusPage)},
 		{"GET /status", "status", a.serve(a.statusPage)},
-		{"GET /debug/pprof/{name...}", "pprof", a.serve(pprofHandler)},
-		{"POST /debug/pprof/symbol", "pprof", a.serve(pprofHandler)},
+	}
+	if a.cfg.EnablePprof {
+		rs = append(rs,
+			route{"GET /debug/pprof/{name...}", "pprof", a.serve(pprofHandler)},
+			route{"POST /debug/pprof/symbol", "pprof", a.serve(pprofHandler)})
 	}
 	rs = append(rs, a.pushRoutes()...)
 	rs = append(rs, a.clusterRoutes()...)

@@ -29,6 +29,11 @@ type Config struct {
 	EnableLifecycle bool
 	// EnableAdminAPI enables PUT /api/v1/admin/wipe (--web.enable-admin-api).
 	EnableAdminAPI bool
+	// EnablePprof serves the Go profiles under /debug/pprof/
+	// (--web.enable-pprof). Off by default: profiles reveal the command
+	// line and memory contents, and a CPU profile or trace costs a 2-core
+	// peer dearly, so only an operator who asks for them gets them.
+	EnablePprof bool
 	// MaxInflight is how many pushes and deletes are handled at once
 	// (--push.max-inflight); more wait for a slot.
 	MaxInflight int
@@ -104,6 +109,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Enable shutdown and reload via HTTP request (PUT or POST /-/quit and /-/reload).")
 	fs.BoolVar(&c.EnableAdminAPI, "web.enable-admin-api", false,
 		"Enable API endpoints for admin control actions (PUT /api/v1/admin/wipe).")
+	fs.BoolVar(&c.EnablePprof, "web.enable-pprof", false,
+		"Serve the Go profiles (CPU, heap, goroutines, trace) under /debug/pprof/. Off by default: anyone who reaches the port could read them.")
 	fs.IntVar(&c.MaxInflight, flagMaxInflight, DefaultMaxInflight,
 		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After.")
 	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,

@@ -11,7 +11,7 @@ import (
 )
 
 func TestRoutesWithoutPrefix(t *testing.T) {
-	ta := newTestAPI(t, Config{})
+	ta := newTestAPI(t, Config{EnablePprof: true})
 	cases := []struct {
 		name, method, target string
 		code                 int
@@ -48,8 +48,17 @@ func TestRoutesWithoutPrefix(t *testing.T) {
 	}
 }
 
+// pprof is off unless --web.enable-pprof asks for it.
+func TestPprofOffByDefault(t *testing.T) {
+	ta := newTestAPI(t, Config{})
+	for _, target := range []string{"/debug/pprof/", "/debug/pprof/trace", "/debug/pprof/profile", "/debug/pprof/goroutine?debug=1"} {
+		require.Equal(t, http.StatusNotFound, ta.do(http.MethodGet, target, nil).Code, target)
+	}
+	require.Equal(t, http.StatusNotFound, ta.do(http.MethodPost, "/debug/pprof/symbol", nil).Code)
+}
+
 func TestRoutesUnderPrefix(t *testing.T) {
-	ta := newTestAPI(t, Config{RoutePrefix: "/pg/"})
+	ta := newTestAPI(t, Config{RoutePrefix: "/pg/", EnablePprof: true})
 	require.Equal(t, "/pg", ta.Prefix())
 
 	w := ta.do(http.MethodGet, "/pg", nil)
@@ -115,7 +124,7 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	ta := newTestAPI(t, Config{})
+	ta := newTestAPI(t, Config{EnablePprof: true})
 
 	w := ta.do(http.MethodOptions, "/metrics/job/x", nil)
 	require.Equal(t, http.StatusOK, w.Code)
