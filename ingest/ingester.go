@@ -258,6 +258,8 @@ func storeLimitReason(err error) string {
 		return reasonMaxGroups
 	case strings.Contains(msg, "--"+storeFlagMaxSeries):
 		return reasonMaxSeries
+	case strings.Contains(msg, "--"+storeFlagMaxBytes):
+		return reasonMaxBytes
 	default:
 		return reasonStoreLimit
 	}

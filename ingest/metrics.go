@@ -23,6 +23,7 @@ const (
 	reasonMetricNameLength = "metric_name_length" // --push.max-metric-name-length
 	reasonMaxGroups        = "max_groups"         // the store's --store.max-groups
 	reasonMaxSeries        = "max_series"         // the store's --store.max-series
+	reasonMaxBytes         = "max_bytes"          // the store's --store.max-bytes
 	reasonStoreLimit       = "limit"              // a store.ErrLimit naming neither flag; should stay 0
 	reasonOverloaded       = "overloaded"         // refused by the api's admission control
 	reasonOwnerUnavailable = "owner_unavailable"  // the owner peer did not answer a forwarded push
@@ -41,7 +42,7 @@ const (
 var rejectReasons = []string{
 	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTTL,
 	reasonSeriesPerPush, reasonLabelsPerSeries, reasonLabelNameLength, reasonLabelValueLength, reasonMetricNameLength,
-	reasonMaxGroups, reasonMaxSeries, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
+	reasonMaxGroups, reasonMaxSeries, reasonMaxBytes, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
 	ReasonMemoryBudget, ReasonBodyTimeout,
 }
 
@@ -49,6 +50,7 @@ var rejectReasons = []string{
 const (
 	storeFlagMaxGroups = "store.max-groups"
 	storeFlagMaxSeries = "store.max-series"
+	storeFlagMaxBytes  = "store.max-bytes"
 )
 
 // Values of the result label of pushring_ttl_rules_reloads_total.

@@ -66,7 +66,7 @@ func (s *Store) ExpiryQueueLen() int {
 }
 
 func (s *Store) checkCounts() error {
-	series, fams, failureOnly := 0, 0, 0
+	series, fams, failureOnly, nBytes := 0, 0, 0, int64(0)
 	for k, g := range s.groups {
 		if g.failureOnly {
 			failureOnly++
@@ -81,12 +81,16 @@ func (s *Store) checkCounts() error {
 			}
 			// The text's sample lines: what Prometheus counts as series.
 			inGroup += bytes.Count(sl.fam.text(), []byte{'\n'})
+			nBytes += int64(len(sl.fam.data))
 			fams++
 		}
 		if inGroup != g.series {
 			return fmt.Errorf("group %s has %d series, says %d", formatKey(k), inGroup, g.series)
 		}
 		series += inGroup
+	}
+	if nBytes != s.nBytes {
+		return fmt.Errorf("counted %d sample bytes, store says %d", nBytes, s.nBytes)
 	}
 	if failureOnly != s.nFailureOnly {
 		return fmt.Errorf("counted %d failure-only groups, store says %d", failureOnly, s.nFailureOnly)

@@ -195,6 +195,7 @@ func (s *Store) setFamily(g *group, f *family) {
 		f.name = e.name
 		s.reindexSeries(g, sl.fam.hashes, f.hashes)
 		s.nSeries += f.samples - sl.fam.samples
+		s.nBytes += int64(len(f.data) - len(sl.fam.data))
 		g.series += f.samples - sl.fam.samples
 		sl.fam = f
 		e.typ = f.typ
@@ -249,6 +250,7 @@ func (s *Store) indexSeries(g *group, f *family) {
 		s.series.add(h, g)
 	}
 	s.nSeries += f.samples
+	s.nBytes += int64(len(f.data))
 	g.series += f.samples
 }
 
@@ -257,6 +259,7 @@ func (s *Store) forgetSeries(g *group, f *family) {
 		s.series.remove(h, g)
 	}
 	s.nSeries -= f.samples
+	s.nBytes -= int64(len(f.data))
 	g.series -= f.samples
 }
 

@@ -18,41 +18,48 @@ var ErrLimit = errors.New("push refused")
 const (
 	reasonMaxGroups        = "max_groups"
 	reasonMaxSeries        = "max_series"
+	reasonMaxBytes         = "max_bytes"
 	reasonMaxFailureGroups = "max_failure_groups" // only failure times go unrecorded for it
 )
 
-// growth returns how many groups (0 or 1) and series c adds to the store
-// once committed: the new families' series minus those of the families they
-// replace or drop. Families that failed to build count as empty; the check
-// rejects them anyway. O(size of c). The caller holds s.mu.
-func (s *Store) growth(c *change) (groups, series int) {
+// growth returns how many groups (0 or 1), series and sample bytes c adds
+// to the store once committed: the new families' minus those of the
+// families they replace or drop. Families that failed to build count as
+// empty; the check rejects them anyway. O(size of c). The caller holds s.mu.
+func (s *Store) growth(c *change) (groups, series, bytes int) {
 	for _, b := range c.news {
 		if b.fam != nil {
 			series += b.fam.samples
+			bytes += len(b.fam.data)
 		}
 	}
 	switch {
 	case c.g == nil:
-		return 1, series
+		return 1, series, bytes
 	case c.drop == dropNone:
 		for _, b := range c.news {
 			if sl := c.g.families[b.name]; sl != nil {
 				series -= sl.fam.samples
+				bytes -= len(sl.fam.data)
 			}
 		}
-		return 0, series
+		return 0, series, bytes
 	}
 	// Everything goes but the families a PUT keeps: the time gauges it
 	// does not replace.
-	series -= c.g.series
+	for _, sl := range c.g.families {
+		series -= sl.fam.samples
+		bytes -= len(sl.fam.data)
+	}
 	if c.drop == dropPushed {
 		for _, name := range [...]string{PushTimeName, PushFailureTimeName} {
 			if sl := c.g.families[name]; sl != nil && c.lookup(name) == nil {
 				series += sl.fam.samples
+				bytes += len(sl.fam.data)
 			}
 		}
 	}
-	return 0, series
+	return 0, series, bytes
 }
 
 // checkLimits returns an error wrapping ErrLimit and the reason of the
@@ -60,7 +67,7 @@ func (s *Store) growth(c *change) (groups, series int) {
 // grow the store always passes, even when a lowered limit is already
 // exceeded. The caller holds s.mu.
 func (s *Store) checkLimits(c *change) (string, error) {
-	groups, series := s.growth(c)
+	groups, series, bytes := s.growth(c)
 	if c.failureOnly {
 		if max := s.cfg.MaxFailureGroups; max > 0 && groups > 0 && s.nFailureOnly+groups > max {
 			return reasonMaxFailureGroups, fmt.Errorf("%w: it would create failure-only group %d but this peer holds at most %d; raise --store.max-failure-groups",
@@ -75,6 +82,10 @@ func (s *Store) checkLimits(c *change) (string, error) {
 	if max := s.cfg.MaxSeries; max > 0 && series > 0 && s.nSeries+series > max {
 		return reasonMaxSeries, fmt.Errorf("%w: it would add %d series to the %d stored but this peer holds at most %d series; raise --store.max-series",
 			ErrLimit, series, s.nSeries, max)
+	}
+	if max := s.cfg.MaxBytes; max > 0 && bytes > 0 && s.nBytes+int64(bytes) > max {
+		return reasonMaxBytes, fmt.Errorf("%w: it would add %d bytes of samples to the %d stored but this peer holds at most %d; raise --store.max-bytes",
+			ErrLimit, bytes, s.nBytes, max)
 	}
 	return "", nil
 }

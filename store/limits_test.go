@@ -352,3 +352,34 @@ func TestFailureOnlyGroupsDoNotLockOutValidPushers(t *testing.T) {
 	err = r.Apply(textPush(t, key("job", "good", "i", "5000"), true, t2, gaugeLines("m", 1)))
 	require.ErrorIs(t, err, store.ErrLimit)
 }
+
+// --store.max-bytes bounds the sample bytes, which long label values grow
+// and --store.max-series does not see; a replacement that does not grow
+// the store passes.
+func TestMaxBytesCountsLabelBytes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := store.New(store.Config{MaxBytes: 20_000}, nil, reg)
+	require.NoError(t, err)
+	long := func(n int) string {
+		var b strings.Builder
+		b.WriteString("# TYPE m gauge\n")
+		for i := range n {
+			fmt.Fprintf(&b, "m{v=\"%s\",i=\"%d\"} 1\n", strings.Repeat("x", 300), i)
+		}
+		return b.String()
+	}
+	apply(t, s, textPush(t, key("job", "a"), true, t1, long(40)))
+	err = s.Apply(textPush(t, key("job", "b"), true, t1, long(40)))
+	require.ErrorIs(t, err, store.ErrLimit)
+	require.ErrorContains(t, err, "bytes of samples to the")
+	require.ErrorContains(t, err, "raise --store.max-bytes")
+	require.Equal(t, 1.0, metricValue(t, reg, "pushring_store_pushes_rejected_total", "max_bytes"))
+	apply(t, s, textPush(t, key("job", "a"), true, t2, long(40)))
+	stored := metricValue(t, reg, "pushring_store_sample_bytes")
+	require.Greater(t, stored, 40*300.0)
+	require.LessOrEqual(t, stored, 20_000.0)
+	require.True(t, s.Delete(key("job", "a")))
+	require.Equal(t, 0.0, metricValue(t, reg, "pushring_store_sample_bytes"))
+	apply(t, s, textPush(t, key("job", "b"), true, t2, long(40)))
+	checkInvariants(t, s)
+}

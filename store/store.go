@@ -47,7 +47,8 @@ type Store struct {
 	namesDirty  bool
 	series      seriesIndex
 	nSeries     int
-	nFamilies   int // (group, family) pairs
+	nBytes      int64 // sample bytes (family.data) of every family; --store.max-bytes
+	nFamilies   int   // (group, family) pairs
 	// nFailureOnly counts the groups with failureOnly set.
 	nFailureOnly int
 	version      uint64      // last version handed to a group
@@ -88,6 +89,7 @@ func (s *Store) reset() {
 	s.namesDirty = false
 	s.series = newSeriesIndex()
 	s.nSeries = 0
+	s.nBytes = 0
 	s.nFamilies = 0
 	s.nFailureOnly = 0
 	s.expiries = nil
@@ -162,6 +164,7 @@ func (s *Store) Changed() <-chan struct{} { return s.changed }
 func (s *Store) changedLocked() {
 	s.metrics.groups.Set(float64(len(s.groups)))
 	s.metrics.series.Set(float64(s.nSeries))
+	s.metrics.sampleBytes.Set(float64(s.nBytes))
 	select {
 	case s.changed <- struct{}{}:
 	default:
