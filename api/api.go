@@ -64,6 +64,11 @@ type Store interface {
 	// Snapshot returns a deep copy of every group sorted by key; the caller
 	// owns it.
 	Snapshot() []store.GroupSnapshot
+	// Range calls fn with a deep copy of one group at a time, sorted by
+	// key, until fn returns false; fn runs without the store's lock and
+	// owns what it is given. Reads of a whole peer use it so that their
+	// memory does not grow with the store.
+	Range(fn func(store.GroupSnapshot) bool)
 	// Wipe removes every group and returns how many there were.
 	Wipe() int
 }

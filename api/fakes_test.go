@@ -134,6 +134,14 @@ func (f *fakeStore) Snapshot() []store.GroupSnapshot {
 	return append([]store.GroupSnapshot(nil), f.groups...)
 }
 
+func (f *fakeStore) Range(fn func(store.GroupSnapshot) bool) {
+	for _, g := range f.Snapshot() {
+		if !fn(g) {
+			return
+		}
+	}
+}
+
 func (f *fakeStore) Wipe() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -79,6 +79,30 @@ func (s *Store) Snapshot() []GroupSnapshot {
 	return out
 }
 
+// Range calls fn with a deep copy of each group in key order, one group at
+// a time, until fn returns false. Unlike Snapshot, its memory does not grow
+// with the store's series: the lock is held to list the keys, then once per
+// group to copy out the references to its (immutable) families, which are
+// decoded outside the lock. Each group is consistent in itself; groups
+// removed while Range runs are skipped, groups added are not visited.
+// fn owns each snapshot and runs without the lock, so it may write to the
+// network.
+func (s *Store) Range(fn func(GroupSnapshot) bool) {
+	s.mu.Lock()
+	keys := make([]GroupKey, 0, len(s.groups))
+	for k := range s.groups {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(keys, func(a, b GroupKey) int { return strings.Compare(a.String(), b.String()) })
+	for _, k := range keys {
+		gs, ok := s.Group(k)
+		if ok && !fn(gs) {
+			return
+		}
+	}
+}
+
 // Group returns a deep copy of group k and whether it exists.
 func (s *Store) Group(k GroupKey) (GroupSnapshot, bool) {
 	s.mu.Lock()

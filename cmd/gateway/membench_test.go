@@ -120,3 +120,66 @@ func TestMemoryUnderPushFlood(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryUnderWholeStoreReads measures the peak RSS of 4 concurrent
+// GET /api/v1/metrics on a peer holding 2M series (2,000 groups of 1,000),
+// with GOMEMLIMIT as a 2 GiB container would give it, and a push beside
+// them.
+func TestMemoryUnderWholeStoreReads(t *testing.T) {
+	if os.Getenv(envMemBench) != "1" {
+		t.Skipf("set %s=1 to measure", envMemBench)
+	}
+	limit := float64(2 << 30)
+	t.Setenv("GOMEMLIMIT", strconv.FormatInt(int64(limit*memLimitShare), 10))
+	g := startPushring(t, "--store.max-series=2100000")
+	const groups, series = 2000, 1000
+	var body bytes.Buffer
+	body.WriteString("# TYPE wide gauge\n")
+	for i := range series {
+		fmt.Fprintf(&body, "wide{s=\"%d\",zone=\"eu-west-1\"} %d\n", i, i)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	var failed sync.Map
+	for i := range groups {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			resp, err := g.client.Post(fmt.Sprintf("%s/metrics/job/wide/instance/%d", g.base, i), "text/plain", bytes.NewReader(body.Bytes()))
+			if err != nil {
+				failed.Store(i, err.Error())
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				failed.Store(i, resp.Status)
+			}
+		})
+	}
+	wg.Wait()
+	failed.Range(func(k, v any) bool { t.Fatalf("push %v: %v", k, v); return false })
+	require.Equal(t, float64(groups*(series+2)), g.ownValue(t, "pushring_store_series", "", ""))
+	before := vmHWM(t, g.cmd.Process.Pid)
+
+	start := time.Now()
+	sizes := make([]int64, 4)
+	for i := range sizes {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{}}
+			resp, err := client.Get(g.base + "/api/v1/metrics")
+			if err != nil {
+				return
+			}
+			sizes[i], _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		})
+	}
+	st, _ := g.do(t, http.MethodPut, "/metrics/job/normal", nil, []byte("normal_value 1\n"))
+	wg.Wait()
+	took := time.Since(start)
+	peak := vmHWM(t, g.cmd.Process.Pid)
+	t.Logf("4 concurrent /api/v1/metrics of %d series: %v bytes each in %s; push beside them: %d; peak RSS %.0f MiB (%.0f MiB after filling)",
+		groups*(series+2), sizes, took.Round(time.Millisecond), st, float64(peak)/(1<<20), float64(before)/(1<<20))
+	require.Less(t, peak, int64(2<<30), "peak RSS under the 2 GiB limit")
+}
