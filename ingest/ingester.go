@@ -153,6 +153,12 @@ func (in *Ingester) handle(ctx context.Context, r Request) (Result, string, erro
 	key, keyErr := ParseGroupingPath(r.Path)
 	if keyErr == nil {
 		if owner, ok := in.route(r, key); ok {
+			if b, read := r.Body.(*Body); read && b.Err() != nil && r.Method != http.MethodDelete {
+				// Refused as it was read (too large, undecodable, an
+				// unsupported encoding): the owner would answer the same,
+				// so answer here without shipping it.
+				return in.push(ctx, r, key, nil)
+			}
 			return in.forward(ctx, owner, r, key)
 		}
 	}
