@@ -116,7 +116,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,
 		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
 	fs.DurationVar(&c.BodyTimeout, flagBodyTimeout, DefaultBodyTimeout,
-		"Maximum time a push body may take to arrive; slower pushes get 408. Bodies are read before a push takes one of the --push.max-inflight slots.")
+		"Maximum time a push body may take to arrive (at most --web.read-timeout); slower pushes get 408. Bodies are read before a push takes one of the --push.max-inflight slots.")
 	fs.Int64Var(&c.MinBodyRate, flagMinBodyRate, DefaultMinBodyRate,
 		"Slowest rate, in bytes per second, at which a push body may arrive once its first 5 s have passed; slower pushes get 408. 0: only --push.body-timeout applies.")
 	fs.Int64Var(&c.MemoryBudget, flagMemoryBudget, 0,

@@ -215,3 +215,14 @@ func TestVersionAndHelpGoToStdout(t *testing.T) {
 		require.Empty(t, stderr.String())
 	}
 }
+
+// The body deadline replaces the connection's read deadline, so it is held
+// to --web.read-timeout.
+func TestBodyTimeoutAtMostReadTimeout(t *testing.T) {
+	cfg, _ := parse(t, "--web.read-timeout=10s")
+	require.NoError(t, cfg.validate())
+	require.Equal(t, 10*time.Second, cfg.api.BodyTimeout)
+	cfg, _ = parse(t, "--push.body-timeout=5s")
+	require.NoError(t, cfg.validate())
+	require.Equal(t, 5*time.Second, cfg.api.BodyTimeout)
+}
