@@ -47,10 +47,6 @@ func (b *Body) Read(p []byte) (int, error) {
 // Len returns the size of the decompressed body read so far.
 func (b *Body) Len() int { return len(b.buf) }
 
-// Cap returns the bytes the body's buffer holds in memory, what a budget
-// should be charged for it.
-func (b *Body) Cap() int { return cap(b.buf) }
-
 // Err returns the refusal of the body, or nil.
 func (b *Body) Err() error { return b.err }
 
