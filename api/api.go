@@ -1,10 +1,13 @@
 // Package api serves pushring over HTTP with the Pushgateway's routes, status
 // codes, headers and JSON shapes: push and delete, the scrape endpoint, the
-// JSON API under /api/v1, health and lifecycle endpoints, a status page and
-// pprof. It holds no business logic: pushes go to the ingester, reads come
+// JSON API under /api/v1, health and lifecycle endpoints, a status page and,
+// with --web.enable-pprof, pprof. It holds no business logic: pushes go to the ingester, reads come
 // from the store, and one function (statusOf) maps errors to status codes.
 //
-// Pushes and deletes pass admission control first (admission.go): a fixed
+// A push's body is read first, outside admission control, under its own
+// deadline, minimum rate and a memory budget shared by every body being
+// read and decoded (body.go, budget.go). Pushes and deletes then pass
+// admission control (admission.go): a fixed
 // number are handled at once, a bounded number wait a bounded time for a
 // slot, and the rest get 503 with Retry-After at once, so an overloaded
 // peer answers quickly instead of queueing without bound.
@@ -18,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -46,6 +50,10 @@ type Ingester interface {
 	// it reached the Pusher, under the ingester's rejection reasons. It
 	// does not block.
 	CountOverloaded()
+	// CountRefused counts a push the api refused while reading its body,
+	// under reason (ingest.ReasonMemoryBudget, ReasonBodyTimeout or
+	// ReasonBody). It does not block.
+	CountRefused(reason string)
 	// ReloadRules re-reads the TTL rules file. On error the rules in force
 	// stay, and the error says what is wrong with the file.
 	ReloadRules() error
@@ -60,6 +68,11 @@ type Store interface {
 	// Snapshot returns a deep copy of every group sorted by key; the caller
 	// owns it.
 	Snapshot() []store.GroupSnapshot
+	// Range calls fn with a deep copy of one group at a time, sorted by
+	// key, until fn returns false; fn runs without the store's lock and
+	// owns what it is given. Reads of a whole peer use it so that their
+	// memory does not grow with the store.
+	Range(fn func(store.GroupSnapshot) bool)
 	// Wipe removes every group and returns how many there were.
 	Wipe() int
 }
@@ -91,6 +104,7 @@ type API struct {
 	logger   *slog.Logger
 	metrics  *metrics
 	admit    *Admission
+	bodies   *bodyReader
 	handler  http.Handler
 	ui       *uiPage
 
@@ -111,6 +125,9 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	}
 	prefix, _ := cfg.Prefix()         // Validate checked it
 	extern, _ := cfg.ExternalPrefix() // Validate checked it
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.StartTime.IsZero() {
 		cfg.StartTime = time.Now()
 	}
@@ -130,14 +147,16 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		logger:   logger,
 		ui:       ui,
 		admit:    deps.Admission,
-		views:    make(chan struct{}, maxClusterViews),
-		quit:     make(chan struct{}),
+		bodies: &bodyReader{timeout: cfg.BodyTimeout, grace: min(bodyGrace, cfg.BodyTimeout), minRate: cfg.MinBodyRate, maxBody: cfg.MaxBodyBytes,
+			budget: newBudget(cfg.budgetBytes(debug.SetMemoryLimit(-1)))},
+		views: make(chan struct{}, maxClusterViews),
+		quit:  make(chan struct{}),
 	}
 	mux, names, err := a.routes()
 	if err != nil {
 		return nil, err
 	}
-	a.metrics = newMetrics(reg, a.admit) // only once nothing can fail any more
+	a.metrics = newMetrics(reg, a.admit, a.bodies) // only once nothing can fail any more
 	a.handler = a.metrics.instrument(a.pushFirst(mux), names)
 	return a, nil
 }
@@ -256,8 +275,11 @@ func (a *API) routeTable() []route {
 		{"GET /-/reload", "reload", a.serve(lifecycleMethod)},
 		{"GET /{$}", "status", a.serve(a.statusPage)},
 		{"GET /status", "status", a.serve(a.statusPage)},
-		{"GET /debug/pprof/{name...}", "pprof", a.serve(pprofHandler)},
-		{"POST /debug/pprof/symbol", "pprof", a.serve(pprofHandler)},
+	}
+	if a.cfg.EnablePprof {
+		rs = append(rs,
+			route{"GET /debug/pprof/{name...}", "pprof", a.serve(pprofHandler)},
+			route{"POST /debug/pprof/symbol", "pprof", a.serve(pprofHandler)})
 	}
 	rs = append(rs, a.pushRoutes()...)
 	rs = append(rs, a.clusterRoutes()...)

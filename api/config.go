@@ -3,6 +3,7 @@ package api
 import (
 	"flag"
 	"fmt"
+	"math"
 	"net/url"
 	"path"
 	"strings"
@@ -30,13 +31,32 @@ type Config struct {
 	EnableLifecycle bool
 	// EnableAdminAPI enables PUT /api/v1/admin/wipe (--web.enable-admin-api).
 	EnableAdminAPI bool
+	// EnablePprof serves the Go profiles under /debug/pprof/
+	// (--web.enable-pprof). Off by default: profiles reveal the command
+	// line and memory contents, and a CPU profile or trace costs a 2-core
+	// peer dearly, so only an operator who asks for them gets them.
+	EnablePprof bool
 	// MaxInflight is how many pushes and deletes are handled at once
 	// (--push.max-inflight); more wait for a slot.
 	MaxInflight int
 	// MaxQueueWait is how long a push waits for a slot before it gets 503
 	// (--push.max-queue-wait); 0 refuses at once when every slot is taken.
 	MaxQueueWait time.Duration
+	// BodyTimeout bounds the time a push body takes to arrive
+	// (--push.body-timeout); 0 is DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// MinBodyRate is the slowest a push body may arrive once its first
+	// seconds have passed, in bytes per second (--push.min-body-rate); 0
+	// leaves only BodyTimeout.
+	MinBodyRate int64
+	// MemoryBudget bounds the bytes of the push bodies being read and
+	// decoded at once (--push.memory-budget-bytes); 0 picks a quarter of
+	// the Go memory limit, at least four maximal bodies.
+	MemoryBudget int64
 
+	// MaxBodyBytes bounds a push body after decompression, as the
+	// ingester's --push.max-body-bytes does; 0 means no limit.
+	MaxBodyBytes int64
 	// Flags is every command-line flag and its value, shown by
 	// /api/v1/status.
 	Flags map[string]string
@@ -83,10 +103,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Enable shutdown and reload via HTTP request (PUT or POST /-/quit and /-/reload).")
 	fs.BoolVar(&c.EnableAdminAPI, "web.enable-admin-api", false,
 		"Enable API endpoints for admin control actions (PUT /api/v1/admin/wipe).")
+	fs.BoolVar(&c.EnablePprof, "web.enable-pprof", false,
+		"Serve the Go profiles (CPU, heap, goroutines, trace) under /debug/pprof/. Off by default: anyone who reaches the port could read them.")
 	fs.IntVar(&c.MaxInflight, flagMaxInflight, DefaultMaxInflight,
 		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After.")
 	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,
 		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
+	fs.DurationVar(&c.BodyTimeout, flagBodyTimeout, DefaultBodyTimeout,
+		"Maximum time a push body may take to arrive (at most --web.read-timeout); slower pushes get 408. Bodies are read before a push takes one of the --push.max-inflight slots.")
+	fs.Int64Var(&c.MinBodyRate, flagMinBodyRate, DefaultMinBodyRate,
+		"Slowest rate, in bytes per second, at which a push body may arrive once its first 5 s have passed; slower pushes get 408. 0: only --push.body-timeout applies.")
+	fs.Int64Var(&c.MemoryBudget, flagMemoryBudget, 0,
+		"Bytes the push bodies being read and decoded may hold at once: decompressed bodies, and an estimate of their decoded series (~400 bytes each) charged before a push is admitted; over it a push gets 503 with Retry-After. 0: a quarter of the Go memory limit (GOMEMLIMIT, which follows the container's limit), and at least four bodies of --push.max-body-bytes.")
 }
 
 // Validate checks the configuration.
@@ -97,8 +125,17 @@ func (c *Config) Validate() error {
 	if c.MaxInflight < 1 {
 		return fmt.Errorf("invalid --%s %d: must be at least 1", flagMaxInflight, c.MaxInflight)
 	}
-	if err := flagcheck.Durations(flagcheck.Duration{Flag: flagMaxQueueWait, Value: c.MaxQueueWait, ZeroOK: true}); err != nil {
+	if err := flagcheck.Durations(
+		flagcheck.Duration{Flag: flagMaxQueueWait, Value: c.MaxQueueWait, ZeroOK: true},
+		flagcheck.Duration{Flag: flagBodyTimeout, Value: c.BodyTimeout, ZeroOK: true},
+	); err != nil {
 		return err
+	}
+	if c.MinBodyRate < 0 {
+		return fmt.Errorf("invalid --%s %d: must not be negative", flagMinBodyRate, c.MinBodyRate)
+	}
+	if c.MemoryBudget < 0 || (c.MemoryBudget > 0 && c.MemoryBudget < minBudget(c.MaxBodyBytes)) {
+		return fmt.Errorf("invalid --%s %d: must be 0 (automatic) or at least %d, four bodies of --push.max-body-bytes", flagMemoryBudget, c.MemoryBudget, minBudget(c.MaxBodyBytes))
 	}
 	if _, err := c.externalURL(); err != nil {
 		return err
@@ -153,4 +190,23 @@ func normalizePrefix(p string) string {
 		p = "/" + p
 	}
 	return strings.TrimSuffix(p, "/")
+}
+
+// minBudget is the smallest memory budget the flag may set: four bodies of
+// the largest size. A body of short series costs more to decode than that
+// (ingest.DecodeCost) and is refused with 503 naming the flag.
+func minBudget(maxBody int64) int64 { return 4 * maxBody }
+
+// budgetBytes returns the memory budget in force: MemoryBudget, or a quarter
+// of limit (the Go memory limit) but at least minBudget, or 1 GiB when
+// there is no limit.
+func (c *Config) budgetBytes(limit int64) int64 {
+	if c.MemoryBudget > 0 {
+		return c.MemoryBudget
+	}
+	b := int64(1 << 30)
+	if limit > 0 && limit < math.MaxInt64 {
+		b = limit / 4
+	}
+	return max(b, minBudget(c.MaxBodyBytes))
 }

@@ -58,6 +58,10 @@ func TestValidate(t *testing.T) {
 		{"unclean prefix", Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: "/a/../b"}, "route prefix"},
 		{"no push slots", Config{TelemetryPath: "/metrics"}, "--push.max-inflight 0: must be at least 1"},
 		{"negative queue wait", Config{TelemetryPath: "/metrics", MaxInflight: 1, MaxQueueWait: -time.Second}, "--push.max-queue-wait must not be negative, got -1s"},
+		{"negative body timeout", Config{TelemetryPath: "/metrics", MaxInflight: 1, BodyTimeout: -time.Second}, "--push.body-timeout must not be negative, got -1s"},
+		{"negative body rate", Config{TelemetryPath: "/metrics", MaxInflight: 1, MinBodyRate: -1}, "--push.min-body-rate -1: must not be negative"},
+		{"budget below four bodies", Config{TelemetryPath: "/metrics", MaxInflight: 1, MaxBodyBytes: 1000, MemoryBudget: 3999},
+			"--push.memory-budget-bytes 3999: must be 0 (automatic) or at least 4000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,7 +84,9 @@ func TestRegisterFlags(t *testing.T) {
 		"--web.telemetry-path=/m", "--web.external-url=http://h/x", "--web.route-prefix=/p",
 		"--web.enable-lifecycle", "--web.enable-admin-api",
 		"--push.max-inflight=8", "--push.max-queue-wait=1s",
+		"--push.body-timeout=3s", "--push.min-body-rate=10", "--push.memory-budget-bytes=1000",
 	}))
 	require.Equal(t, Config{TelemetryPath: "/m", ExternalURL: "http://h/x", RoutePrefix: "/p",
-		EnableLifecycle: true, EnableAdminAPI: true, MaxInflight: 8, MaxQueueWait: time.Second}, cfg)
+		EnableLifecycle: true, EnableAdminAPI: true, MaxInflight: 8, MaxQueueWait: time.Second,
+		BodyTimeout: 3 * time.Second, MinBodyRate: 10, MemoryBudget: 1000}, cfg)
 }

@@ -67,11 +67,14 @@ func statusOf(err error) int {
 	var sc *scrapeError
 	var mna *methodNotAllowedError
 	var an answered
+	var bt *bodyTimeoutError
 	switch {
 	case err == nil:
 		return http.StatusOK
 	case errors.As(err, &se):
 		return se.code
+	case errors.As(err, &bt):
+		return http.StatusRequestTimeout
 	case errors.As(err, &sc):
 		return http.StatusInternalServerError
 	case errors.As(err, &mna):
@@ -97,6 +100,8 @@ func pushStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ingest.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ingest.ErrUnsupportedEncoding):
+		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ingest.ErrMethodNotAllowed):
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, ingest.ErrBadRequest), errors.Is(err, store.ErrInconsistent):

@@ -42,11 +42,24 @@ type fakeIngester struct {
 	release chan struct{}
 
 	overloaded atomic.Int64 // CountOverloaded calls
+	refused    []string     // CountRefused reasons, under mu
 	reloads    atomic.Int64 // ReloadRules calls
 	reloadErr  error
 }
 
 func (f *fakeIngester) CountOverloaded() { f.overloaded.Add(1) }
+
+func (f *fakeIngester) CountRefused(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refused = append(f.refused, reason)
+}
+
+func (f *fakeIngester) refusedReasons() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.refused...)
+}
 
 func (f *fakeIngester) ReloadRules() error {
 	f.reloads.Add(1)
@@ -119,6 +132,14 @@ func (f *fakeStore) Snapshot() []store.GroupSnapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]store.GroupSnapshot(nil), f.groups...)
+}
+
+func (f *fakeStore) Range(fn func(store.GroupSnapshot) bool) {
+	for _, g := range f.Snapshot() {
+		if !fn(g) {
+			return
+		}
+	}
 }
 
 func (f *fakeStore) Wipe() int {

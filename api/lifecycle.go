@@ -14,9 +14,10 @@ func (a *API) healthy(w http.ResponseWriter, _ *http.Request) error {
 }
 
 // ready serves /-/ready: not ready until the peer has joined its cluster
-// and its view of the members settled, once it is leaving, and while every
-// push slot is taken and pushes wait for one, so a load balancer steers new
-// pushers to other peers. It reads a few flags and never waits.
+// and its view of the members settled, once it is leaving, while every
+// push slot is taken and pushes wait for one, and while push bodies hold
+// nine tenths of the memory budget, so a load balancer steers new pushers
+// to other peers. It reads a few flags and never waits.
 func (a *API) ready(w http.ResponseWriter, _ *http.Request) error {
 	if err := a.cluster.Ready(); err != nil {
 		writeText(w, http.StatusServiceUnavailable, err.Error())
@@ -24,6 +25,10 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) error {
 	}
 	if a.admit.saturated() {
 		writeText(w, http.StatusServiceUnavailable, "overloaded")
+		return nil
+	}
+	if a.bodies.budget.nearlyFull() {
+		writeText(w, http.StatusServiceUnavailable, "overloaded: push bodies hold nine tenths of --"+flagMemoryBudget)
 		return nil
 	}
 	writeText(w, http.StatusOK, "OK")

@@ -23,8 +23,20 @@ type metrics struct {
 // httpLabels are the labels of both request metrics.
 var httpLabels = []string{"handler", "code", "method"}
 
-func newMetrics(reg prometheus.Registerer, adm *Admission) *metrics {
+func newMetrics(reg prometheus.Registerer, adm *Admission, br *bodyReader) *metrics {
 	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pushring_push_bodies_reading",
+		Help: "Push bodies being received, before their pushes take a slot.",
+	}, func() float64 { return float64(br.reading.Load()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pushring_push_memory_budget_bytes",
+		Help: "Bytes the push bodies being read and decoded may hold (--push.memory-budget-bytes, or its automatic value).",
+	}, func() float64 { return float64(br.budget.max) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pushring_push_memory_in_use_bytes",
+		Help: "Bytes of the memory budget held now by push bodies being read and decoded.",
+	}, func() float64 { return float64(br.budget.inUse()) })
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pushring_push_inflight",
 		Help: "Pushes and deletes being handled now.",

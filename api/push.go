@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -8,13 +9,14 @@ import (
 	"github.com/pushring/pushring/ingest"
 )
 
-// push serves PUT, POST and DELETE under <prefix>/metrics/job...: once
-// admission control grants a slot, the pusher applies it here or on the
-// peer that owns its group; a success is its status with an empty body.
-// Every answer is counted by method and status, on the peer that took the
-// request.
+// push serves PUT, POST and DELETE under <prefix>/metrics/job...: the body
+// is read first, outside admission (body.go), so a slow client holds its
+// own connection and nothing else; then, once admission control grants a
+// slot, the pusher applies it here or on the peer that owns its group. A
+// success is its status with an empty body. Every answer is counted by
+// method and status, on the peer that took the request.
 func (a *API) push(w http.ResponseWriter, r *http.Request) error {
-	res, err := a.handlePush(r)
+	res, err := a.handlePush(w, r)
 	a.metrics.pushes.WithLabelValues(methodLabel(r.Method), strconv.Itoa(statusOf(err))).Inc()
 	if err != nil {
 		return err
@@ -24,23 +26,34 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handlePush admits a push and hands it to the pusher.
-func (a *API) handlePush(r *http.Request) (ingest.Result, error) {
-	if err := a.admit.Acquire(r.Context()); err != nil {
-		a.ingester.CountOverloaded()
-		return ingest.Result{}, err
-	}
-	defer a.admit.Release()
-	return a.pusher.Handle(r.Context(), ingest.Request{
+// handlePush reads the body, admits the push and hands it to the pusher.
+// The body reaches the pusher decompressed, so the request says it has no
+// Content-Encoding.
+func (a *API) handlePush(w http.ResponseWriter, r *http.Request) (ingest.Result, error) {
+	req := ingest.Request{
 		Method:          r.Method,
 		Path:            groupingPath(r.URL.EscapedPath(), a.prefix),
 		ContentType:     r.Header.Get("Content-Type"),
 		ContentEncoding: r.Header.Get("Content-Encoding"),
 		Body:            r.Body,
 		Header:          r.Header,
-	})
+	}
+	if r.Method != http.MethodDelete { // a DELETE's body is ignored
+		body, c, err := a.bodies.read(w, r)
+		if err != nil {
+			a.ingester.CountRefused(refusalReason(err))
+			return ingest.Result{}, err
+		}
+		defer c.release()
+		req.Body, req.ContentEncoding = body, ""
+	}
+	if err := a.admit.Acquire(r.Context()); err != nil {
+		a.ingester.CountOverloaded()
+		return ingest.Result{}, err
+	}
+	defer a.admit.Release()
+	return a.pusher.Handle(r.Context(), req)
 }
-
 // groupingPath returns the escaped path after "<prefix>/metrics", e.g.
 // "/job/x/a/b". It skips segments rather than trimming the prefix string:
 // the mux matched the prefix on decoded segments, so a client may have
@@ -56,4 +69,18 @@ func groupingPath(escaped, prefix string) string {
 		p = p[i+1:]
 	}
 	return p
+}
+
+// refusalReason is the reason a push refused while its body was read is
+// counted under.
+func refusalReason(err error) string {
+	var be *budgetError
+	var te *bodyTimeoutError
+	switch {
+	case errors.As(err, &be):
+		return ingest.ReasonMemoryBudget
+	case errors.As(err, &te):
+		return ingest.ReasonBodyTimeout
+	}
+	return ingest.ReasonBody
 }

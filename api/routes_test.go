@@ -12,7 +12,7 @@ import (
 )
 
 func TestRoutesWithoutPrefix(t *testing.T) {
-	ta := newTestAPI(t, Config{})
+	ta := newTestAPI(t, Config{EnablePprof: true})
 	cases := []struct {
 		name, method, target string
 		code                 int
@@ -49,8 +49,17 @@ func TestRoutesWithoutPrefix(t *testing.T) {
 	}
 }
 
+// pprof is off unless --web.enable-pprof asks for it.
+func TestPprofOffByDefault(t *testing.T) {
+	ta := newTestAPI(t, Config{})
+	for _, target := range []string{"/debug/pprof/", "/debug/pprof/trace", "/debug/pprof/profile", "/debug/pprof/goroutine?debug=1"} {
+		require.Equal(t, http.StatusNotFound, ta.do(http.MethodGet, target, nil).Code, target)
+	}
+	require.Equal(t, http.StatusNotFound, ta.do(http.MethodPost, "/debug/pprof/symbol", nil).Code)
+}
+
 func TestRoutesUnderPrefix(t *testing.T) {
-	ta := newTestAPI(t, Config{RoutePrefix: "/pg/"})
+	ta := newTestAPI(t, Config{RoutePrefix: "/pg/", EnablePprof: true})
 	require.Equal(t, "/pg", ta.prefix)
 
 	w := ta.do(http.MethodGet, "/pg", nil)
@@ -116,7 +125,7 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	ta := newTestAPI(t, Config{})
+	ta := newTestAPI(t, Config{EnablePprof: true})
 
 	w := ta.do(http.MethodOptions, "/metrics/job/x", nil)
 	require.Equal(t, http.StatusOK, w.Code)
@@ -302,7 +311,8 @@ func TestSelfMetrics(t *testing.T) {
 	require.Equal(t, want, durations, "one histogram per (handler, code, method) seen, counting the same requests")
 	require.Equal(t, map[string]float64{"code=200,method=put": 2, "code=200,method=delete": 1}, pushes,
 		"pushes and deletes by method and exact status")
-	require.Equal(t, []string{"pushring_push_inflight", "pushring_push_inflight_capacity", "pushring_push_queue_waiting"}, gauges)
+	require.Equal(t, []string{"pushring_push_bodies_reading", "pushring_push_inflight", "pushring_push_inflight_capacity",
+		"pushring_push_memory_budget_bytes", "pushring_push_memory_in_use_bytes", "pushring_push_queue_waiting"}, gauges)
 }
 
 func labelString(m *dto.Metric) string {

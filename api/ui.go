@@ -59,9 +59,12 @@ func (a *API) statusPage(w http.ResponseWriter, _ *http.Request) error {
 		Version:       cmp.Or(version.Version, "unknown"),
 		StartTime:     a.cfg.StartTime.Format(time.RFC3339),
 	}
-	for _, g := range a.store.Snapshot() {
+	// One group at a time: the page keeps a line per group, not the
+	// groups' families.
+	a.store.Range(func(g store.GroupSnapshot) bool {
 		data.Groups = append(data.Groups, uiGroupOf(g))
-	}
+		return true
+	})
 	var buf bytes.Buffer
 	if err := a.ui.tmpl.Execute(&buf, data); err != nil {
 		return wrapf(err, "render status page")

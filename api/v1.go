@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/pushring/pushring/store"
 )
 
 // corsHeaders are set on the JSON API's status, metrics and OPTIONS answers
@@ -96,7 +99,41 @@ func (a *API) v1Metrics(w http.ResponseWriter, r *http.Request) error {
 		return &statusError{code: http.StatusBadRequest, text: fmt.Sprintf("unknown scope %q: use scope=peer (this peer's groups, the default) or scope=cluster (every peer's)", scope)}
 	}
 	setCORS(w)
-	return writeJSON(w, groupsJSON(a.store.Snapshot()))
+	return a.streamGroupsJSON(w)
+}
+
+// streamGroupsJSON writes the success envelope of /api/v1/metrics group by
+// group as the store hands them out, so the answer's memory is one group's
+// and a write buffer, not the whole store's (a peer of 2M series once grew
+// by 4 GB per request building it). The bytes are those writeJSON would
+// write. A group that fails to encode after the header was sent aborts the
+// connection: a truncated JSON array must not look complete.
+func (a *API) streamGroupsJSON(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.WriteString(`{"status":"success","data":[`)
+	var err error
+	first := true
+	a.store.Range(func(g store.GroupSnapshot) bool {
+		var b []byte
+		if b, err = json.Marshal(groupJSON(g)); err != nil {
+			err = wrapf(err, "encode group %s", g.Key)
+			return false
+		}
+		if !first {
+			_ = bw.WriteByte(',')
+		}
+		first = false
+		_, err = bw.Write(b)
+		return err == nil
+	})
+	if err != nil {
+		return wrapf(errAbort, "stream /api/v1/metrics: %v", err)
+	}
+	_, _ = bw.WriteString("]}")
+	_ = bw.Flush()
+	return nil
 }
 
 // v1Wipe serves PUT /api/v1/admin/wipe: every group is gone when the 202 is

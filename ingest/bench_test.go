@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +183,51 @@ func BenchmarkTTLFor(b *testing.B) {
 			b.Fatal(d, err)
 		}
 	}
+}
+
+// BenchmarkDecodeCost measures the heap that decoded families hold per
+// byte of the text body they came from, the figure behind the api's
+// decodeCost charge: small series with short labels, and the 16 MB push of
+// issue 11 (series with 300-byte label values).
+func BenchmarkDecodeCost(b *testing.B) {
+	for _, tt := range []struct {
+		name   string
+		series int
+		value  int // label value length
+	}{{"short labels", 40000, 8}, {"300-byte labels", 49000, 300}} {
+		b.Run(tt.name, func(b *testing.B) {
+			var sb strings.Builder
+			sb.WriteString("# TYPE cost gauge\n")
+			v := strings.Repeat("v", tt.value)
+			for i := range tt.series {
+				fmt.Fprintf(&sb, "cost{a=\"%s\",b=\"%d\"} %d\n", v, i, i)
+			}
+			text := []byte(sb.String())
+			for _, f := range []struct {
+				name, contentType string
+				body              []byte
+			}{{"text", "", text}, {"proto", string(fmtProtoDelim), encodeDelimited(b, sortedFamilies(parseText(b, sb.String()))...)}} {
+				b.Run(f.name, func(b *testing.B) { benchmarkDecodeCost(b, f.body, f.contentType) })
+			}
+		})
+	}
+}
+
+func benchmarkDecodeCost(b *testing.B, body []byte, contentType string) {
+	var perByte float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fams, err := DecodeBody(bytes.NewReader(body), contentType, "", 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perByte = float64(after.HeapAlloc-before.HeapAlloc) / float64(len(body))
+		runtime.KeepAlive(fams)
+	}
+	b.ReportMetric(perByte, "heap-bytes/body-byte")
+	b.ReportMetric(float64(len(body)), "body-bytes")
 }

@@ -39,37 +39,56 @@ const (
 
 // decodeBody reads a push body: delimited protobuf when contentType says
 // so, text 0.0.4 otherwise; gzip or snappy (any case) per contentEncoding,
-// any other encoding read as is; at most maxBytes after decompression (0 =
-// no limit). Errors wrap ErrBadRequest (their text is the Pushgateway's 400
-// body) or ErrTooLarge. The returned map is never nil on success and the
-// caller owns it. It also reports how many decompressed bytes it read, for
-// the body size histogram.
+// none for "" or "identity"; at most maxBytes after decompression (0 = no
+// limit). A *Body from ReadBody is decoded as it was read, whatever
+// contentEncoding says. Errors wrap ErrBadRequest (their text is the
+// Pushgateway's 400 body), ErrTooLarge or ErrUnsupportedEncoding. The
+// returned map is never nil on success and the caller owns it. It also
+// reports how many decompressed bytes it read, for the body size histogram.
 //
 // The body is read completely (never more than the limit) before it is
 // parsed, so a body over the limit is always a 413, whatever it holds, and
 // the protobuf path can unmarshal in place.
 func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, int64, error) {
+	if b, ok := body.(*Body); ok {
+		// Read and decompressed by the api before admission.
+		raw, err := b.bytes()
+		if err != nil {
+			return nil, int64(b.Len()), err
+		}
+		fams, err := decodeBytes(raw, contentType)
+		return fams, int64(len(raw)), err
+	}
 	d := getDecoder()
 	defer putDecoder(d)
 	if body == nil {
 		body = emptyBody{}
+	}
+	if !supportedEncoding(contentEncoding) {
+		return nil, 0, unsupportedEncoding(contentEncoding)
 	}
 	err := d.read(body, contentEncoding, maxBytes)
 	n := int64(d.buf.Len())
 	if err != nil {
 		return nil, n, asBadRequest(err)
 	}
+	fams, err := decodeBytes(d.buf.Bytes(), contentType)
+	return fams, n, err
+}
+
+// decodeBytes parses a whole decompressed body.
+func decodeBytes(b []byte, contentType string) (map[string]*dto.MetricFamily, error) {
 	var fams map[string]*dto.MetricFamily
+	var err error
 	if isDelimitedProto(contentType) {
-		fams, err = decodeProto(d.buf.Bytes())
+		fams, err = decodeProto(b)
 	} else {
-		d.rd.Reset(d.buf.Bytes())
-		fams, err = decodeText(&d.rd)
+		fams, err = decodeText(bytes.NewReader(b))
 	}
 	if err != nil {
-		return nil, n, asBadRequest(err)
+		return nil, asBadRequest(err)
 	}
-	return fams, n, nil
+	return fams, nil
 }
 
 // emptyBody stands in for a nil body.
@@ -140,7 +159,6 @@ func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
 // the body buffer and the gzip and snappy windows on every push.
 type decoder struct {
 	buf  bytes.Buffer  // the decompressed body
-	rd   bytes.Reader  // buf, for the text parser
 	raw  limitedReader // the body as received
 	zbuf *bufio.Reader // byte reader under gzip, which would allocate its own
 	gz   *gzip.Reader
@@ -157,7 +175,6 @@ func putDecoder(d *decoder) {
 		d.buf = bytes.Buffer{}
 	}
 	d.buf.Reset()
-	d.rd.Reset(nil)
 	d.raw.reset(nil, 0, "")
 	if d.zbuf != nil {
 		d.zbuf.Reset(nil)
@@ -190,7 +207,7 @@ func (d *decoder) open(body io.Reader, encoding string, maxBytes int64) (io.Read
 	case strings.EqualFold(encoding, "snappy"):
 		d.raw.reset(body, maxBytes, overCompressed)
 		return d.snappyReader(&d.raw), overDecompressed, nil
-	default: // identity, or an encoding the Pushgateway also reads as is
+	default: // identity (supportedEncoding refused the others)
 		return body, overIdentity, nil
 	}
 }

@@ -22,6 +22,10 @@
 //  4. DecodeBody reads the body, decompressing gzip or snappy, as delimited
 //     protobuf when the Content-Type says so and as text 0.0.4 otherwise,
 //     never reading more than --push.max-body-bytes after decompression.
+//     The api reads push bodies ahead of admission with ReadBody, which
+//     decompresses into a Body and charges its buffer to the api's memory
+//     budget as it grows (DecodeCost estimates the decoding); DecodeBody
+//     then decodes the Body in place. Any other Content-Encoding is 415.
 //  5. Sanitize forces the grouping labels onto every metric, adds
 //     instance="" where there is no instance, and sorts label pairs, so a
 //     group keeps one identity on whichever peer exposes it.

@@ -17,6 +17,9 @@ var (
 	ErrTooLarge = errors.New("request body too large")
 	// ErrNotFound wraps a path that is not a push route (404).
 	ErrNotFound = errors.New("not found")
+	// ErrUnsupportedEncoding wraps a push whose Content-Encoding this peer
+	// cannot decode (415); the text names the encodings it can.
+	ErrUnsupportedEncoding = errors.New("unsupported content encoding")
 	// ErrMethodNotAllowed wraps a method other than PUT, POST or DELETE (405).
 	ErrMethodNotAllowed = errors.New("method not allowed")
 	// ErrOverloaded wraps a refusal to take a request because the peer is
@@ -47,7 +50,7 @@ func badRequest(format string, args ...any) error {
 // asBadRequest tags err as a 400 unless it already carries a sentinel of
 // this package (a size overrun surfacing through a parser stays a 413).
 func asBadRequest(err error) error {
-	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrBadRequest) {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrBadRequest) || errors.Is(err, ErrUnsupportedEncoding) {
 		return err
 	}
 	return &requestError{kind: ErrBadRequest, cause: err}

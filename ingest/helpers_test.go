@@ -92,6 +92,7 @@ var kindsByStatus = map[int][]error{
 	http.StatusNotFound:              {ErrNotFound},
 	http.StatusMethodNotAllowed:      {ErrMethodNotAllowed},
 	http.StatusRequestEntityTooLarge: {ErrTooLarge},
+	http.StatusUnsupportedMediaType:  {ErrUnsupportedEncoding},
 	http.StatusTooManyRequests:       {store.ErrLimit},
 	http.StatusServiceUnavailable:    {ErrOverloaded},
 }
@@ -99,7 +100,7 @@ var kindsByStatus = map[int][]error{
 // statusOf is the status the api answers err with, by the sentinel it
 // wraps; 500 when it wraps none.
 func statusOf(err error) int {
-	for _, code := range []int{503, 429, 404, 413, 405, 400} { // api.pushStatus's order
+	for _, code := range []int{503, 429, 404, 413, 415, 405, 400} { // api.pushStatus's order
 		for _, k := range kindsByStatus[code] {
 			if errors.Is(err, k) {
 				return code

@@ -98,6 +98,18 @@ func (in *Ingester) CountUnavailable() {
 	in.metrics.rejected.WithLabelValues(reasonOwnerUnavailable).Inc()
 }
 
+// CountRefused counts a push the api refused while reading its body, under
+// one of ReasonMemoryBudget, ReasonBodyTimeout and ReasonBody; any other
+// reason is counted as ReasonBody, so the label keeps its fixed set.
+func (in *Ingester) CountRefused(reason string) {
+	switch reason {
+	case ReasonMemoryBudget, ReasonBodyTimeout:
+	default:
+		reason = ReasonBody
+	}
+	in.metrics.rejected.WithLabelValues(reason).Inc()
+}
+
 // Parsed is a request whose method, grouping path and TTL header have been
 // read, but not its body. Parse makes one and Apply applies it; in a
 // cluster, the peer that received it decides by Key where it goes.
@@ -106,16 +118,17 @@ type Parsed struct {
 	key       store.GroupKey
 	keyErr    error // the path does not parse
 	methodErr error
-	ttl       time.Duration
-	ttlErr    error // the TTL header is refused
+	ttl         time.Duration
+	ttlErr      error // the TTL header is refused
+	bodyRefused bool  // the body was refused as it was read
 }
 
 // Key returns the key of the request's group, and whether the request may
-// go to the peer that owns the group: false when it is refused before its
-// body is read whichever peer handles it (its method, its path or its TTL
-// header are wrong), so the peer that received it answers it.
+// go to the peer that owns the group: false when any peer would refuse it
+// as it stands (its method, its path, its TTL header or the body as it was
+// read are wrong), so the peer that received it answers it.
 func (p Parsed) Key() (store.GroupKey, bool) {
-	return p.key, p.methodErr == nil && p.keyErr == nil && p.ttlErr == nil
+	return p.key, p.methodErr == nil && p.keyErr == nil && p.ttlErr == nil && !p.bodyRefused
 }
 
 // Parse reads what a request says without its body: the method, the
@@ -133,6 +146,12 @@ func (in *Ingester) Parse(r Request) Parsed {
 	p.key, p.keyErr = ParseGroupingPath(r.Path)
 	if p.keyErr == nil && r.Method != http.MethodDelete {
 		p.ttl, p.ttlErr = in.ttlFor(p.key.Labels(), r.Header[ttlHeaderKey])
+		// A body refused as it was read (too large, undecodable, an
+		// unsupported encoding) is refused by every peer alike: it is
+		// answered where it arrived, without shipping it.
+		if b, read := r.Body.(*Body); read && b.Err() != nil {
+			p.bodyRefused = true
+		}
 	}
 	return p
 }

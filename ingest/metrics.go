@@ -22,9 +22,18 @@ const (
 	reasonMetricNameLength = "metric_name_length" // --push.max-metric-name-length
 	reasonMaxGroups        = store.LimitMaxGroups // the store's --store.max-groups
 	reasonMaxSeries        = store.LimitMaxSeries // the store's --store.max-series
+	reasonMaxBytes         = store.LimitMaxBytes  // the store's --store.max-bytes
 	reasonStoreLimit       = "limit"              // a store.ErrLimit of no known limit; should stay 0
 	reasonOverloaded       = "overloaded"         // refused by the api's admission control
 	reasonOwnerUnavailable = "owner_unavailable"  // the owner peer did not answer a forwarded push
+)
+
+// Reasons the api counts through CountRefused: a push refused while its
+// body was read, before it reached Handle.
+const (
+	ReasonMemoryBudget = "memory_budget" // the api's --push.memory-budget-bytes
+	ReasonBodyTimeout  = "body_timeout"  // --push.body-timeout or --push.min-body-rate
+	ReasonBody         = reasonBody      // the connection failed while the body was read
 )
 
 // rejectReasons is every reason, pre-initialised to 0 so the set of series
@@ -32,7 +41,8 @@ const (
 var rejectReasons = []string{
 	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTTL,
 	reasonSeriesPerPush, reasonLabelsPerSeries, reasonLabelNameLength, reasonLabelValueLength, reasonMetricNameLength,
-	reasonMaxGroups, reasonMaxSeries, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
+	reasonMaxGroups, reasonMaxSeries, reasonMaxBytes, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
+	ReasonMemoryBudget, ReasonBodyTimeout,
 }
 
 // Values of the result label of pushring_ttl_rules_reloads_total.

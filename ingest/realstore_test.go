@@ -47,6 +47,7 @@ func TestStoreLimitReason(t *testing.T) {
 	}{
 		{"max groups", store.Config{MaxGroups: 1}, put("/job/second", "m 1\n"), reasonMaxGroups, "--store.max-groups"},
 		{"max series", store.Config{MaxSeries: 5}, put("/job/first/instance/x", seriesBody(6)), reasonMaxSeries, "--store.max-series"},
+		{"max bytes", store.Config{MaxBytes: 400}, put("/job/first/instance/x", seriesBody(6)), reasonMaxBytes, "--store.max-bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

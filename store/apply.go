@@ -132,8 +132,14 @@ func (c *change) insert(b *built) {
 func (s *Store) commit(c *change) *group {
 	g := c.g
 	if g == nil {
-		g = &group{key: c.key, families: make(map[string]*slot, len(c.news))}
+		g = &group{key: c.key, families: make(map[string]*slot, len(c.news)), failureOnly: c.failureOnly}
 		s.groups[c.key] = g
+		if g.failureOnly {
+			s.nFailureOnly++
+		}
+	} else if g.failureOnly && !c.failureOnly {
+		g.failureOnly = false // data arrived: a group like any other
+		s.nFailureOnly--
 	}
 	if c.drop != dropNone {
 		for name := range g.families {
@@ -171,7 +177,7 @@ func (s *Store) RecordFailure(k GroupKey, t time.Time) bool {
 func (s *Store) recordFailureLocked(k GroupKey, t, deadline time.Time) bool {
 	b := s.builders.Get().(*builder)
 	defer s.builders.Put(b)
-	c := &change{key: k, g: s.groups[k]}
+	c := &change{key: k, g: s.groups[k], failureOnly: true}
 	c.news = append(c.news, b.build(timeGauge(PushFailureTimeName, k, t), t))
 	if c.mine(PushTimeName) == 0 {
 		c.news = append(c.news, b.build(timeGauge(PushTimeName, k, time.Time{}), t))

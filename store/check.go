@@ -92,6 +92,10 @@ func checkFamilyHeader(mf *dto.MetricFamily) error {
 		return fmt.Errorf("metric family name %q is not a valid metric name", name)
 	case isOwnName(name):
 		return fmt.Errorf("metric family name %q is reserved for the gateway's own metrics (prefix %q)", name, ownPrefix)
+	case !utf8.ValidString(mf.GetHelp()):
+		// Prometheus refuses a whole scrape over it ("help text is not a
+		// valid utf8 string"), which would take the peer off its targets.
+		return fmt.Errorf("metric family %q has a HELP text that is not valid UTF-8: %q", name, mf.GetHelp())
 	}
 	if _, ok := dto.MetricType_name[int32(mf.GetType())]; !ok {
 		return fmt.Errorf("metric family %q has unknown type %d", name, mf.GetType())
@@ -118,6 +122,33 @@ func checkMetric(name string, typ dto.MetricType, m *dto.Metric) error {
 			return fmt.Errorf("collected metric %q { %s} must not have an explicit %q label", name, m, ln)
 		case !utf8.ValidString(lp.GetValue()):
 			return fmt.Errorf("collected metric %q { %s} has a label named %q whose value is not utf8: %#v", name, m, ln, lp.GetValue())
+		}
+	}
+	return checkExemplars(name, m)
+}
+
+// checkExemplars checks the label pairs of m's exemplars, which the
+// OpenMetrics and protobuf scrapes carry: a name Prometheus would not
+// accept or a value that is not UTF-8 would fail the whole scrape.
+func checkExemplars(name string, m *dto.Metric) error {
+	var exs []*dto.Exemplar
+	if c := m.GetCounter(); c != nil {
+		exs = append(exs, c.GetExemplar())
+	}
+	if h := m.GetHistogram(); h != nil {
+		exs = append(exs, h.GetExemplars()...)
+		for _, b := range h.GetBucket() {
+			exs = append(exs, b.GetExemplar())
+		}
+	}
+	for _, ex := range exs {
+		for _, lp := range ex.GetLabel() {
+			switch {
+			case !model.LegacyValidation.IsValidLabelName(lp.GetName()):
+				return fmt.Errorf("collected metric %q has an exemplar with an invalid label name: %q", name, lp.GetName())
+			case !utf8.ValidString(lp.GetValue()):
+				return fmt.Errorf("collected metric %q has an exemplar label named %q whose value is not utf8: %q", name, lp.GetName(), lp.GetValue())
+			}
 		}
 	}
 	return nil

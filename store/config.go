@@ -27,6 +27,15 @@ const ownPrefix = "pushring_"
 const (
 	DefaultMaxGroups = 200_000
 	DefaultMaxSeries = 2_000_000
+	// DefaultMaxFailureGroups bounds the failure-only groups (two series
+	// each) to a twentieth of DefaultMaxGroups: enough for a fleet whose
+	// pushes all fail for a while, no room for a flood of refusals.
+	DefaultMaxFailureGroups = 10_000
+	// DefaultMaxBytes is 256 MiB of sample lines. Small series take
+	// ~60 bytes of them, so 2M such series stay well below it; series
+	// with 300-byte label values reach it at ~800k series.
+	// BENCHMARKS.md measures the heap they take.
+	DefaultMaxBytes = 256 << 20
 )
 
 // Config configures a Store.
@@ -47,6 +56,18 @@ type Config struct {
 	// (series added minus series it replaces or drops) does not fit is
 	// refused whole with ErrLimit; a write that does not grow always fits.
 	MaxSeries int
+	// MaxBytes bounds the sample bytes of this peer: the rendered sample
+	// lines of every stored family, label names and values included, so
+	// it is what bounds a store of series with long label values, which
+	// MaxSeries cannot. 0 is unlimited. Refused like MaxSeries.
+	MaxBytes int64
+	// MaxFailureGroups bounds the failure-only groups: groups that exist
+	// only because pushes to them were refused (they hold nothing but
+	// push_failure_time_seconds and a zero push_time_seconds). They do not
+	// count against MaxGroups, so refused pushes cannot lock valid pushers
+	// out; past this bound a refused push for a new group records no
+	// failure time. 0 is unlimited.
+	MaxFailureGroups int
 
 	// Clock tells Restore what time it is, so that a restored group whose
 	// TTL deadline has passed is not inserted, and stamps group versions.
@@ -65,6 +86,10 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxGroups, "store.max-groups", DefaultMaxGroups,
 		"Most groups this peer stores. A push that would create another one is refused with 429. 0: unlimited.")
+	fs.Int64Var(&c.MaxBytes, "store.max-bytes", DefaultMaxBytes,
+		"Most bytes of sample lines (as in the text exposition, label names and values included) this peer stores; unlike --store.max-series it bounds series with long label values. A push that would grow the store past it is refused whole with 429. 0: unlimited.")
+	fs.IntVar(&c.MaxFailureGroups, "store.max-failure-groups", DefaultMaxFailureGroups,
+		"Most failure-only groups (groups that exist only because pushes to them were refused) this peer stores. They do not count against --store.max-groups; past this limit a refused push for a new group records no failure time. 0: unlimited.")
 	fs.IntVar(&c.MaxSeries, "store.max-series", DefaultMaxSeries,
 		"Most series (sample lines, as Prometheus counts them) this peer stores, push-time gauges included (~245 B of heap each, more once scraped as protobuf or OpenMetrics). A push that would grow the store past it is refused whole with 429; pushes that replace as many series as they add still succeed. 0: unlimited.")
 }
@@ -74,6 +99,12 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.MaxGroups < 0 {
 		errs = append(errs, fmt.Errorf("--store.max-groups must not be negative, got %d", c.MaxGroups))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("--store.max-bytes must not be negative, got %d", c.MaxBytes))
+	}
+	if c.MaxFailureGroups < 0 {
+		errs = append(errs, fmt.Errorf("--store.max-failure-groups must not be negative, got %d", c.MaxFailureGroups))
 	}
 	if c.MaxSeries < 0 {
 		errs = append(errs, fmt.Errorf("--store.max-series must not be negative, got %d", c.MaxSeries))

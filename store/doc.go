@@ -42,16 +42,20 @@
 //
 // # Limits
 //
-// Config.MaxGroups and Config.MaxSeries bound the peer (flags
-// --store.max-groups and --store.max-series). They are checked under the
+// Config.MaxGroups, Config.MaxSeries and Config.MaxBytes bound the peer
+// (flags --store.max-groups, --store.max-series and --store.max-bytes, the
+// last counting the bytes of the rendered sample lines, so long label
+// values are bounded too). They are checked under the
 // lock before the consistency check, against the net growth of the write:
 // a new group counts one, and the series it adds minus those it replaces or
 // drops must fit, so a push that does not grow the store succeeds at the
 // limit. A write that does not fit is refused whole with ErrLimit (429) and
 // changes nothing, not even a failure time: no refused push can create a
 // group, so a flood of distinct grouping keys leaves the stored groups as
-// they were. Failure times of other rejections create groups only within
-// the limits too.
+// they were. Failure times of other rejections create failure-only groups
+// (nothing but the two time gauges, no successful push), which count
+// against Config.MaxFailureGroups instead of MaxGroups, so refusals cannot
+// lock valid pushers out; a successful push makes one an ordinary group.
 //
 // # Expiry
 //
@@ -92,7 +96,10 @@
 // (decoded from the protobuf bytes, rendered from the text if no scrape
 // cached them; a snapshot does not cache them, or every persistence write
 // would pin them for every family) for the JSON API, persistence and
-// hand-off. Restore checks every group like a push (consistency and
+// hand-off. Range hands out the same copies one group at a time, holding
+// the lock only to list the keys and to copy each group's references, so a
+// read of the whole peer (the JSON API, the status page) costs one group's
+// memory, not the store's. Restore checks every group like a push (consistency and
 // limits), without the push-time side effects. Changed signals every change,
 // expiries included, so that persistence can write the file in the
 // Pushgateway's format (persist.go) with pushring's version and deadline as

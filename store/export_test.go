@@ -66,8 +66,11 @@ func (s *Store) ExpiryQueueLen() int {
 }
 
 func (s *Store) checkCounts() error {
-	series, fams := 0, 0
+	series, fams, failureOnly, nBytes := 0, 0, 0, int64(0)
 	for k, g := range s.groups {
+		if g.failureOnly {
+			failureOnly++
+		}
 		if g.key != k {
 			return fmt.Errorf("group stored under %s has key %s", formatKey(k), formatKey(g.key))
 		}
@@ -78,12 +81,19 @@ func (s *Store) checkCounts() error {
 			}
 			// The text's sample lines: what Prometheus counts as series.
 			inGroup += bytes.Count(sl.fam.text(), []byte{'\n'})
+			nBytes += int64(len(sl.fam.data))
 			fams++
 		}
 		if inGroup != g.series {
 			return fmt.Errorf("group %s has %d series, says %d", formatKey(k), inGroup, g.series)
 		}
 		series += inGroup
+	}
+	if nBytes != s.nBytes {
+		return fmt.Errorf("counted %d sample bytes, store says %d", nBytes, s.nBytes)
+	}
+	if failureOnly != s.nFailureOnly {
+		return fmt.Errorf("counted %d failure-only groups, store says %d", failureOnly, s.nFailureOnly)
 	}
 	if series != s.nSeries || fams != s.nFamilies {
 		return fmt.Errorf("counted %d series in %d families, store says %d in %d", series, fams, s.nSeries, s.nFamilies)

@@ -22,6 +22,10 @@ type group struct {
 	// expiryPos is 1 + the group's index in Store.expiries, 0 while it has
 	// no deadline.
 	expiryPos int
+	// failureOnly: the group exists only because pushes to it were
+	// refused. Such groups count against Config.MaxFailureGroups instead
+	// of MaxGroups, so refusals cannot lock valid pushers out.
+	failureOnly bool
 }
 
 // slot is the place of one family name in one group. The name index lists
@@ -133,6 +137,10 @@ type change struct {
 	g    *group   // the group as stored, nil if it does not exist yet
 	news []*built // sorted by name, names unique
 	drop dropMode
+	// failureOnly marks a change that holds no pushed data: the failure
+	// time of a refused push, or a restored group that never had a
+	// successful push. A group such changes create is failure-only.
+	failureOnly bool
 }
 
 // dropMode says which of the group's families a change removes besides the
@@ -187,6 +195,7 @@ func (s *Store) setFamily(g *group, f *family) {
 		f.name = e.name
 		s.reindexSeries(g, sl.fam.hashes, f.hashes)
 		s.nSeries += f.samples - sl.fam.samples
+		s.nBytes += int64(len(f.data) - len(sl.fam.data))
 		g.series += f.samples - sl.fam.samples
 		sl.fam = f
 		e.typ = f.typ
@@ -241,6 +250,7 @@ func (s *Store) indexSeries(g *group, f *family) {
 		s.series.add(h, g)
 	}
 	s.nSeries += f.samples
+	s.nBytes += int64(len(f.data))
 	g.series += f.samples
 }
 
@@ -249,6 +259,7 @@ func (s *Store) forgetSeries(g *group, f *family) {
 		s.series.remove(h, g)
 	}
 	s.nSeries -= f.samples
+	s.nBytes -= int64(len(f.data))
 	g.series -= f.samples
 }
 

@@ -137,15 +137,20 @@ func TestLimits(t *testing.T) {
 }
 
 func TestLimitsKeepFailuresFromCreatingGroups(t *testing.T) {
-	s, reg := newLimitedStore(t, 1, 0)
-	a, b := key("job", "a"), key("job", "b")
+	reg := prometheus.NewRegistry()
+	s, err := store.New(store.Config{MaxGroups: 1, MaxFailureGroups: 1}, nil, reg)
+	require.NoError(t, err)
+	a, b, c := key("job", "a"), key("job", "b"), key("job", "c")
 	apply(t, s, textPush(t, a, true, t1, gaugeLines("m", 1)))
 
-	// A push rejected for its timestamps would record b's failure time by
-	// creating b: not past the group limit.
+	// A push rejected for its timestamps records b's failure time by
+	// creating b, a failure-only group: past the group limit, within the
+	// failure-only one. c's would pass that.
 	require.ErrorIs(t, s.Apply(textPush(t, b, true, t2, "m 1 1000\n")), store.ErrInconsistent)
-	require.False(t, s.RecordFailure(b, t2))
-	require.False(t, exists(s, b))
+	require.True(t, exists(s, b))
+	require.ErrorIs(t, s.Apply(textPush(t, c, true, t2, "m 1 1000\n")), store.ErrInconsistent)
+	require.False(t, s.RecordFailure(c, t2))
+	require.False(t, exists(s, c))
 	require.Equal(t, 2.0, metricValue(t, reg, "pushring_store_failure_times_unrecorded_total"))
 
 	// An existing group still records failures.
@@ -300,4 +305,81 @@ func TestSeriesAreSampleLines(t *testing.T) {
 	err := lim.Apply(textPush(t, key("job", "b"), true, now, hist))
 	require.ErrorIs(t, err, store.ErrLimit)
 	require.Contains(t, err.Error(), "it would add 6 series to the 6 stored")
+}
+
+// Refused pushes for new groups create failure-only groups, which count
+// against --store.max-failure-groups, not --store.max-groups: 1,000 of them
+// leave room for valid pushers. Past their own bound they go unrecorded,
+// and a valid push to one turns it into a counted group.
+func TestFailureOnlyGroupsDoNotLockOutValidPushers(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := store.New(store.Config{MaxGroups: 100, MaxFailureGroups: 1000}, nil, reg)
+	require.NoError(t, err)
+	stamped := "# TYPE m gauge\nm 1 1700000000000\n" // refused: a timestamp
+	for i := range 1000 {
+		err := s.Apply(textPush(t, key("job", "bad", "i", fmt.Sprint(i)), true, t1, stamped))
+		require.ErrorIs(t, err, store.ErrInconsistent)
+	}
+	groups, _ := s.Stats()
+	require.Equal(t, 1000, groups, "every refusal recorded its failure time")
+
+	err = s.Apply(textPush(t, key("job", "bad", "i", "1000"), true, t1, stamped))
+	require.ErrorIs(t, err, store.ErrInconsistent)
+	groups, _ = s.Stats()
+	require.Equal(t, 1000, groups, "past --store.max-failure-groups the failure time is not recorded")
+
+	for i := range 100 {
+		apply(t, s, textPush(t, key("job", "good", "i", fmt.Sprint(i)), true, t2, gaugeLines("m", 1)))
+	}
+	err = s.Apply(textPush(t, key("job", "good", "i", "100"), true, t2, gaugeLines("m", 1)))
+	require.ErrorIs(t, err, store.ErrLimit, "--store.max-groups still bounds the valid groups")
+
+	// A valid push to a failure-only group makes it count: there is no
+	// room left for it.
+	err = s.Apply(textPush(t, key("job", "bad", "i", "0"), true, t2, gaugeLines("m", 1)))
+	require.ErrorIs(t, err, store.ErrLimit)
+	require.True(t, s.Delete(key("job", "good", "i", "0")))
+	apply(t, s, textPush(t, key("job", "bad", "i", "0"), true, t2, gaugeLines("m", 1)))
+	checkInvariants(t, s)
+
+	// Restored, a failure-only group is failure-only again.
+	r, err := store.New(store.Config{MaxGroups: 100, MaxFailureGroups: 1000}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, r.Restore(s.Snapshot()))
+	groups, _ = r.Stats()
+	require.Equal(t, 1099, groups, "100 valid groups (one was a failure-only one) and 999 failure-only ones, within --store.max-groups=100")
+	checkInvariants(t, r)
+	err = r.Apply(textPush(t, key("job", "good", "i", "5000"), true, t2, gaugeLines("m", 1)))
+	require.ErrorIs(t, err, store.ErrLimit)
+}
+
+// --store.max-bytes bounds the sample bytes, which long label values grow
+// and --store.max-series does not see; a replacement that does not grow
+// the store passes.
+func TestMaxBytesCountsLabelBytes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := store.New(store.Config{MaxBytes: 20_000}, nil, reg)
+	require.NoError(t, err)
+	long := func(n int) string {
+		var b strings.Builder
+		b.WriteString("# TYPE m gauge\n")
+		for i := range n {
+			fmt.Fprintf(&b, "m{v=\"%s\",i=\"%d\"} 1\n", strings.Repeat("x", 300), i)
+		}
+		return b.String()
+	}
+	apply(t, s, textPush(t, key("job", "a"), true, t1, long(40)))
+	err = s.Apply(textPush(t, key("job", "b"), true, t1, long(40)))
+	require.ErrorIs(t, err, store.ErrLimit)
+	require.ErrorContains(t, err, "bytes of samples to the")
+	require.ErrorContains(t, err, "raise --store.max-bytes")
+	require.Equal(t, 1.0, metricValue(t, reg, "pushring_store_pushes_rejected_total", "max_bytes"))
+	apply(t, s, textPush(t, key("job", "a"), true, t2, long(40)))
+	stored := metricValue(t, reg, "pushring_store_sample_bytes")
+	require.Greater(t, stored, 40*300.0)
+	require.LessOrEqual(t, stored, 20_000.0)
+	require.True(t, s.Delete(key("job", "a")))
+	require.Equal(t, 0.0, metricValue(t, reg, "pushring_store_sample_bytes"))
+	apply(t, s, textPush(t, key("job", "b"), true, t2, long(40)))
+	checkInvariants(t, s)
 }

@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	groups             prometheus.Gauge
 	series             prometheus.Gauge
+	sampleBytes        prometheus.Gauge
 	rejected           *prometheus.CounterVec
 	failuresUnrecorded prometheus.Counter
 	expired            prometheus.Counter
@@ -26,9 +27,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pushring_store_series",
 			Help: "Series stored on this peer, counted as Prometheus counts them (sample lines: a histogram's buckets, _sum and _count each), push-time gauges included.",
 		}),
+		sampleBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pushring_store_sample_bytes",
+			Help: "Bytes of sample lines stored on this peer, label names and values included (bounded by --store.max-bytes).",
+		}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_store_pushes_rejected_total",
-			Help: "Pushes the store rejected, by reason (timestamp: a sample has a timestamp; invalid: the push is broken on its own; inconsistent: it conflicts with stored groups or the gateway's own metrics; max_groups, max_series: it would exceed --store.max-groups or --store.max-series).",
+			Help: "Pushes the store rejected, by reason (timestamp: a sample has a timestamp; invalid: the push is broken on its own; inconsistent: it conflicts with stored groups or the gateway's own metrics; max_groups, max_series, max_bytes: it would exceed --store.max-groups, --store.max-series or --store.max-bytes).",
 		}, []string{"reason"}),
 		failuresUnrecorded: f.NewCounter(prometheus.CounterOpts{
 			Name: "pushring_store_failure_times_unrecorded_total",

@@ -482,8 +482,14 @@ func benchGroups(n int) []GroupSnapshot {
 	return gs
 }
 
-func BenchmarkWriteFile(b *testing.B) {
-	groups := benchGroups(1000)
+// BenchmarkWriteFile writes 1,000 groups; BenchmarkWriteFile200k the
+// 200k groups of a full default peer (-benchtime 1x: it takes seconds).
+func BenchmarkWriteFile(b *testing.B) { benchmarkWriteFile(b, 1000) }
+
+func BenchmarkWriteFile200k(b *testing.B) { benchmarkWriteFile(b, 200_000) }
+
+func benchmarkWriteFile(b *testing.B, n int) {
+	groups := benchGroups(n)
 	path := filepath.Join(b.TempDir(), "f")
 	require.NoError(b, WriteFile(path, groups))
 	fi, err := os.Stat(path)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,6 +122,7 @@ func (p *Persister) Load() (int, error) {
 	if p.cfg.File == "" {
 		return 0, nil
 	}
+	p.removeStaleTemps()
 	groups, err := ReadFile(p.cfg.File)
 	switch {
 	case errors.Is(err, ErrCorrupt):
@@ -326,4 +328,42 @@ func (m *persistMetrics) observe(d time.Duration, err error) {
 	}
 	m.writes.WithLabelValues("success").Inc()
 	m.lastSuccess.SetToCurrentTime()
+}
+
+// removeStaleTemps removes the temporary files of writes that a crash or a
+// kill interrupted: ours (<file>.in_progress.<random>) and the
+// Pushgateway's (<file>.in_progress). Nothing else writes them, and before
+// Load no write of this process has started. A file that cannot be removed
+// is logged and left.
+func (p *Persister) removeStaleTemps() {
+	base := filepath.Base(p.cfg.File)
+	dir := filepath.Dir(p.cfg.File)
+	matches, _ := filepath.Glob(filepath.Join(dir, globEscape(base)+".in_progress*")) // the pattern is valid
+	removed := 0
+	for _, m := range matches {
+		rest := strings.TrimPrefix(filepath.Base(m), base+".in_progress")
+		if rest != "" && !strings.HasPrefix(rest, ".") {
+			continue // another file's name that merely starts the same
+		}
+		if err := os.Remove(m); err != nil {
+			p.logger.Warn("stale temporary persistence file not removed", "file", m, "err", err)
+			continue
+		}
+		removed++
+	}
+	if removed > 0 {
+		p.logger.Info("removed temporary persistence files of interrupted writes", "dir", dir, "files", removed)
+	}
+}
+
+// globEscape quotes the characters filepath.Match treats as special.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -318,6 +318,29 @@ func TestPersisterLoad(t *testing.T) {
 	require.FileExists(t, h.file, "a readable file stays where it is")
 }
 
+// Temporary files of interrupted writes, ours and the Pushgateway's, are
+// removed at start; files that only share a prefix stay.
+func TestPersisterLoadRemovesStaleTemps(t *testing.T) {
+	h := newPersistHarness(t, time.Minute)
+	require.NoError(t, WriteFile(h.file, testGroups()))
+	stale := []string{h.file + ".in_progress", h.file + ".in_progress.123456", h.file + ".in_progress.abc"}
+	kept := []string{h.file + ".in_progressive", h.file + ".corrupt-1700000000"}
+	for _, f := range append(stale, kept...) {
+		require.NoError(t, os.WriteFile(f, []byte("partial"), 0o600))
+	}
+	_, err := h.p.Load()
+	require.NoError(t, err)
+	for _, f := range stale {
+		require.NoFileExists(t, f)
+	}
+	for _, f := range kept {
+		require.FileExists(t, f)
+	}
+	require.FileExists(t, h.file)
+	require.Contains(t, h.logs.String(), "removed temporary persistence files of interrupted writes")
+	require.Contains(t, h.logs.String(), "files=3")
+}
+
 func TestPersisterLoadMissingFile(t *testing.T) {
 	h := newPersistHarness(t, time.Minute)
 	n, err := h.p.Load()

@@ -79,6 +79,30 @@ func (s *Store) Snapshot() []GroupSnapshot {
 	return out
 }
 
+// Range calls fn with a deep copy of each group in key order, one group at
+// a time, until fn returns false. Unlike Snapshot, its memory does not grow
+// with the store's series: the lock is held to list the keys, then once per
+// group to copy out the references to its (immutable) families, which are
+// decoded outside the lock. Each group is consistent in itself; groups
+// removed while Range runs are skipped, groups added are not visited.
+// fn owns each snapshot and runs without the lock, so it may write to the
+// network.
+func (s *Store) Range(fn func(GroupSnapshot) bool) {
+	s.mu.Lock()
+	keys := make([]GroupKey, 0, len(s.groups))
+	for k := range s.groups {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(keys, func(a, b GroupKey) int { return strings.Compare(a.String(), b.String()) })
+	for _, k := range keys {
+		gs, ok := s.Group(k)
+		if ok && !fn(gs) {
+			return
+		}
+	}
+}
+
 // Group returns a deep copy of group k and whether it exists.
 func (s *Store) Group(k GroupKey) (GroupSnapshot, bool) {
 	s.mu.Lock()
@@ -168,7 +192,7 @@ func (s *Store) restoreGroup(gs GroupSnapshot) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := &change{key: gs.Key, g: s.groups[gs.Key], news: news, drop: dropAll}
+	c := &change{key: gs.Key, g: s.groups[gs.Key], news: news, drop: dropAll, failureOnly: neverPushed(gs)}
 	if _, err := s.checkLimits(c); err != nil {
 		return err
 	}
@@ -206,4 +230,16 @@ func (s *Store) buildRestore(gs GroupSnapshot) ([]*built, error) {
 		}
 	}
 	return news, nil
+}
+
+// neverPushed reports whether gs holds nothing but its time gauges and no
+// successful push: a failure-only group, as it was before it was saved.
+func neverPushed(gs GroupSnapshot) bool {
+	for _, f := range gs.Families {
+		if n := f.Family.GetName(); n != PushTimeName && n != PushFailureTimeName {
+			return false
+		}
+	}
+	pushed, _ := gs.TimeGauge(PushTimeName)
+	return pushed == 0
 }

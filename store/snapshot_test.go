@@ -225,3 +225,25 @@ func requireSameSnapshots(t *testing.T, want, got []store.GroupSnapshot) {
 		}
 	}
 }
+
+// Range visits the same groups in the same order as Snapshot, stops when
+// asked, and skips a group deleted while it runs.
+func TestRange(t *testing.T) {
+	s, _ := newStore(t, nil)
+	for _, j := range []string{"c", "a", "d", "b"} {
+		apply(t, s, textPush(t, key("job", j), true, t1, "m{x=\""+j+"\"} 1\n"))
+	}
+	var got []store.GroupSnapshot
+	s.Range(func(g store.GroupSnapshot) bool { got = append(got, g); return true })
+	requireSameSnapshots(t, s.Snapshot(), got)
+
+	var seen []string
+	s.Range(func(g store.GroupSnapshot) bool {
+		seen = append(seen, g.Key.Map()["job"])
+		if len(seen) == 1 {
+			require.True(t, s.Delete(key("job", "b")), "writes proceed while Range runs")
+		}
+		return len(seen) < 2
+	})
+	require.Equal(t, []string{"a", "c"}, seen)
+}

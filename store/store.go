@@ -47,10 +47,13 @@ type Store struct {
 	namesDirty  bool
 	series      seriesIndex
 	nSeries     int
-	nFamilies   int         // (group, family) pairs
-	version     uint64      // last version handed to a group
-	expiries    expiryQueue // groups with a deadline, earliest first
-	tombs       tombstones  // versions of recently deleted groups; see Receive
+	nBytes      int64 // sample bytes (family.data) of every family; --store.max-bytes
+	nFamilies   int   // (group, family) pairs
+	// nFailureOnly counts the groups with failureOnly set.
+	nFailureOnly int
+	version      uint64      // last version handed to a group
+	expiries     expiryQueue // groups with a deadline, earliest first
+	tombs        tombstones  // versions of recently deleted groups; see Receive
 }
 
 // New returns an empty store.
@@ -86,7 +89,9 @@ func (s *Store) reset() {
 	s.namesDirty = false
 	s.series = newSeriesIndex()
 	s.nSeries = 0
+	s.nBytes = 0
 	s.nFamilies = 0
+	s.nFailureOnly = 0
 	s.expiries = nil
 }
 
@@ -122,6 +127,9 @@ func (s *Store) removeGroupLocked(g *group) {
 	}
 	s.expiries.remove(g)
 	delete(s.groups, g.key)
+	if g.failureOnly {
+		s.nFailureOnly--
+	}
 }
 
 // Wipe removes every group and returns how many there were.
@@ -156,6 +164,7 @@ func (s *Store) Changed() <-chan struct{} { return s.changed }
 func (s *Store) changedLocked() {
 	s.metrics.groups.Set(float64(len(s.groups)))
 	s.metrics.series.Set(float64(s.nSeries))
+	s.metrics.sampleBytes.Set(float64(s.nBytes))
 	select {
 	case s.changed <- struct{}{}:
 	default:

@@ -101,6 +101,12 @@ func (c *config) validate() error {
 			return fmt.Errorf("--web.config.file: %w", err)
 		}
 	}
+	c.api.MaxBodyBytes = c.ingest.MaxBodyBytes // the api reads bodies before the ingester
+	// The body deadline replaces the connection's read deadline, so it
+	// must not outlast --web.read-timeout.
+	if c.server.ReadTimeout > 0 && c.api.BodyTimeout > c.server.ReadTimeout {
+		c.api.BodyTimeout = c.server.ReadTimeout
+	}
 	return errors.Join(c.server.validate(), c.api.Validate(), c.ingest.Validate(), c.store.Validate(), c.persist.Validate(),
 		c.validateCluster())
 }

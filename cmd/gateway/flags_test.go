@@ -44,6 +44,12 @@ func TestDefaults(t *testing.T) {
 		"log.level":                      "info",
 		"persistence.file":               "",
 		"persistence.interval":           "5m0s",
+		"push.body-timeout":              "30s",
+		"push.memory-budget-bytes":       "0",
+		"push.min-body-rate":             "1024",
+		"store.max-bytes":                "268435456",
+		"store.max-failure-groups":       "10000",
+		"web.enable-pprof":               "false",
 		"push.disable-consistency-check": "false",
 		"push.enable-utf8-names":         "false",
 		"push.max-body-bytes":            "16777216",
@@ -210,4 +216,15 @@ func TestVersionAndHelpGoToStdout(t *testing.T) {
 		require.NotContains(t, help, "--no-web", "negations are shown as --[no-]name")
 		require.Empty(t, stderr.String())
 	}
+}
+
+// The body deadline replaces the connection's read deadline, so it is held
+// to --web.read-timeout.
+func TestBodyTimeoutAtMostReadTimeout(t *testing.T) {
+	cfg, _ := parse(t, "--web.read-timeout=10s")
+	require.NoError(t, cfg.validate())
+	require.Equal(t, 10*time.Second, cfg.api.BodyTimeout)
+	cfg, _ = parse(t, "--push.body-timeout=5s")
+	require.NoError(t, cfg.validate())
+	require.Equal(t, 5*time.Second, cfg.api.BodyTimeout)
 }

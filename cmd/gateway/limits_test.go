@@ -159,66 +159,52 @@ func TestBlackBoxLimitStatusCodes(t *testing.T) {
 	require.Equal(t, 2.0, g.rejected(t, "max_series"))
 }
 
-// TestBlackBoxOverloaded fills the push slots with pushes whose bodies
-// trickle in, and checks the refusals a client sees: 503 with Retry-After
-// and the flags named, /-/ready not ready while pushes wait, /-/healthy
-// unaffected, and every push accepted once the slots free up.
-func TestBlackBoxOverloaded(t *testing.T) {
+// TestBlackBoxStalledBodies opens 300 pushes that send their headers and
+// the start of a body announced as 100 kB, then stall: with the default
+// --push.max-inflight of 64 they once held every slot, and normal pushes
+// got 503 until --web.read-timeout cut them off. Bodies are now read before
+// a push takes a slot, so a normal push beside them gets 200, /-/ready
+// stays ready, and the stalled pushes end with 408 by the body deadline.
+// BENCHMARKS.md records how long the normal push took.
+func TestBlackBoxStalledBodies(t *testing.T) {
 	t.Parallel()
-	t.Run("queue wait", func(t *testing.T) {
-		g := startPushring(t, "--push.max-inflight=2", "--push.max-queue-wait=50ms")
-		held := []*heldPush{holdPush(t, g, "/metrics/job/held/i/1"), holdPush(t, g, "/metrics/job/held/i/2")}
-		eventually(t, 10*time.Second, func() error { return g.wantOwn(t, "pushring_push_inflight", 2) })
-
-		r := g.doResp(t, http.MethodPut, "/metrics/job/late", nil, []byte("m 1\n"))
-		require.Equal(t, http.StatusServiceUnavailable, r.status, r.body)
-		require.Equal(t, "1", r.header.Get("Retry-After"))
-		require.Equal(t, "push refused: 2 pushes in flight and none finished within 50ms; "+
-			"raise --push.max-inflight or --push.max-queue-wait, or retry later\n", r.body)
-		require.Equal(t, 1.0, g.rejected(t, "overloaded"))
-		require.Equal(t, 2.0, g.ownValue(t, "pushring_push_inflight_capacity", "", ""))
-
-		for _, h := range held {
-			require.Equal(t, http.StatusOK, h.finish(t))
+	g := startPushring(t, "--push.body-timeout=20s")
+	addr := strings.TrimPrefix(g.base, "http://")
+	const stalled = 300
+	conns := make([]net.Conn, 0, stalled)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			_ = c.Close()
 		}
-		st, body := g.do(t, http.MethodPut, "/metrics/job/late", nil, []byte("m 1\n"))
-		require.Equal(t, http.StatusOK, st, body)
 	})
-	t.Run("ready", func(t *testing.T) {
-		g := startPushring(t, "--push.max-inflight=1", "--push.max-queue-wait=1m")
-		first := holdPush(t, g, "/metrics/job/held/i/1")
-		eventually(t, 10*time.Second, func() error { return g.wantOwn(t, "pushring_push_inflight", 1) })
-		waiter := make(chan int, 1)
-		go func() {
-			// Not g.do: a require failure must not happen off the test goroutine.
-			resp, err := g.client.Post(g.base+"/metrics/job/waiter", "text/plain", strings.NewReader("m 1\n"))
-			if err != nil {
-				waiter <- 0
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			waiter <- resp.StatusCode
-		}()
-		eventually(t, 10*time.Second, func() error { return g.wantOwn(t, "pushring_push_queue_waiting", 1) })
+	d := net.Dialer{Timeout: 10 * time.Second}
+	for i := range stalled {
+		c, err := d.Dial("tcp", addr)
+		require.NoError(t, err)
+		conns = append(conns, c)
+		_, err = fmt.Fprintf(c, "PUT /metrics/job/stalled/i/%d HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\n# TYPE stalled gauge\n", i, addr)
+		require.NoError(t, err)
+	}
+	eventually(t, 15*time.Second, func() error { return g.wantOwn(t, "pushring_push_bodies_reading", stalled) })
 
-		st, body := g.do(t, http.MethodGet, "/-/ready", nil, nil)
-		require.Equal(t, http.StatusServiceUnavailable, st)
-		require.Equal(t, "overloaded", body)
-		st, body = g.do(t, http.MethodGet, "/-/healthy", nil, nil)
-		require.Equal(t, http.StatusOK, st)
-		require.Equal(t, "OK", body)
-		// One slot, one waiter: the next push is refused at once.
-		r := g.doResp(t, http.MethodPut, "/metrics/job/third", nil, []byte("m 1\n"))
-		require.Equal(t, http.StatusServiceUnavailable, r.status)
-		require.Equal(t, "1", r.header.Get("Retry-After"))
-		require.Contains(t, r.body, "1 more waiting; raise --push.max-inflight or --push.max-queue-wait")
+	start := time.Now()
+	st, body := g.do(t, http.MethodPut, "/metrics/job/normal", nil, []byte("normal_value 1\n"))
+	took := time.Since(start)
+	require.Equal(t, http.StatusOK, st, body)
+	t.Logf("a normal push beside %d stalled bodies: %d in %s", stalled, st, took)
+	st, body = g.do(t, http.MethodGet, "/-/ready", nil, nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, 0.0, g.ownValue(t, "pushring_push_inflight", "", ""), "stalled bodies hold no slot")
 
-		require.Equal(t, http.StatusOK, first.finish(t))
-		require.Equal(t, http.StatusOK, <-waiter)
-		st, _ = g.do(t, http.MethodGet, "/-/ready", nil, nil)
-		require.Equal(t, http.StatusOK, st)
-	})
+	// The stalled pushes are cut off by the body deadline: they send
+	// nothing more, so the minimum rate ends them after its 5 s grace.
+	r := bufio.NewReader(conns[0])
+	_ = conns[0].SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+	eventually(t, 30*time.Second, func() error { return g.wantOwn(t, "pushring_push_bodies_reading", 0) })
+	require.Equal(t, float64(stalled), g.rejected(t, "body_timeout"))
 }
 
 // wantOwn returns nil once the unlabelled own gauge name has value want.
@@ -228,52 +214,6 @@ func (g *gw) wantOwn(t *testing.T, name string, want float64) error {
 		return fmt.Errorf("%s is %v, want %v", name, v, want)
 	}
 	return nil
-}
-
-// heldPush is a push whose body the client has not finished sending, so it
-// holds a push slot on the gateway until finish.
-type heldPush struct {
-	body *io.PipeWriter
-	done chan int // the status code, 0 on a transport error
-}
-
-// holdPush starts a chunked push to path and sends the start of its body.
-func holdPush(t *testing.T, g *gw, path string) *heldPush {
-	t.Helper()
-	pr, pw := io.Pipe()
-	h := &heldPush{body: pw, done: make(chan int, 1)}
-	req, err := http.NewRequest(http.MethodPut, g.base+path, pr)
-	require.NoError(t, err)
-	go func() {
-		resp, err := g.client.Do(req)
-		if err != nil {
-			h.done <- 0
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		h.done <- resp.StatusCode
-	}()
-	t.Cleanup(func() {
-		_ = pw.CloseWithError(errors.New("test over")) // ends the request if finish was not reached
-		<-h.done
-	})
-	// Returns once the transport has taken the bytes, i.e. the request is
-	// on its way; the caller polls the in-flight gauge for its arrival.
-	_, err = io.WriteString(pw, "# TYPE held gauge\n")
-	require.NoError(t, err)
-	return h
-}
-
-// finish sends the rest of the body and returns the status code.
-func (h *heldPush) finish(t *testing.T) int {
-	t.Helper()
-	_, err := io.WriteString(h.body, "held 1\n")
-	require.NoError(t, err)
-	require.NoError(t, h.body.Close())
-	code := <-h.done
-	h.done <- code // for the cleanup
-	return code
 }
 
 // TestBlackBoxSlowloris opens hundreds of connections that stall in their
@@ -581,4 +521,25 @@ func ownSeries(mfs map[string]*dto.MetricFamily) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestBlackBoxRefusalsLeaveRoomForValidPushers sends 1,000 pushes refused
+// with 400 for groups that did not exist, then fills --store.max-groups
+// with valid pushers: the refusals' failure-only groups count against
+// --store.max-failure-groups instead, so every valid push gets 200.
+func TestBlackBoxRefusalsLeaveRoomForValidPushers(t *testing.T) {
+	t.Parallel()
+	g := startPushring(t, "--store.max-groups=100")
+	for i := range 1000 {
+		st, body := g.do(t, http.MethodPut, fmt.Sprintf("/metrics/job/refused/i/%d", i), nil, []byte("stamped 1 1700000000000\n"))
+		require.Equal(t, http.StatusBadRequest, st, body)
+	}
+	for i := range 100 {
+		st, body := g.do(t, http.MethodPut, fmt.Sprintf("/metrics/job/valid/i/%d", i), nil, []byte("valid 1\n"))
+		require.Equal(t, http.StatusOK, st, "valid push %d: %s", i, body)
+	}
+	st, body := g.do(t, http.MethodPut, "/metrics/job/valid/i/100", nil, []byte("valid 1\n"))
+	require.Equal(t, http.StatusTooManyRequests, st)
+	require.Contains(t, body, "raise --store.max-groups")
+	require.Equal(t, 1100.0, g.ownValue(t, "pushring_store_groups", "", ""))
 }

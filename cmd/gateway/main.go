@@ -103,6 +103,8 @@ type gateway struct {
 func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	logger.Info("starting pushring", "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
+	// Before wire: the api sizes its memory budget from the limit.
+	setMemoryLimit("/", logger)
 	listeners, err := openListeners(cfg)
 	if err != nil {
 		return err

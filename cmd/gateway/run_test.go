@@ -175,8 +175,12 @@ func TestRunPushScrapeQuit(t *testing.T) {
 	require.Equal(t, map[string]string{"instance": "i1", "job": "e2e"}, groups[0].Key.Map())
 
 	// A restart (under a route prefix, stopped by its context as by a
-	// signal) loads the group before serving.
+	// signal) loads the group before serving, and removes the temporary
+	// file a killed write left behind.
+	stale := file + ".in_progress.4242"
+	require.NoError(t, os.WriteFile(stale, []byte("half a file"), 0o600))
 	gw = start(t, "--persistence.file="+file, "--web.route-prefix=/pg")
+	require.NoFileExists(t, stale)
 	code, body = do(t, http.MethodGet, "http://"+gw.addr+"/pg/metrics", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `e2e_value{instance="i1",job="e2e"} 42`)

@@ -139,8 +139,18 @@ func closeAll(ls []net.Listener) {
 // newServer returns an HTTP server with every limit set. Each listener
 // gets its own server: web.Serve installs its TLS and auth wrapper on the
 // server it is given, so sharing one would wrap the handler twice and race.
+//
+// Besides HTTP/1 and HTTP/2 over TLS it serves HTTP/2 without TLS to
+// clients that start with the HTTP/2 preface (h2c with prior knowledge),
+// as gRPC-style and some proxy clients do; before, such a connection was
+// dropped without an answer. The same limits apply to every protocol.
 func newServer(h http.Handler, c serverConfig, logger *slog.Logger) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
 	return &http.Server{
+		Protocols:         &protocols,
 		Handler:           h,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,29 @@ func TestServerLimitsMustBeSet(t *testing.T) {
 			require.ErrorContains(t, err, c.err)
 		})
 	}
+}
+
+// TestServesH2C pushes and scrapes over HTTP/2 without TLS (prior
+// knowledge), which the server once dropped without an answer.
+func TestServesH2C(t *testing.T) {
+	gw := start(t)
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protocols}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	resp, err := client.Post("http://"+gw.addr+"/metrics/job/h2c", "text/plain", strings.NewReader("h2c_value 3\n"))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, 2, resp.ProtoMajor, "answered over HTTP/2")
+
+	resp, err = client.Get("http://" + gw.addr + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, 2, resp.ProtoMajor)
+	require.Contains(t, string(body), `h2c_value{instance="",job="h2c"} 3`)
 }

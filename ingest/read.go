@@ -1,0 +1,206 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// readChunk is how much a body buffer grows by at a time while it is read:
+// every growth is charged to the caller's budget before it happens, so a
+// body is charged for what it has sent, never for what it announced.
+const readChunk = 32 << 10
+
+// Body is a push body read and decompressed ahead of Handle. The api reads
+// every push body this way before the push takes an admission slot, so a
+// client that sends slowly holds its own connection and nothing else
+// (shared/DESIGN.md decision 16). Handle decodes it in place, without a
+// second copy. A refusal of the body itself (over --push.max-body-bytes, a
+// broken gzip stream, an unsupported Content-Encoding) is kept in the Body
+// and returned by Read, so Handle reports it in its usual order of checks:
+// a bad path is still answered before a bad body.
+//
+// A Body is read by one goroutine. It is not pooled: its buffer is charged
+// to the caller's budget, and a pooled buffer would be memory nobody is
+// charged for.
+type Body struct {
+	buf []byte
+	off int
+	err error
+}
+
+// Read reads the decompressed body, or returns the refusal of the body.
+func (b *Body) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.off >= len(b.buf) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.buf[b.off:])
+	b.off += n
+	return n, nil
+}
+
+// Len returns the size of the decompressed body read so far.
+func (b *Body) Len() int { return len(b.buf) }
+
+// Err returns the refusal of the body, or nil.
+func (b *Body) Err() error { return b.err }
+
+// bytes returns the unread body, or the refusal.
+func (b *Body) bytes() ([]byte, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	return b.buf[b.off:], nil
+}
+
+// Heap that decoding takes, from BenchmarkDecodeCost: a decoded series
+// holds about 410 bytes besides its label values, and its label values
+// about once more their size. A text series is a line; a protobuf body is
+// charged as if its every 34 bytes were a series (a gauge with two short
+// labels), about 12 bytes of heap per body byte.
+const (
+	decodedSeriesBytes = 416
+	protoBytesPerByte  = 12
+)
+
+// DecodeCost estimates, from above, the heap that decoding b as
+// contentType will take: what a budget should be charged for it on top of
+// b's own buffer, before the push is admitted.
+func DecodeCost(b *Body, contentType string) int64 {
+	if isDelimitedProto(contentType) {
+		return protoBytesPerByte * int64(len(b.buf))
+	}
+	lines := int64(bytes.Count(b.buf, []byte{'\n'})) + 1
+	return int64(len(b.buf)) + decodedSeriesBytes*lines
+}
+
+// Content-Encodings a push may carry (case-insensitive). "identity" and no
+// header mean the body is not compressed.
+var supportedEncodings = []string{"gzip", "snappy", "identity"}
+
+// ReadBody reads r whole into a Body, decompressed per encoding and bounded
+// by maxBytes after decompression (0: no limit). Before its buffer grows,
+// ReadBody calls charge with the number of bytes it is about to add; an
+// error from charge stops the read and is returned as is.
+//
+// An error reading r itself (a read deadline passed, the client went away)
+// is returned wrapped; the Body is then nil. Any refusal of the body's
+// content is kept in the returned Body instead (see Body). A nil r is an
+// empty body.
+func ReadBody(r io.Reader, encoding string, maxBytes int64, charge func(int64) error) (*Body, error) {
+	b := &Body{}
+	if r == nil {
+		r = emptyBody{}
+	}
+	src := &transportReader{r: r}
+	if err := b.fill(src, encoding, maxBytes, charge); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// fill reads src into b; see ReadBody for which errors it returns.
+func (b *Body) fill(src *transportReader, encoding string, maxBytes int64, charge func(int64) error) error {
+	if !supportedEncoding(encoding) {
+		b.err = unsupportedEncoding(encoding)
+		return nil
+	}
+	d := getDecoder()
+	defer putDecoder(d)
+	zr, over, err := d.open(src, encoding, maxBytes)
+	if err == nil {
+		lr := limitedReader{r: zr, max: maxBytes, over: over}
+		err = b.readFrom(&lr, maxBytes, charge)
+	}
+	var ce *chargeError
+	switch {
+	case errors.As(err, &ce):
+		return ce.err
+	case src.err != nil:
+		return fmt.Errorf("read push body: %w", src.err)
+	case err != nil:
+		b.err = asBadRequest(err)
+	}
+	return nil
+}
+
+// readFrom appends r to b.buf until EOF, charging every growth first.
+func (b *Body) readFrom(r io.Reader, maxBytes int64, charge func(int64) error) error {
+	for {
+		if len(b.buf) == cap(b.buf) {
+			grown := make([]byte, len(b.buf), nextCap(cap(b.buf), maxBytes))
+			if err := charge(int64(cap(grown) - cap(b.buf))); err != nil {
+				return &chargeError{err: err}
+			}
+			copy(grown, b.buf)
+			b.buf = grown
+		}
+		n, err := r.Read(b.buf[len(b.buf):cap(b.buf)])
+		b.buf = b.buf[:len(b.buf)+n]
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// nextCap is the capacity a full body buffer of capacity c grows to: it
+// doubles, by at least a chunk, and never past the one byte over maxBytes
+// (if positive) that tells an overrun.
+func nextCap(c int, maxBytes int64) int {
+	n := max(2*c, c+readChunk)
+	if maxBytes > 0 && int64(n) > maxBytes+1 {
+		n = int(maxBytes + 1)
+	}
+	return max(n, c+1)
+}
+
+// chargeError carries a refusal of the budget out of the read loop,
+// distinct from any error of the body.
+type chargeError struct{ err error }
+
+func (e *chargeError) Error() string { return e.err.Error() }
+
+// transportReader remembers the first error of the connection beneath the
+// decompressors, so a read deadline is told apart from a corrupt stream.
+type transportReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *transportReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+func supportedEncoding(encoding string) bool {
+	if encoding == "" {
+		return true
+	}
+	for _, e := range supportedEncodings {
+		if strings.EqualFold(encoding, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// unsupportedEncoding is the 415 answer to a Content-Encoding this peer
+// cannot decode. The Pushgateway parses such a body as if it were not
+// compressed, which turns a br or zstd body into a parse error at best
+// (docs/compat.md).
+func unsupportedEncoding(encoding string) error {
+	return &requestError{kind: ErrUnsupportedEncoding, cause: fmt.Errorf(
+		"unsupported Content-Encoding %q; send the body uncompressed or with one of: %s",
+		encoding, strings.Join(supportedEncodings, ", "))}
+}

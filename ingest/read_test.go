@@ -1,0 +1,83 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// errReader fails after its data with err, as a connection past its read
+// deadline does.
+type errReader struct {
+	data []byte
+	err  error
+}
+
+func (r *errReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+func TestReadBodyChargesWhatItBuffers(t *testing.T) {
+	gz := gzipBytes(t, []byte(strings.Repeat("m 1\n", 100_000)))
+	var charged int64
+	b, err := ReadBody(bytes.NewReader(gz), "GZIP", 0, func(n int64) error { charged += n; return nil })
+	require.NoError(t, err)
+	require.NoError(t, b.Err())
+	require.Equal(t, 400_000, b.Len(), "decompressed")
+	require.Equal(t, int64(cap(b.buf)), charged, "every byte of the buffer, none twice")
+	fams, err := DecodeBody(b, "", "gzip", 0)
+	require.NoError(t, err, "a Body is decoded as read, whatever encoding is named")
+	require.Len(t, fams, 1)
+	require.Equal(t, int64(400_000+416*100_001), DecodeCost(&Body{buf: []byte(strings.Repeat("m 1\n", 100_000))}, ""))
+	require.Equal(t, int64(12*400), DecodeCost(&Body{buf: make([]byte, 400)}, string(fmtProtoDelim)))
+}
+
+func TestReadBodyStopsWhenTheBudgetRefuses(t *testing.T) {
+	refused := errors.New("over budget")
+	var charged int64
+	_, err := ReadBody(strings.NewReader(strings.Repeat("m 1\n", 100_000)), "", 0, func(n int64) error {
+		if charged+n > 100_000 {
+			return refused
+		}
+		charged += n
+		return nil
+	})
+	require.ErrorIs(t, err, refused)
+	require.LessOrEqual(t, charged, int64(100_000))
+}
+
+// A failing connection is returned as an error; a refusal of the content
+// is kept in the Body for Handle to answer in its order of checks.
+func TestReadBodyErrors(t *testing.T) {
+	free := func(int64) error { return nil }
+	_, err := ReadBody(&errReader{data: []byte("m 1\n"), err: io.ErrClosedPipe}, "", 0, free)
+	require.ErrorIs(t, err, io.ErrClosedPipe)
+	_, err = ReadBody(&errReader{data: gzipBytes(t, []byte("m 1\n"))[:12], err: io.ErrClosedPipe}, "gzip", 0, free)
+	require.ErrorIs(t, err, io.ErrClosedPipe, "a connection failing under gzip is still the connection's")
+
+	for _, tt := range []struct {
+		name, encoding, body string
+		status               int
+	}{
+		{"too large", "", strings.Repeat("m 1\n", 10), 413},
+		{"corrupt gzip", "gzip", "not gzip at all", 400},
+		{"unsupported encoding", "br", "m 1\n", 415},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := ReadBody(strings.NewReader(tt.body), tt.encoding, 16, free)
+			require.NoError(t, err)
+			require.Equal(t, tt.status, statusOf(b.Err()))
+			_, err = DecodeBody(b, "", "", 16)
+			require.Equal(t, tt.status, statusOf(err))
+		})
+	}
+}
