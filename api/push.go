@@ -54,6 +54,7 @@ func (a *API) handlePush(w http.ResponseWriter, r *http.Request) (ingest.Result,
 	defer a.admit.Release()
 	return a.pusher.Handle(r.Context(), req)
 }
+
 // groupingPath returns the escaped path after "<prefix>/metrics", e.g.
 // "/job/x/a/b". It skips segments rather than trimming the prefix string:
 // the mux matched the prefix on decoded segments, so a client may have

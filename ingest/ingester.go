@@ -115,9 +115,9 @@ func (in *Ingester) CountRefused(reason string) {
 // cluster, the peer that received it decides by Key where it goes.
 type Parsed struct {
 	Request
-	key       store.GroupKey
-	keyErr    error // the path does not parse
-	methodErr error
+	key         store.GroupKey
+	keyErr      error // the path does not parse
+	methodErr   error
 	ttl         time.Duration
 	ttlErr      error // the TTL header is refused
 	bodyRefused bool  // the body was refused as it was read
