@@ -37,6 +37,10 @@ type Config struct {
 	// FanoutTimeout bounds the calls to other peers of the cluster-wide
 	// endpoints (--cluster.fanout-timeout).
 	FanoutTimeout time.Duration
+	// PreferOpenMetrics answers a scrape in OpenMetrics whenever the
+	// scraper accepts it (--web.prefer-openmetrics); by default it is the
+	// answer only when the scraper accepts nothing else (Negotiate).
+	PreferOpenMetrics bool
 
 	// Flags is every command-line flag and its value, shown by
 	// /api/v1/status.
@@ -95,6 +99,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
 	fs.DurationVar(&c.FanoutTimeout, flagFanoutTimeout, DefaultFanoutTimeout,
 		"Deadline of the calls to the other peers behind /cluster/metrics, /api/v1/metrics?scope=cluster and /api/v1/cluster; a peer that does not answer in time is named in the answer.")
+	fs.BoolVar(&c.PreferOpenMetrics, "web.prefer-openmetrics", false,
+		"Answer scrapes in OpenMetrics whenever the scraper accepts it. By default a scrape gets protobuf or text whenever it accepts either, as from the Pushgateway, and OpenMetrics only when it accepts nothing else.")
 }
 
 // Validate checks the configuration.

@@ -88,7 +88,7 @@ func hasTimestamps(fams map[string]*dto.MetricFamily) bool {
 func checkFamilyHeader(mf *dto.MetricFamily) error {
 	name := mf.GetName()
 	switch {
-	case !model.LegacyValidation.IsValidMetricName(name):
+	case !model.UTF8Validation.IsValidMetricName(name):
 		return fmt.Errorf("metric family name %q is not a valid metric name", name)
 	case isOwnName(name):
 		return fmt.Errorf("metric family name %q is reserved for the gateway's own metrics (prefix %q)", name, ownPrefix)
@@ -111,7 +111,7 @@ func checkMetric(name string, typ dto.MetricType, m *dto.Metric) error {
 		switch {
 		case i > 0 && ln == m.Label[i-1].GetName():
 			return fmt.Errorf("collected metric %q { %s} has two or more labels with the same name: %s", name, m, ln)
-		case !model.LegacyValidation.IsValidLabelName(ln) || strings.HasPrefix(ln, model.ReservedLabelPrefix):
+		case !model.UTF8Validation.IsValidLabelName(ln) || strings.HasPrefix(ln, model.ReservedLabelPrefix):
 			return fmt.Errorf("collected metric %q { %s} has a label with an invalid name: %s", name, m, ln)
 		case typ == dto.MetricType_SUMMARY && ln == model.QuantileLabel,
 			isHistogram(typ) && ln == model.BucketLabel:
@@ -168,6 +168,7 @@ func (s *Store) check(c *change) problems {
 			continue
 		}
 		s.checkSuffixes(c, b, &p)
+		s.checkEscaped(c, b, &p)
 		s.checkSeries(c, b, &p)
 		if p.full() {
 			break
@@ -338,4 +339,51 @@ func (s *Store) duplicatesIn(o *group, b *built, h uint64) []*dto.Metric {
 		}
 	}
 	return dups
+}
+
+// checkEscaped keeps UTF-8 names apart from each other once escaped with
+// the underscores scheme, which every scraper that did not ask for
+// allow-utf-8 gets: two families that would expose one name there (a.b
+// and a_b), or two label names of one metric (a.b and a_b), would make
+// that scrape fail or merge two series into one. Such a push is refused,
+// naming both names. The values and dots schemes are not guarded
+// (docs/compat.md).
+func (s *Store) checkEscaped(c *change, b *built, p *problems) {
+	if b.fam.utf8 {
+		for _, m := range b.metrics {
+			if x, y := escapedLabelClash(m.Label); x != "" {
+				p.add(fmt.Errorf("collected metric %q has label names %q and %q, which are the same once escaped for scrapers without UTF-8 support", b.name, x, y))
+				return
+			}
+		}
+	}
+	esc := b.name
+	if !legacyName(b.name) {
+		esc = EscapedName(b.name)
+		if _, exists := s.typeAfter(c, esc); exists {
+			p.add(fmt.Errorf("metric name %q is %q once escaped for scrapers without UTF-8 support, which is the name of another metric", b.name, esc))
+			return
+		}
+	}
+	if other := s.escapedTwin(c, b.name, esc); other != "" {
+		p.add(fmt.Errorf("metric name %q and %q are the same once escaped for scrapers without UTF-8 support (%q)", b.name, other, esc))
+	}
+}
+
+// escapedTwin returns a family name other than name that exists after c,
+// is not a legacy name and escapes to esc, or "". A legacy name meets the
+// new names of c through their own check (typeAfter), so only a UTF-8 name
+// scans them.
+func (s *Store) escapedTwin(c *change, name, esc string) string {
+	for _, o := range c.news {
+		if o.name != name && !legacyName(name) && !legacyName(o.name) && EscapedName(o.name) == esc {
+			return o.name
+		}
+	}
+	if o, ok := s.escapedNames[esc]; ok && o != name {
+		if _, exists := s.typeAfter(c, o); exists {
+			return o
+		}
+	}
+	return ""
 }

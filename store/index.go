@@ -197,6 +197,9 @@ func (s *Store) setFamily(g *group, f *family) {
 		e = &nameEntry{name: f.name}
 		s.names[f.name] = e
 		s.namesDirty = true
+		if !legacyName(f.name) {
+			s.escapedNames[EscapedName(f.name)] = f.name
+		}
 	}
 	f.name = e.name
 	e.typ = f.typ
@@ -225,6 +228,9 @@ func (s *Store) dropFamily(g *group, name string) {
 	if e.live == 0 {
 		delete(s.names, name)
 		s.namesDirty = true
+		if !legacyName(name) {
+			delete(s.escapedNames, EscapedName(name))
+		}
 		return
 	}
 	// The next scrape must not see the dead slot. Compacting now as well

@@ -40,17 +40,21 @@ type Store struct {
 	expiryWake chan struct{} // buffer 1: a write set the earliest deadline; RunExpiry re-arms
 	builders   sync.Pool     // of *builder
 
-	mu          sync.Mutex
-	groups      map[GroupKey]*group
-	names       map[string]*nameEntry
-	sortedNames []string // names in byte order; never mutated, replaced when namesDirty
-	namesDirty  bool
-	series      seriesIndex
-	nSeries     int
-	nFamilies   int         // (group, family) pairs
-	version     uint64      // last version handed to a group
-	expiries    expiryQueue // groups with a deadline, earliest first
-	tombs       tombstones  // versions of recently deleted groups; see Receive
+	mu     sync.Mutex
+	groups map[GroupKey]*group
+	names  map[string]*nameEntry
+	// escapedNames maps the underscores-escaped form of every family name
+	// that is not a legacy name to that name; the check keeps the forms
+	// distinct from each other and from every legacy family name.
+	escapedNames map[string]string
+	sortedNames  []string // names in byte order; never mutated, replaced when namesDirty
+	namesDirty   bool
+	series       seriesIndex
+	nSeries      int
+	nFamilies    int         // (group, family) pairs
+	version      uint64      // last version handed to a group
+	expiries     expiryQueue // groups with a deadline, earliest first
+	tombs        tombstones  // versions of recently deleted groups; see Receive
 }
 
 // New returns an empty store.
@@ -82,6 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, er
 func (s *Store) reset() {
 	s.groups = map[GroupKey]*group{}
 	s.names = map[string]*nameEntry{}
+	s.escapedNames = map[string]string{}
 	s.sortedNames = nil
 	s.namesDirty = false
 	s.series = newSeriesIndex()
