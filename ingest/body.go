@@ -38,23 +38,25 @@ const (
 )
 
 // DecodeBody reads a push body: delimited protobuf when contentType says so,
-// text 0.0.4 otherwise; gzip or snappy (any case) per contentEncoding, any
+// text 0.0.4 otherwise (legacy names only, as without
+// --push.enable-utf8-names); gzip or snappy (any case) per contentEncoding, any
 // other encoding read as is; at most maxBytes after decompression (0 = no
 // limit). Errors wrap ErrBadRequest (their text is the Pushgateway's 400
 // body) or ErrTooLarge. The returned map is never nil on success and the
 // caller owns it.
 func DecodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, error) {
-	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes)
+	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes, false)
 	return fams, err
 }
 
 // decodeBody is DecodeBody that also reports how many decompressed bytes it
-// read, for the body size histogram.
+// read, for the body size histogram; utf8Names lets the text parser take
+// quoted UTF-8 names (--push.enable-utf8-names).
 //
 // The body is read completely (never more than the limit) before it is
 // parsed, so a body over the limit is always a 413, whatever it holds, and
 // the protobuf path can unmarshal in place.
-func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, int64, error) {
+func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64, utf8Names bool) (map[string]*dto.MetricFamily, int64, error) {
 	d := getDecoder()
 	defer putDecoder(d)
 	if body == nil {
@@ -70,7 +72,7 @@ func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes in
 		fams, err = decodeProto(d.buf.Bytes())
 	} else {
 		d.rd.Reset(d.buf.Bytes())
-		fams, err = decodeText(&d.rd)
+		fams, err = decodeText(&d.rd, utf8Names)
 	}
 	if err != nil {
 		return nil, n, asBadRequest(err)
@@ -95,22 +97,27 @@ func isDelimitedProto(contentType string) bool {
 		params["proto"] == protoMessage && params["encoding"] == protoEncoding
 }
 
-// decodeText parses text 0.0.4 with a fresh parser and legacy name
-// validation, which rejects quoted UTF-8 names as the Pushgateway does
-// without --push.enable-utf8-names. Families without samples are dropped.
+// decodeText parses text 0.0.4 with a fresh parser. Without utf8Names it
+// validates names the legacy way, which rejects quoted UTF-8 names as the
+// Pushgateway does without --push.enable-utf8-names. Families without
+// samples are dropped.
 //
 // The parser is not pooled and its panics are recovered: in
 // prometheus/common v0.70.1 a label set with no metric name after a TYPE
 // line ("# TYPE s counter\n{a=\"b\"} 1\n") dereferences the metric of the
 // previous line, which is nil in a fresh parser but in a reused one is a
 // metric of an earlier push, now owned by the store. v0.73.1 fixes it.
-func decodeText(r io.Reader) (fams map[string]*dto.MetricFamily, err error) {
+func decodeText(r io.Reader, utf8Names bool) (fams map[string]*dto.MetricFamily, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			fams, err = nil, fmt.Errorf("text format parsing error: parser failed on malformed input: %v", v)
 		}
 	}()
-	p := expfmt.NewTextParser(model.LegacyValidation)
+	scheme := model.LegacyValidation
+	if utf8Names {
+		scheme = model.UTF8Validation
+	}
+	p := expfmt.NewTextParser(scheme)
 	return p.TextToMetricFamilies(r)
 }
 

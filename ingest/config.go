@@ -87,6 +87,11 @@ type Config struct {
 	// MaxMetricNameLength bounds a metric family name, in bytes; 0 means no
 	// limit.
 	MaxMetricNameLength int
+	// UTF8Names accepts UTF-8 metric and label names in text bodies
+	// (quoted) and U__-escaped label names in the URL, as the Pushgateway
+	// does with --push.enable-utf8-names. Protobuf bodies may carry UTF-8
+	// names either way, as with the Pushgateway.
+	UTF8Names bool
 }
 
 // DefaultConfig returns the configuration the flags default to.
@@ -100,6 +105,9 @@ func DefaultConfig() Config {
 		MaxMetricNameLength: DefaultMaxMetricNameLength,
 	}
 }
+
+// flagUTF8Names is the Pushgateway's flag.
+const flagUTF8Names = "push.enable-utf8-names"
 
 // RegisterFlags registers the ingester's flags with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -122,6 +130,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Maximum length of a label value in a push or its URL, in bytes; longer ones get 400. 0 means no limit.")
 	fs.IntVar(&c.MaxMetricNameLength, flagMaxMetricNameLength, d.MaxMetricNameLength,
 		"Maximum length of a metric name in a push, in bytes; longer ones get 400. 0 means no limit.")
+	fs.BoolVar(&c.UTF8Names, flagUTF8Names, d.UTF8Names,
+		"Allow UTF-8 characters in metric and label names of text pushes (quoted) and U__-escaped label names in the push URL. Protobuf pushes may carry UTF-8 names without it, as with the Pushgateway.")
 }
 
 // Validate checks the configuration. It does not read the rules file; New

@@ -138,7 +138,7 @@ func (in *Ingester) handle(ctx context.Context, r Request) (Result, string, erro
 	}
 	// The path is parsed once; an error is answered by push or delete, in
 	// their order of checks.
-	key, keyErr := ParseGroupingPath(r.Path)
+	key, keyErr := parseGroupingPath(r.Path, in.cfg.UTF8Names)
 	if keyErr == nil {
 		if owner, ok := in.route(r, key); ok {
 			return in.forward(ctx, owner, r, key)
@@ -194,7 +194,7 @@ func (in *Ingester) prepare(r Request, key store.GroupKey, keyErr error) (store.
 	if err != nil {
 		return store.Push{}, reasonTTL, err
 	}
-	fams, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes)
+	fams, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names)
 	in.metrics.bodyBytes.Observe(float64(n))
 	if err != nil {
 		return store.Push{}, bodyReason(err), err

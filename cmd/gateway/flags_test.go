@@ -125,7 +125,7 @@ func TestFlagForms(t *testing.T) {
 		}},
 		{"every bool has a negation", []string{"--no-web.systemd-socket", "--no-push.enable-utf8-names", "--no-version"}, func(t *testing.T, cfg *config) {
 			require.False(t, cfg.systemdSocket)
-			require.False(t, cfg.utf8Names)
+			require.False(t, cfg.ingest.UTF8Names)
 		}},
 	}
 	for _, c := range cases {
@@ -169,7 +169,6 @@ func TestInvalidCommandLines(t *testing.T) {
 	}{
 		{"unknown flag", []string{"--web.nope"}, "flag provided but not defined"},
 		{"positional argument", []string{"serve"}, `unexpected argument "serve"`},
-		{"utf8 names", []string{"--push.enable-utf8-names"}, "not supported yet"},
 		{"bad log level", []string{"--log.level=loud"}, "unrecognized log level"},
 		{"bad log format", []string{"--log.format=xml"}, "unrecognized log format"},
 		{"bad duration", []string{"--persistence.interval=often"}, "persistence.interval"},
