@@ -77,12 +77,19 @@ scrape_configs:
 // meanwhile shows as an early exit and is retried.
 func startPrometheus(t *testing.T, sdURL string) *promProc {
 	t.Helper()
+	return startPrometheusWith(t, prometheusBin, prometheusConfig(sdURL))
+}
+
+// startPrometheusWith starts the Prometheus binary bin with configuration
+// config and waits until it is ready.
+func startPrometheusWith(t *testing.T, bin, config string) *promProc {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(prometheusConfig(sdURL)), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
 	var lastErr error
 	for attempt := range 3 {
-		p, err := tryPrometheus(t, cfg, filepath.Join(dir, fmt.Sprintf("data-%d", attempt)))
+		p, err := tryPrometheus(t, bin, cfg, filepath.Join(dir, fmt.Sprintf("data-%d", attempt)))
 		if err == nil {
 			return p
 		}
@@ -92,7 +99,7 @@ func startPrometheus(t *testing.T, sdURL string) *promProc {
 	return nil
 }
 
-func tryPrometheus(t *testing.T, cfg, dataDir string) (*promProc, error) {
+func tryPrometheus(t *testing.T, bin, cfg, dataDir string) (*promProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -102,7 +109,7 @@ func tryPrometheus(t *testing.T, cfg, dataDir string) (*promProc, error) {
 	p := &promProc{
 		base:   "http://" + addr,
 		client: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-		cmd: exec.Command(prometheusBin,
+		cmd: exec.Command(bin,
 			"--config.file="+cfg,
 			"--storage.tsdb.path="+dataDir,
 			"--web.listen-address="+addr,
