@@ -1,0 +1,135 @@
+package main
+
+// Differential test of UTF-8 names against Pushgateway 1.11.5 (built by
+// .ci/run from the Go module proxy): every push form with and without
+// --push.enable-utf8-names gets the same status, and every escaping scheme
+// of the scrape, in text and protobuf, gives the same names and series.
+
+import (
+	"bufio"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protodelim"
+)
+
+// utf8Push is one push form of UTF-8 names.
+type utf8Push struct {
+	name         string
+	path         string
+	header       http.Header
+	body         []byte
+	want, wantU8 int // status without and with --push.enable-utf8-names
+}
+
+func utf8Pushes(t *testing.T) []utf8Push {
+	pb := protoBody(t,
+		counterFamily("pb.dotted_total", "A protobuf UTF-8 name.", counterMetric(3, "la.bel", "x")),
+		gaugeFamily("pb_plain", "A legacy name with a UTF-8 label name.", gaugeMetric(1, "ünï", "y")))
+	return []utf8Push{
+		{"protobuf names", "/metrics/job/pb", hdrs("Content-Type", ctProto), pb, 200, 200},
+		{"quoted text names", "/metrics/job/txt", nil, []byte("# TYPE \"txt.metric\" gauge\n{\"txt.metric\", \"la.bel\"=\"v\"} 1\n"), 400, 200},
+		{"quoted text label name", "/metrics/job/txtl", nil, []byte("txt_plain{\"a.b\"=\"v\"} 2\n"), 400, 200},
+		{"U__ URL label name", "/metrics/job/url/U__foo_2e_bar/baz", nil, []byte("url_metric 1\n"), 200, 200},
+		{"U__ URL label name with base64", "/metrics/job/url64/U__foo_2e_bar@base64/YmF6", nil, []byte("url64_metric 1\n"), 200, 200},
+		{"UTF-8 URL label name", "/metrics/job/urlu/%C3%A9t%C3%A9/v", nil, []byte("urlu_metric 1\n"), 400, 200},
+		{"reserved URL label name", "/metrics/job/urlr/__x/v", nil, []byte("urlr_metric 1\n"), 400, 400},
+	}
+}
+
+// escapingScrape is one Accept header of the scrape comparison.
+type escapingScrape struct {
+	name, accept string
+	proto        bool
+}
+
+func escapingScrapes() []escapingScrape {
+	var out []escapingScrape
+	for _, esc := range []string{"", model.AllowUTF8, model.EscapeUnderscores, model.EscapeDots, model.EscapeValues} {
+		param, name := "", "no escaping parameter"
+		if esc != "" {
+			param, name = ";escaping="+esc, esc
+		}
+		out = append(out,
+			escapingScrape{"text " + name, "text/plain;version=0.0.4" + param, false},
+			escapingScrape{"protobuf " + name, "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited" + param, true})
+	}
+	return out
+}
+
+// scrapeEscaped scrapes g with accept and returns the escaping its
+// Content-Type names and the pushed families.
+func scrapeEscaped(t *testing.T, g *gw, sc escapingScrape) (string, map[string]scrapeFamily) {
+	t.Helper()
+	r := g.doResp(t, http.MethodGet, "/metrics", hdrs("Accept", sc.accept), nil)
+	require.Equal(t, http.StatusOK, r.status, "%s %s: %s", g.kind, sc.name, r.body)
+	_, params, err := mime.ParseMediaType(r.header.Get("Content-Type"))
+	require.NoError(t, err)
+	if !sc.proto {
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := parser.TextToMetricFamilies(strings.NewReader(r.body))
+		require.NoError(t, err, "%s %s: %s", g.kind, sc.name, tail(r.body, 2000))
+		return params["escaping"], pushedView(mfs)
+	}
+	mfs := map[string]*dto.MetricFamily{}
+	rd := bufio.NewReader(strings.NewReader(r.body))
+	for {
+		mf := &dto.MetricFamily{}
+		if err := protodelim.UnmarshalFrom(rd, mf); err != nil {
+			require.ErrorIs(t, err, io.EOF, g.kind)
+			break
+		}
+		mfs[mf.GetName()] = mf
+	}
+	return params["escaping"], pushedView(mfs)
+}
+
+// TestCompatUTF8Names runs every UTF-8 push form against Pushgateway 1.11.5
+// and pushring, with and without --push.enable-utf8-names, and compares
+// the statuses, then the scrapes under every escaping scheme.
+func TestCompatUTF8Names(t *testing.T) {
+	pgBin := requireEnvTool(t, envPushgateway1115)
+	for _, flags := range [][]string{nil, {"--push.enable-utf8-names"}} {
+		t.Run(strings.Join(append([]string{"flags"}, flags...), " "), func(t *testing.T) {
+			t.Parallel()
+			gs := []*gw{startGateway(t, kindPushgateway, pgBin, flags), startPushring(t, flags...)}
+			for _, p := range utf8Pushes(t) {
+				want := p.want
+				if len(flags) > 0 {
+					want = p.wantU8
+				}
+				var rs []response
+				for _, g := range gs {
+					r := g.doResp(t, http.MethodPut, p.path, p.header, p.body)
+					require.Equal(t, want, r.status, "%s on %s: %s", p.name, g.kind, r.body)
+					rs = append(rs, r)
+				}
+				compareResponses(t, p.name, cmpStatusOnly, rs[0], rs[1])
+			}
+			for _, g := range gs {
+				g.barrier(t)
+			}
+			for _, sc := range escapingScrapes() {
+				escPG, pg := scrapeEscaped(t, gs[0], sc)
+				escPR, pr := scrapeEscaped(t, gs[1], sc)
+				require.Equal(t, escPG, escPR, "%s: escaping named in the Content-Type", sc.name)
+				require.Equal(t, pg, pr, "%s: Pushgateway 1.11.5 (expected) vs pushring (actual)", sc.name)
+				if escPR != model.AllowUTF8 {
+					for name, f := range pr {
+						require.True(t, model.LegacyValidation.IsValidMetricName(name), "%s: %q", sc.name, name)
+						for _, s := range f.Series {
+							require.NotContains(t, s, "ü", "%s: a UTF-8 label name reached a scraper that did not ask for it", sc.name)
+						}
+					}
+				}
+			}
+		})
+	}
+}
