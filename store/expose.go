@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -85,6 +86,9 @@ func (s *Store) WriteExposition(w io.Writer, f Format, extra []*dto.MetricFamily
 	v := s.view()
 	own := sortedByName(extra)
 	e := &encoder{w: bufio.NewWriterSize(w, scrapeBufferSize), format: f.Type(), escaping: f.Escaping(), store: s}
+	if e.format == FormatOpenMetrics {
+		e.exposed = exposedNames(v.names, own)
+	}
 	var err error
 	i, j := 0, 0
 	for err == nil && (i < len(v.names) || j < len(own)) {
@@ -163,8 +167,11 @@ type encoder struct {
 	format   Format // without escaping
 	escaping model.EscapingScheme
 	store    *Store
-	hdr      []byte // scratch for headers
-	size     []byte // scratch for a message length
+	// exposed holds every family name of an OpenMetrics scrape, for
+	// omDemoted.
+	exposed map[string]bool
+	hdr     []byte // scratch for headers
+	size    []byte // scratch for a message length
 }
 
 // pushed writes a family name that only groups have. The first group with
@@ -182,7 +189,7 @@ func (e *encoder) pushed(fams []*family) error {
 	case FormatProtoDelim:
 		return e.protoFamily(appendProtoHeader(e.hdr[:0], lead), fams)
 	case FormatOpenMetrics:
-		e.hdr = appendOMHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp)
+		e.hdr = appendOMHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp, e.omDemoted(lead.name, lead.typ))
 		return e.omFamily(fams)
 	default:
 		e.hdr = appendTextHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp)
@@ -214,11 +221,13 @@ func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
 		}
 		return e.protoFamily(hdr, fams)
 	case FormatOpenMetrics:
-		e.hdr = e.hdr[:0]
-		if len(own.Metric) == 0 {
-			e.hdr = appendOMHeader(e.hdr, own.GetName(), own.GetType(), own.GetHelp(), own.Help != nil)
-		} else if _, err := expfmt.MetricFamilyToOpenMetrics(e.w, own); err != nil {
-			return err
+		e.hdr = appendOMHeader(e.hdr[:0], own.GetName(), own.GetType(), own.GetHelp(), own.Help != nil, e.omDemoted(own.GetName(), own.GetType()))
+		if len(own.Metric) > 0 {
+			body, err := openMetricsBody(own)
+			if err != nil {
+				return err
+			}
+			e.hdr = append(e.hdr, body...)
 		}
 		return e.omFamily(fams)
 	default:
@@ -324,11 +333,15 @@ func appendTextHeader(b []byte, name string, typ dto.MetricType, help string, ha
 
 // appendOMHeader appends the HELP (if set) and TYPE lines expfmt writes for
 // an OpenMetrics family: a counter's family name drops its _total suffix,
-// and a counter without one is "unknown". The unit is never written: the
-// OpenMetrics parser rejects a unit that is not a suffix of the name, and
-// pushed units are not checked.
-func appendOMHeader(b []byte, name string, typ dto.MetricType, help string, hasHelp bool) []byte {
+// and a counter without one, or a demoted one (omDemoted), is "unknown"
+// under its whole name. The unit is never written: the OpenMetrics parser
+// rejects a unit that is not a suffix of the name, and pushed units are
+// not checked.
+func appendOMHeader(b []byte, name string, typ dto.MetricType, help string, hasHelp, demoted bool) []byte {
 	omName, omType := openMetricsType(name, typ)
+	if demoted {
+		omName, omType = name, "unknown"
+	}
 	return appendHeaderLines(b, omName, omType, help, hasHelp, true)
 }
 
@@ -358,6 +371,40 @@ func appendName(b []byte, name string) []byte {
 	b = append(b, '"')
 	b = appendEscaped(b, name, true)
 	return append(b, '"')
+}
+
+// exposedNames returns the set of the family names of a scrape.
+func exposedNames(names []string, own []*dto.MetricFamily) map[string]bool {
+	m := make(map[string]bool, len(names)+len(own))
+	for _, n := range names {
+		m[n] = true
+	}
+	for _, mf := range own {
+		m[mf.GetName()] = true
+	}
+	return m
+}
+
+// omDemoted reports whether a counter N_total must be exposed in
+// OpenMetrics as "unknown" under its whole name: as a counter its family
+// would be N and would also own N_created, so a family of either name
+// (go_memstats_alloc_bytes beside go_memstats_alloc_bytes_total) would
+// make the exposition invalid ("Clashing name", or metadata after samples
+// of the same family). The samples are the same either way.
+func (e *encoder) omDemoted(name string, typ dto.MetricType) bool {
+	base, ok := strings.CutSuffix(name, "_total")
+	return ok && typ == dto.MetricType_COUNTER && (e.exposed[base] || e.exposed[base+"_created"])
+}
+
+// openMetricsBody renders an own family's OpenMetrics sample lines, without
+// its HELP and TYPE lines.
+func openMetricsBody(mf *dto.MetricFamily) ([]byte, error) {
+	bare := &dto.MetricFamily{Name: mf.Name, Type: mf.Type, Metric: mf.Metric}
+	var buf bytes.Buffer
+	if _, err := expfmt.MetricFamilyToOpenMetrics(&buf, bare); err != nil {
+		return nil, fmt.Errorf("render own family %q as OpenMetrics: %w", mf.GetName(), err)
+	}
+	return dropFirstLine(buf.Bytes()), nil
 }
 
 func textType(typ dto.MetricType) string {
