@@ -113,6 +113,15 @@ func TestFlagForms(t *testing.T) {
 			require.True(t, cfg.api.EnableAdminAPI)
 			require.Equal(t, "/pg", cfg.api.RoutePrefix)
 		}},
+		{"ttl in days", []string{"--push.ttl=2d"}, func(t *testing.T, cfg *config) {
+			require.Equal(t, 48*time.Hour, cfg.ingest.TTL)
+		}},
+		{"ttl alias of the TTL forks, in weeks", []string{"--metric.timetolive=1w"}, func(t *testing.T, cfg *config) {
+			require.Equal(t, 7*24*time.Hour, cfg.ingest.TTL)
+		}},
+		{"ttl in Go syntax", []string{"--metric.timetolive", "1h30m"}, func(t *testing.T, cfg *config) {
+			require.Equal(t, 90*time.Minute, cfg.ingest.TTL)
+		}},
 		{"explicit bool values", []string{"--web.enable-lifecycle=true", "--push.disable-consistency-check=false"}, func(t *testing.T, cfg *config) {
 			require.True(t, cfg.api.EnableLifecycle)
 			require.False(t, cfg.ingest.DisableConsistencyCheck)
