@@ -54,6 +54,8 @@ func TestDefaults(t *testing.T) {
 		"push.max-queue-wait":            "250ms",
 		"push.max-series":                "50000",
 		"push.ttl":                       "0s",
+		"metric.timetolive":              "0s",
+		"web.prefer-openmetrics":         "false",
 		"push.ttl-rules-file":            "",
 		"store.max-groups":               "200000",
 		"store.max-series":               "2000000",
