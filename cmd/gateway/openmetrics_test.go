@@ -54,7 +54,7 @@ func TestOpenMetricsStrictParser(t *testing.T) {
 	g := startPushring(t, "--web.prefer-openmetrics", "--push.enable-utf8-names")
 	st, body := g.do(t, http.MethodPut, "/metrics/job/om/instance/a", nil, []byte(omPushText))
 	require.Equal(t, http.StatusOK, st, body)
-	st, body = g.do(t, http.MethodPut, "/metrics/job/om/instance/b", hdrs("Content-Type", ctProto), protoBody(t, diffProtoFamilies()...))
+	st, body = g.do(t, http.MethodPut, "/metrics/job/om/instance/b", hdrs("Content-Type", ctProto), rawProtoBody(t, diffProtoFamilies()...))
 	require.Equal(t, http.StatusOK, st, body)
 	st, body = g.do(t, http.MethodPut, "/metrics/job/om/instance/c", nil, []byte(`{"om.utf8_total", "la.bel"="x"} 1`+"\n"))
 	require.Equal(t, http.StatusOK, st, body)

@@ -30,7 +30,7 @@ type utf8Push struct {
 }
 
 func utf8Pushes(t *testing.T) []utf8Push {
-	pb := protoBody(t,
+	pb := rawProtoBody(t, // names as given: protoBody would escape them
 		counterFamily("pb.dotted_total", "A protobuf UTF-8 name.", counterMetric(3, "la.bel", "x")),
 		gaugeFamily("pb_plain", "A legacy name with a UTF-8 label name.", gaugeMetric(1, "ünï", "y")))
 	return []utf8Push{
