@@ -130,9 +130,21 @@ func diffProtoFamilies() []*dto.MetricFamily {
 	}
 }
 
-// diffPush sends the same pushes to g.
-func diffPush(t *testing.T, g *gw) {
+// diffUTF8Text is a text push with quoted UTF-8 names, for gateways
+// started with --push.enable-utf8-names; its URL has a U__ label name.
+const (
+	diffUTF8Path = "/metrics/job/e2e/instance/c/U__zone_2e_name/eu"
+	diffUTF8Text = "# HELP \"e2e.text_total\" A quoted UTF-8 name.\n# TYPE \"e2e.text_total\" counter\n{\"e2e.text_total\", \"la.bel\"=\"y\"} 6\n"
+)
+
+// diffPush sends the same pushes to g; utf8Text adds the quoted-name text
+// push.
+func diffPush(t *testing.T, g *gw, utf8Text bool) {
 	t.Helper()
+	if utf8Text {
+		st, body := g.do(t, http.MethodPut, diffUTF8Path, nil, []byte(diffUTF8Text))
+		require.Equal(t, http.StatusOK, st, "%s UTF-8 text push: %s", g.kind, body)
+	}
 	st, body := g.do(t, http.MethodPut, "/metrics/job/e2e/instance/a", nil, []byte(diffTextPush))
 	require.Equal(t, http.StatusOK, st, "%s text push: %s", g.kind, body)
 	st, body = g.do(t, http.MethodPut, "/metrics/job/e2e/instance/b", hdrs("Content-Type", ctProto), rawProtoBody(t, diffProtoFamilies()...))
@@ -351,21 +363,26 @@ func TestPrometheusIngestsSameAsPushgateway1115(t *testing.T) {
 		name   string
 		bin    func(t *testing.T) string
 		native bool
-		utf8   bool // the scraper's chosen format asks for UTF-8 names
+		utf8   bool     // the scraper's chosen format asks for UTF-8 names
+		flags  []string // of both gateways
 	}{
-		{"prometheus 3.16 defaults", func(t *testing.T) string { return requireEnvTool(t, envPrometheus3) }, false, true},
+		{"prometheus 3.16 defaults", func(t *testing.T) string { return requireEnvTool(t, envPrometheus3) }, false, true, nil},
+		{"prometheus 3.16, gateways with --push.enable-utf8-names", func(t *testing.T) string { return requireEnvTool(t, envPrometheus3) }, false, true,
+			[]string{"--push.enable-utf8-names"}},
 		// Prometheus' protobuf Accept entry has no escaping parameter, so
 		// the Pushgateway, and pushring, escape UTF-8 names there.
-		{"prometheus 3.16 native histograms", func(t *testing.T) string { return requireEnvTool(t, envPrometheus3) }, true, false},
-		{"prometheus 2.42", func(t *testing.T) string { requireTool(t, prometheusBin); return prometheusBin }, false, false},
+		{"prometheus 3.16 native histograms", func(t *testing.T) string { return requireEnvTool(t, envPrometheus3) }, true, false, nil},
+		{"prometheus 2.42", func(t *testing.T) string { requireTool(t, prometheusBin); return prometheusBin }, false, false, nil},
+		{"prometheus 2.42, gateways with --push.enable-utf8-names", func(t *testing.T) string { requireTool(t, prometheusBin); return prometheusBin }, false, false,
+			[]string{"--push.enable-utf8-names"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			bin := c.bin(t)
-			pg := startGateway(t, kindPushgateway, pgBin, nil)
-			pr := startPushring(t)
-			diffPush(t, pg)
-			diffPush(t, pr)
+			pg := startGateway(t, kindPushgateway, pgBin, c.flags)
+			pr := startPushring(t, c.flags...)
+			diffPush(t, pg, len(c.flags) > 0)
+			diffPush(t, pr, len(c.flags) > 0)
 			prom := startPrometheusWith(t, bin, diffPromConfig(pg, pr, c.native))
 
 			dotted, dottedSeries := "e2e.dotted_total", `e2e.dotted_total{exported_instance="b",exported_job="e2e",la.bel="x"}`
@@ -380,6 +397,13 @@ func TestPrometheusIngestsSameAsPushgateway1115(t *testing.T) {
 				for s := range got.series {
 					require.NotContains(t, seriesNames(s), ".", "UTF-8 names reach only a scraper that asks for them: %s", s)
 				}
+			}
+			if len(c.flags) > 0 {
+				text := `e2e.text_total{exported_instance="c",exported_job="e2e",la.bel="y",zone.name="eu"}`
+				if !c.utf8 {
+					text = `e2e_text_total{exported_instance="c",exported_job="e2e",la_bel="y",zone_name="eu"}`
+				}
+				require.Equal(t, `"6"`, got.series[text], "%v", got.series)
 			}
 			if c.native {
 				require.Contains(t, got.series[`e2e_native{exported_instance="b",exported_job="e2e"}`], `"buckets"`, "native histogram ingested")
