@@ -93,7 +93,8 @@ func scrapeEscaped(t *testing.T, g *gw, sc escapingScrape) (string, map[string]s
 
 // TestCompatUTF8Names runs every UTF-8 push form against Pushgateway 1.11.5
 // and pushring, with and without --push.enable-utf8-names, and compares
-// the statuses, then the scrapes under every escaping scheme.
+// the statuses, the JSON API (names as pushed) and the scrapes under every
+// escaping scheme.
 func TestCompatUTF8Names(t *testing.T) {
 	pgBin := requireEnvTool(t, envPushgateway1115)
 	for _, flags := range [][]string{nil, {"--push.enable-utf8-names"}} {
@@ -116,6 +117,7 @@ func TestCompatUTF8Names(t *testing.T) {
 			for _, g := range gs {
 				g.barrier(t)
 			}
+			require.Equal(t, gs[0].fetchAPI(t), gs[1].fetchAPI(t), "/api/v1/metrics: Pushgateway 1.11.5 (expected) vs pushring (actual)")
 			for _, sc := range escapingScrapes() {
 				escPG, pg := scrapeEscaped(t, gs[0], sc)
 				escPR, pr := scrapeEscaped(t, gs[1], sc)
