@@ -111,7 +111,8 @@ func checkMetric(name string, typ dto.MetricType, m *dto.Metric) error {
 		switch {
 		case i > 0 && ln == m.Label[i-1].GetName():
 			return fmt.Errorf("collected metric %q { %s} has two or more labels with the same name: %s", name, m, ln)
-		case !model.UTF8Validation.IsValidLabelName(ln) || strings.HasPrefix(ln, model.ReservedLabelPrefix):
+		case !model.UTF8Validation.IsValidLabelName(ln) || strings.HasPrefix(ln, model.ReservedLabelPrefix),
+			strings.Contains(ln, ":"): // no escaping scheme removes it; see docs/compat.md
 			return fmt.Errorf("collected metric %q { %s} has a label with an invalid name: %s", name, m, ln)
 		case typ == dto.MetricType_SUMMARY && ln == model.QuantileLabel,
 			isHistogram(typ) && ln == model.BucketLabel:
@@ -341,46 +342,55 @@ func (s *Store) duplicatesIn(o *group, b *built, h uint64) []*dto.Metric {
 	return dups
 }
 
-// checkEscaped keeps UTF-8 names apart from each other once escaped with
-// the underscores scheme, which every scraper that did not ask for
-// allow-utf-8 gets: two families that would expose one name there (a.b
-// and a_b), or two label names of one metric (a.b and a_b), would make
-// that scrape fail or merge two series into one. Such a push is refused,
-// naming both names. The values and dots schemes are not guarded
-// (docs/compat.md).
+// checkEscaped keeps UTF-8 names apart once escaped for a scraper that did
+// not ask for allow-utf-8 (every scheme of guardedSchemes): two families
+// that would expose one name there (a.b and a_b under underscores), or two
+// label names of one metric, would make that scrape fail or merge two
+// series into one. Such a push is refused, naming both names and the
+// scheme.
 func (s *Store) checkEscaped(c *change, b *built, p *problems) {
-	if b.fam.utf8 {
-		for _, m := range b.metrics {
-			if x, y := escapedLabelClash(m.Label); x != "" {
-				p.add(fmt.Errorf("collected metric %q has label names %q and %q, which are the same once escaped for scrapers without UTF-8 support", b.name, x, y))
-				return
-			}
-		}
-	}
-	esc := b.name
-	if !legacyName(b.name) {
-		esc = EscapedName(b.name)
-		if _, exists := s.typeAfter(c, esc); exists {
-			p.add(fmt.Errorf("metric name %q is %q once escaped for scrapers without UTF-8 support, which is the name of another metric", b.name, esc))
+	for _, sch := range guardedSchemes {
+		if err := s.checkEscapedWith(c, b, sch); err != nil {
+			p.add(err)
 			return
 		}
 	}
-	if other := s.escapedTwin(c, b.name, esc); other != "" {
-		p.add(fmt.Errorf("metric name %q and %q are the same once escaped for scrapers without UTF-8 support (%q)", b.name, other, esc))
+}
+
+// checkEscapedWith is checkEscaped for one scheme.
+func (s *Store) checkEscapedWith(c *change, b *built, sch model.EscapingScheme) error {
+	if b.fam.utf8 {
+		for _, m := range b.metrics {
+			if x, y := escapedLabelClash(m.Label, sch); x != "" {
+				return fmt.Errorf("collected metric %q has label names %q and %q, which are the same once escaped with %s for scrapers without UTF-8 support", b.name, x, y, sch)
+			}
+		}
 	}
+	esc := escapeName(b.name, sch)
+	if esc != b.name {
+		if _, exists := s.typeAfter(c, esc); exists {
+			return fmt.Errorf("metric name %q is %q once escaped with %s for scrapers without UTF-8 support, which is the name of another metric", b.name, esc, sch)
+		}
+	}
+	if other := s.escapedTwin(c, b.name, esc, sch); other != "" {
+		return fmt.Errorf("metric names %q and %q are the same once escaped with %s for scrapers without UTF-8 support (%q)", b.name, other, sch, esc)
+	}
+	return nil
 }
 
 // escapedTwin returns a family name other than name that exists after c,
-// is not a legacy name and escapes to esc, or "". A legacy name meets the
-// new names of c through their own check (typeAfter), so only a UTF-8 name
-// scans them.
-func (s *Store) escapedTwin(c *change, name, esc string) string {
-	for _, o := range c.news {
-		if o.name != name && !legacyName(name) && !legacyName(o.name) && EscapedName(o.name) == esc {
-			return o.name
+// is not a legacy name and escapes to esc with sch, or "". A legacy name
+// meets the new names of c through their own check (typeAfter), so only a
+// UTF-8 name scans them.
+func (s *Store) escapedTwin(c *change, name, esc string, sch model.EscapingScheme) string {
+	if !legacyName(name) {
+		for _, o := range c.news {
+			if o.name != name && !legacyName(o.name) && escapeName(o.name, sch) == esc {
+				return o.name
+			}
 		}
 	}
-	if o, ok := s.escapedNames[esc]; ok && o != name {
+	if o, ok := s.escapedNames[escapedKey{sch, esc}]; ok && o != name {
 		if _, exists := s.typeAfter(c, o); exists {
 			return o
 		}

@@ -93,20 +93,32 @@ func (e *encoder) escaped(head *dto.MetricFamily, fams []*family) error {
 	return nil
 }
 
-// EscapedName returns name escaped with the underscores scheme, the one a
-// scraper that did not ask for allow-utf-8 gets.
-func EscapedName(name string) string { return model.EscapeName(name, model.UnderscoreEscaping) }
+// guardedSchemes are the escaping schemes under which the check keeps
+// names apart (checkEscaped): every scheme but allow-utf-8.
+var guardedSchemes = []model.EscapingScheme{model.UnderscoreEscaping, model.DotsEscaping, model.ValueEncodingEscaping}
 
-// escapedLabelClash returns the first pair of distinct label names of m
-// that are equal once escaped with the underscores scheme, or "", "".
-func escapedLabelClash(ls []*dto.LabelPair) (string, string) {
+// escapedKey is a name as a scrape with an escaping scheme exposes it.
+type escapedKey struct {
+	scheme model.EscapingScheme
+	name   string
+}
+
+// escapeName returns name as a scrape with scheme exposes it: legacy names
+// as they are, as model.EscapeMetricFamily leaves them.
+func escapeName(name string, scheme model.EscapingScheme) string {
+	if legacyName(name) {
+		return name
+	}
+	return model.EscapeName(name, scheme)
+}
+
+// escapedLabelClash returns the first pair of distinct label names of ls
+// that are equal once escaped with scheme, or "", "".
+func escapedLabelClash(ls []*dto.LabelPair, scheme model.EscapingScheme) (string, string) {
 	seen := make(map[string]string, len(ls))
 	for _, lp := range ls {
 		n := lp.GetName()
-		esc := n
-		if !model.LegacyValidation.IsValidLabelName(n) {
-			esc = model.EscapeName(n, model.UnderscoreEscaping)
-		}
+		esc := escapeName(n, scheme)
 		if prev, ok := seen[esc]; ok && prev != n {
 			return prev, n
 		}

@@ -43,13 +43,15 @@ func (s *Store) checkEscapedNames() error {
 		if legacyName(name) {
 			continue
 		}
-		n++
-		if got := s.escapedNames[EscapedName(name)]; got != name {
-			return fmt.Errorf("escaped form of %q maps to %q", name, got)
+		for _, sch := range guardedSchemes {
+			n++
+			if got := s.escapedNames[escapedKey{sch, escapeName(name, sch)}]; got != name {
+				return fmt.Errorf("%s form of %q maps to %q", sch, name, got)
+			}
 		}
 	}
 	if n != len(s.escapedNames) {
-		return fmt.Errorf("%d UTF-8 family names, %d escaped forms", n, len(s.escapedNames))
+		return fmt.Errorf("%d escaped forms of UTF-8 family names, %d in the index", n, len(s.escapedNames))
 	}
 	return nil
 }

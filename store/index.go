@@ -198,7 +198,9 @@ func (s *Store) setFamily(g *group, f *family) {
 		s.names[f.name] = e
 		s.namesDirty = true
 		if !legacyName(f.name) {
-			s.escapedNames[EscapedName(f.name)] = f.name
+			for _, sch := range guardedSchemes {
+				s.escapedNames[escapedKey{sch, escapeName(f.name, sch)}] = f.name
+			}
 		}
 	}
 	f.name = e.name
@@ -229,7 +231,9 @@ func (s *Store) dropFamily(g *group, name string) {
 		delete(s.names, name)
 		s.namesDirty = true
 		if !legacyName(name) {
-			delete(s.escapedNames, EscapedName(name))
+			for _, sch := range guardedSchemes {
+				delete(s.escapedNames, escapedKey{sch, escapeName(name, sch)})
+			}
 		}
 		return
 	}

@@ -43,10 +43,11 @@ type Store struct {
 	mu     sync.Mutex
 	groups map[GroupKey]*group
 	names  map[string]*nameEntry
-	// escapedNames maps the underscores-escaped form of every family name
-	// that is not a legacy name to that name; the check keeps the forms
-	// distinct from each other and from every legacy family name.
-	escapedNames map[string]string
+	// escapedNames maps the escaped forms (guardedSchemes) of every family
+	// name that is not a legacy name to that name; the check keeps the
+	// forms of one scheme distinct from each other and from every legacy
+	// family name.
+	escapedNames map[escapedKey]string
 	sortedNames  []string // names in byte order; never mutated, replaced when namesDirty
 	namesDirty   bool
 	series       seriesIndex
@@ -86,7 +87,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, er
 func (s *Store) reset() {
 	s.groups = map[GroupKey]*group{}
 	s.names = map[string]*nameEntry{}
-	s.escapedNames = map[string]string{}
+	s.escapedNames = map[escapedKey]string{}
 	s.sortedNames = nil
 	s.namesDirty = false
 	s.series = newSeriesIndex()
