@@ -61,7 +61,11 @@ func escapingScrapes() []escapingScrape {
 			escapingScrape{"text " + name, "text/plain;version=0.0.4" + param, false},
 			escapingScrape{"protobuf " + name, "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited" + param, true})
 	}
-	return out
+	// Prometheus 3's default header: the Pushgateway answers text 0.0.4,
+	// pushring text 1.0.0 (the entry it matches), both with allow-utf-8.
+	return append(out, escapingScrape{"prometheus 3 default",
+		"application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+		false})
 }
 
 // scrapeEscaped scrapes g with accept and returns the escaping its
