@@ -10,6 +10,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -138,4 +140,44 @@ func TestCompatUTF8Names(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCompatUTF8PersistenceFromPushgateway1115 starts pushring on a
+// persistence file Pushgateway 1.11.5 wrote with UTF-8 names and requires
+// the same groups, names and series in its scrapes (as pushed and
+// escaped) and its JSON API.
+func TestCompatUTF8PersistenceFromPushgateway1115(t *testing.T) {
+	pgBin := requireEnvTool(t, envPushgateway1115)
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "pushgateway.data")
+	flags := []string{"--push.enable-utf8-names", "--persistence.file=" + file}
+	pg := startGateway(t, kindPushgateway, pgBin, flags)
+	for _, p := range utf8Pushes(t) {
+		if p.wantU8 == http.StatusOK {
+			r := pg.doResp(t, http.MethodPut, p.path, p.header, p.body)
+			require.Equal(t, http.StatusOK, r.status, "%s: %s", p.name, r.body)
+		}
+	}
+	pg.barrier(t)
+	scrapes := escapingScrapes()
+	want := make([]map[string]scrapeFamily, len(scrapes))
+	for i, sc := range scrapes {
+		_, want[i] = scrapeEscaped(t, pg, sc)
+	}
+	require.Contains(t, want[0], "pb_plain", "the pushes reached the Pushgateway's scrape")
+	wantAPI := pg.fetchAPI(t)
+	pg.stop(t)
+	fi, err := os.Stat(file)
+	require.NoError(t, err, "the Pushgateway wrote no persistence file")
+	require.NotZero(t, fi.Size())
+
+	pr := startPushring(t, flags...)
+	for i, sc := range scrapes {
+		_, got := scrapeEscaped(t, pr, sc)
+		require.Equal(t, want[i], got, "%s: Pushgateway 1.11.5 before it stopped (expected) vs pushring on its file (actual)", sc.name)
+	}
+	gotAPI := pr.fetchAPI(t)
+	delete(wantAPI.Groups, groupKeyString(map[string]string{"job": barrierJob}))
+	delete(gotAPI.Groups, groupKeyString(map[string]string{"job": barrierJob}))
+	require.Equal(t, wantAPI, gotAPI, "/api/v1/metrics")
 }
