@@ -9,33 +9,38 @@ import (
 	"github.com/pushring/pushring/ingest"
 )
 
-// admission bounds the pushes and deletes being handled at once
-// (shared/DESIGN.md decision 9). A request takes a slot before the ingester
-// reads its body and gives it back when the ingester returns. When every
+// Admission bounds the pushes and deletes being handled at once
+// (docs/design.md, "Bounded"). A request takes a slot before its body is
+// read and gives it back once it is answered; a push forwarded to this
+// peer by another takes one too, so HTTP and forwarded pushes share the
+// bound. When every
 // slot is taken it waits at most maxWait for one; at most as many requests
 // as there are slots wait at a time, and any beyond that are refused at
 // once. So neither the goroutines parked here nor the time one spends here
 // can grow without bound: an overloaded peer answers 503 quickly, and the
 // pusher (or the load balancer) retries elsewhere or later.
-type admission struct {
+type Admission struct {
 	slots      chan struct{} // a value in the channel is a slot in use
 	maxWait    time.Duration
 	maxWaiting int64
 	waiting    atomic.Int64
 }
 
-func newAdmission(capacity int, maxWait time.Duration) *admission {
-	return &admission{
+// NewAdmission returns an admission control of capacity slots
+// (--push.max-inflight) whose waiters give up after maxWait
+// (--push.max-queue-wait).
+func NewAdmission(capacity int, maxWait time.Duration) *Admission {
+	return &Admission{
 		slots:      make(chan struct{}, capacity),
 		maxWait:    maxWait,
 		maxWaiting: int64(capacity),
 	}
 }
 
-// acquire takes a slot, waiting at most maxWait (and no longer than ctx
-// allows). On success the caller must call release exactly once. A refusal
+// Acquire takes a slot, waiting at most maxWait (and no longer than ctx
+// allows). On success the caller must call Release exactly once. A refusal
 // is an *overloadedError.
-func (a *admission) acquire(ctx context.Context) error {
+func (a *Admission) Acquire(ctx context.Context) error {
 	select {
 	case a.slots <- struct{}{}:
 		return nil
@@ -63,22 +68,22 @@ func (a *admission) acquire(ctx context.Context) error {
 	}
 }
 
-// release gives back a slot taken by acquire.
-func (a *admission) release() { <-a.slots }
+// Release gives back a slot taken by Acquire.
+func (a *Admission) Release() { <-a.slots }
 
 // inflight is the number of slots in use.
-func (a *admission) inflight() int { return len(a.slots) }
+func (a *Admission) inflight() int { return len(a.slots) }
 
 // capacity is the number of slots.
-func (a *admission) capacity() int { return cap(a.slots) }
+func (a *Admission) capacity() int { return cap(a.slots) }
 
 // queued is the number of requests waiting for a slot.
-func (a *admission) queued() int64 { return a.waiting.Load() }
+func (a *Admission) queued() int64 { return a.waiting.Load() }
 
 // saturated reports whether every slot is taken and someone waits: the
 // state /-/ready reports as not ready, so a load balancer sends new pushers
 // to other peers until this one catches up.
-func (a *admission) saturated() bool {
+func (a *Admission) saturated() bool {
 	return a.inflight() >= a.capacity() && a.queued() > 0
 }
 
@@ -89,7 +94,7 @@ const (
 	refusedNoWait           // --push.max-queue-wait=0 and no slot free
 )
 
-func (a *admission) refuse(why int) error {
+func (a *Admission) refuse(why int) error {
 	return &overloadedError{why: why, capacity: a.capacity(), maxWait: a.maxWait}
 }
 

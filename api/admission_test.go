@@ -11,21 +11,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushring/pushring/internal/poll"
 )
 
-// pollUntil checks cond every few milliseconds until it holds, failing the
-// test after a generous deadline.
+// pollUntil waits until cond holds.
 func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached before the deadline", what)
-		}
-		<-tick.C
-	}
+	poll.True(t, 10*time.Second, what, cond)
 }
 
 // gaugeValue returns the value of the unlabelled gauge name in reg.
@@ -196,16 +189,16 @@ func TestAdmissionLeavesReadsAlone(t *testing.T) {
 // one slot taken and given back, from as many goroutines as there are
 // CPUs, with slots to spare (the normal case).
 func BenchmarkAdmission(b *testing.B) {
-	a := newAdmission(DefaultMaxInflight, DefaultMaxQueueWait)
+	a := NewAdmission(DefaultMaxInflight, DefaultMaxQueueWait)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := a.acquire(ctx); err != nil {
+			if err := a.Acquire(ctx); err != nil {
 				b.Error(err)
 				return
 			}
-			a.release()
+			a.Release()
 		}
 	})
 }
@@ -213,13 +206,13 @@ func BenchmarkAdmission(b *testing.B) {
 // BenchmarkAdmissionSaturated measures a refusal when every slot is taken
 // and waiting is off: the cost of answering an overloaded peer's 503.
 func BenchmarkAdmissionSaturated(b *testing.B) {
-	a := newAdmission(1, 0)
+	a := NewAdmission(1, 0)
 	ctx := context.Background()
-	require.NoError(b, a.acquire(ctx))
-	defer a.release()
+	require.NoError(b, a.Acquire(ctx))
+	defer a.Release()
 	b.ReportAllocs()
 	for b.Loop() {
-		if a.acquire(ctx) == nil {
+		if a.Acquire(ctx) == nil {
 			b.Fatal("acquired a slot that was taken")
 		}
 	}

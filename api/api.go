@@ -30,17 +30,21 @@ import (
 	"github.com/pushring/pushring/store"
 )
 
-// Ingester handles pushes and deletes and owns the TTL rules. Every method
-// is called concurrently from request goroutines (and ReloadRules also from
-// the binary's SIGHUP handler).
-type Ingester interface {
-	// Handle handles a push or delete. It may block until the write is
-	// applied (or rejected) and honours ctx. It reads r.Body but does not
-	// close it.
+// Pusher takes a push or delete wherever it must go: applied here, or on
+// the peer that owns its group. It is called concurrently from request
+// goroutines, may block until the write is applied (or refused) and
+// honours ctx. It reads r.Body but does not close it. A refusal is an
+// error statusOf maps.
+type Pusher interface {
 	Handle(ctx context.Context, r ingest.Request) (ingest.Result, error)
+}
+
+// Ingester is what the API needs of the ingester besides pushes. Both
+// methods are safe for concurrent use.
+type Ingester interface {
 	// CountOverloaded counts a push that admission control refused before
-	// it reached Handle, under the ingester's rejection reasons. It does
-	// not block.
+	// it reached the Pusher, under the ingester's rejection reasons. It
+	// does not block.
 	CountOverloaded()
 	// ReloadRules re-reads the TTL rules file. On error the rules in force
 	// stay, and the error says what is wrong with the file.
@@ -60,24 +64,38 @@ type Store interface {
 	Wipe() int
 }
 
+// Deps are the components the API serves; the binary hands it the
+// concrete ones.
+type Deps struct {
+	Pusher    Pusher
+	Ingester  Ingester
+	Store     Store
+	Cluster   Cluster
+	Admission *Admission
+	// Own gathers the gateway's own metrics (go_*, process_*, pushring_*),
+	// which /metrics exposes next to the pushed ones.
+	Own prometheus.Gatherer
+}
+
 // API is the HTTP front of one peer. Create it with New; it is safe for
 // concurrent use.
 type API struct {
 	cfg      Config
 	prefix   string // effective route prefix: "" or "/x"
 	extern   string // path prefix of links on the status page
+	pusher   Pusher
 	ingester Ingester
 	store    Store
+	cluster  Cluster
 	own      prometheus.Gatherer
 	logger   *slog.Logger
 	metrics  *metrics
-	admit    *admission
+	admit    *Admission
 	handler  http.Handler
 	ui       *uiPage
 
 	gzipPool sync.Pool // *gzip.Writer, reused across scrapes
 
-	cluster *clusterState // nil until JoinCluster: a peer on its own
 	// views holds a token per cluster-wide view being built: each holds
 	// every peer's groups in memory, so only a few run at once.
 	views chan struct{}
@@ -86,18 +104,13 @@ type API struct {
 	quit     chan struct{}
 }
 
-// New builds the API. own gathers the gateway's own metrics (go_*,
-// process_*, pushring_*), which /metrics exposes next to the pushed ones;
-// reg receives the HTTP self-metrics.
-func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *slog.Logger, reg prometheus.Registerer) (*API, error) {
+// New builds the API; reg receives the HTTP self-metrics.
+func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) (*API, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
 	}
 	prefix, _ := cfg.Prefix()         // Validate checked it
 	extern, _ := cfg.ExternalPrefix() // Validate checked it
-	if cfg.FanoutTimeout == 0 {
-		cfg.FanoutTimeout = DefaultFanoutTimeout
-	}
 	if cfg.StartTime.IsZero() {
 		cfg.StartTime = time.Now()
 	}
@@ -109,12 +122,14 @@ func New(cfg Config, ing Ingester, st Store, own prometheus.Gatherer, logger *sl
 		cfg:      cfg,
 		prefix:   prefix,
 		extern:   extern,
-		ingester: ing,
-		store:    st,
-		own:      own,
+		pusher:   deps.Pusher,
+		ingester: deps.Ingester,
+		store:    deps.Store,
+		cluster:  deps.Cluster,
+		own:      deps.Own,
 		logger:   logger,
 		ui:       ui,
-		admit:    newAdmission(cfg.MaxInflight, cfg.MaxQueueWait),
+		admit:    deps.Admission,
 		views:    make(chan struct{}, maxClusterViews),
 		quit:     make(chan struct{}),
 	}
@@ -133,9 +148,6 @@ func (a *API) Handler() http.Handler { return a.handler }
 // Quit returns a channel that is closed once a permitted /-/quit request
 // asked the process to terminate.
 func (a *API) Quit() <-chan struct{} { return a.quit }
-
-// Prefix returns the effective route prefix ("" or "/x").
-func (a *API) Prefix() string { return a.prefix }
 
 // route is one pattern of the mux and the name its requests are counted under.
 type route struct {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -14,10 +13,57 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/pushring/pushring/ingest"
-	"github.com/pushring/pushring/internal/peerpb"
 	"github.com/pushring/pushring/store"
 )
+
+// Cluster is what the API needs of the cluster this peer is part of; a
+// peer on its own is a cluster of one. Its methods are safe for concurrent
+// use. Ready and Status without stats return at once; the others call
+// every other peer, each bounded by --cluster.fanout-timeout.
+type Cluster interface {
+	// Ready returns nil when this peer serves as a member of its cluster,
+	// or why not (it is joining, or leaving).
+	Ready() error
+	// Status lists the members; with stats, what each holds.
+	Status(ctx context.Context, stats bool) ClusterStatus
+	// Groups returns every peer's groups merged.
+	Groups(ctx context.Context) ClusterGroups
+	// WipeOthers empties every other peer and returns how many groups they
+	// held and which peers did not wipe, with why.
+	WipeOthers(ctx context.Context) (groups int, failed []string)
+}
+
+// PeerStatus is one member of the cluster. The binary converts the
+// cluster's own type to it.
+type PeerStatus struct {
+	ID         string
+	State      string
+	Self       bool
+	Leaving    bool
+	GossipAddr string
+	GRPCAddr   string
+	HTTPAddr   string
+	// Groups and Series are nil when not asked for or unknown.
+	Groups, Series *int
+	// Err says why the peer did not answer; empty if it did.
+	Err string
+}
+
+// ClusterStatus is this peer's view of the cluster.
+type ClusterStatus struct {
+	Self    string
+	Settled bool
+	Leaving bool
+	Peers   []PeerStatus // sorted by ID
+}
+
+// ClusterGroups is every peer's groups merged: sorted by key, each group
+// once at its newest version, and the peers that did not answer.
+type ClusterGroups struct {
+	Groups   []store.GroupSnapshot
+	Missing  []string        // per peer whose groups are not all in, why
+	Answered map[string]bool // per member id, whether its groups are in
+}
 
 // maxClusterViews is how many cluster-wide views (/cluster/metrics,
 // /api/v1/metrics?scope=cluster) a peer builds at once; more get 503.
@@ -45,8 +91,8 @@ func (a *API) releaseView() { <-a.views }
 // is missing from it.
 const missingPeersHeader = "Pushring-Missing-Peers"
 
-// clusterRoutes are the cluster endpoints. Without a cluster they answer
-// 404.
+// clusterRoutes are the cluster endpoints; a peer on its own answers
+// them as a cluster of one.
 func (a *API) clusterRoutes() []route {
 	return []route{
 		{"GET /api/v1/cluster", "api/v1/cluster", a.serve(a.v1Cluster)},
@@ -67,11 +113,8 @@ type sdTargetGroup struct {
 // them, so a group's series carry no peer label and keep one identity
 // whichever peer serves them.
 func (a *API) v1ClusterTargets(w http.ResponseWriter, r *http.Request) error {
-	if a.cluster == nil {
-		return errNotFound
-	}
 	groups := []sdTargetGroup{}
-	for _, p := range a.cluster.members.Peers() {
+	for _, p := range a.cluster.Status(r.Context(), false).Peers {
 		if p.HTTPAddr == "" {
 			continue
 		}
@@ -125,76 +168,19 @@ type peerStatusJSON struct {
 // v1Cluster serves GET /api/v1/cluster: the members as this peer sees
 // them, with the groups and series each holds.
 func (a *API) v1Cluster(w http.ResponseWriter, r *http.Request) error {
-	cs := a.cluster
-	if cs == nil {
-		return errNotFound
-	}
 	setCORS(w)
-	remote := fanout(r.Context(), a, func(ctx context.Context, c peerpb.PeerClient) (*peerpb.StatsResponse, error) {
-		return c.Stats(ctx, &peerpb.StatsRequest{})
-	})
-	byID := map[string]fanoutResult[*peerpb.StatsResponse]{}
-	for _, res := range remote {
-		byID[res.peer.ID] = res
-	}
-	var peers []peerStatusJSON
-	for _, p := range cs.members.Peers() {
-		ps := peerStatusJSON{ID: p.ID, State: p.State, Self: p.Self, GossipAddr: p.GossipAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr}
-		if p.Self {
-			g, n := cs.store.Stats()
-			ps.Groups, ps.Series, ps.Leaving = &g, &n, cs.leaver.Leaving()
-		} else if res, ok := byID[p.ID]; ok {
-			if res.err != nil {
-				ps.Unreachable = describeFanoutError(res.err, a.cfg.FanoutTimeout)
-			} else {
-				g, n := int(res.resp.GetGroups()), int(res.resp.GetSeries())
-				ps.Groups, ps.Series, ps.Leaving = &g, &n, res.resp.GetLeaving()
-			}
-		}
-		peers = append(peers, ps)
+	st := a.cluster.Status(r.Context(), true)
+	peers := make([]peerStatusJSON, 0, len(st.Peers))
+	for _, p := range st.Peers {
+		peers = append(peers, peerStatusJSON{ID: p.ID, State: p.State, Self: p.Self, Leaving: p.Leaving,
+			GossipAddr: p.GossipAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr, Groups: p.Groups, Series: p.Series, Unreachable: p.Err})
 	}
 	return writeJSON(w, map[string]any{
-		"self":    cs.members.Self().ID,
-		"settled": cs.members.Settled(),
-		"leaving": cs.leaver.Leaving(),
+		"self":    st.Self,
+		"settled": st.Settled,
+		"leaving": st.Leaving,
 		"peers":   peers,
 	})
-}
-
-// clusterGroups collects every peer's groups: this peer's and the others'
-// over gRPC, within the fan-out deadline. A group two peers hold (in the
-// moments of a hand-off) appears once, at its newest version. It returns
-// the groups sorted by key and, per peer that did not answer, why.
-func (a *API) clusterGroups(ctx context.Context) (groups []store.GroupSnapshot, missing []string, silent map[string]bool) {
-	groups = a.store.Snapshot()
-	silent = map[string]bool{}
-	remote := fanout(ctx, a, func(ctx context.Context, c peerpb.PeerClient) (*peerpb.GroupsResponse, error) {
-		return c.Groups(ctx, &peerpb.GroupsRequest{})
-	})
-	for _, res := range remote {
-		if res.err != nil {
-			missing = append(missing, res.problem(a.cfg.FanoutTimeout))
-			silent[res.peer.ID] = true
-			continue
-		}
-		for _, g := range res.resp.GetGroups() {
-			gs, err := ingest.GroupFromPB(g)
-			if err != nil {
-				missing = append(missing, fmt.Sprintf("peer %q: a group does not decode: %v", res.peer.ID, err))
-				silent[res.peer.ID] = true
-				continue
-			}
-			groups = append(groups, gs)
-		}
-	}
-	slices.SortStableFunc(groups, func(x, y store.GroupSnapshot) int {
-		if c := strings.Compare(x.Key.String(), y.Key.String()); c != 0 {
-			return c
-		}
-		return cmp.Compare(y.Version, x.Version) // newest first
-	})
-	groups = slices.CompactFunc(groups, func(x, y store.GroupSnapshot) bool { return x.Key == y.Key })
-	return groups, missing, silent
 }
 
 // setMissingPeers names the missing parts of an answer in its header.
@@ -209,17 +195,14 @@ func setMissingPeers(w http.ResponseWriter, missing []string) {
 // did not answer are listed under "warnings" (as in Prometheus' API) and in
 // the Pushring-Missing-Peers header.
 func (a *API) v1MetricsCluster(w http.ResponseWriter, r *http.Request) error {
-	if a.cluster == nil {
-		return a.v1Metrics(w, r)
-	}
 	setCORS(w)
 	if !a.acquireView(w) {
 		return errViewsBusy
 	}
 	defer a.releaseView()
-	groups, missing, _ := a.clusterGroups(r.Context())
-	setMissingPeers(w, missing)
-	return writeJSONValue(w, v1Response{Status: "success", Data: groupsJSON(groups), Warnings: missing})
+	cg := a.cluster.Groups(r.Context())
+	setMissingPeers(w, cg.Missing)
+	return writeJSONValue(w, v1Response{Status: "success", Data: groupsJSON(cg.Groups), Warnings: cg.Missing})
 }
 
 // clusterMetrics serves GET /cluster/metrics: every peer's groups merged
@@ -229,9 +212,6 @@ func (a *API) v1MetricsCluster(w http.ResponseWriter, r *http.Request) error {
 // it is for cleanup scripts and a migration period, not for a scrape
 // interval on a large cluster; Prometheus scrapes each peer's /metrics.
 func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
-	if a.cluster == nil {
-		return errNotFound
-	}
 	if !a.acquireView(w) {
 		return errViewsBusy
 	}
@@ -240,7 +220,8 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &scrapeError{err: err}
 	}
-	groups, missing, silent := a.clusterGroups(r.Context())
+	cg := a.cluster.Groups(r.Context())
+	missing := cg.Missing
 	reserved := make(map[string]dto.MetricType, len(own))
 	for _, mf := range own {
 		reserved[mf.GetName()] = mf.GetType()
@@ -249,12 +230,12 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &scrapeError{err: err}
 	}
-	if err := merged.Restore(groups); err != nil {
+	if err := merged.Restore(cg.Groups); err != nil {
 		// Consistency is checked per peer, so two peers may hold groups
 		// that clash; the merged view keeps the first in key order.
 		missing = append(missing, fmt.Sprintf("groups left out of the merged view: %v", err))
 	}
-	own = append(own, a.peerAnsweredFamily(silent))
+	own = append(own, peerAnsweredFamily(cg.Answered))
 	setMissingPeers(w, missing)
 	format, contentType := negotiateFormat(r.Header)
 	w.Header().Set("Content-Type", contentType)
@@ -266,19 +247,24 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 
 // peerAnsweredFamily is a gauge per peer: 1 if its groups are in the
 // merged view, 0 if it is silent.
-func (a *API) peerAnsweredFamily(silent map[string]bool) *dto.MetricFamily {
+func peerAnsweredFamily(answered map[string]bool) *dto.MetricFamily {
 	mf := &dto.MetricFamily{
 		Name: proto.String("pushring_cluster_peer_answered"),
 		Help: proto.String("Whether the peer's groups are in this merged view (1) or it did not answer in time (0)."),
 		Type: dto.MetricType_GAUGE.Enum(),
 	}
-	for _, p := range a.cluster.members.Peers() {
-		v := 1.0
-		if silent[p.ID] {
-			v = 0
+	ids := make([]string, 0, len(answered))
+	for id := range answered {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		v := 0.0
+		if answered[id] {
+			v = 1
 		}
 		mf.Metric = append(mf.Metric, &dto.Metric{
-			Label: []*dto.LabelPair{{Name: proto.String("peer"), Value: proto.String(p.ID)}},
+			Label: []*dto.LabelPair{{Name: proto.String("peer"), Value: proto.String(id)}},
 			Gauge: &dto.Gauge{Value: proto.Float64(v)},
 		})
 	}

@@ -1,99 +1,33 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/pushring/pushring/ingest"
-	"github.com/pushring/pushring/internal/peerpb"
-	"github.com/pushring/pushring/shard"
 	"github.com/pushring/pushring/store"
 )
 
-// fakeCluster is a membership whose members and settledness tests set.
-type fakeCluster struct {
-	peers   []shard.PeerInfo
-	settled atomic.Bool
-}
-
-func (c *fakeCluster) Self() shard.Member {
-	for _, p := range c.peers {
-		if p.Self {
-			return p.Member
-		}
-	}
-	return shard.Member{}
-}
-func (c *fakeCluster) Peers() []shard.PeerInfo { return c.peers }
-func (c *fakeCluster) Settled() bool           { return c.settled.Load() }
-
-type fakePeerStore struct {
-	mu         sync.Mutex
-	received   []store.GroupSnapshot
-	deleted    []store.GroupKey
-	receiveErr error
-}
-
-func (f *fakePeerStore) Receive(gs store.GroupSnapshot) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.receiveErr != nil {
-		return false, f.receiveErr
-	}
-	f.received = append(f.received, gs)
-	return true, nil
-}
-
-func (f *fakePeerStore) ReceiveDelete(k store.GroupKey, _ uint64) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.deleted = append(f.deleted, k)
-	return true
-}
-
-func (*fakePeerStore) Stats() (int, int) { return 3, 12 }
-
-type fakeLeaver struct {
-	leaving atomic.Bool
-	pokes   atomic.Int64
-}
-
-func (l *fakeLeaver) Leaving() bool { return l.leaving.Load() }
-func (l *fakeLeaver) PokeHandOff()  { l.pokes.Add(1) }
-
-func joinedTestAPI(t *testing.T) (*testAPI, *fakeCluster, *fakeLeaver) {
-	t.Helper()
-	ta, c, l, _ := joinedTestAPIWith(t, Config{})
-	return ta, c, l
-}
-
-func joinedTestAPIWith(t *testing.T, cfg Config) (*testAPI, *fakeCluster, *fakeLeaver, *fakePeerStore) {
+// clusteredTestAPI is an API whose cluster has three peers, as peer-0 sees
+// them: peer-2's metadata is unreadable, so it has no address.
+func clusteredTestAPI(t *testing.T, cfg Config) *testAPI {
 	t.Helper()
 	ta := newTestAPI(t, cfg)
-	c := &fakeCluster{peers: []shard.PeerInfo{
-		{Member: shard.Member{ID: "peer-0", GRPCAddr: "10.0.0.1:9092", HTTPAddr: "10.0.0.1:9091"}, State: shard.StateAlive, Self: true},
-		{Member: shard.Member{ID: "peer-1", GRPCAddr: "10.0.0.2:9092", HTTPAddr: "10.0.0.2:9091"}, State: shard.StateSuspect},
-		{Member: shard.Member{ID: "peer-2"}, State: shard.StateAlive}, // metadata unreadable: no address
+	groups, series := 3, 12
+	ta.cl.status = ClusterStatus{Self: "peer-0", Settled: true, Peers: []PeerStatus{
+		{ID: "peer-0", State: "alive", Self: true, GRPCAddr: "10.0.0.1:9092", HTTPAddr: "10.0.0.1:9091", Groups: &groups, Series: &series},
+		{ID: "peer-1", State: "alive", GRPCAddr: "10.0.0.2:9092", HTTPAddr: "10.0.0.2:9091", Err: "no answer within --cluster.fanout-timeout=5s"},
+		{ID: "peer-2", State: "alive"},
 	}}
-	l := &fakeLeaver{}
-	ps := &fakePeerStore{}
-	peers := ingest.NewPeers()
-	t.Cleanup(peers.Close)
-	ta.JoinCluster(c, peers, ps, l)
-	return ta, c, l, ps
+	return ta
 }
 
 func TestClusterTargets(t *testing.T) {
-	ta, _, _ := joinedTestAPI(t)
+	ta := clusteredTestAPI(t, Config{})
 	w := ta.do(http.MethodGet, "/api/v1/cluster/targets", nil)
 	require.Equal(t, http.StatusOK, w.Code)
 	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
@@ -103,17 +37,27 @@ func TestClusterTargets(t *testing.T) {
 		{Targets: []string{"10.0.0.1:9091"}, Labels: map[string]string{
 			"__meta_pushring_peer": "peer-0", "__meta_pushring_peer_state": "alive", "__meta_pushring_metrics_path": "/metrics"}},
 		{Targets: []string{"10.0.0.2:9091"}, Labels: map[string]string{
-			"__meta_pushring_peer": "peer-1", "__meta_pushring_peer_state": "suspect", "__meta_pushring_metrics_path": "/metrics"}},
+			"__meta_pushring_peer": "peer-1", "__meta_pushring_peer_state": "alive", "__meta_pushring_metrics_path": "/metrics"}},
 	}, got, "every peer with an address, as a Prometheus HTTP SD answer; only meta labels")
 }
 
-func TestClusterEndpointsWithoutCluster(t *testing.T) {
+func TestClusterStatus(t *testing.T) {
+	ta := clusteredTestAPI(t, Config{})
+	w := ta.do(http.MethodGet, "/api/v1/cluster", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.JSONEq(t, `{"status":"success","data":{"self":"peer-0","settled":true,"leaving":false,"peers":[
+		{"id":"peer-0","state":"alive","self":true,"leaving":false,"grpc_address":"10.0.0.1:9092","http_address":"10.0.0.1:9091","groups":3,"series":12},
+		{"id":"peer-1","state":"alive","self":false,"leaving":false,"grpc_address":"10.0.0.2:9092","http_address":"10.0.0.2:9091","error":"no answer within --cluster.fanout-timeout=5s"},
+		{"id":"peer-2","state":"alive","self":false,"leaving":false,"grpc_address":"","http_address":""}]}}`, w.Body.String())
+}
+
+// A peer on its own is a cluster of one: the cluster endpoints answer.
+func TestClusterEndpointsOfALonePeer(t *testing.T) {
 	ta := newTestAPI(t, Config{})
-	for _, p := range []string{"/api/v1/cluster", "/api/v1/cluster/targets", "/cluster/metrics"} {
-		require.Equal(t, http.StatusNotFound, ta.do(http.MethodGet, p, nil).Code, p)
+	for _, p := range []string{"/api/v1/cluster", "/api/v1/cluster/targets", "/cluster/metrics", "/api/v1/metrics?scope=cluster"} {
+		require.Equal(t, http.StatusOK, ta.do(http.MethodGet, p, nil).Code, p)
 	}
 	require.Equal(t, http.StatusMethodNotAllowed, ta.do(http.MethodPost, "/api/v1/cluster/targets", nil).Code)
-	require.Equal(t, http.StatusOK, ta.do(http.MethodGet, "/api/v1/metrics?scope=cluster", nil).Code, "a lone peer is the whole cluster")
 }
 
 func TestMetricsScope(t *testing.T) {
@@ -124,14 +68,53 @@ func TestMetricsScope(t *testing.T) {
 	require.Contains(t, w.Body.String(), `unknown scope "everything"`)
 }
 
+func TestClusterMergedViews(t *testing.T) {
+	ta := clusteredTestAPI(t, Config{})
+	ta.cl.groups = ClusterGroups{
+		Groups:   []store.GroupSnapshot{group(map[string]string{"job": "a"}, 1, 0, gaugeFamily("g", "help", 2))},
+		Missing:  []string{`peer "peer-1": no answer within --cluster.fanout-timeout=5s`},
+		Answered: map[string]bool{"peer-0": true, "peer-1": false},
+	}
+	w := ta.do(http.MethodGet, "/cluster/metrics", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Equal(t, ta.cl.groups.Missing[0], w.Header().Get(missingPeersHeader))
+	body := w.Body.String()
+	require.Contains(t, body, "push_time_seconds{instance=\"\",job=\"a\"} 1", "the merged group is exposed")
+	require.Contains(t, body, `pushring_cluster_peer_answered{peer="peer-0"} 1`)
+	require.Contains(t, body, `pushring_cluster_peer_answered{peer="peer-1"} 0`)
+
+	w = ta.do(http.MethodGet, "/api/v1/metrics?scope=cluster", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	var got struct {
+		Data     []map[string]any `json:"data"`
+		Warnings []string         `json:"warnings"`
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
+	require.Len(t, got.Data, 1)
+	require.Equal(t, ta.cl.groups.Missing, got.Warnings)
+}
+
+func TestWipeNamesThePeersThatDidNot(t *testing.T) {
+	ta := clusteredTestAPI(t, Config{EnableAdminAPI: true})
+	ta.st.groups = []store.GroupSnapshot{{}, {}}
+	ta.cl.wipeGroups, ta.cl.wipeFailed = 5, []string{`peer "peer-1": unreachable`}
+	w := ta.do(http.MethodPut, "/api/v1/admin/wipe", nil)
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	require.Equal(t, "1", w.Header().Get("Retry-After"))
+	require.Equal(t, `wiped 7 groups, but not every peer's: peer "peer-1": unreachable; send the wipe again`, w.Body.String())
+	ta.cl.wipeFailed = nil
+	require.Equal(t, http.StatusAccepted, ta.do(http.MethodPut, "/api/v1/admin/wipe", nil).Code)
+}
+
 func TestReadyWaitsForTheCluster(t *testing.T) {
-	ta, c, l := joinedTestAPI(t)
+	ta := newTestAPI(t, Config{})
+	ta.cl.setReady(errors.New("joining the cluster: membership not settled yet"))
 	w := ta.do(http.MethodGet, "/-/ready", nil)
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 	require.Contains(t, w.Body.String(), "not settled")
-	c.settled.Store(true)
+	ta.cl.setReady(nil)
 	require.Equal(t, http.StatusOK, ta.do(http.MethodGet, "/-/ready", nil).Code)
-	l.leaving.Store(true)
+	ta.cl.setReady(errors.New("leaving the cluster"))
 	w = ta.do(http.MethodGet, "/-/ready", nil)
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 	require.Contains(t, w.Body.String(), "leaving")
@@ -152,88 +135,10 @@ func TestReachableAddr(t *testing.T) {
 	}
 }
 
-// TestPeerServicePush: a forwarded push gets what an HTTP push would get
-// here: the status, the body and the Retry-After.
-func TestPeerServicePush(t *testing.T) {
-	ta, _, _ := joinedTestAPI(t)
-	svc := &peerService{a: ta.API}
-	ta.ing.result = ingest.Result{Status: http.StatusAccepted}
-	resp, err := svc.Push(context.Background(), &peerpb.PushRequest{Method: http.MethodDelete, Path: "/job/x", Ttl: "5m", Forwarded: true, Body: []byte("b")})
-	require.NoError(t, err)
-	require.Equal(t, int32(http.StatusAccepted), resp.GetStatusCode())
-	got := ta.ing.last(t)
-	require.True(t, got.Forwarded)
-	require.Equal(t, "/job/x", got.Path)
-	require.Equal(t, "5m", http.Header(got.Header).Get(ingest.TTLHeader))
-	require.Equal(t, "b", got.body)
-
-	ta.ing.err = &ingest.RemoteError{Code: http.StatusTooManyRequests, Body: "full", RetryAfter: 3}
-	resp, err = svc.Push(context.Background(), &peerpb.PushRequest{Method: http.MethodPut, Path: "/job/x"})
-	require.NoError(t, err)
-	require.Equal(t, int32(http.StatusTooManyRequests), resp.GetStatusCode())
-	require.Equal(t, "full", resp.GetBody())
-	require.Equal(t, uint32(3), resp.GetRetryAfterSeconds())
-
-	ta.ing.err = errors.Join(ingest.ErrOverloaded)
-	resp, err = svc.Push(context.Background(), &peerpb.PushRequest{Method: http.MethodPut, Path: "/job/x"})
-	require.NoError(t, err)
-	require.Equal(t, int32(http.StatusServiceUnavailable), resp.GetStatusCode())
-	require.Equal(t, uint32(1), resp.GetRetryAfterSeconds())
-}
-
-func TestPeerServiceHandOff(t *testing.T) {
-	ta, _, l, ps := joinedTestAPIWith(t, Config{})
-	svc := &peerService{a: ta.API}
-	st, err := store.New(store.Config{}, nil, nil)
-	require.NoError(t, err)
-	k := store.NewGroupKey(map[string]string{"job": "a"})
-	require.NoError(t, st.Apply(store.Push{Key: k, Families: nil}))
-	gs, _ := st.Group(k)
-	g, err := ingest.GroupToPB(gs)
-	require.NoError(t, err)
-	gone := store.NewGroupKey(map[string]string{"job": "gone"})
-
-	resp, err := svc.HandOff(context.Background(), &peerpb.HandOffRequest{OriginPeer: "peer-1", Groups: []*peerpb.Group{
-		g,
-		{Key: []byte(gone.String()), Version: 9, Deleted: true},
-		{Key: []byte("not a key")},
-	}})
-	require.NoError(t, err)
-	require.Equal(t, uint32(2), resp.GetAccepted())
-	require.Len(t, resp.GetRejected(), 1)
-	require.Equal(t, "invalid", resp.GetRejected()[0].GetReason())
-	require.Len(t, ps.received, 1)
-	require.Equal(t, k, ps.received[0].Key)
-	require.Equal(t, []store.GroupKey{gone}, ps.deleted)
-	require.Positive(t, l.pokes.Load(), "what is not ours moves on")
-
-	ps.receiveErr = store.ErrLimit
-	resp, err = svc.HandOff(context.Background(), &peerpb.HandOffRequest{Groups: []*peerpb.Group{g}})
-	require.NoError(t, err)
-	require.Equal(t, "limit", resp.GetRejected()[0].GetReason())
-
-	l.leaving.Store(true)
-	_, err = svc.HandOff(context.Background(), &peerpb.HandOffRequest{Groups: []*peerpb.Group{g}})
-	require.Equal(t, codes.Unavailable, status.Code(err), "a leaving peer takes nothing")
-}
-
-func TestPeerServiceWipe(t *testing.T) {
-	ta, _, _, _ := joinedTestAPIWith(t, Config{})
-	_, err := (&peerService{a: ta.API}).Wipe(context.Background(), &peerpb.WipeRequest{})
-	require.Equal(t, codes.PermissionDenied, status.Code(err))
-	require.Zero(t, ta.st.wiped)
-
-	ta, _, _, _ = joinedTestAPIWith(t, Config{EnableAdminAPI: true})
-	ta.st.groups = []store.GroupSnapshot{{}, {}}
-	resp, err := (&peerService{a: ta.API}).Wipe(context.Background(), &peerpb.WipeRequest{})
-	require.NoError(t, err)
-	require.Equal(t, uint64(2), resp.GetGroups())
-}
-
 // TestClusterViewsBounded: while the most cluster-wide views are being
 // built, another gets 503 at once.
 func TestClusterViewsBounded(t *testing.T) {
-	ta, _, _ := joinedTestAPI(t)
+	ta := clusteredTestAPI(t, Config{})
 	for range maxClusterViews {
 		ta.views <- struct{}{}
 	}
@@ -241,8 +146,8 @@ func TestClusterViewsBounded(t *testing.T) {
 		w := ta.do(http.MethodGet, p, nil)
 		require.Equal(t, http.StatusServiceUnavailable, w.Code, p)
 		require.Equal(t, "1", w.Header().Get("Retry-After"))
-		require.Contains(t, w.Body.String(), "cluster-wide views")
+		require.True(t, strings.Contains(w.Body.String(), "cluster-wide views"))
 	}
 	<-ta.views
-	require.Equal(t, http.StatusOK, ta.do(http.MethodGet, "/cluster/metrics", nil).Code, "a free slot: served (peers without an address are named missing)")
+	require.Equal(t, http.StatusOK, ta.do(http.MethodGet, "/cluster/metrics", nil).Code, "a free slot: served")
 }

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/pushring/pushring/internal/flagcheck"
 )
 
 // Config configures the HTTP API. The first group of fields are flags with
@@ -34,9 +36,6 @@ type Config struct {
 	// MaxQueueWait is how long a push waits for a slot before it gets 503
 	// (--push.max-queue-wait); 0 refuses at once when every slot is taken.
 	MaxQueueWait time.Duration
-	// FanoutTimeout bounds the calls to other peers of the cluster-wide
-	// endpoints (--cluster.fanout-timeout).
-	FanoutTimeout time.Duration
 	// PreferOpenMetrics answers a scrape in OpenMetrics whenever the
 	// scraper accepts it (--web.prefer-openmetrics); by default it is the
 	// answer only when the scraper accepts nothing else (Negotiate).
@@ -58,7 +57,7 @@ const (
 	defaultTelemetryPath = "/metrics"
 )
 
-// Admission control flags and defaults (shared/DESIGN.md decision 9).
+// Admission control flags and defaults (docs/design.md, "Bounded").
 const (
 	flagMaxInflight  = "push.max-inflight"
 	flagMaxQueueWait = "push.max-queue-wait"
@@ -74,11 +73,6 @@ const (
 	// full load), short enough that a client with a 1 s timeout still gets
 	// the 503 and its Retry-After instead of timing out.
 	DefaultMaxQueueWait = 250 * time.Millisecond
-
-	flagFanoutTimeout = "cluster.fanout-timeout"
-	// DefaultFanoutTimeout bounds the cluster-wide views: a peer that
-	// takes longer is named as missing rather than holding the answer.
-	DefaultFanoutTimeout = 5 * time.Second
 )
 
 // RegisterFlags registers the web flags of the API on fs.
@@ -97,8 +91,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After.")
 	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,
 		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
-	fs.DurationVar(&c.FanoutTimeout, flagFanoutTimeout, DefaultFanoutTimeout,
-		"Deadline of the calls to the other peers behind /cluster/metrics, /api/v1/metrics?scope=cluster and /api/v1/cluster; a peer that does not answer in time is named in the answer.")
 	fs.BoolVar(&c.PreferOpenMetrics, "web.prefer-openmetrics", false,
 		"Answer scrapes in OpenMetrics whenever the scraper accepts it. By default a scrape gets protobuf or text whenever it accepts either, as from the Pushgateway, and OpenMetrics only when it accepts nothing else.")
 }
@@ -111,11 +103,8 @@ func (c *Config) Validate() error {
 	if c.MaxInflight < 1 {
 		return fmt.Errorf("invalid --%s %d: must be at least 1", flagMaxInflight, c.MaxInflight)
 	}
-	if c.FanoutTimeout < 0 {
-		return fmt.Errorf("invalid --%s %s: must not be negative", flagFanoutTimeout, c.FanoutTimeout)
-	}
-	if c.MaxQueueWait < 0 {
-		return fmt.Errorf("invalid --%s %s: must not be negative", flagMaxQueueWait, c.MaxQueueWait)
+	if err := flagcheck.Durations(flagcheck.Duration{Flag: flagMaxQueueWait, Value: c.MaxQueueWait, ZeroOK: true}); err != nil {
+		return err
 	}
 	if _, err := c.externalURL(); err != nil {
 		return err

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The route prefix follows the Pushgateway's computeRoutePrefix
-// (shared/pushgateway-spec.md §1.6).
+// The route prefix follows the Pushgateway's computeRoutePrefix: the
+// route prefix flag, else the path of the external URL.
 func TestPrefix(t *testing.T) {
 	cases := []struct {
 		name, routePrefix, externalURL, want string
@@ -57,8 +57,7 @@ func TestValidate(t *testing.T) {
 		{"double slash prefix", Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: "//"}, "route prefix"},
 		{"unclean prefix", Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: "/a/../b"}, "route prefix"},
 		{"no push slots", Config{TelemetryPath: "/metrics"}, "--push.max-inflight 0: must be at least 1"},
-		{"negative queue wait", Config{TelemetryPath: "/metrics", MaxInflight: 1, MaxQueueWait: -time.Second}, "--push.max-queue-wait -1s: must not be negative"},
-		{"negative fan-out timeout", Config{TelemetryPath: "/metrics", MaxInflight: 1, FanoutTimeout: -time.Second}, "--cluster.fanout-timeout -1s: must not be negative"},
+		{"negative queue wait", Config{TelemetryPath: "/metrics", MaxInflight: 1, MaxQueueWait: -time.Second}, "--push.max-queue-wait must not be negative, got -1s"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,8 +79,8 @@ func TestRegisterFlags(t *testing.T) {
 	require.NoError(t, fs.Parse([]string{
 		"--web.telemetry-path=/m", "--web.external-url=http://h/x", "--web.route-prefix=/p",
 		"--web.enable-lifecycle", "--web.enable-admin-api",
-		"--push.max-inflight=8", "--push.max-queue-wait=1s", "--cluster.fanout-timeout=2s",
+		"--push.max-inflight=8", "--push.max-queue-wait=1s",
 	}))
 	require.Equal(t, Config{TelemetryPath: "/m", ExternalURL: "http://h/x", RoutePrefix: "/p",
-		EnableLifecycle: true, EnableAdminAPI: true, MaxInflight: 8, MaxQueueWait: time.Second, FanoutTimeout: 2 * time.Second}, cfg)
+		EnableLifecycle: true, EnableAdminAPI: true, MaxInflight: 8, MaxQueueWait: time.Second}, cfg)
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/pushring/pushring/ingest"
+	"github.com/pushring/pushring/store"
 )
 
 // handlerFunc is the shape of every handler in this package: it writes a
@@ -54,13 +55,26 @@ type methodNotAllowedError struct{ allow string }
 
 func (e *methodNotAllowedError) Error() string { return http.StatusText(http.StatusMethodNotAllowed) }
 
+// answered is an error that carries the answer the pusher gets: a push
+// forwarded to the peer that owns its group, answered there, or whose
+// owner did not answer.
+type answered interface {
+	error
+	HTTPStatus() int
+	RetryAfterSeconds() int // 0: no Retry-After
+}
+
 // statusOf maps an error to its HTTP status. It is the only place that
-// does; push errors are mapped by ingest.StatusOf, which knows its sentinels.
+// does, for this package's errors, the ingester's and the store's
+// sentinels, and errors that carry their answer.
 func statusOf(err error) int {
 	var se *statusError
 	var sc *scrapeError
 	var mna *methodNotAllowedError
+	var an answered
 	switch {
+	case err == nil:
+		return http.StatusOK
 	case errors.As(err, &se):
 		return se.code
 	case errors.As(err, &sc):
@@ -69,9 +83,53 @@ func statusOf(err error) int {
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound
-	default:
-		return ingest.StatusOf(err)
+	case errors.As(err, &an):
+		return an.HTTPStatus()
 	}
+	return pushStatus(err)
+}
+
+// pushStatus maps the ingester's and the store's sentinels. A store limit
+// is 429: the push was fine, the peer is full, and it may succeed once
+// groups expire or are deleted. Admission control's refusal is 503.
+func pushStatus(err error) int {
+	switch {
+	case errors.Is(err, ingest.ErrOverloaded):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, store.ErrLimit):
+		return http.StatusTooManyRequests
+	case errors.Is(err, ingest.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ingest.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ingest.ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, ingest.ErrBadRequest), errors.Is(err, store.ErrInconsistent):
+		return http.StatusBadRequest
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// retryAfter returns the Retry-After seconds that go with err's answer (0:
+// none): overload says 1 s, an error that carries its answer says its own.
+func retryAfter(err error) int {
+	var an answered
+	switch {
+	case errors.As(err, &an):
+		return an.RetryAfterSeconds()
+	case errors.Is(err, ingest.ErrOverloaded):
+		return 1
+	}
+	return 0
+}
+
+// Answer returns the HTTP status and Retry-After seconds (0: none) of a
+// push that failed with err, as this package answers it over HTTP. The
+// owner of a forwarded push answers with it, so the peer that took the
+// push relays what a direct push would have got.
+func Answer(err error) (code, retryAfterSeconds int) {
+	return statusOf(err), retryAfter(err)
 }
 
 // serve adapts a handlerFunc to http.Handler: an error becomes its status and
@@ -111,7 +169,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &mna) {
 		w.Header().Set("Allow", mna.allow)
 	}
-	if s, ok := ingest.RetryAfter(err); ok {
+	if s := retryAfter(err); s > 0 {
 		// Overloaded, or the group's owner did not answer: the pusher
 		// should come back soon rather than give up; a second is many push
 		// durations, so slots will have freed by then. A forwarded push

@@ -130,11 +130,58 @@ func (f *fakeStore) Wipe() int {
 	return n
 }
 
+// fakeCluster is a cluster as told: by default a ready peer on its own.
+type fakeCluster struct {
+	mu         sync.Mutex
+	ready      error
+	status     ClusterStatus
+	groups     ClusterGroups
+	wipeGroups int
+	wipeFailed []string
+}
+
+func newFakeCluster() *fakeCluster {
+	return &fakeCluster{status: ClusterStatus{Self: "peer-0", Settled: true, Peers: []PeerStatus{
+		{ID: "peer-0", State: "alive", Self: true, HTTPAddr: ":9091"},
+	}}}
+}
+
+func (f *fakeCluster) Ready() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ready
+}
+
+func (f *fakeCluster) setReady(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ready = err
+}
+
+func (f *fakeCluster) Status(context.Context, bool) ClusterStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
+}
+
+func (f *fakeCluster) Groups(context.Context) ClusterGroups {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.groups
+}
+
+func (f *fakeCluster) WipeOthers(context.Context) (int, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.wipeGroups, f.wipeFailed
+}
+
 // testAPI bundles an API with its fakes and registries.
 type testAPI struct {
 	*API
 	ing *fakeIngester
 	st  *fakeStore
+	cl  *fakeCluster
 	reg *prometheus.Registry // HTTP self-metrics
 	own *prometheus.Registry // gathered for /metrics
 }
@@ -161,12 +208,16 @@ func newTestAPIExact(t *testing.T, cfg Config) *testAPI {
 	ta := &testAPI{
 		ing: &fakeIngester{result: ingest.Result{Status: http.StatusOK}},
 		st:  &fakeStore{},
+		cl:  newFakeCluster(),
 		reg: prometheus.NewRegistry(),
 		own: prometheus.NewRegistry(),
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushring_test_own", Help: "An own metric."})
 	ta.own.MustRegister(g)
-	a, err := New(cfg, ta.ing, ta.st, ta.own, promslog.NewNopLogger(), ta.reg)
+	a, err := New(cfg, Deps{
+		Pusher: ta.ing, Ingester: ta.ing, Store: ta.st, Cluster: ta.cl,
+		Admission: NewAdmission(cfg.MaxInflight, cfg.MaxQueueWait), Own: ta.own,
+	}, promslog.NewNopLogger(), ta.reg)
 	require.NoError(t, err)
 	ta.API = a
 	return ta

@@ -18,15 +18,9 @@ func (a *API) healthy(w http.ResponseWriter, _ *http.Request) error {
 // push slot is taken and pushes wait for one, so a load balancer steers new
 // pushers to other peers. It reads a few flags and never waits.
 func (a *API) ready(w http.ResponseWriter, _ *http.Request) error {
-	if cs := a.cluster; cs != nil {
-		switch {
-		case cs.leaver.Leaving():
-			writeText(w, http.StatusServiceUnavailable, "leaving the cluster")
-			return nil
-		case !cs.members.Settled():
-			writeText(w, http.StatusServiceUnavailable, "joining the cluster: membership not settled yet")
-			return nil
-		}
+	if err := a.cluster.Ready(); err != nil {
+		writeText(w, http.StatusServiceUnavailable, err.Error())
+		return nil
 	}
 	if a.admit.saturated() {
 		writeText(w, http.StatusServiceUnavailable, "overloaded")

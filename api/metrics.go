@@ -17,12 +17,13 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	pushes   *prometheus.CounterVec
 }
 
 // httpLabels are the labels of both request metrics.
 var httpLabels = []string{"handler", "code", "method"}
 
-func newMetrics(reg prometheus.Registerer, adm *admission) *metrics {
+func newMetrics(reg prometheus.Registerer, adm *Admission) *metrics {
 	f := promauto.With(reg)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pushring_push_inflight",
@@ -48,6 +49,10 @@ func newMetrics(reg prometheus.Registerer, adm *admission) *metrics {
 			// well under a millisecond, a scrape of a full peer seconds.
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
 		}, httpLabels),
+		pushes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushring_ingest_requests_total",
+			Help: "Push and delete requests this peer took over HTTP, by method and status code; a push forwarded to its owner is counted here, with the owner's answer.",
+		}, []string{"method", "code"}),
 	}
 }
 

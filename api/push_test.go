@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -82,5 +84,43 @@ func TestGroupingPath(t *testing.T) {
 	}
 	for _, c := range cases {
 		require.Equal(t, c.want, groupingPath(c.escaped, c.prefix), c.escaped)
+	}
+}
+
+// answeredErr is an error that carries its answer, as a push forwarded to
+// its owner does.
+type answeredErr struct{ code, retry int }
+
+func (e answeredErr) Error() string          { return "answered" }
+func (e answeredErr) HTTPStatus() int        { return e.code }
+func (e answeredErr) RetryAfterSeconds() int { return e.retry }
+
+// TestAnswer pins the one error-to-status mapper against the ingester's
+// and the store's sentinels.
+func TestAnswer(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		err   error
+		code  int
+		retry int
+	}{
+		{"nil", nil, 200, 0},
+		{"not found", fmt.Errorf("route: %w", ingest.ErrNotFound), 404, 0},
+		{"bad request", fmt.Errorf("x: %w", ingest.ErrBadRequest), 400, 0},
+		{"too large", fmt.Errorf("x: %w", ingest.ErrTooLarge), 413, 0},
+		{"method", ingest.ErrMethodNotAllowed, 405, 0},
+		{"inconsistent", fmt.Errorf("%w: duplicate", store.ErrInconsistent), 400, 0},
+		{"store limit", &store.LimitError{Limit: store.LimitMaxGroups, Detail: "raise --store.max-groups"}, 429, 0},
+		{"store limit wrapped", fmt.Errorf("apply: %w", store.ErrLimit), 429, 0},
+		{"overloaded", fmt.Errorf("admission: %w", ingest.ErrOverloaded), 503, 1},
+		{"answered by the owner", fmt.Errorf("forward: %w", answeredErr{429, 3}), 429, 3},
+		{"cancelled", context.Canceled, 500, 0},
+		{"other", errors.New("boom"), 500, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, retry := Answer(tt.err)
+			require.Equal(t, tt.code, code)
+			require.Equal(t, tt.retry, retry)
+		})
 	}
 }

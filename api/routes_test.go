@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
@@ -50,7 +51,7 @@ func TestRoutesWithoutPrefix(t *testing.T) {
 
 func TestRoutesUnderPrefix(t *testing.T) {
 	ta := newTestAPI(t, Config{RoutePrefix: "/pg/"})
-	require.Equal(t, "/pg", ta.Prefix())
+	require.Equal(t, "/pg", ta.prefix)
 
 	w := ta.do(http.MethodGet, "/pg", nil)
 	require.Equal(t, http.StatusMovedPermanently, w.Code)
@@ -84,7 +85,7 @@ func TestTelemetryPath(t *testing.T) {
 
 func TestConflictingTelemetryPathIsAnError(t *testing.T) {
 	ta := newTestAPI(t, Config{})
-	_, err := New(Config{TelemetryPath: "/-/healthy", MaxInflight: 1}, ta.ing, ta.st, ta.own, ta.logger, ta.reg)
+	_, err := New(Config{TelemetryPath: "/-/healthy", MaxInflight: 1}, Deps{Pusher: ta.ing, Ingester: ta.ing, Store: ta.st, Cluster: ta.cl, Admission: NewAdmission(1, 0), Own: ta.own}, ta.logger, prometheus.NewRegistry())
 	require.ErrorContains(t, err, "web.telemetry-path")
 }
 
@@ -266,12 +267,16 @@ func TestSelfMetrics(t *testing.T) {
 
 	fams, err := ta.reg.Gather()
 	require.NoError(t, err)
-	counts, durations := map[string]float64{}, map[string]float64{}
+	counts, durations, pushes := map[string]float64{}, map[string]float64{}, map[string]float64{}
 	var gauges []string
 	for _, mf := range fams {
 		for _, m := range mf.GetMetric() {
 			switch mf.GetType() {
 			case dto.MetricType_COUNTER:
+				if mf.GetName() == "pushring_ingest_requests_total" {
+					pushes[labelString(m)] = m.GetCounter().GetValue()
+					continue
+				}
 				require.Equal(t, "pushring_http_requests_total", mf.GetName())
 				counts[labelString(m)] = m.GetCounter().GetValue()
 			case dto.MetricType_HISTOGRAM:
@@ -295,6 +300,8 @@ func TestSelfMetrics(t *testing.T) {
 	}
 	require.Equal(t, want, counts, "one series per (handler, code, method) seen; never a path")
 	require.Equal(t, want, durations, "one histogram per (handler, code, method) seen, counting the same requests")
+	require.Equal(t, map[string]float64{"code=200,method=put": 2, "code=200,method=delete": 1}, pushes,
+		"pushes and deletes by method and exact status")
 	require.Equal(t, []string{"pushring_push_inflight", "pushring_push_inflight_capacity", "pushring_push_queue_waiting"}, gauges)
 }
 

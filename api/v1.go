@@ -1,13 +1,10 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
-
-	"github.com/pushring/pushring/internal/peerpb"
 )
 
 // corsHeaders are set on the JSON API's status, metrics and OPTIONS answers
@@ -94,9 +91,7 @@ func (a *API) v1Metrics(w http.ResponseWriter, r *http.Request) error {
 	switch scope := r.URL.Query().Get("scope"); scope {
 	case "", "peer":
 	case "cluster":
-		if a.cluster != nil {
-			return a.v1MetricsCluster(w, r)
-		}
+		return a.v1MetricsCluster(w, r)
 	default:
 		return &statusError{code: http.StatusBadRequest, text: fmt.Sprintf("unknown scope %q: use scope=peer (this peer's groups, the default) or scope=cluster (every peer's)", scope)}
 	}
@@ -112,23 +107,12 @@ func (a *API) v1Metrics(w http.ResponseWriter, r *http.Request) error {
 func (a *API) v1Wipe(w http.ResponseWriter, r *http.Request) error {
 	n := a.store.Wipe()
 	a.logger.Info("wiped the store via the admin API", "groups", n)
-	if a.cluster != nil {
-		var failed []string
-		for _, res := range fanout(r.Context(), a, func(ctx context.Context, c peerpb.PeerClient) (*peerpb.WipeResponse, error) {
-			return c.Wipe(ctx, &peerpb.WipeRequest{OriginPeer: a.cluster.members.Self().ID})
-		}) {
-			if res.err != nil {
-				failed = append(failed, res.problem(a.cfg.FanoutTimeout))
-				continue
-			}
-			n += int(res.resp.GetGroups())
-		}
-		if len(failed) > 0 {
-			w.Header().Set("Retry-After", "1")
-			return &statusError{code: http.StatusServiceUnavailable, text: fmt.Sprintf(
-				"wiped %d groups, but not every peer's: %s; send the wipe again", n, strings.Join(failed, "; "))}
-		}
-		a.logger.Info("wiped every peer of the cluster", "groups", n)
+	others, failed := a.cluster.WipeOthers(r.Context())
+	n += others
+	if len(failed) > 0 {
+		w.Header().Set("Retry-After", "1")
+		return &statusError{code: http.StatusServiceUnavailable, text: fmt.Sprintf(
+			"wiped %d groups, but not every peer's: %s; send the wipe again", n, strings.Join(failed, "; "))}
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil

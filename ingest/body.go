@@ -37,21 +37,14 @@ const (
 	overIdentity     = "push body exceeds the limit of %d bytes; raise --%s"
 )
 
-// DecodeBody reads a push body: delimited protobuf when contentType says so,
-// text 0.0.4 otherwise (legacy names only, as without
-// --push.enable-utf8-names); gzip or snappy (any case) per contentEncoding, any
-// other encoding read as is; at most maxBytes after decompression (0 = no
-// limit). Errors wrap ErrBadRequest (their text is the Pushgateway's 400
-// body) or ErrTooLarge. The returned map is never nil on success and the
-// caller owns it.
-func DecodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, error) {
-	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes, false)
-	return fams, err
-}
-
-// decodeBody is DecodeBody that also reports how many decompressed bytes it
-// read, for the body size histogram; utf8Names lets the text parser take
-// quoted UTF-8 names (--push.enable-utf8-names).
+// decodeBody reads a push body: delimited protobuf when contentType says
+// so, text 0.0.4 otherwise (with utf8Names, --push.enable-utf8-names, the
+// text may quote UTF-8 names); gzip or snappy (any case) per
+// contentEncoding, any other encoding read as is; at most maxBytes after
+// decompression (0 = no limit). Errors wrap ErrBadRequest (their text is
+// the Pushgateway's 400 body) or ErrTooLarge. The returned map is never
+// nil on success and the caller owns it. It also reports how many
+// decompressed bytes it read, for the body size histogram.
 //
 // The body is read completely (never more than the limit) before it is
 // parsed, so a body over the limit is always a 413, whatever it holds, and

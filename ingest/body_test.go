@@ -139,7 +139,7 @@ func TestDecodeBodyEncodingErrors(t *testing.T) {
 			require.ErrorIs(t, err, ErrBadRequest)
 			require.EqualError(t, err, tt.want)
 			require.ErrorIs(t, err, tt.cause)
-			require.Equal(t, 400, StatusOf(err))
+			require.Equal(t, 400, statusOf(err))
 		})
 	}
 }
@@ -183,7 +183,7 @@ func TestDecodeBodyLimit(t *testing.T) {
 			require.ErrorIs(t, err, ErrTooLarge)
 			require.NotErrorIs(t, err, ErrBadRequest)
 			require.EqualError(t, err, tt.want)
-			require.Equal(t, 413, StatusOf(err))
+			require.Equal(t, 413, statusOf(err))
 		})
 	}
 }
@@ -215,7 +215,7 @@ func TestDecodeBodyText(t *testing.T) {
 		body string
 		want string // error text; "" for success
 	}{
-		// Error texts of spec §3.1, returned unchanged.
+		// The Pushgateway's error texts (expfmt's), returned unchanged.
 		{"no final newline", "m 1", "text format parsing error in line 1: unexpected end of input stream"},
 		{"crlf", "m 1\r\n", `text format parsing error in line 1: expected float as value, got "1\r"`},
 		{"dash in name", "a-b 1\n", `text format parsing error in line 1: expected float as value, got "-b"`},
@@ -263,7 +263,7 @@ func TestDecodeBodyTypeOnly(t *testing.T) {
 }
 
 // OpenMetrics is not an input format: "# EOF" is a comment and a _total
-// sample becomes its own untyped family (spec §3.1).
+// sample becomes its own untyped family, as in the Pushgateway.
 func TestDecodeBodyOpenMetricsIsText(t *testing.T) {
 	body := "# TYPE foo counter\nfoo_total 1\n# EOF\n"
 	got, err := DecodeBody(strings.NewReader(body), "application/openmetrics-text; version=1.0.0", "", 0)
@@ -316,7 +316,7 @@ func TestDecodeBodyProto(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := DecodeBody(bytes.NewReader(tt.body), string(fmtProtoDelim), "", DefaultMaxBodyBytes)
 			require.ErrorIs(t, err, ErrBadRequest)
-			require.Equal(t, 400, StatusOf(err))
+			require.Equal(t, 400, statusOf(err))
 			if tt.want != "" {
 				// protobuf-go varies the spacing of its messages on purpose.
 				require.Equal(t, strings.Join(strings.Fields(tt.want), " "), strings.Join(strings.Fields(err.Error()), " "))

@@ -35,11 +35,11 @@
 //     --store.max-groups groups or --store.max-series series.
 //
 // Every failure is an error wrapping one of the package's sentinels (or
-// store.ErrInconsistent or store.ErrLimit), and StatusOf is the one place
-// that maps errors to HTTP status codes: 400 for a malformed or
-// over-limit push, 413 for a body or push too large, 429 for a full peer,
-// 503 (ErrOverloaded) for the api's admission refusals. For 4xx errors the
-// error text is the response body. Texts the Pushgateway also produces are
+// store.ErrInconsistent or store.ErrLimit), which the api maps to HTTP
+// status codes in one place: 400 for a malformed or over-limit push, 413
+// for a body or push too large, 429 for a full peer, 503 (ErrOverloaded)
+// for the api's admission refusals. For 4xx errors the error text is the
+// response body. Texts the Pushgateway also produces are
 // worded as it words them, so clients and scripts that match on them keep
 // working; the limits' texts name the offender (cut to 64 bytes), the
 // limit and the flag that raises it. Every rejection is counted in
@@ -49,6 +49,7 @@
 // lock, and ReloadRules (SIGHUP, POST /-/reload) swaps in a newly read
 // file, or keeps the old rules and reports why when the file is broken.
 //
-// Routing a push to the peer that owns its group is not done here yet; the
-// Store seen by the Ingester is the local one.
+// The ingester knows nothing of other peers: it applies every request it
+// is handed to the local store. Package cluster decides where a push goes
+// (by Parse and Parsed.Key) and calls Apply on the peer that owns it.
 package ingest

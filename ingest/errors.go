@@ -3,13 +3,12 @@ package ingest
 import (
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/pushring/pushring/store"
 )
 
-// Sentinel errors of package ingest. Match them with errors.Is; StatusOf turns
-// them into HTTP status codes.
+// Sentinel errors of package ingest. Match them with errors.Is; the api
+// maps them, with the store's, to HTTP status codes.
 var (
 	// ErrBadRequest wraps every rejection of a malformed path or body (400).
 	// The error text is the response body, worded as the Pushgateway words it.
@@ -25,36 +24,6 @@ var (
 	// pusher should retry later, elsewhere or slower.
 	ErrOverloaded = errors.New("overloaded")
 )
-
-// StatusOf maps an error returned by this package (or by the store through
-// it) to its HTTP status code. It is the only place that does so; nil is 200.
-// A store limit (store.ErrLimit) is 429: the push was fine, the peer is full,
-// and it may succeed once groups expire or are deleted.
-func StatusOf(err error) int {
-	switch {
-	case err == nil:
-		return http.StatusOK
-	}
-	var re *RemoteError
-	switch {
-	case errors.As(err, &re):
-		return re.Code
-	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrOwnerUnavailable):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, store.ErrLimit):
-		return http.StatusTooManyRequests
-	case errors.Is(err, ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, ErrTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrMethodNotAllowed):
-		return http.StatusMethodNotAllowed
-	case errors.Is(err, ErrBadRequest), errors.Is(err, store.ErrInconsistent):
-		return http.StatusBadRequest
-	default:
-		return http.StatusInternalServerError
-	}
-}
 
 // requestError tags a cause with one of the sentinels while keeping the
 // cause's text as the whole message: pushers (and tests written against the
@@ -100,7 +69,7 @@ func (e *invalidUTF8Error) Error() string {
 		store.ErrInconsistent, e.name, e.value)
 }
 
-// Unwrap makes the error a 400 for StatusOf and errors.Is.
+// Unwrap makes the error match ErrBadRequest and store.ErrInconsistent.
 func (e *invalidUTF8Error) Unwrap() []error {
 	return []error{ErrBadRequest, store.ErrInconsistent}
 }

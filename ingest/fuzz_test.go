@@ -40,7 +40,7 @@ func FuzzParseGroupingPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path string) {
 		key, err := ParseGroupingPath(path)
 		if err != nil {
-			require.Contains(t, []int{400, 404}, StatusOf(err), "%v", err)
+			require.Contains(t, []int{400, 404}, statusOf(err), "%v", err)
 			require.NotEmpty(t, err.Error())
 			require.True(t, key.IsZero())
 			return
@@ -80,7 +80,7 @@ func fuzzDecodeBodyOnce(t *testing.T, body []byte, asProto bool) {
 	}
 	fams, err := DecodeBody(bytes.NewReader(body), ct, "", limit)
 	if err != nil {
-		require.Contains(t, []int{400, 413}, StatusOf(err), "%v", err)
+		require.Contains(t, []int{400, 413}, statusOf(err), "%v", err)
 	} else {
 		require.NotNil(t, fams)
 		for name, mf := range fams {

@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +16,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushring/pushring/store"
 )
 
 // fmtProtoDelim is the format and Content-Type client_golang's push package
@@ -78,4 +82,29 @@ func snappyBytes(tb testing.TB, b []byte) []byte {
 	require.NoError(tb, err)
 	require.NoError(tb, sw.Close())
 	return buf.Bytes()
+}
+
+// kindsByStatus is, per HTTP status the api answers, the sentinels an
+// error of this package wraps to get it: the contract between this
+// package and the api's one status mapper.
+var kindsByStatus = map[int][]error{
+	http.StatusBadRequest:            {ErrBadRequest, store.ErrInconsistent},
+	http.StatusNotFound:              {ErrNotFound},
+	http.StatusMethodNotAllowed:      {ErrMethodNotAllowed},
+	http.StatusRequestEntityTooLarge: {ErrTooLarge},
+	http.StatusTooManyRequests:       {store.ErrLimit},
+	http.StatusServiceUnavailable:    {ErrOverloaded},
+}
+
+// statusOf is the status the api answers err with, by the sentinel it
+// wraps; 500 when it wraps none.
+func statusOf(err error) int {
+	for _, code := range []int{503, 429, 404, 413, 405, 400} { // api.pushStatus's order
+		for _, k := range kindsByStatus[code] {
+			if errors.Is(err, k) {
+				return code
+			}
+		}
+	}
+	return http.StatusInternalServerError
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,25 +24,19 @@ type Request struct {
 	ContentEncoding string
 	Body            io.Reader
 	Header          map[string][]string // canonical keys, as in http.Header; read for TTLHeader
-	// Forwarded marks a push another peer forwarded to this one: it is
-	// applied here whoever owns it in this peer's view, never forwarded
-	// again.
-	Forwarded bool
 }
 
 // Result is what the pusher is told on success.
 type Result struct {
 	Status int // 200 or 202
-
-	forwarded bool // the owner peer applied it
 }
 
 // Store is what the ingester needs of the store. Implementations are safe
 // for concurrent use and do not block on I/O.
 type Store interface {
 	// Apply checks and applies one push, taking ownership of its families.
-	// A rejection wraps store.ErrInconsistent, or store.ErrLimit when the
-	// peer holds as many groups or series as it may.
+	// A rejection wraps store.ErrInconsistent, or is a *store.LimitError
+	// when the peer holds as many groups or series as it may.
 	Apply(p store.Push) error
 	// Delete removes a group and reports whether it existed.
 	Delete(k store.GroupKey) bool
@@ -61,17 +54,6 @@ type Ingester struct {
 
 	rules    atomic.Pointer[ttlRules] // swapped whole by ReloadRules
 	reloadMu sync.Mutex               // serialises ReloadRules
-
-	// Set by JoinCluster; nil cluster: a single peer.
-	cluster    Cluster
-	clusterCfg ClusterConfig
-	peers      *Peers
-	handOff    HandOffStore
-	leaving    atomic.Bool // Drain began: route as if this peer had left
-	// handOffPoke (buffer 1) wakes RunHandOff when a group this peer does
-	// not own was stored here.
-	handOffPoke  chan struct{}
-	handOffSweep time.Duration // handOffSweep; tests lengthen it
 }
 
 // New returns an ingester writing to st. now is the clock (time.Now in
@@ -104,57 +86,93 @@ func New(cfg Config, st Store, now func() time.Time, logger *slog.Logger, reg pr
 	return in, nil
 }
 
-// CountOverloaded counts a push the api refused before handing it to
-// Handle because the peer was at capacity (ErrOverloaded, 503).
+// CountOverloaded counts a push the api refused before it reached the
+// ingester because the peer was at capacity.
 func (in *Ingester) CountOverloaded() {
 	in.metrics.rejected.WithLabelValues(reasonOverloaded).Inc()
 }
 
-// Handle parses, validates and applies one request. On error, StatusOf
-// gives the status and, for 4xx, the error text is the response body.
-func (in *Ingester) Handle(ctx context.Context, r Request) (Result, error) {
-	res, reason, err := in.handle(ctx, r)
-	code := res.Status
-	if err != nil {
-		code = StatusOf(err)
-		in.logger.Debug("request rejected", "method", r.Method, "code", code, "reason", reason, "err", err)
-	}
-	var re *RemoteError
-	if res.forwarded || errors.As(err, &re) {
-		return res, err // counted by the owner, and as forwarded here
-	}
-	in.metrics.observe(r.Method, code, reason)
-	return res, err
+// CountUnavailable counts a push refused because the peer that owns its
+// group did not answer when it was forwarded there.
+func (in *Ingester) CountUnavailable() {
+	in.metrics.rejected.WithLabelValues(reasonOwnerUnavailable).Inc()
 }
 
-// handle returns the result, or an error and the rejection reason for the
-// self-metrics ("" when the error is not a rejection of the request).
-func (in *Ingester) handle(ctx context.Context, r Request) (Result, string, error) {
+// Parsed is a request whose method, grouping path and TTL header have been
+// read, but not its body. Parse makes one and Apply applies it; in a
+// cluster, the peer that received it decides by Key where it goes.
+type Parsed struct {
+	Request
+	key       store.GroupKey
+	keyErr    error // the path does not parse
+	methodErr error
+	ttl       time.Duration
+	ttlErr    error // the TTL header is refused
+}
+
+// Key returns the key of the request's group, and whether the request may
+// go to the peer that owns the group: false when it is refused before its
+// body is read whichever peer handles it (its method, its path or its TTL
+// header are wrong), so the peer that received it answers it.
+func (p Parsed) Key() (store.GroupKey, bool) {
+	return p.key, p.methodErr == nil && p.keyErr == nil && p.ttlErr == nil
+}
+
+// Parse reads what a request says without its body: the method, the
+// grouping key, and the TTL of a push. It never fails; Apply returns the
+// errors it found, in the order the Pushgateway checks.
+func (in *Ingester) Parse(r Request) Parsed {
+	p := Parsed{Request: r}
 	switch r.Method {
 	case http.MethodPut, http.MethodPost, http.MethodDelete:
 	default:
-		return Result{}, "", &requestError{kind: ErrMethodNotAllowed,
+		p.methodErr = &requestError{kind: ErrMethodNotAllowed,
 			cause: fmt.Errorf("method %q not allowed; use PUT, POST or DELETE", r.Method)}
+		return p
 	}
-	// The path is parsed once; an error is answered by push or delete, in
-	// their order of checks.
-	key, keyErr := parseGroupingPath(r.Path, in.cfg.UTF8Names)
-	if keyErr == nil {
-		if owner, ok := in.route(r, key); ok {
-			return in.forward(ctx, owner, r, key)
-		}
+	p.key, p.keyErr = in.parsePath(r.Path)
+	if p.keyErr == nil && r.Method != http.MethodDelete {
+		p.ttl, p.ttlErr = in.ttlFor(p.key.Labels(), r.Header[ttlHeaderKey])
 	}
-	if r.Method == http.MethodDelete {
-		return in.delete(key, keyErr)
+	return p
+}
+
+// Handle parses, validates and applies one request here.
+func (in *Ingester) Handle(ctx context.Context, r Request) (Result, error) {
+	return in.Apply(ctx, in.Parse(r))
+}
+
+// Apply validates and applies a parsed request on this peer. A refusal
+// wraps one of this package's sentinels (or the store's), which the api
+// maps to a status; for 4xx the error text is the response body.
+func (in *Ingester) Apply(ctx context.Context, p Parsed) (Result, error) {
+	res, reason, err := in.apply(ctx, p)
+	if err != nil {
+		in.logger.Debug("request rejected", "method", p.Method, "reason", reason, "err", err)
 	}
-	return in.push(ctx, r, key, keyErr)
+	if reason != "" {
+		in.metrics.rejected.WithLabelValues(reason).Inc()
+	}
+	return res, err
+}
+
+// apply returns the result, or an error and the rejection reason for the
+// self-metrics ("" when the error is not a rejection of the request).
+func (in *Ingester) apply(ctx context.Context, p Parsed) (Result, string, error) {
+	if p.methodErr != nil {
+		return Result{}, "", p.methodErr
+	}
+	if p.Method == http.MethodDelete {
+		return in.delete(p.key, p.keyErr)
+	}
+	return in.push(ctx, p)
 }
 
 // push handles PUT (replace the group) and POST (replace the pushed
 // families). Every check runs before the store sees the push, so a rejected
 // push changes nothing.
-func (in *Ingester) push(ctx context.Context, r Request, key store.GroupKey, keyErr error) (Result, string, error) {
-	p, reason, err := in.prepare(r, key, keyErr)
+func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) {
+	p, reason, err := in.prepare(r)
 	if err != nil {
 		return Result{}, reason, err
 	}
@@ -164,13 +182,6 @@ func (in *Ingester) push(ctx context.Context, r Request, key store.GroupKey, key
 	if err := in.st.Apply(p); err != nil {
 		reason, err := storeRejection(err)
 		return Result{}, reason, err
-	}
-	if r.Forwarded && in.cluster != nil {
-		// The sender's view of the members differs from ours: if the group
-		// is not ours either, it has to move on.
-		if o := in.view().Owner(p.Key.Hash()); o.ID != in.cluster.Self() {
-			in.PokeHandOff()
-		}
 	}
 	if in.cfg.DisableConsistencyCheck {
 		return Result{Status: http.StatusAccepted}, "", nil
@@ -182,17 +193,16 @@ func (in *Ingester) push(ctx context.Context, r Request, key store.GroupKey, key
 // rejection reason. The order is the Pushgateway's where it has one (path
 // errors before body errors); the cheap checks of the URL and headers come
 // before the body is read.
-func (in *Ingester) prepare(r Request, key store.GroupKey, keyErr error) (store.Push, string, error) {
-	if keyErr != nil {
-		return store.Push{}, reasonPath, keyErr
+func (in *Ingester) prepare(r Parsed) (store.Push, string, error) {
+	if r.keyErr != nil {
+		return store.Push{}, reasonPath, r.keyErr
 	}
-	ls := key.Labels()
+	ls := r.key.Labels()
 	if err := in.limits.checkKey(ls); err != nil {
 		return store.Push{}, limitReason(err), err
 	}
-	ttl, err := in.ttlFor(ls, r.Header[ttlHeaderKey])
-	if err != nil {
-		return store.Push{}, reasonTTL, err
+	if r.ttlErr != nil {
+		return store.Push{}, reasonTTL, r.ttlErr
 	}
 	fams, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names)
 	in.metrics.bodyBytes.Observe(float64(n))
@@ -203,7 +213,7 @@ func (in *Ingester) prepare(r Request, key store.GroupKey, keyErr error) (store.
 	if err := in.limits.check(fams); err != nil {
 		return store.Push{}, limitReason(err), err
 	}
-	return store.Push{Key: key, Replace: r.Method == http.MethodPut, Families: fams, Time: in.now(), TTL: ttl}, "", nil
+	return store.Push{Key: r.key, Replace: r.Method == http.MethodPut, Families: fams, Time: in.now(), TTL: r.ttl}, "", nil
 }
 
 // delete removes a group; the body is ignored. It answers 202 whether or
@@ -226,29 +236,16 @@ func (in *Ingester) delete(key store.GroupKey, err error) (Result, string, error
 // push keeps its text (it is the response body) and gets its reason; any
 // other failure is the server's and is wrapped.
 func storeRejection(err error) (string, error) {
+	var le *store.LimitError
 	switch {
 	case errors.Is(err, store.ErrInconsistent):
 		return reasonInconsistent, err
+	case errors.As(err, &le):
+		return le.Limit, err // the store's limit names are this package's reasons
 	case errors.Is(err, store.ErrLimit):
-		return storeLimitReason(err), err
+		return reasonStoreLimit, err
 	}
 	return "", fmt.Errorf("apply push: %w", err)
-}
-
-// storeLimitReason tells a refusal by --store.max-groups from one by
-// --store.max-series. The store has one sentinel for both, and its message
-// names the flag to raise (the agreed contract), so the flag name is what
-// is matched; TestStoreLimitReason pins it against the real store.
-func storeLimitReason(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "--"+storeFlagMaxGroups):
-		return reasonMaxGroups
-	case strings.Contains(msg, "--"+storeFlagMaxSeries):
-		return reasonMaxSeries
-	default:
-		return reasonStoreLimit
-	}
 }
 
 // limitReason returns the reason of a limitError.
@@ -266,4 +263,13 @@ func bodyReason(err error) string {
 		return reasonTooLarge
 	}
 	return reasonBody
+}
+
+// parsePath parses a push path with the label names --push.enable-utf8-names
+// allows.
+func (in *Ingester) parsePath(escapedPath string) (store.GroupKey, error) {
+	if in.cfg.UTF8Names {
+		return parseGroupingPath(escapedPath, true)
+	}
+	return ParseGroupingPath(escapedPath)
 }

@@ -50,7 +50,7 @@ type limitError struct {
 
 func (e *limitError) Error() string { return e.msg }
 
-// Unwrap makes the error match its kind for StatusOf and errors.Is.
+// Unwrap makes the error match its kind (ErrBadRequest or ErrTooLarge) for errors.Is.
 func (e *limitError) Unwrap() error { return e.kind }
 
 // overLimit returns a limitError whose text is the formatted description of

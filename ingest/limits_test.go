@@ -109,7 +109,7 @@ func TestHandleLimits(t *testing.T) {
 					return
 				}
 				require.EqualError(t, err, tt.wantErr)
-				require.Equal(t, tt.wantStatus, StatusOf(err))
+				require.Equal(t, tt.wantStatus, statusOf(err))
 				require.Empty(t, st.pushes, "the store must not see a push over a limit")
 				requireRejected(t, reg, tt.wantReason)
 			})

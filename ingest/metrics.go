@@ -1,11 +1,10 @@
 package ingest
 
 import (
-	"net/http"
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/pushring/pushring/store"
 )
 
 // Reasons a push is rejected: the only values of the reason label of
@@ -21,9 +20,9 @@ const (
 	reasonLabelNameLength  = "label_name_length"  // --push.max-label-name-length
 	reasonLabelValueLength = "label_value_length" // --push.max-label-value-length
 	reasonMetricNameLength = "metric_name_length" // --push.max-metric-name-length
-	reasonMaxGroups        = "max_groups"         // the store's --store.max-groups
-	reasonMaxSeries        = "max_series"         // the store's --store.max-series
-	reasonStoreLimit       = "limit"              // a store.ErrLimit naming neither flag; should stay 0
+	reasonMaxGroups        = store.LimitMaxGroups // the store's --store.max-groups
+	reasonMaxSeries        = store.LimitMaxSeries // the store's --store.max-series
+	reasonStoreLimit       = "limit"              // a store.ErrLimit of no known limit; should stay 0
 	reasonOverloaded       = "overloaded"         // refused by the api's admission control
 	reasonOwnerUnavailable = "owner_unavailable"  // the owner peer did not answer a forwarded push
 )
@@ -36,12 +35,6 @@ var rejectReasons = []string{
 	reasonMaxGroups, reasonMaxSeries, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
 }
 
-// The store's flags that its ErrLimit messages name.
-const (
-	storeFlagMaxGroups = "store.max-groups"
-	storeFlagMaxSeries = "store.max-series"
-)
-
 // Values of the result label of pushring_ttl_rules_reloads_total.
 const (
 	resultSuccess = "success"
@@ -49,29 +42,17 @@ const (
 )
 
 // metrics are the ingester's self-metrics. Their labels come from fixed
-// sets (method, status code, reason, result); never from a path or a pushed
-// value.
+// sets (reason, result); never from a path or a pushed value.
 type metrics struct {
-	requests   *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
 	bodyBytes  prometheus.Histogram
 	reloads    *prometheus.CounterVec
 	lastReload prometheus.Gauge
-
-	forwarded      *prometheus.CounterVec
-	forwardSeconds prometheus.Histogram
-	handOffGroups  *prometheus.CounterVec
-	handOffBatches *prometheus.CounterVec
-	handOffPending prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
-		requests: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushring_ingest_requests_total",
-			Help: "Push and delete requests handled by the ingester, by method and status code.",
-		}, []string{"method", "code"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_pushes_rejected_total",
 			Help: "Requests on the push route (PUT, POST, DELETE) rejected before they changed anything, by reason.",
@@ -90,62 +71,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pushring_ttl_rules_last_reload_success_timestamp_seconds",
 			Help: "Unix time the TTL rules file was last loaded successfully, at start-up or by a reload.",
 		}),
-		forwarded: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushring_forwarded_pushes_total",
-			Help: "Pushes and deletes forwarded to the peer that owns their group, by result (ok: the owner applied it; refused: the owner answered with an error, counted under its reason there; unavailable: no answer, 503 here).",
-		}, []string{"result"}),
-		forwardSeconds: f.NewHistogram(prometheus.HistogramOpts{
-			Name:    "pushring_forward_duration_seconds",
-			Help:    "Time to forward a push to its owner and get its answer, in seconds.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}),
-		handOffGroups: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushring_handoff_groups_total",
-			Help: "Groups this peer handed to their new owner, by result (sent: the owner has it, or a newer write of it, and it left this peer; kept: a write came in meanwhile, it stays until the next pass; rejected: the owner refused it, by its limits or consistency check, and it stays here; failed: the batch did not get through, it stays here).",
-		}, []string{"result"}),
-		handOffBatches: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushring_handoff_batches_total",
-			Help: "Hand-off batches sent to new owners, by result (ok or failed).",
-		}, []string{"result"}),
-		handOffPending: f.NewGauge(prometheus.GaugeOpts{
-			Name: "pushring_handoff_pending_groups",
-			Help: "Groups this peer holds but does not own, as of the last hand-off pass: they wait to be handed to their owner.",
-		}),
 	}
-	for _, r := range []string{handOffSent, handOffKept, handOffRejected, handOffFailed} {
-		m.handOffGroups.WithLabelValues(r)
-	}
-	for _, r := range []string{forwardOK, forwardRefused, forwardUnavailable} {
-		m.forwarded.WithLabelValues(r)
-	}
-	m.handOffBatches.WithLabelValues(resultOK)
-	m.handOffBatches.WithLabelValues(resultFailed)
 	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(r)
 	}
 	m.reloads.WithLabelValues(resultSuccess)
 	m.reloads.WithLabelValues(resultFailure)
 	return m
-}
-
-// observe counts one handled request.
-func (m *metrics) observe(method string, code int, reason string) {
-	m.requests.WithLabelValues(methodLabel(method), strconv.Itoa(code)).Inc()
-	if reason != "" {
-		m.rejected.WithLabelValues(reason).Inc()
-	}
-}
-
-// methodLabel maps a request method onto a bounded, lower-case set.
-func methodLabel(method string) string {
-	switch method {
-	case http.MethodPut:
-		return "put"
-	case http.MethodPost:
-		return "post"
-	case http.MethodDelete:
-		return "delete"
-	default:
-		return "other"
-	}
 }

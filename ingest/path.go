@@ -23,7 +23,7 @@ const (
 
 // ParseGroupingPath parses the escaped URL path after "<prefix>/metrics",
 // e.g. "/job/batch/instance@base64/aG9zdA==", into a grouping key with the
-// Pushgateway's rules and error texts (shared/pushgateway-spec.md §1).
+// Pushgateway's rules and error texts.
 //
 // The path is split on "/" before each component is percent-decoded, so an
 // escaped "%2F" stays inside its label value; the Pushgateway decodes first
@@ -204,7 +204,7 @@ func validLabelName(s string) bool {
 }
 
 // checkUTF8 rejects grouping label values that are not valid UTF-8. The
-// Pushgateway accepts them and then fails every scrape (spec §4.5); here
+// Pushgateway accepts them and then fails every scrape; here
 // they are refused up front, which also keeps 0xFF, the key separator, out
 // of every GroupKey.
 func checkUTF8(ls []store.Label) error {

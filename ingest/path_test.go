@@ -14,7 +14,7 @@ func TestParseGroupingPath(t *testing.T) {
 		path string
 		want map[string]string
 	}{
-		// §1.1 and §1.2: plain paths and percent escapes.
+		// Plain paths and percent escapes.
 		{"job only", "/job/batch", map[string]string{"job": "batch"}},
 		{"two labels", "/job/j/a/1/b/2", map[string]string{"job": "j", "a": "1", "b": "2"}},
 		{"label order does not matter", "/job/j/b/2/a/1", map[string]string{"job": "j", "a": "1", "b": "2"}},
@@ -29,7 +29,7 @@ func TestParseGroupingPath(t *testing.T) {
 		{"job label overwritten by url job", "/job/jj/job/x", map[string]string{"job": "jj"}},
 		{"utf8 escaped name is literal", "/job/j/U__foo_2e_bar/v", map[string]string{"job": "j", "U__foo_2e_bar": "v"}},
 		{"underscore name", "/job/j/_a/v", map[string]string{"job": "j", "_a": "v"}},
-		// §1.3: base64.
+		// base64.
 		{"base64 unpadded", "/job/j/p@base64/L3Zhci90bXA", map[string]string{"job": "j", "p": "/var/tmp"}},
 		{"base64 padded", "/job/j/p@base64/L3Zhci90bXA=", map[string]string{"job": "j", "p": "/var/tmp"}},
 		{"base64 over-padded", "/job/j/p@base64/L3Zhci90bXA===", map[string]string{"job": "j", "p": "/var/tmp"}},
@@ -44,7 +44,7 @@ func TestParseGroupingPath(t *testing.T) {
 		{"go client grouping", "/job/connected_node_count/sp/a+b%2Bc/instance@base64/bm9kZS9hIGI/empty@base64/=",
 			map[string]string{"job": "connected_node_count", "sp": "a+b+c", "instance": "node/a b", "empty": ""}},
 		{"ui delete url", "/job@base64/YmF0Y2g=/instance@base64/aG9zdA==", map[string]string{"job": "batch", "instance": "host"}},
-		// §1.4: empty values and trailing slashes.
+		// Empty values and trailing slashes.
 		{"trailing slash", "/job/j2/", map[string]string{"job": "j2"}},
 		{"trailing slash after name is empty value", "/job/j2/a/", map[string]string{"job": "j2", "a": ""}},
 		{"empty value in the middle", "/job/j2/a//b/2", map[string]string{"job": "j2", "a": "", "b": "2"}},
@@ -73,7 +73,7 @@ func TestParseGroupingPathErrors(t *testing.T) {
 		{"other route", "/jobs/x", ErrNotFound, "404 page not found"},
 		{"no leading slash", "job/x", ErrNotFound, "404 page not found"},
 		{"route suffix twice", "/job@base64@base64/eA", ErrNotFound, "404 page not found"},
-		// §1.2: components and names.
+		// Components and names.
 		{"odd single", "/job/j2/a", ErrBadRequest, `odd number of components in label string "/a"`},
 		{"odd with trailing slash", "/job/j2/a/b/", ErrBadRequest, `odd number of components in label string "/a/b/"`},
 		{"odd printed decoded", "/job/j/a%2Fb", ErrBadRequest, `odd number of components in label string "/a/b"`},
@@ -87,7 +87,7 @@ func TestParseGroupingPathErrors(t *testing.T) {
 		{"empty name base64", "/job/j/@base64/YQ", ErrBadRequest, `improper label name ""`},
 		{"empty name", "/job/j//v", ErrBadRequest, `improper label name ""`},
 		{"escaped bad name", "/job/j/a%2Db/v", ErrBadRequest, `improper label name "a-b"`},
-		// §1.3: base64 errors.
+		// base64 errors.
 		{"base64 bang", "/job/j/a@base64/!!!", ErrBadRequest, `invalid base64 encoding for label a="!!!": illegal base64 data at input byte 0`},
 		{"base64 plus rejected", "/job/j/x@base64/L3Zhci+0bXA", ErrBadRequest, `invalid base64 encoding for label x="L3Zhci+0bXA": illegal base64 data at input byte 6`},
 		{"base64 escaped slash rejected", "/job/j/x@base64/L3Zhci%2F0bXA", ErrBadRequest, `invalid base64 encoding for label x="L3Zhci/0bXA": illegal base64 data at input byte 6`},
@@ -117,7 +117,7 @@ func TestParseGroupingPathErrors(t *testing.T) {
 	}
 }
 
-// Values that are not UTF-8 would poison a Pushgateway (spec §4.5) and could
+// Values that are not UTF-8 would poison a Pushgateway (every later scrape fails) and could
 // carry 0xFF, the key separator; they are refused with the prefix of the
 // Pushgateway's consistency error.
 func TestParseGroupingPathInvalidUTF8(t *testing.T) {
@@ -135,7 +135,7 @@ func TestParseGroupingPathInvalidUTF8(t *testing.T) {
 			require.ErrorIs(t, err, ErrBadRequest)
 			require.ErrorIs(t, err, store.ErrInconsistent)
 			require.ErrorContains(t, err, "pushed metrics are invalid or inconsistent with existing metrics: grouping label \""+tt.label+"\"")
-			require.Equal(t, 400, StatusOf(err))
+			require.Equal(t, 400, statusOf(err))
 		})
 	}
 }

@@ -59,7 +59,7 @@ func TestStoreLimitReason(t *testing.T) {
 			require.Equal(t, testNow.Add(time.Minute), before[first].deadline, "--push.ttl reaches the store")
 
 			_, err = in.Handle(context.Background(), tt.req)
-			require.Equal(t, http.StatusTooManyRequests, StatusOf(err))
+			require.Equal(t, http.StatusTooManyRequests, statusOf(err))
 			require.ErrorIs(t, err, store.ErrLimit)
 			require.ErrorContains(t, err, tt.wantFlag)
 			requireRejected(t, reg, tt.wantReason)
@@ -73,7 +73,7 @@ func TestStoreLimitReason(t *testing.T) {
 		require.NoError(t, err)
 		before := groupStates(st)
 		_, err = in.Handle(context.Background(), put("/job/first", seriesBody(9)))
-		require.Equal(t, http.StatusRequestEntityTooLarge, StatusOf(err))
+		require.Equal(t, http.StatusRequestEntityTooLarge, statusOf(err))
 		requireRejected(t, reg, reasonSeriesPerPush)
 		require.Equal(t, before, groupStates(st), "not even the failure time may change")
 	})

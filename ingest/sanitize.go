@@ -9,7 +9,7 @@ import (
 	"github.com/pushring/pushring/store"
 )
 
-// Sanitize forces every grouping label of key onto every metric (adding it
+// sanitize forces every grouping label onto every metric (adding it
 // or overwriting the body's value), adds instance="" where a metric has no
 // instance label, and sorts label pairs by name, as the Pushgateway does
 // before storing a push.
@@ -18,13 +18,10 @@ import (
 // sorted grouping labels once and allocates the added pairs per family in
 // one block. Added and overwritten pairs share their name and value strings
 // within one call; like all proto strings they must not be written through.
-func Sanitize(fams map[string]*dto.MetricFamily, key store.GroupKey) {
-	sanitize(fams, key.Labels())
-}
-
-// sanitize is Sanitize given the key's labels (key.Labels(), which the
-// ingester computes once per push). The pushed families keep pointers into
-// ls, which must not be modified afterwards.
+//
+// ls are the key's labels (key.Labels(), which the ingester computes once
+// per push). The pushed families keep pointers into ls, which must not be
+// modified afterwards.
 func sanitize(fams map[string]*dto.MetricFamily, ls []store.Label) {
 	ts := targetsOf(ls)
 	for _, mf := range fams {

@@ -66,7 +66,7 @@ func TestParseTTLHeader(t *testing.T) {
 				return
 			}
 			require.EqualError(t, err, tt.wantErr)
-			require.Equal(t, http.StatusBadRequest, StatusOf(err))
+			require.Equal(t, http.StatusBadRequest, statusOf(err))
 		})
 	}
 }

@@ -89,8 +89,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Mode: ModeFleet, URLs: []string{"http://127.0.0.1:9091"}, Job: "loadtest",
-		// 200 nodes × 40 series every 10 s: the cloudcore-style fleet of
-		// shared/clients.md §2, scaled to a laptop.
+		// 200 nodes × 40 series every 10 s: a cloudcore-style fleet of edge
+		// nodes, scaled to a laptop.
 		Nodes: 200, Series: 40, Interval: 10 * time.Second, Jitter: time.Second,
 		Duration: time.Minute, Concurrency: 8,
 		Format: FormatProtobuf, Method: MethodPut,

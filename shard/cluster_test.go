@@ -2,6 +2,7 @@ package shard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushring/pushring/internal/poll"
 )
 
 // testLabel is the cluster label of the test clusters.
@@ -51,6 +54,8 @@ type peerOpts struct {
 	grpcPort int
 	seeds    []string
 	lookup   func(context.Context, string) ([]string, error)
+	listen   string        // gossip address; default 127.0.0.1:0
+	join     time.Duration // --cluster.join-timeout; default 300 ms
 }
 
 // startPeer starts a peer and stops it at the end of the test.
@@ -58,7 +63,8 @@ func startPeer(t *testing.T, name string, o peerOpts) *testPeer {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.PeerName = name
-	cfg.ListenAddress = "127.0.0.1:0"
+	cfg.ListenAddress = cmp.Or(o.listen, "127.0.0.1:0")
+	cfg.JoinTimeout = cmp.Or(o.join, 300*time.Millisecond)
 	cfg.GRPCListenAddress = fmt.Sprintf(":%d", o.grpcPort) // advertised, never bound here
 	cfg.Peers = o.seeds
 	cfg.Label = o.label
@@ -75,7 +81,7 @@ func startPeer(t *testing.T, name string, o peerOpts) *testPeer {
 	p.m = m
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	require.NoError(t, m.Start(ctx))
+	require.NoError(t, m.Start())
 	go func() { p.done <- m.Run(ctx) }()
 	t.Cleanup(func() { _ = p.stop() })
 	return p
@@ -137,18 +143,10 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// eventually polls cond until it holds or a deadline passes.
+// eventually waits until cond holds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		<-tick.C
-	}
+	poll.True(t, 15*time.Second, what, cond)
 }
 
 // ringsAre waits until every peer's ring holds exactly want.
@@ -209,6 +207,7 @@ func TestCluster(t *testing.T) {
 	// trying; memberlist drops its streams.
 	d := startPeer(t, "pushring-d", peerOpts{label: "other-cluster", grpcPort: 19400, seeds: []string{a.gossipAddr(), b.gossipAddr()}})
 	require.Equal(t, []string{"pushring-d"}, d.ringIDs(), "its first join failed")
+	eventually(t, "d gives up joining after --cluster.join-timeout", d.m.Settled)
 	eventually(t, "d's re-joins fail too", func() bool { return d.counter(d.m.metrics.rejoins, resultFailure) >= 2 })
 
 	require.NoError(t, c.stop(), "c leaves gracefully")
@@ -240,7 +239,8 @@ func TestRejoinFindsLateSeed(t *testing.T) {
 	b := startPeer(t, "pushring-b", peerOpts{label: testLabel, grpcPort: 19600,
 		seeds: []string{"pushring-headless:" + port}, lookup: lookup})
 	require.Equal(t, []string{"pushring-b"}, b.ringIDs(), "nothing to join at start")
-	eventually(t, "b settles alone", b.m.Settled)
+	require.False(t, b.m.Settled(), "b keeps trying while its seed does not resolve")
+	eventually(t, "b settles alone after --cluster.join-timeout", b.m.Settled)
 	eventually(t, "b's re-joins fail while the seed does not resolve", func() bool {
 		return b.counter(b.m.metrics.rejoins, resultFailure) >= 1
 	})
@@ -262,7 +262,7 @@ func TestWildcardListenAdvertisesChosenIP(t *testing.T) {
 	cfg.PeerName, cfg.ListenAddress, cfg.tune = "pushring-w", "0.0.0.0:0", fastGossip
 	m, err := New(cfg, ":9091", testLogger(t, cfg.PeerName), prometheus.NewRegistry())
 	require.NoError(t, err)
-	if err := m.Start(context.Background()); err != nil {
+	if err := m.Start(); err != nil {
 		require.ErrorContains(t, err, "private IP", "the only acceptable failure")
 		t.Skipf("memberlist finds no private IP to advertise on this host: %v", err)
 	}
@@ -274,4 +274,41 @@ func TestWildcardListenAdvertisesChosenIP(t *testing.T) {
 	meta, err := DecodeNodeMeta(m.ml.Load().LocalNode().Meta)
 	require.NoError(t, err)
 	require.Equal(t, NodeMeta{GRPCAddr: want.GRPCAddr, HTTPAddr: want.HTTPAddr}, meta, "and in the metadata gossip carries")
+}
+
+// TestJoinRetriesUntilTheSeedListens starts two peers as a StatefulSet
+// with parallel pod management would: each names the other as its seed,
+// and the second is not listening yet when the first tries. The first
+// keeps trying, is not settled meanwhile, and the two form one cluster
+// long before --cluster.join-timeout or a re-join would.
+func TestJoinRetriesUntilTheSeedListens(t *testing.T) {
+	lb := reserveAddr(t)
+	a := startPeer(t, "pushring-a", peerOpts{label: testLabel, grpcPort: 19700, seeds: []string{lb}, join: time.Minute})
+	require.False(t, a.m.Settled(), "a is joining, not settled")
+	b := startPeer(t, "pushring-b", peerOpts{label: testLabel, grpcPort: 19800, seeds: []string{a.gossipAddr()}, listen: lb, join: time.Minute})
+	ringsAre(t, []*testPeer{a, b}, "pushring-a", "pushring-b")
+	eventually(t, "a settles", a.m.Settled)
+	eventually(t, "b settles", b.m.Settled)
+	require.Zero(t, a.counter(a.m.metrics.rejoins, resultSuccess)+a.counter(a.m.metrics.rejoins, resultFailure),
+		"the joins at start did it, not the periodic re-join")
+}
+
+// TestJoinAloneWhenTheSeedsNameOnlyThisPeer: the first peer of a cluster,
+// whose seeds resolve to its own address, does not wait for anyone.
+func TestJoinAloneWhenTheSeedsNameOnlyThisPeer(t *testing.T) {
+	own := reserveAddr(t)
+	a := startPeer(t, "pushring-a", peerOpts{label: testLabel, grpcPort: 19900, seeds: []string{own}, listen: own, join: time.Hour})
+	eventually(t, "a settles alone at once", a.m.Settled)
+	require.Equal(t, []string{"pushring-a"}, a.ringIDs())
+}
+
+// reserveAddr returns a loopback TCP address that was free a moment ago,
+// for a peer that must be named before it listens.
+func reserveAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
 }

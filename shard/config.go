@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/pushring/pushring/internal/flagcheck"
 )
 
 // Flag names, also quoted in the errors that tell an operator what to fix.
@@ -25,6 +27,7 @@ const (
 	flagRejoinInterval    = "cluster.rejoin-interval"
 	flagSettleTimeout     = "cluster.settle-timeout"
 	flagLeaveTimeout      = "cluster.leave-timeout"
+	flagJoinTimeout       = "cluster.join-timeout"
 )
 
 // Defaults, in one place.
@@ -47,6 +50,12 @@ const (
 	// normally goes out within a gossip round, well inside Kubernetes'
 	// default 30 s termination grace period.
 	DefaultLeaveTimeout = 5 * time.Second
+	// DefaultJoinTimeout bounds how long a starting peer keeps trying its
+	// seeds before it serves as a cluster of one: peers started together
+	// find each other within a second or two, so this only matters when no
+	// seed answers at all, and then the periodic re-join takes over at the
+	// same cadence as DefaultRejoinInterval.
+	DefaultJoinTimeout = 30 * time.Second
 	// maxPeerName bounds --cluster.peer-name at the length of a DNS name;
 	// pod names are far shorter.
 	maxPeerName = 253
@@ -83,6 +92,10 @@ type Config struct {
 	SettleTimeout time.Duration
 	// LeaveTimeout bounds the wait for the leave broadcast at shutdown.
 	LeaveTimeout time.Duration
+	// JoinTimeout bounds how long a starting peer keeps resolving and
+	// joining its seeds, with backoff, before it serves as a cluster of
+	// one; 0 tries once.
+	JoinTimeout time.Duration
 
 	// tune adjusts the memberlist configuration after everything above is
 	// applied. Tests shorten memberlist's timings with it; production runs
@@ -98,6 +111,7 @@ func DefaultConfig() Config {
 		RejoinInterval:    DefaultRejoinInterval,
 		SettleTimeout:     DefaultSettleTimeout,
 		LeaveTimeout:      DefaultLeaveTimeout,
+		JoinTimeout:       DefaultJoinTimeout,
 	}
 }
 
@@ -134,6 +148,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"How long the member list must stay unchanged after joining before the peer counts as settled (ready).")
 	fs.DurationVar(&c.LeaveTimeout, flagLeaveTimeout, d.LeaveTimeout,
 		"How long to wait at shutdown for the leave message to reach another peer.")
+	fs.DurationVar(&c.JoinTimeout, flagJoinTimeout, d.JoinTimeout,
+		"How long a starting peer keeps resolving and joining its seed peers, with backoff, before it serves as a cluster of one. It is not ready meanwhile, unless its seeds resolve to no address but its own (the first peer). 0 tries once.")
 }
 
 // Validate checks the configuration.
@@ -151,13 +167,13 @@ func (c *Config) Validate() error {
 	if len(c.Label) > memberlist.LabelMaxSize {
 		add("--%s is %d bytes long; memberlist allows %d", flagLabel, len(c.Label), memberlist.LabelMaxSize)
 	}
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{flagRejoinInterval, c.RejoinInterval}, {flagSettleTimeout, c.SettleTimeout}, {flagLeaveTimeout, c.LeaveTimeout}} {
-		if d.v < 0 {
-			add("--%s must not be negative, got %s", d.flag, d.v)
-		}
+	if err := flagcheck.Durations(
+		flagcheck.Duration{Flag: flagRejoinInterval, Value: c.RejoinInterval, ZeroOK: true},
+		flagcheck.Duration{Flag: flagSettleTimeout, Value: c.SettleTimeout, ZeroOK: true},
+		flagcheck.Duration{Flag: flagLeaveTimeout, Value: c.LeaveTimeout, ZeroOK: true},
+		flagcheck.Duration{Flag: flagJoinTimeout, Value: c.JoinTimeout, ZeroOK: true},
+	); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ListenAddress == "" {
 		if c.AdvertiseAddress != "" || len(c.Peers) > 0 {

@@ -27,6 +27,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--cluster.rejoin-interval=1m",
 		"--cluster.settle-timeout=10s",
 		"--cluster.leave-timeout=2s",
+		"--cluster.join-timeout=15s",
 	}))
 	require.Equal(t, Config{
 		ListenAddress:     "0.0.0.0:7946",
@@ -38,6 +39,7 @@ func TestRegisterFlags(t *testing.T) {
 		RejoinInterval:    time.Minute,
 		SettleTimeout:     10 * time.Second,
 		LeaveTimeout:      2 * time.Second,
+		JoinTimeout:       15 * time.Second,
 	}, c)
 	require.NoError(t, c.Validate())
 	require.Equal(t, "pushring-headless.monitoring.svc:7946,10.0.0.8:7946", fs.Lookup(flagPeer).Value.String())

@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"sync/atomic"
 )
 
 // logWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
 // slog records at the level their prefix names. memberlist writes through a
-// *log.Logger, which calls Write once per line.
+// *log.Logger, which calls Write once per line. Once this peer is closing
+// (closing is set), memberlist's complaints about sockets it is shutting
+// down itself, or about peers that stop at the same moment, are expected:
+// they are logged at debug, so a clean stop logs no error.
 type logWriter struct {
-	logger *slog.Logger
+	logger  *slog.Logger
+	closing *atomic.Bool // nil: never closing
 }
 
 // levelPrefixes maps memberlist's level prefixes onto slog levels. A line
@@ -29,6 +34,9 @@ var levelPrefixes = []struct {
 // Write logs one line and never fails: memberlist must not stall on its log.
 func (w logWriter) Write(p []byte) (int, error) {
 	level, msg := parseLogLine(p)
+	if w.closing != nil && w.closing.Load() && level > slog.LevelDebug {
+		level = slog.LevelDebug
+	}
 	if msg != "" && w.logger.Enabled(context.Background(), level) {
 		w.logger.Log(context.Background(), level, msg)
 	}

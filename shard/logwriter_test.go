@@ -5,6 +5,7 @@ import (
 	"log"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -70,3 +71,17 @@ type levelFilter struct {
 }
 
 func (f levelFilter) Enabled(_ context.Context, l slog.Level) bool { return l >= f.min }
+
+// TestLogWriterQuietWhileClosing: once the peer closes, memberlist's
+// errors about its own closed sockets are debug lines, not errors.
+func TestLogWriterQuietWhileClosing(t *testing.T) {
+	rec := &recorder{}
+	var closing atomic.Bool
+	l := log.New(logWriter{logger: slog.New(rec), closing: &closing}, "", 0)
+	l.Print("[ERR] memberlist: Failed to send gossip to 127.0.0.1:1: use of closed network connection")
+	closing.Store(true)
+	l.Print("[ERR] memberlist: Failed to send gossip to 127.0.0.1:1: use of closed network connection")
+	require.Len(t, rec.records, 2)
+	require.Equal(t, slog.LevelError, rec.records[0].Level)
+	require.Equal(t, slog.LevelDebug, rec.records[1].Level)
+}

@@ -20,13 +20,8 @@ import (
 // ErrClosed is returned by Start after Close.
 var ErrClosed = errors.New("cluster membership closed")
 
-// Member states in PeerInfo, memberlist's node states.
-const (
-	StateAlive   = "alive"
-	StateSuspect = "suspect"
-	StateDead    = "dead"
-	StateLeft    = "left"
-)
+// StateAlive is the state of every member PeerInfo lists.
+const StateAlive = "alive"
 
 // PeerInfo describes one member for the cluster status API.
 type PeerInfo struct {
@@ -69,7 +64,7 @@ type Membership struct {
 	lookupHost func(ctx context.Context, host string) ([]string, error)
 
 	ml         atomic.Pointer[memberlist.Memberlist] // nil until Start, and for a single peer
-	joinDone   atomic.Bool                           // the first join attempt has finished
+	joinDone   atomic.Bool                           // the joins at start are over
 	leaving    atomic.Bool                           // Close has begun
 	lastChange atomic.Int64                          // UnixNano of the last placement change
 
@@ -125,11 +120,10 @@ func (m *Membership) Ring() *Ring { return m.ring }
 func (m *Membership) Self() Member { return *m.self.Load() }
 
 // Settled reports whether the peer may serve as part of the cluster: a
-// single peer always; otherwise once the first join attempt has finished
-// and the member list has then not changed for Config.SettleTimeout. A
-// failed first join still settles, as a cluster of one that re-joins later:
-// the first peer of a new cluster has nobody to join and must become ready.
-// A closing peer is not settled.
+// single peer always; otherwise once the joins at start are over (it
+// shares a member list with another peer, its seeds name no other peer,
+// or --cluster.join-timeout passed) and the member list has then not
+// changed for Config.SettleTimeout. A closing peer is not settled.
 func (m *Membership) Settled() bool {
 	switch {
 	case m.leaving.Load():
@@ -162,12 +156,10 @@ func (m *Membership) Peers() []PeerInfo {
 	return peers
 }
 
-// Start binds the gossip listener, starts the membership worker and joins
-// the seeds; it returns once that first join attempt has finished. A
-// failed join is logged and not an error: the periodic re-join of Run
-// retries it. Start does nothing for a single peer, and only its first
-// call does anything.
-func (m *Membership) Start(ctx context.Context) error {
+// Start binds the gossip listener and starts the membership worker; Run
+// joins the seeds. Start does nothing for a single peer, and only its
+// first call does anything.
+func (m *Membership) Start() error {
 	m.lifeMu.Lock()
 	defer m.lifeMu.Unlock()
 	if m.leaving.Load() {
@@ -175,12 +167,12 @@ func (m *Membership) Start(ctx context.Context) error {
 	}
 	if !m.started {
 		m.started = true
-		m.startErr = m.start(ctx)
+		m.startErr = m.start()
 	}
 	return m.startErr
 }
 
-func (m *Membership) start(ctx context.Context) error {
+func (m *Membership) start() error {
 	if m.cfg.ListenAddress == "" {
 		m.logger.Info("no cluster listen address: running as a single peer", "peer", m.cfg.PeerName)
 		m.joinDone.Store(true)
@@ -202,8 +194,6 @@ func (m *Membership) start(ctx context.Context) error {
 	go m.work()
 	m.logger.Info("gossip started", "peer", m.cfg.PeerName, "gossip_address", ml.LocalNode().Address(),
 		"grpc_address", m.Self().GRPCAddr, "http_address", m.Self().HTTPAddr)
-	m.join(ctx, ml)
-	m.joinDone.Store(true)
 	return nil
 }
 
@@ -220,13 +210,18 @@ func (m *Membership) advertiseChosenHost(ml *memberlist.Memberlist) error {
 	return nil
 }
 
-// Run starts the membership if Start has not, re-joins the seeds every
-// Config.RejoinInterval, and leaves the cluster when ctx ends. It returns
-// the error of leaving, or nil after Close.
+// Run starts the membership if Start has not, joins the seeds (see
+// joinAtStart), re-joins them every Config.RejoinInterval, and leaves the
+// cluster when ctx ends. It returns the error of leaving, or nil after
+// Close.
 func (m *Membership) Run(ctx context.Context) error {
-	if err := m.Start(ctx); err != nil {
+	if err := m.Start(); err != nil {
 		return err
 	}
+	if ml := m.ml.Load(); ml != nil {
+		m.joinAtStart(ctx, ml)
+	}
+	m.joinDone.Store(true)
 	var tick <-chan time.Time
 	if ml := m.ml.Load(); ml != nil && m.cfg.RejoinInterval > 0 && len(m.cfg.Peers) > 0 {
 		t := time.NewTicker(m.cfg.RejoinInterval)
@@ -247,7 +242,8 @@ func (m *Membership) Run(ctx context.Context) error {
 
 // Close leaves the cluster (waiting up to Config.LeaveTimeout for the
 // leave message to go out), stops gossip and the worker, and waits for the
-// worker. Calls after the first return nil.
+// worker. Calls after the first return nil. It may be called while Run
+// joins: the joins stop.
 func (m *Membership) Close() error {
 	if m.leaving.Swap(true) {
 		return nil
@@ -295,7 +291,7 @@ func (m *Membership) memberlistConfig() *memberlist.Config {
 	c.Label = m.cfg.Label
 	c.Delegate = &m.meta
 	c.Events = m.events
-	c.Logger = log.New(logWriter{logger: m.logger.With("component", "memberlist")}, "", 0)
+	c.Logger = log.New(logWriter{logger: m.logger.With("subsystem", "memberlist"), closing: &m.leaving}, "", 0)
 	if m.cfg.tune != nil {
 		m.cfg.tune(c)
 	}
@@ -358,17 +354,4 @@ func advertisedAddr(listen, host string) string {
 		return listen
 	}
 	return net.JoinHostPort(host, port)
-}
-
-func stateName(s memberlist.NodeStateType) string {
-	switch s {
-	case memberlist.StateAlive:
-		return StateAlive
-	case memberlist.StateSuspect:
-		return StateSuspect
-	case memberlist.StateDead:
-		return StateDead
-	default:
-		return StateLeft
-	}
 }

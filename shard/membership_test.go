@@ -67,7 +67,7 @@ func TestSinglePeer(t *testing.T) {
 	require.NoError(t, <-done)
 	require.False(t, m.Settled(), "a closed peer is not ready")
 	require.NoError(t, m.Close(), "Close after Run is a no-op")
-	require.ErrorIs(t, m.Start(context.Background()), ErrClosed)
+	require.ErrorIs(t, m.Start(), ErrClosed)
 	n, err := testutil.GatherAndCount(reg)
 	require.NoError(t, err)
 	require.Equal(t, 7, n, "members, 3 change events and 3 rejoin results, all exported from the start")

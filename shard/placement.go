@@ -55,7 +55,8 @@ var (
 type Placement struct {
 	members []Member // sorted by ID, unique
 	// digests[i] has hashed members[i].ID; a lookup copies it and adds the
-	// key hash, which is the same hash as Score at about half the cost.
+	// key hash, which is the same hash as the definition (export_test.go's
+	// Score: xxhash64 of id then h as 8 little-endian bytes) at about half the cost.
 	digests []xxhash.Digest
 }
 
@@ -177,24 +178,11 @@ func (p *Placement) Owners(h uint64, n int) []Member {
 	return owners
 }
 
-// score is Score(p.members[i].ID, h).
+// score is the rendezvous score of member i for key hash h.
 func (p *Placement) score(i int, h uint64) uint64 {
 	d := p.digests[i] // a copy: p is shared by every reader
 	var kb [8]byte
 	binary.LittleEndian.PutUint64(kb[:], h)
-	_, _ = d.Write(kb[:])
-	return d.Sum64()
-}
-
-// Score is the rendezvous score of member id for key hash h: xxhash64 of
-// the bytes of id followed by h as 8 little-endian bytes. It is frozen (see
-// Placement).
-func Score(id string, h uint64) uint64 {
-	var kb [8]byte
-	binary.LittleEndian.PutUint64(kb[:], h)
-	var d xxhash.Digest
-	d.Reset()
-	_, _ = d.WriteString(id) // never fails
 	_, _ = d.Write(kb[:])
 	return d.Sum64()
 }

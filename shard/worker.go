@@ -4,15 +4,6 @@ import (
 	"slices"
 )
 
-// wake asks the worker to rebuild the placement; it never blocks (see
-// eventDelegate).
-func (m *Membership) wake() {
-	select {
-	case m.poke <- struct{}{}:
-	default:
-	}
-}
-
 // work is the membership worker: the one goroutine that turns memberlist
 // notifications into placements. Membership owns it; Close stops and
 // joins it.

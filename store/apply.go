@@ -107,7 +107,7 @@ func (s *Store) buildPush(p Push) (news []*built, failure *built) {
 }
 
 // addFailureFamily completes c with push_failure_time_seconds: the pushed
-// one replaces the group's (a Pushgateway quirk, spec §2.2), and a group
+// one replaces the group's (a Pushgateway quirk), and a group
 // without one gets a zero gauge, stamped t.
 func (s *Store) addFailureFamily(c *change, pushed *built, t time.Time) {
 	if c.mine(PushFailureTimeName) == 1 {
@@ -154,7 +154,7 @@ func (s *Store) commit(c *change) *group {
 // does not exist, unless its two gauges would clash with another group's
 // series (a group {job="a",instance=""} next to {job="a"}, or a grouping
 // label value that is not UTF-8; the Pushgateway creates it anyway and
-// then fails every scrape, spec §4.5) or the group would exceed
+// then fails every scrape) or the group would exceed
 // Config.MaxGroups or Config.MaxSeries. A group it creates never expires;
 // an existing group keeps its deadline. It reports whether t was recorded.
 func (s *Store) RecordFailure(k GroupKey, t time.Time) bool {

@@ -129,7 +129,7 @@ func TestApplyPushedTimeGauges(t *testing.T) {
 	require.Zero(t, gaugeValue(t, g, store.PushFailureTimeName))
 
 	// An existing group takes the pushed failure gauge, extra labels and all
-	// (Pushgateway quirk, spec §2.2), and still ignores push_time_seconds.
+	// (a Pushgateway quirk), and still ignores push_time_seconds.
 	apply(t, s, famPush(k, false, t2, pushedTime, pushedFailure()))
 	g = group(t, s, k)
 	require.Equal(t, float64(t2.UnixNano())/1e9, gaugeValue(t, g, store.PushTimeName))
@@ -213,7 +213,7 @@ func TestRecordFailure(t *testing.T) {
 	checkInvariants(t, s)
 }
 
-// TestApplyNoPoisoning covers spec §4.5: where the Pushgateway creates a
+// TestApplyNoPoisoning covers store poisoning: where the Pushgateway creates a
 // group whose own gauges clash with another group and then fails every
 // scrape and push, pushring rejects the push and does not create the group.
 func TestApplyNoPoisoning(t *testing.T) {

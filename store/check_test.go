@@ -385,7 +385,7 @@ func TestPushedTimeGaugesMustBeGauges(t *testing.T) {
 	apply(t, st, textPush(t, key("job", "pfu"), false, now, "# TYPE push_time_seconds counter\npush_time_seconds 7\n"))
 	require.Equal(t, float64(now.UnixNano())/1e9, gaugeValue(t, group(t, st, key("job", "pfu")), store.PushTimeName))
 	apply(t, st, textPush(t, key("job", "pfu2"), true, now, "m 2\n"))
-	// A pushed gauge still replaces the stored failure time (spec §2.2).
+	// A pushed gauge still replaces the stored failure time, as in the Pushgateway.
 	apply(t, st, textPush(t, key("job", "pfu"), false, now, "# TYPE push_failure_time_seconds gauge\npush_failure_time_seconds 7\n"))
 	require.Equal(t, 7.0, gaugeValue(t, group(t, st, key("job", "pfu")), store.PushFailureTimeName))
 	checkInvariants(t, st)

@@ -38,7 +38,7 @@
 // only; one that fails changes nothing but the group's failure time, and
 // even that only when the failure gauges would not clash with another
 // group, so no push can make the store inconsistent (the Pushgateway can
-// end up failing every scrape, spec §4.5).
+// end up failing every scrape).
 //
 // # Limits
 //

@@ -234,5 +234,5 @@ func (s *Store) PlantCollision(k GroupKey, mf *dto.MetricFamily) (undo func()) {
 func TombstoneCount(s *Store) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tombs.len()
+	return len(s.tombs.byKey)
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Hand-off moves a group from its previous owner to its new one when the
-// cluster changes (DESIGN.md decision 6). The sender lists its groups
+// cluster changes (docs/design.md, "Hand-off"). The sender lists its groups
 // (Keys), copies the ones it no longer owns (Group), and once the receiver
 // stored them removes its copy if nothing wrote it meanwhile
 // (DeleteVersion). The receiver keeps whichever copy is newer by version
@@ -311,9 +311,6 @@ func (t *tombstones) version(k GroupKey, now time.Time, ttl time.Duration) (uint
 
 // forget drops k's tombstone: a newer copy of the group is stored.
 func (t *tombstones) forget(k GroupKey) { delete(t.byKey, k) }
-
-// len returns the number of live entries, for tests.
-func (t *tombstones) len() int { return len(t.byKey) }
 
 // String describes a group for hand-off logs.
 func (gs GroupSnapshot) String() string {

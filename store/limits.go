@@ -14,11 +14,26 @@ import (
 // refused retry.
 var ErrLimit = errors.New("push refused")
 
-// Reasons of pushring_store_pushes_rejected_total for ErrLimit.
+// Limits a LimitError names: the values of its Limit field, and the reasons
+// of pushring_store_pushes_rejected_total for such a refusal.
 const (
-	reasonMaxGroups = "max_groups"
-	reasonMaxSeries = "max_series"
+	LimitMaxGroups = "max_groups"
+	LimitMaxSeries = "max_series"
 )
+
+// LimitError is the error of a write refused by a limit of the store. It
+// wraps ErrLimit; match it with errors.As to tell the limits apart.
+type LimitError struct {
+	// Limit is LimitMaxGroups or LimitMaxSeries.
+	Limit string
+	// Detail says by how much the write is over, and the flag to raise.
+	Detail string
+}
+
+func (e *LimitError) Error() string { return ErrLimit.Error() + ": " + e.Detail }
+
+// Unwrap makes errors.Is(err, ErrLimit) hold.
+func (e *LimitError) Unwrap() error { return ErrLimit }
 
 // growth returns how many groups (0 or 1) and series c adds to the store
 // once committed: the new families' series minus those of the families they
@@ -61,18 +76,19 @@ func (s *Store) growth(c *change) (groups, series int) {
 func (s *Store) checkLimits(c *change) (string, error) {
 	groups, series := s.growth(c)
 	if max := s.cfg.MaxGroups; max > 0 && groups > 0 && len(s.groups)+groups > max {
-		return reasonMaxGroups, errMaxGroups(len(s.groups)+groups, max)
+		return LimitMaxGroups, errMaxGroups(len(s.groups)+groups, max)
 	}
 	if max := s.cfg.MaxSeries; max > 0 && series > 0 && s.nSeries+series > max {
-		return reasonMaxSeries, fmt.Errorf("%w: it would add %d series to the %d stored but this peer holds at most %d series; raise --store.max-series",
-			ErrLimit, series, s.nSeries, max)
+		return LimitMaxSeries, &LimitError{Limit: LimitMaxSeries, Detail: fmt.Sprintf(
+			"it would add %d series to the %d stored but this peer holds at most %d series; raise --store.max-series",
+			series, s.nSeries, max)}
 	}
 	return "", nil
 }
 
 func errMaxGroups(n, max int) error {
-	return fmt.Errorf("%w: it would create group %d but this peer holds at most %d groups; raise --store.max-groups",
-		ErrLimit, n, max)
+	return &LimitError{Limit: LimitMaxGroups, Detail: fmt.Sprintf(
+		"it would create group %d but this peer holds at most %d groups; raise --store.max-groups", n, max)}
 }
 
 // refuseNewGroupEarly refuses a push that would create a group while the
@@ -90,6 +106,6 @@ func (s *Store) refuseNewGroupEarly(k GroupKey) error {
 	if _, ok := s.groups[k]; ok || len(s.groups) < max {
 		return nil
 	}
-	s.metrics.rejected.WithLabelValues(reasonMaxGroups).Inc()
+	s.metrics.rejected.WithLabelValues(LimitMaxGroups).Inc()
 	return errMaxGroups(len(s.groups)+1, max)
 }

@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Groups removed because their TTL passed since their last successful push (restored groups already past their deadline included).",
 		}),
 	}
-	for _, r := range []string{reasonTimestamp, reasonInvalid, reasonInconsistent, reasonMaxGroups, reasonMaxSeries} {
+	for _, r := range []string{reasonTimestamp, reasonInvalid, reasonInconsistent, LimitMaxGroups, LimitMaxSeries} {
 		m.rejected.WithLabelValues(r)
 	}
 	return m

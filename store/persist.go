@@ -34,7 +34,7 @@ type fileGroup struct {
 	// Metrics maps a family name to the family and the time of the push
 	// that last wrote it.
 	Metrics map[string]fileFamily
-	// Version is pushring's group version (DESIGN.md decision 6). Unknown
+	// Version is pushring's group version (docs/cluster.md, "Ordering"). Unknown
 	// to the Pushgateway, which skips it.
 	Version uint64
 	// Deadline is when the group expires by its TTL, zero for never.

@@ -5,7 +5,7 @@ package main
 // Prometheus and an operator would. They check that every group ends up
 // exposed by exactly one peer (after pushes through any peer, a peer
 // leaving and a peer joining) and that a pusher cannot tell which peer it
-// hit (shared/DESIGN.md decisions 5 and 6).
+// hit (docs/cluster.md, "What a push does").
 
 import (
 	"encoding/json"
@@ -620,7 +620,7 @@ func procCheckAPIGroups(e procExpected, groups map[string]apiGroup) error {
 // TestClusterErrorsForwardedLikeLocal sends the same requests to the peer
 // that owns their group and to the peers that forward them to it, and
 // requires the same status and body from each: a pusher cannot tell which
-// peer it hit (shared/DESIGN.md decision 5).
+// peer it hit (docs/cluster.md, "What a push does").
 func TestClusterErrorsForwardedLikeLocal(t *testing.T) {
 	t.Parallel()
 	c := startProcCluster(t, 3, "--push.max-body-bytes=4096", "--push.max-label-value-length=64")

@@ -3,8 +3,8 @@ package main
 // Differential compatibility suite: every scenario is a sequence of raw HTTP
 // requests sent to Debian's real Pushgateway (1.5.1) and to pushring, each a
 // fresh process started with the same flags. Per request the status codes
-// must match (and, for 4xx, the error text up to its first ':', see
-// shared/pushgateway-spec.md §4.2); after the sequence the normalized JSON
+// must match (and, for 4xx, the error text up to its first ':', which is
+// where the two differ on purpose); after the sequence the normalized JSON
 // API and /metrics views must match. Most requests also carry the status the
 // spec documents, so a scenario fails when both gateways agree on something
 // the spec says is wrong.
@@ -286,7 +286,7 @@ func compatScenarios(t *testing.T) []scenario {
 	pbCT := hdrs("Content-Type", ctProto)
 	gz := hdrs("Content-Encoding", "gzip")
 	return []scenario{
-		// ---- URL grammar (spec §1.2–§1.4) ----
+		// ---- URL grammar ----
 		{
 			name: "url/base64 padded, unpadded and over-padded are one group",
 			steps: []step{
@@ -445,7 +445,7 @@ func compatScenarios(t *testing.T) []scenario {
 				req(http.MethodOptions, "/api/v1/metrics", nil, nil, 200),
 			},
 		},
-		// ---- PUT / POST / DELETE (spec §2) ----
+		// ---- PUT / POST / DELETE ----
 		{
 			name: "semantics/PUT replaces the group",
 			steps: []step{
@@ -600,7 +600,7 @@ func compatScenarios(t *testing.T) []scenario {
 				requireSeries(t, s, "v", `v{instance="",job="esc",k="pinf"} +Inf`)
 			},
 		},
-		// ---- timestamps and failed pushes (spec §2.3, §3.2) ----
+		// ---- timestamps and failed pushes ----
 		{
 			name: "failure/timestamps create the group with a failure time",
 			steps: []step{
@@ -644,7 +644,7 @@ func compatScenarios(t *testing.T) []scenario {
 				require.False(t, group(t, s, "job", "pts").LastPushSuccessful)
 			},
 		},
-		// ---- consistency across groups (spec §4.2) ----
+		// ---- consistency across groups ----
 		{
 			name: "consistency/type conflict across groups",
 			steps: []step{
@@ -738,7 +738,7 @@ func compatScenarios(t *testing.T) []scenario {
 				require.Len(t, s.Scrape.Families["hh"].Series, 2)
 			},
 		},
-		// ---- bodies (spec §3) ----
+		// ---- bodies ----
 		{
 			name: "body/text parse errors",
 			steps: []step{
@@ -854,7 +854,7 @@ func compatScenarios(t *testing.T) []scenario {
 				require.Equal(t, "UNTYPED", group(t, s, "job", "ct7").Families["foo_total"].Type)
 			},
 		},
-		// ---- other endpoints (spec §6) ----
+		// ---- other endpoints ----
 		{
 			name: "endpoints/health and readiness",
 			steps: []step{
@@ -980,7 +980,7 @@ func TestCompatJSONShapes(t *testing.T) {
 	for j := 1; j < len(gs); j++ {
 		for name, v := range sts[0].Data.Flags {
 			switch name {
-			case "web.local-assets": // Debian-only flag (spec §9)
+			case "web.local-assets": // Debian-only flag
 				continue
 			case "web.listen-address": // different ports
 				require.Contains(t, sts[j].Data.Flags, name)
@@ -1085,7 +1085,7 @@ func differences(t *testing.T) []difference {
 			},
 		},
 		{
-			// (1) spec §4.5.1: a rejected push creates its group anyway and the
+			// (1) A rejected push creates its group anyway and the
 			// new push_time_seconds duplicates another group's. pushring only
 			// records a failure time where that keeps the store consistent.
 			name: "no store poisoning: {job=ie} then {job=ie,instance=\"\"}",
@@ -1099,7 +1099,7 @@ func differences(t *testing.T) []difference {
 			checkPG: poisoned,
 		},
 		{
-			// (1) spec §4.5.2: an invalid UTF-8 grouping label value.
+			// (1) An invalid UTF-8 grouping label value.
 			name: "no store poisoning: invalid UTF-8 grouping label /x/%FF",
 			steps: []diffStep{
 				dput("/metrics/job/utf/x/%FF", "m 1\n", 400, 400),
@@ -1164,7 +1164,7 @@ func differences(t *testing.T) []difference {
 		},
 		{
 			// (1) again: an untyped push_failure_time_seconds pushed into the
-			// only group replaces its gauge (spec §2.2 quirk); every new
+			// only group replaces its gauge (a Pushgateway quirk); every new
 			// group's gauge then conflicts with it, and the Pushgateway may
 			// end poisoned (500, all pushes 400). pushring rejects the push:
 			// the two time gauges are GAUGE in every group.
@@ -1228,7 +1228,7 @@ func differences(t *testing.T) []difference {
 		},
 		{
 			// (6) the Pushgateway decodes Content-Encoding on every non-API
-			// route, GET included (spec §3.3).
+			// route, GET included.
 			name: "Content-Encoding: gzip on GET /-/healthy",
 			steps: []diffStep{
 				{method: http.MethodGet, path: "/-/healthy", header: hdrs("Content-Encoding", "gzip"), pg: 400, pgPrefix: "EOF", pr: 200},
@@ -1250,7 +1250,7 @@ func differences(t *testing.T) []difference {
 		},
 		{
 			// (7) httprouter redirects the trailing slash; a redirect loses
-			// the push for prom-client and Python (clients.md §0.9).
+			// the push for prom-client and Python.
 			name: "POST /metrics/job/ is not redirected",
 			steps: []diffStep{
 				{method: http.MethodPost, path: "/metrics/job/", body: []byte("m 1\n"), pg: 307,
@@ -1356,7 +1356,7 @@ func TestCompatDifferences(t *testing.T) {
 }
 
 // TestCompatPushringHeadFeatures covers what upstream added after 1.5.1 and
-// pushring follows (spec §9 row 3): case-insensitive gzip and snappy. The
+// pushring follows: case-insensitive gzip and snappy. The
 // Debian Pushgateway cannot be the reference here.
 func TestCompatPushringHeadFeatures(t *testing.T) {
 	t.Parallel()
@@ -1404,7 +1404,7 @@ func snappyBytes(t *testing.T, p []byte) []byte {
 
 // TestCompatPushringDeterministicHelp: with HELP conflicting between groups
 // pushring exposes one of the pushed texts and always the same one (the
-// Pushgateway's choice changes from scrape to scrape, spec §5.2).
+// Pushgateway's choice changes from scrape to scrape).
 func TestCompatPushringDeterministicHelp(t *testing.T) {
 	t.Parallel()
 	if !wantTarget(kindPushring) {

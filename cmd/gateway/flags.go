@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/pushring/pushring/api"
+	"github.com/pushring/pushring/cluster"
 	"github.com/pushring/pushring/ingest"
-	"github.com/pushring/pushring/shard"
 	"github.com/pushring/pushring/store"
 )
 
@@ -38,8 +38,7 @@ type config struct {
 	store   store.Config
 	persist store.PersistConfig
 
-	cluster     shard.Config
-	clusterData ingest.ClusterConfig
+	cluster cluster.Config
 
 	onStart func(startedPeer) // tests: told the bound addresses; see runWith
 }
@@ -67,7 +66,6 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	cfg.ingest.RegisterFlags(fs)
 	cfg.store.RegisterFlags(fs)
 	cfg.cluster.RegisterFlags(fs)
-	cfg.clusterData.RegisterFlags(fs)
 
 	cfg.logLevel = promslog.NewLevel()
 	fs.Var(cfg.logLevel, "log.level", "Only log messages with the given severity or above. One of: ["+
@@ -98,7 +96,13 @@ func (c *config) validate() error {
 		}
 	}
 	return errors.Join(c.server.validate(), c.api.Validate(), c.ingest.Validate(), c.store.Validate(), c.persist.Validate(),
-		c.cluster.Validate(), c.clusterData.Validate())
+		c.validateCluster())
+}
+
+// validateCluster checks the cluster flags with what they depend on.
+func (c *config) validateCluster() error {
+	cc := c.clusterConfig()
+	return cc.Validate()
 }
 
 // negationPrefix turns --name into --no-name for every bool flag, the form

@@ -33,6 +33,7 @@ func TestDefaults(t *testing.T) {
 		"cluster.grpc-listen-address":    ":9092",
 		"cluster.handoff-timeout":        "10s",
 		"cluster.label":                  "",
+		"cluster.join-timeout":           "30s",
 		"cluster.leave-timeout":          "5s",
 		"cluster.listen-address":         "",
 		"cluster.peer":                   "",
@@ -147,7 +148,8 @@ func TestFlagForms(t *testing.T) {
 	}
 }
 
-// The route prefix follows shared/pushgateway-spec.md §1.6.
+// The route prefix follows the Pushgateway's rules: the route prefix flag,
+// else the path of the external URL.
 func TestRoutePrefixFlags(t *testing.T) {
 	cases := []struct {
 		args []string

@@ -37,6 +37,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protodelim"
+
+	"github.com/pushring/pushring/internal/poll"
 )
 
 const (
@@ -415,22 +417,10 @@ func (g *gw) barrier(t *testing.T) {
 	})
 }
 
-// eventually polls f until it returns nil or the deadline passes.
+// eventually waits until f returns nil.
 func eventually(t testing.TB, within time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", within, err)
-		}
-		<-tick.C
-	}
+	poll.Until(t, within, f)
 }
 
 // ---- request bodies ----

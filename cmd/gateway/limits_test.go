@@ -1,7 +1,7 @@
 package main
 
-// Black-box tests of the bounds on every resource (shared/DESIGN.md
-// decisions 9 and 11): each limit's status code and message reach the
+// Black-box tests of the bounds on every resource (docs/design.md,
+// "Bounded", and docs/limits-and-ttl.md): each limit's status code and message reach the
 // client, slow clients are cut off, a full peer keeps what it has, a gzip
 // bomb is refused, and the self-metrics do not grow with what is pushed.
 // Like the rest of the black-box suite they drive the built binary over

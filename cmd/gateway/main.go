@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/pushring/pushring/api"
+	"github.com/pushring/pushring/cluster"
 	"github.com/pushring/pushring/ingest"
 	"github.com/pushring/pushring/store"
 )
@@ -93,54 +94,45 @@ type gateway struct {
 	store     *store.Store
 	persister *store.Persister
 	ingester  *ingest.Ingester
+	cluster   *cluster.Cluster
 	api       *api.API
 }
 
-// serve wires the components, loads the persistence file, then runs the HTTP
-// servers and the persister until shutdown.
+// serve wires the components, loads the persistence file, then runs the
+// HTTP servers, the cluster and the persister until shutdown.
 func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	logger.Info("starting pushring", "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
-	gw, err := wire(cfg, logger)
-	if err != nil {
-		return err
-	}
-	if _, err := gw.persister.Load(); err != nil {
-		return err
-	}
 	listeners, err := openListeners(cfg)
 	if err != nil {
 		return err
 	}
 	defer closeAll(listeners)
-	cp, err := joinCluster(cfg, gw, listeners[0].Addr().String(), logger, gw.reg)
+	gw, err := wire(cfg, listeners[0].Addr().String(), logger)
 	if err != nil {
 		return err
 	}
-	if err := cp.membership.Start(ctx); err != nil {
-		cp.close()
+	if _, err := gw.persister.Load(); err != nil {
+		gw.cluster.Close()
 		return err
 	}
 
-	// Actors are interrupted in this order: leave the cluster and hand the
-	// groups over while HTTP still serves (and forwards), then drain HTTP,
-	// then the peer gRPC server, and persist last.
+	// Actors are interrupted in this order: hand over and leave the
+	// cluster while HTTP still serves (and forwards), then drain HTTP,
+	// then stop the peer protocol, and persist last.
 	var g runGroup
 	addStopper(&g, ctx, gw.api.Quit(), logger)
 	addReloader(&g, gw.ingester, logger)
-	addLeave(&g, cp, gw.ingester, logger)
+	addLeave(&g, gw.cluster)
 	for _, l := range listeners {
 		addServer(&g, l, newServer(gw.api.Handler(), cfg.server, logger), cfg, logger)
 	}
-	if cp.grpcServer != nil {
-		addPeerServer(&g, cp, gw.ingester, logger)
-		addHandOff(&g, gw.ingester)
-	}
+	addCluster(&g, gw.cluster)
 	addExpiry(&g, gw.store)
 	addPersister(&g, gw.persister)
 	if cfg.onStart != nil {
 		sp := startedPeer{httpAddr: listeners[0].Addr().String()}
-		for _, p := range cp.membership.Peers() {
+		for _, p := range gw.cluster.Status(ctx, false).Peers {
 			if p.Self {
 				sp.gossipAddr = p.GossipAddr
 			}
@@ -154,8 +146,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 
 // wire builds the components. The own registry is gathered once before the
 // store exists, so the store knows the names and types of the gateway's own
-// families and keeps pushes from clashing with them.
-func wire(cfg *config, logger *slog.Logger) (*gateway, error) {
+// families and keeps pushes from clashing with them. httpAddr is the bound
+// HTTP address the peer advertises to its cluster.
+func wire(cfg *config, httpAddr string, logger *slog.Logger) (*gateway, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -180,14 +173,24 @@ func wire(cfg *config, logger *slog.Logger) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	apiCfg := cfg.api
-	apiCfg.BuildInfo = buildInfo()
-	apiCfg.StartTime = time.Now()
-	a, err := api.New(apiCfg, ing, st, reg, logger.With("component", "api"), reg)
+	admission := api.NewAdmission(cfg.api.MaxInflight, cfg.api.MaxQueueWait)
+	cl, err := cluster.New(cfg.clusterConfig(), cluster.Deps{
+		Ingester: ing, Store: st, Admission: admission, Answer: api.Answer, HTTPAddr: httpAddr,
+	}, logger.With("component", "cluster"), reg)
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{reg: reg, store: st, persister: persister, ingester: ing, api: a}, nil
+	apiCfg := cfg.api
+	apiCfg.BuildInfo = buildInfo()
+	apiCfg.StartTime = time.Now()
+	a, err := api.New(apiCfg, api.Deps{
+		Pusher: cl, Ingester: ing, Store: st, Cluster: clusterViews{cl}, Admission: admission, Own: reg,
+	}, logger.With("component", "api"), reg)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return &gateway{reg: reg, store: st, persister: persister, ingester: ing, cluster: cl, api: a}, nil
 }
 
 // buildInfo is the build_information object of /api/v1/status.

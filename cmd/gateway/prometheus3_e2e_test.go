@@ -24,6 +24,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pushring/pushring/internal/poll"
 )
 
 const (
@@ -286,12 +288,12 @@ type diffView struct {
 }
 
 // sameIngest waits until Prometheus has scraped both gateways, with
-// every target healthy, and returns what it ingested from each once the
-// two agree (or the last difference when they never do).
+// every target healthy, and what it ingested from each is the same, and
+// returns it.
 func sameIngest(t *testing.T, p *promProc, wantNames []string) diffView {
 	t.Helper()
 	var pg, pr diffView
-	err := pollUntil(promConvergeTimeout, func() (err error) {
+	poll.Until(t, promConvergeTimeout, func() (err error) {
 		if err := p.promTargetsHealthy(promJobPushgateway, promJobPushring); err != nil {
 			return err
 		}
@@ -312,17 +314,32 @@ func sameIngest(t *testing.T, p *promProc, wantNames []string) diffView {
 				return fmt.Errorf("no metadata of %s from the Pushgateway yet: %v", n, pg.metadata)
 			}
 		}
-		if fmt.Sprint(pg) != fmt.Sprint(pr) {
-			return fmt.Errorf("differ")
+		if d := mapDiff(pg.series, pr.series); d != "" {
+			return fmt.Errorf("series and values, Pushgateway 1.11.5 vs pushring: %s", d)
+		}
+		if d := mapDiff(pg.metadata, pr.metadata); d != "" {
+			return fmt.Errorf("metadata, Pushgateway 1.11.5 vs pushring: %s", d)
 		}
 		return nil
 	})
-	if err != nil {
-		require.Equal(t, pg.series, pr.series, "series and values: Pushgateway 1.11.5 (expected) vs pushring (actual)")
-		require.Equal(t, pg.metadata, pr.metadata, "metadata: Pushgateway 1.11.5 (expected) vs pushring (actual)")
-		require.NoError(t, err)
-	}
 	return pg
+}
+
+// mapDiff describes how b differs from a, or returns "".
+func mapDiff(a, b map[string]string) string {
+	var d []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			d = append(d, fmt.Sprintf("%s: %q vs %q (present: %t)", k, v, w, ok))
+		}
+	}
+	for k, w := range b {
+		if _, ok := a[k]; !ok {
+			d = append(d, fmt.Sprintf("%s: only pushring has it (%q)", k, w))
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, "; ")
 }
 
 // seriesNames returns the metric and label names of a promSeries key.
@@ -334,21 +351,6 @@ func seriesNames(key string) string {
 		names = append(names, n)
 	}
 	return strings.Join(names, " ")
-}
-
-// pollUntil polls f until it returns nil or within has passed, and returns
-// f's last error.
-func pollUntil(within time.Duration, f func() error) error {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		<-tick.C
-	}
 }
 
 // TestPrometheusIngestsSameAsPushgateway1115 pushes every metric type to

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pushring/pushring/internal/poll"
 	"github.com/pushring/pushring/store"
 )
 
@@ -67,7 +68,7 @@ func start(t *testing.T, args ...string) *running {
 		}
 	})
 
-	poll(t, func() bool {
+	poll.True(t, waitDeadline, "the gateway logs that it listens", func() bool {
 		select {
 		case err := <-r.done:
 			r.done <- err
@@ -106,20 +107,6 @@ func listenAddress(logs string) string {
 		}
 	}
 	return ""
-}
-
-// poll checks cond until it holds or the deadline passes.
-func poll(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitDeadline)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		<-tick.C
-	}
 }
 
 // client never keeps connections, so no transport goroutine outlives a test.
@@ -215,7 +202,7 @@ func TestRunFailsWhenTheAddressIsTaken(t *testing.T) {
 func TestRunServesEveryListenAddress(t *testing.T) {
 	gw := start(t, "--web.listen-address=127.0.0.1:0")
 	var addrs []string
-	poll(t, func() bool {
+	poll.True(t, waitDeadline, "the gateway logs every listen address", func() bool {
 		addrs = addrs[:0]
 		sc := bufio.NewScanner(strings.NewReader(gw.logs.String()))
 		for sc.Scan() {

@@ -12,9 +12,11 @@ import (
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/pushring/pushring/internal/flagcheck"
 )
 
-// serverConfig holds the HTTP server limits (shared/DESIGN.md decision 9).
+// serverConfig holds the HTTP server limits (docs/design.md, "Bounded").
 // Every listener's server gets the same.
 type serverConfig struct {
 	ReadHeaderTimeout time.Duration
@@ -80,20 +82,12 @@ func (c *serverConfig) registerFlags(fs *flag.FlagSet) {
 // as "no timeout" (or its own default), which is what these flags exist
 // to prevent.
 func (c *serverConfig) validate() error {
-	var errs []error
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{flagReadHeaderTimeout, c.ReadHeaderTimeout},
-		{flagReadTimeout, c.ReadTimeout},
-		{flagWriteTimeout, c.WriteTimeout},
-		{flagIdleTimeout, c.IdleTimeout},
-	} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("invalid --%s %s: must be positive", d.name, d.v))
-		}
-	}
+	errs := []error{flagcheck.Durations(
+		flagcheck.Duration{Flag: flagReadHeaderTimeout, Value: c.ReadHeaderTimeout},
+		flagcheck.Duration{Flag: flagReadTimeout, Value: c.ReadTimeout},
+		flagcheck.Duration{Flag: flagWriteTimeout, Value: c.WriteTimeout},
+		flagcheck.Duration{Flag: flagIdleTimeout, Value: c.IdleTimeout},
+	)}
 	if c.MaxHeaderBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("invalid --%s %d: must be at least 1024", flagMaxHeaderBytes, c.MaxHeaderBytes))
 	}

@@ -57,13 +57,13 @@ func TestServerLimitsMustBeSet(t *testing.T) {
 	cases := []struct {
 		arg, err string
 	}{
-		{"--web.read-header-timeout=0", "invalid --web.read-header-timeout 0s: must be positive"},
-		{"--web.read-timeout=0", "invalid --web.read-timeout 0s: must be positive"},
-		{"--web.write-timeout=-1s", "invalid --web.write-timeout -1s: must be positive"},
-		{"--web.idle-timeout=0s", "invalid --web.idle-timeout 0s: must be positive"},
+		{"--web.read-header-timeout=0", "--web.read-header-timeout must be positive, got 0s"},
+		{"--web.read-timeout=0", "--web.read-timeout must be positive, got 0s"},
+		{"--web.write-timeout=-1s", "--web.write-timeout must be positive, got -1s"},
+		{"--web.idle-timeout=0s", "--web.idle-timeout must be positive, got 0s"},
 		{"--web.max-header-bytes=0", "invalid --web.max-header-bytes 0: must be at least 1024"},
 		{"--push.max-inflight=0", "invalid --push.max-inflight 0: must be at least 1"},
-		{"--push.max-queue-wait=-1ms", "invalid --push.max-queue-wait -1ms: must not be negative"},
+		{"--push.max-queue-wait=-1ms", "--push.max-queue-wait must not be negative, got -1ms"},
 	}
 	for _, c := range cases {
 		t.Run(c.arg, func(t *testing.T) {

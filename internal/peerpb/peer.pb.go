@@ -27,59 +27,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Format is an exposition format.
-type Format int32
-
-const (
-	Format_FORMAT_UNSPECIFIED Format = 0 // the receiver uses FORMAT_TEXT
-	Format_FORMAT_TEXT        Format = 1 // text/plain; version=0.0.4
-	Format_FORMAT_PROTOBUF    Format = 2 // application/vnd.google.protobuf, length-delimited MetricFamily
-	Format_FORMAT_OPENMETRICS Format = 3 // application/openmetrics-text; version=1.0.0
-)
-
-// Enum value maps for Format.
-var (
-	Format_name = map[int32]string{
-		0: "FORMAT_UNSPECIFIED",
-		1: "FORMAT_TEXT",
-		2: "FORMAT_PROTOBUF",
-		3: "FORMAT_OPENMETRICS",
-	}
-	Format_value = map[string]int32{
-		"FORMAT_UNSPECIFIED": 0,
-		"FORMAT_TEXT":        1,
-		"FORMAT_PROTOBUF":    2,
-		"FORMAT_OPENMETRICS": 3,
-	}
-)
-
-func (x Format) Enum() *Format {
-	p := new(Format)
-	*p = x
-	return p
-}
-
-func (x Format) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (Format) Descriptor() protoreflect.EnumDescriptor {
-	return file_peer_proto_enumTypes[0].Descriptor()
-}
-
-func (Format) Type() protoreflect.EnumType {
-	return &file_peer_proto_enumTypes[0]
-}
-
-func (x Format) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use Format.Descriptor instead.
-func (Format) EnumDescriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{0}
-}
-
 // PushRequest is one HTTP push or delete, as the first peer received it.
 type PushRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -98,10 +45,6 @@ type PushRequest struct {
 	Body []byte `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
 	// ttl is the Pushring-TTL header value, verbatim; empty when absent.
 	Ttl string `protobuf:"bytes,6,opt,name=ttl,proto3" json:"ttl,omitempty"`
-	// forwarded is true on every forwarded push. A peer that receives a
-	// forwarded push applies it locally even if its own view names another
-	// owner: a push is never forwarded twice.
-	Forwarded bool `protobuf:"varint,7,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	// origin_peer is the member id of the peer that received the HTTP request,
 	// for logs and per-peer self-metrics.
 	OriginPeer    string `protobuf:"bytes,8,opt,name=origin_peer,json=originPeer,proto3" json:"origin_peer,omitempty"`
@@ -179,13 +122,6 @@ func (x *PushRequest) GetTtl() string {
 		return x.Ttl
 	}
 	return ""
-}
-
-func (x *PushRequest) GetForwarded() bool {
-	if x != nil {
-		return x.Forwarded
-	}
-	return false
 }
 
 func (x *PushRequest) GetOriginPeer() string {
@@ -590,105 +526,6 @@ func (x *Rejection) GetMessage() string {
 	return ""
 }
 
-// MetricsRequest asks for a peer's shard.
-type MetricsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Format        Format                 `protobuf:"varint,1,opt,name=format,proto3,enum=pushring.peer.v1.Format" json:"format,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MetricsRequest) Reset() {
-	*x = MetricsRequest{}
-	mi := &file_peer_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MetricsRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MetricsRequest) ProtoMessage() {}
-
-func (x *MetricsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MetricsRequest.ProtoReflect.Descriptor instead.
-func (*MetricsRequest) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *MetricsRequest) GetFormat() Format {
-	if x != nil {
-		return x.Format
-	}
-	return Format_FORMAT_UNSPECIFIED
-}
-
-// MetricsResponse is a peer's shard, rendered.
-type MetricsResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// content_type is the HTTP Content-Type of exposition.
-	ContentType   string `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
-	Exposition    []byte `protobuf:"bytes,2,opt,name=exposition,proto3" json:"exposition,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MetricsResponse) Reset() {
-	*x = MetricsResponse{}
-	mi := &file_peer_proto_msgTypes[8]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MetricsResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MetricsResponse) ProtoMessage() {}
-
-func (x *MetricsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[8]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MetricsResponse.ProtoReflect.Descriptor instead.
-func (*MetricsResponse) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{8}
-}
-
-func (x *MetricsResponse) GetContentType() string {
-	if x != nil {
-		return x.ContentType
-	}
-	return ""
-}
-
-func (x *MetricsResponse) GetExposition() []byte {
-	if x != nil {
-		return x.Exposition
-	}
-	return nil
-}
-
 // GroupsRequest asks for a peer's groups.
 type GroupsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -698,7 +535,7 @@ type GroupsRequest struct {
 
 func (x *GroupsRequest) Reset() {
 	*x = GroupsRequest{}
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +547,7 @@ func (x *GroupsRequest) String() string {
 func (*GroupsRequest) ProtoMessage() {}
 
 func (x *GroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[9]
+	mi := &file_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +560,7 @@ func (x *GroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupsRequest.ProtoReflect.Descriptor instead.
 func (*GroupsRequest) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{9}
+	return file_peer_proto_rawDescGZIP(), []int{7}
 }
 
 // GroupsResponse is a peer's shard as groups (never tombstones), sorted by
@@ -737,7 +574,7 @@ type GroupsResponse struct {
 
 func (x *GroupsResponse) Reset() {
 	*x = GroupsResponse{}
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +586,7 @@ func (x *GroupsResponse) String() string {
 func (*GroupsResponse) ProtoMessage() {}
 
 func (x *GroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[10]
+	mi := &file_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +599,7 @@ func (x *GroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupsResponse.ProtoReflect.Descriptor instead.
 func (*GroupsResponse) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{10}
+	return file_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GroupsResponse) GetGroups() []*Group {
@@ -781,7 +618,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +630,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[11]
+	mi := &file_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +643,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{11}
+	return file_peer_proto_rawDescGZIP(), []int{9}
 }
 
 // StatsResponse counts a peer's shard.
@@ -823,7 +660,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +672,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[12]
+	mi := &file_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +685,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{12}
+	return file_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatsResponse) GetGroups() uint64 {
@@ -883,7 +720,7 @@ type WipeRequest struct {
 
 func (x *WipeRequest) Reset() {
 	*x = WipeRequest{}
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +732,7 @@ func (x *WipeRequest) String() string {
 func (*WipeRequest) ProtoMessage() {}
 
 func (x *WipeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[13]
+	mi := &file_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +745,7 @@ func (x *WipeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeRequest.ProtoReflect.Descriptor instead.
 func (*WipeRequest) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{13}
+	return file_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WipeRequest) GetOriginPeer() string {
@@ -928,7 +765,7 @@ type WipeResponse struct {
 
 func (x *WipeResponse) Reset() {
 	*x = WipeResponse{}
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +777,7 @@ func (x *WipeResponse) String() string {
 func (*WipeResponse) ProtoMessage() {}
 
 func (x *WipeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_proto_msgTypes[14]
+	mi := &file_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +790,7 @@ func (x *WipeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeResponse.ProtoReflect.Descriptor instead.
 func (*WipeResponse) Descriptor() ([]byte, []int) {
-	return file_peer_proto_rawDescGZIP(), []int{14}
+	return file_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WipeResponse) GetGroups() uint64 {
@@ -968,17 +805,16 @@ var File_peer_proto protoreflect.FileDescriptor
 const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"peer.proto\x12\x10pushring.peer.v1\"\xec\x01\n" +
+	"peer.proto\x12\x10pushring.peer.v1\"\xdf\x01\n" +
 	"\vPushRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12)\n" +
 	"\x10content_encoding\x18\x04 \x01(\tR\x0fcontentEncoding\x12\x12\n" +
 	"\x04body\x18\x05 \x01(\fR\x04body\x12\x10\n" +
-	"\x03ttl\x18\x06 \x01(\tR\x03ttl\x12\x1c\n" +
-	"\tforwarded\x18\a \x01(\bR\tforwarded\x12\x1f\n" +
+	"\x03ttl\x18\x06 \x01(\tR\x03ttl\x12\x1f\n" +
 	"\vorigin_peer\x18\b \x01(\tR\n" +
-	"originPeer\"s\n" +
+	"originPeerJ\x04\b\a\x10\bR\tforwarded\"s\n" +
 	"\fPushResponse\x12\x1f\n" +
 	"\vstatus_code\x18\x01 \x01(\x05R\n" +
 	"statusCode\x12\x12\n" +
@@ -1004,14 +840,7 @@ const file_peer_proto_rawDesc = "" +
 	"\tRejection\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"B\n" +
-	"\x0eMetricsRequest\x120\n" +
-	"\x06format\x18\x01 \x01(\x0e2\x18.pushring.peer.v1.FormatR\x06format\"T\n" +
-	"\x0fMetricsResponse\x12!\n" +
-	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1e\n" +
-	"\n" +
-	"exposition\x18\x02 \x01(\fR\n" +
-	"exposition\"\x0f\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x0f\n" +
 	"\rGroupsRequest\"A\n" +
 	"\x0eGroupsResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.pushring.peer.v1.GroupR\x06groups\"\x0e\n" +
@@ -1024,16 +853,10 @@ const file_peer_proto_rawDesc = "" +
 	"\vorigin_peer\x18\x01 \x01(\tR\n" +
 	"originPeer\"&\n" +
 	"\fWipeResponse\x12\x16\n" +
-	"\x06groups\x18\x01 \x01(\x04R\x06groups*^\n" +
-	"\x06Format\x12\x16\n" +
-	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x0f\n" +
-	"\vFORMAT_TEXT\x10\x01\x12\x13\n" +
-	"\x0fFORMAT_PROTOBUF\x10\x02\x12\x16\n" +
-	"\x12FORMAT_OPENMETRICS\x10\x032\xcb\x03\n" +
+	"\x06groups\x18\x01 \x01(\x04R\x06groups2\xfb\x02\n" +
 	"\x04Peer\x12E\n" +
 	"\x04Push\x12\x1d.pushring.peer.v1.PushRequest\x1a\x1e.pushring.peer.v1.PushResponse\x12N\n" +
-	"\aHandOff\x12 .pushring.peer.v1.HandOffRequest\x1a!.pushring.peer.v1.HandOffResponse\x12N\n" +
-	"\aMetrics\x12 .pushring.peer.v1.MetricsRequest\x1a!.pushring.peer.v1.MetricsResponse\x12K\n" +
+	"\aHandOff\x12 .pushring.peer.v1.HandOffRequest\x1a!.pushring.peer.v1.HandOffResponse\x12K\n" +
 	"\x06Groups\x12\x1f.pushring.peer.v1.GroupsRequest\x1a .pushring.peer.v1.GroupsResponse\x12H\n" +
 	"\x05Stats\x12\x1e.pushring.peer.v1.StatsRequest\x1a\x1f.pushring.peer.v1.StatsResponse\x12E\n" +
 	"\x04Wipe\x12\x1d.pushring.peer.v1.WipeRequest\x1a\x1e.pushring.peer.v1.WipeResponseB.Z,github.com/pushring/pushring/internal/peerpbb\x06proto3"
@@ -1050,49 +873,42 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_peer_proto_goTypes = []any{
-	(Format)(0),             // 0: pushring.peer.v1.Format
-	(*PushRequest)(nil),     // 1: pushring.peer.v1.PushRequest
-	(*PushResponse)(nil),    // 2: pushring.peer.v1.PushResponse
-	(*HandOffRequest)(nil),  // 3: pushring.peer.v1.HandOffRequest
-	(*Group)(nil),           // 4: pushring.peer.v1.Group
-	(*Family)(nil),          // 5: pushring.peer.v1.Family
-	(*HandOffResponse)(nil), // 6: pushring.peer.v1.HandOffResponse
-	(*Rejection)(nil),       // 7: pushring.peer.v1.Rejection
-	(*MetricsRequest)(nil),  // 8: pushring.peer.v1.MetricsRequest
-	(*MetricsResponse)(nil), // 9: pushring.peer.v1.MetricsResponse
-	(*GroupsRequest)(nil),   // 10: pushring.peer.v1.GroupsRequest
-	(*GroupsResponse)(nil),  // 11: pushring.peer.v1.GroupsResponse
-	(*StatsRequest)(nil),    // 12: pushring.peer.v1.StatsRequest
-	(*StatsResponse)(nil),   // 13: pushring.peer.v1.StatsResponse
-	(*WipeRequest)(nil),     // 14: pushring.peer.v1.WipeRequest
-	(*WipeResponse)(nil),    // 15: pushring.peer.v1.WipeResponse
+	(*PushRequest)(nil),     // 0: pushring.peer.v1.PushRequest
+	(*PushResponse)(nil),    // 1: pushring.peer.v1.PushResponse
+	(*HandOffRequest)(nil),  // 2: pushring.peer.v1.HandOffRequest
+	(*Group)(nil),           // 3: pushring.peer.v1.Group
+	(*Family)(nil),          // 4: pushring.peer.v1.Family
+	(*HandOffResponse)(nil), // 5: pushring.peer.v1.HandOffResponse
+	(*Rejection)(nil),       // 6: pushring.peer.v1.Rejection
+	(*GroupsRequest)(nil),   // 7: pushring.peer.v1.GroupsRequest
+	(*GroupsResponse)(nil),  // 8: pushring.peer.v1.GroupsResponse
+	(*StatsRequest)(nil),    // 9: pushring.peer.v1.StatsRequest
+	(*StatsResponse)(nil),   // 10: pushring.peer.v1.StatsResponse
+	(*WipeRequest)(nil),     // 11: pushring.peer.v1.WipeRequest
+	(*WipeResponse)(nil),    // 12: pushring.peer.v1.WipeResponse
 }
 var file_peer_proto_depIdxs = []int32{
-	4,  // 0: pushring.peer.v1.HandOffRequest.groups:type_name -> pushring.peer.v1.Group
-	5,  // 1: pushring.peer.v1.Group.families:type_name -> pushring.peer.v1.Family
-	7,  // 2: pushring.peer.v1.HandOffResponse.rejected:type_name -> pushring.peer.v1.Rejection
-	0,  // 3: pushring.peer.v1.MetricsRequest.format:type_name -> pushring.peer.v1.Format
-	4,  // 4: pushring.peer.v1.GroupsResponse.groups:type_name -> pushring.peer.v1.Group
-	1,  // 5: pushring.peer.v1.Peer.Push:input_type -> pushring.peer.v1.PushRequest
-	3,  // 6: pushring.peer.v1.Peer.HandOff:input_type -> pushring.peer.v1.HandOffRequest
-	8,  // 7: pushring.peer.v1.Peer.Metrics:input_type -> pushring.peer.v1.MetricsRequest
-	10, // 8: pushring.peer.v1.Peer.Groups:input_type -> pushring.peer.v1.GroupsRequest
-	12, // 9: pushring.peer.v1.Peer.Stats:input_type -> pushring.peer.v1.StatsRequest
-	14, // 10: pushring.peer.v1.Peer.Wipe:input_type -> pushring.peer.v1.WipeRequest
-	2,  // 11: pushring.peer.v1.Peer.Push:output_type -> pushring.peer.v1.PushResponse
-	6,  // 12: pushring.peer.v1.Peer.HandOff:output_type -> pushring.peer.v1.HandOffResponse
-	9,  // 13: pushring.peer.v1.Peer.Metrics:output_type -> pushring.peer.v1.MetricsResponse
-	11, // 14: pushring.peer.v1.Peer.Groups:output_type -> pushring.peer.v1.GroupsResponse
-	13, // 15: pushring.peer.v1.Peer.Stats:output_type -> pushring.peer.v1.StatsResponse
-	15, // 16: pushring.peer.v1.Peer.Wipe:output_type -> pushring.peer.v1.WipeResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	3,  // 0: pushring.peer.v1.HandOffRequest.groups:type_name -> pushring.peer.v1.Group
+	4,  // 1: pushring.peer.v1.Group.families:type_name -> pushring.peer.v1.Family
+	6,  // 2: pushring.peer.v1.HandOffResponse.rejected:type_name -> pushring.peer.v1.Rejection
+	3,  // 3: pushring.peer.v1.GroupsResponse.groups:type_name -> pushring.peer.v1.Group
+	0,  // 4: pushring.peer.v1.Peer.Push:input_type -> pushring.peer.v1.PushRequest
+	2,  // 5: pushring.peer.v1.Peer.HandOff:input_type -> pushring.peer.v1.HandOffRequest
+	7,  // 6: pushring.peer.v1.Peer.Groups:input_type -> pushring.peer.v1.GroupsRequest
+	9,  // 7: pushring.peer.v1.Peer.Stats:input_type -> pushring.peer.v1.StatsRequest
+	11, // 8: pushring.peer.v1.Peer.Wipe:input_type -> pushring.peer.v1.WipeRequest
+	1,  // 9: pushring.peer.v1.Peer.Push:output_type -> pushring.peer.v1.PushResponse
+	5,  // 10: pushring.peer.v1.Peer.HandOff:output_type -> pushring.peer.v1.HandOffResponse
+	8,  // 11: pushring.peer.v1.Peer.Groups:output_type -> pushring.peer.v1.GroupsResponse
+	10, // 12: pushring.peer.v1.Peer.Stats:output_type -> pushring.peer.v1.StatsResponse
+	12, // 13: pushring.peer.v1.Peer.Wipe:output_type -> pushring.peer.v1.WipeResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -1105,14 +921,13 @@ func file_peer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   15,
+			NumEnums:      0,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_peer_proto_goTypes,
 		DependencyIndexes: file_peer_proto_depIdxs,
-		EnumInfos:         file_peer_proto_enumTypes,
 		MessageInfos:      file_peer_proto_msgTypes,
 	}.Build()
 	File_peer_proto = out.File

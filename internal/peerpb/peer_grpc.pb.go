@@ -27,7 +27,6 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Peer_Push_FullMethodName    = "/pushring.peer.v1.Peer/Push"
 	Peer_HandOff_FullMethodName = "/pushring.peer.v1.Peer/HandOff"
-	Peer_Metrics_FullMethodName = "/pushring.peer.v1.Peer/Metrics"
 	Peer_Groups_FullMethodName  = "/pushring.peer.v1.Peer/Groups"
 	Peer_Stats_FullMethodName   = "/pushring.peer.v1.Peer/Stats"
 	Peer_Wipe_FullMethodName    = "/pushring.peer.v1.Peer/Wipe"
@@ -48,9 +47,6 @@ type PeerClient interface {
 	// HandOff moves a batch of groups to this peer, their new owner. Each group
 	// is accepted or rejected on its own; a rejection does not fail the batch.
 	HandOff(ctx context.Context, in *HandOffRequest, opts ...grpc.CallOption) (*HandOffResponse, error)
-	// Metrics returns this peer's shard in one exposition format, for the
-	// cluster-wide merged view.
-	Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error)
 	// Groups returns every group of this peer's shard, for the cluster-wide
 	// JSON API.
 	Groups(ctx context.Context, in *GroupsRequest, opts ...grpc.CallOption) (*GroupsResponse, error)
@@ -82,16 +78,6 @@ func (c *peerClient) HandOff(ctx context.Context, in *HandOffRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HandOffResponse)
 	err := c.cc.Invoke(ctx, Peer_HandOff_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *peerClient) Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(MetricsResponse)
-	err := c.cc.Invoke(ctx, Peer_Metrics_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -143,9 +129,6 @@ type PeerServer interface {
 	// HandOff moves a batch of groups to this peer, their new owner. Each group
 	// is accepted or rejected on its own; a rejection does not fail the batch.
 	HandOff(context.Context, *HandOffRequest) (*HandOffResponse, error)
-	// Metrics returns this peer's shard in one exposition format, for the
-	// cluster-wide merged view.
-	Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error)
 	// Groups returns every group of this peer's shard, for the cluster-wide
 	// JSON API.
 	Groups(context.Context, *GroupsRequest) (*GroupsResponse, error)
@@ -168,9 +151,6 @@ func (UnimplementedPeerServer) Push(context.Context, *PushRequest) (*PushRespons
 }
 func (UnimplementedPeerServer) HandOff(context.Context, *HandOffRequest) (*HandOffResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method HandOff not implemented")
-}
-func (UnimplementedPeerServer) Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
 }
 func (UnimplementedPeerServer) Groups(context.Context, *GroupsRequest) (*GroupsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Groups not implemented")
@@ -234,24 +214,6 @@ func _Peer_HandOff_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(PeerServer).HandOff(ctx, req.(*HandOffRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Peer_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(MetricsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(PeerServer).Metrics(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Peer_Metrics_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).Metrics(ctx, req.(*MetricsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -324,10 +286,6 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "HandOff",
 			Handler:    _Peer_HandOff_Handler,
-		},
-		{
-			MethodName: "Metrics",
-			Handler:    _Peer_Metrics_Handler,
 		},
 		{
 			MethodName: "Groups",

@@ -66,11 +66,8 @@ func (f *fakePeer) HandOff(_ context.Context, r *peerpb.HandOffRequest) (*peerpb
 	return resp, nil
 }
 
-func (f *fakePeer) Metrics(_ context.Context, r *peerpb.MetricsRequest) (*peerpb.MetricsResponse, error) {
-	if r.GetFormat() != peerpb.Format_FORMAT_TEXT {
-		return nil, status.Errorf(codes.InvalidArgument, "format %v not supported", r.GetFormat())
-	}
-	return &peerpb.MetricsResponse{ContentType: "text/plain; version=0.0.4", Exposition: f.exposition}, nil
+func (f *fakePeer) Groups(context.Context, *peerpb.GroupsRequest) (*peerpb.GroupsResponse, error) {
+	return &peerpb.GroupsResponse{Groups: []*peerpb.Group{{Key: []byte("job\xffx\xff"), Families: []*peerpb.Family{{Name: "up", MetricFamily: f.exposition}}}}}, nil
 }
 
 // serve starts f on a bufconn listener with peerpb.ServerOptions and returns
@@ -126,7 +123,6 @@ func TestPushRoundTrip(t *testing.T) {
 		ContentEncoding: "gzip",
 		Body:            []byte{0x1f, 0x8b, 0x08, 0x00, 0xff, 0x00},
 		Ttl:             "5m",
-		Forwarded:       true,
 		OriginPeer:      "pushring-0",
 	}
 
@@ -173,15 +169,14 @@ func TestHandOffRoundTrip(t *testing.T) {
 	require.Equal(t, 42.0, got.GetMetric()[0].GetCounter().GetValue())
 }
 
-func TestMetricsRoundTrip(t *testing.T) {
-	f := &fakePeer{exposition: []byte("# TYPE up gauge\nup 1\n")}
+func TestGroupsRoundTrip(t *testing.T) {
+	f := &fakePeer{exposition: []byte{0x0a, 0x02, 'u', 'p'}}
 	c := setup(t, f)
 
-	resp, err := c.Metrics(callCtx(t), &peerpb.MetricsRequest{Format: peerpb.Format_FORMAT_TEXT})
+	resp, err := c.Groups(callCtx(t), &peerpb.GroupsRequest{})
 
 	require.NoError(t, err)
-	require.Equal(t, f.exposition, resp.GetExposition())
-	require.Equal(t, "text/plain; version=0.0.4", resp.GetContentType())
+	require.Equal(t, f.exposition, resp.GetGroups()[0].GetFamilies()[0].GetMetricFamily())
 }
 
 func TestMessageOverLimitIsRejected(t *testing.T) {
@@ -212,7 +207,7 @@ func TestMessageOverLimitIsRejected(t *testing.T) {
 			name: "server send limit",
 			call: func(t *testing.T, f *fakePeer, dialer func(context.Context, string) (net.Conn, error)) error {
 				f.exposition = big
-				_, err := client(t, dialer, peerpb.DialOptions()...).Metrics(callCtx(t), &peerpb.MetricsRequest{Format: peerpb.Format_FORMAT_TEXT})
+				_, err := client(t, dialer, peerpb.DialOptions()...).Groups(callCtx(t), &peerpb.GroupsRequest{})
 				return err
 			},
 		},
@@ -234,7 +229,7 @@ func TestExpiredDeadline(t *testing.T) {
 	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
 
-	_, err := c.Push(ctx, &peerpb.PushRequest{Method: "PUT", Path: "/job/x", Forwarded: true})
+	_, err := c.Push(ctx, &peerpb.PushRequest{Method: "PUT", Path: "/job/x"})
 
 	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "error: %v", err)
 	require.Empty(t, f.pushes)
@@ -251,7 +246,7 @@ func TestDeadlinePropagates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 
-	_, err := c.Push(ctx, &peerpb.PushRequest{Method: "PUT", Path: "/job/x", Forwarded: true})
+	_, err := c.Push(ctx, &peerpb.PushRequest{Method: "PUT", Path: "/job/x"})
 
 	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "error: %v", err)
 	require.True(t, <-f.blocked, "server context had no deadline")

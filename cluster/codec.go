@@ -1,0 +1,59 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pushring/pushring/internal/peerpb"
+	"github.com/pushring/pushring/store"
+)
+
+// groupToPB encodes a group for the peer protocol.
+func groupToPB(gs store.GroupSnapshot) (*peerpb.Group, error) {
+	g := &peerpb.Group{Key: []byte(gs.Key.String()), Version: gs.Version, Families: make([]*peerpb.Family, 0, len(gs.Families))}
+	if !gs.Deadline.IsZero() {
+		g.DeadlineUnixNanos = gs.Deadline.UnixNano()
+	}
+	for _, f := range gs.Families {
+		b, err := proto.Marshal(f.Family)
+		if err != nil {
+			return nil, fmt.Errorf("encode family %q: %w", f.Family.GetName(), err)
+		}
+		pf := &peerpb.Family{Name: f.Family.GetName(), MetricFamily: b}
+		if !f.Time.IsZero() {
+			pf.TimeUnixNanos = f.Time.UnixNano()
+		}
+		g.Families = append(g.Families, pf)
+	}
+	return g, nil
+}
+
+// groupFromPB decodes a group of the peer protocol.
+func groupFromPB(g *peerpb.Group) (store.GroupSnapshot, error) {
+	k, err := store.ParseGroupKey(string(g.GetKey()))
+	if err != nil {
+		return store.GroupSnapshot{}, err
+	}
+	gs := store.GroupSnapshot{Key: k, Version: g.GetVersion(), Families: make([]store.FamilySnapshot, 0, len(g.GetFamilies()))}
+	if d := g.GetDeadlineUnixNanos(); d != 0 {
+		gs.Deadline = time.Unix(0, d)
+	}
+	for _, f := range g.GetFamilies() {
+		mf := &dto.MetricFamily{}
+		if err := proto.Unmarshal(f.GetMetricFamily(), mf); err != nil {
+			return store.GroupSnapshot{}, fmt.Errorf("decode family %q: %w", f.GetName(), err)
+		}
+		if mf.GetName() != f.GetName() {
+			return store.GroupSnapshot{}, fmt.Errorf("family %q holds metric family %q", f.GetName(), mf.GetName())
+		}
+		var t time.Time
+		if n := f.GetTimeUnixNanos(); n != 0 {
+			t = time.Unix(0, n)
+		}
+		gs.Families = append(gs.Families, store.FamilySnapshot{Family: mf, Time: t})
+	}
+	return gs, nil
+}

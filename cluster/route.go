@@ -1,0 +1,164 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pushring/pushring/ingest"
+	"github.com/pushring/pushring/internal/peerpb"
+	"github.com/pushring/pushring/shard"
+)
+
+// ttlHeaderKey is ingest.TTLHeader as net/http stores it in a Header map.
+var ttlHeaderKey = textproto.CanonicalMIMEHeaderKey(ingest.TTLHeader)
+
+// Handle decides where a push or delete goes: it is applied here when this
+// peer owns its group (always, for a cluster of one) or when it is refused
+// before its body is read whichever peer takes it (its method, path or TTL
+// header: the same answer as at the owner, without the hop); otherwise it
+// goes to the owner in one gRPC hop, and the owner's answer comes back.
+func (c *Cluster) Handle(ctx context.Context, r ingest.Request) (ingest.Result, error) {
+	p := c.ing.Parse(r)
+	key, ok := p.Key()
+	if !ok {
+		return c.ing.Apply(ctx, p)
+	}
+	owner := c.placement().Owner(key.Hash())
+	if owner.ID == c.self || owner.ID == "" {
+		return c.ing.Apply(ctx, p)
+	}
+	return c.forward(ctx, owner, p)
+}
+
+// RemoteError is the answer of the owner of a forwarded push other than
+// success: its status code, body and Retry-After, relayed to the pusher
+// verbatim.
+type RemoteError struct {
+	Code       int
+	Body       string
+	RetryAfter int // seconds; 0: no Retry-After header
+}
+
+func (e *RemoteError) Error() string { return e.Body }
+
+// HTTPStatus is the status the pusher gets.
+func (e *RemoteError) HTTPStatus() int { return e.Code }
+
+// RetryAfterSeconds is the Retry-After the pusher gets; 0: none.
+func (e *RemoteError) RetryAfterSeconds() int { return e.RetryAfter }
+
+// ErrOwnerUnavailable is wrapped by the error of a push whose owner did
+// not answer (unreachable, too slow, or no known address): 503 with
+// Retry-After.
+var ErrOwnerUnavailable = errors.New("the peer that owns this group is unavailable")
+
+// unavailableError is a push whose owner did not answer.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// HTTPStatus is 503: the push was fine, the owner may be back soon.
+func (e *unavailableError) HTTPStatus() int { return http.StatusServiceUnavailable }
+
+// RetryAfterSeconds asks the pusher to retry in a second: memberlist
+// declares a dead owner within seconds, and its groups then go elsewhere.
+func (e *unavailableError) RetryAfterSeconds() int { return 1 }
+
+// forward sends p to its owner and returns the owner's answer. A body
+// that cannot be forwarded as received (over the limit, or broken off) is
+// applied here instead: the ingester refuses it as the owner would.
+func (c *Cluster) forward(ctx context.Context, owner shard.Member, p ingest.Parsed) (ingest.Result, error) {
+	start := time.Now()
+	body, err := readRaw(p, c.cfg.MaxBodyBytes)
+	if err != nil {
+		p.Body = io.MultiReader(bytes.NewReader(body), errorReader{err})
+		return c.ing.Apply(ctx, p)
+	}
+	if int64(len(body)) > c.cfg.MaxBodyBytes {
+		// Over the limit as received: the owner would refuse it with 413,
+		// and which of its messages (compressed or decompressed size)
+		// depends on the body. The same decoding here gives the same
+		// answer without shipping the body.
+		p.Body = io.MultiReader(bytes.NewReader(body), p.Body)
+		return c.ing.Apply(ctx, p)
+	}
+	client, err := c.conns.client(owner.GRPCAddr)
+	if err != nil {
+		return ingest.Result{}, c.unavailable(owner, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	defer cancel()
+	resp, err := client.Push(ctx, &peerpb.PushRequest{
+		Method:          p.Method,
+		Path:            p.Path,
+		ContentType:     p.ContentType,
+		ContentEncoding: p.ContentEncoding,
+		Body:            body,
+		Ttl:             firstValue(p.Header[ttlHeaderKey]),
+		OriginPeer:      c.self,
+	})
+	c.metrics.forwardSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return ingest.Result{}, c.unavailable(owner, err)
+	}
+	code := int(resp.GetStatusCode())
+	if code >= 200 && code < 300 {
+		c.metrics.forwarded.WithLabelValues(forwardOK).Inc()
+		return ingest.Result{Status: code}, nil
+	}
+	// The owner counted the rejection under its reason.
+	c.metrics.forwarded.WithLabelValues(forwardRefused).Inc()
+	return ingest.Result{}, &RemoteError{Code: code, Body: resp.GetBody(), RetryAfter: int(resp.GetRetryAfterSeconds())}
+}
+
+// unavailable counts a push whose owner did not answer and describes it
+// for the pusher.
+func (c *Cluster) unavailable(owner shard.Member, err error) error {
+	c.metrics.forwarded.WithLabelValues(forwardUnavailable).Inc()
+	c.ing.CountUnavailable()
+	if s, ok := status.FromError(err); ok {
+		switch s.Code() {
+		case codes.DeadlineExceeded:
+			err = fmt.Errorf("no answer within --%s=%s", flagForwardTimeout, c.cfg.ForwardTimeout)
+		case codes.Canceled:
+			err = errors.New("the request was cancelled")
+		default:
+			err = errors.New(s.Message())
+		}
+	}
+	return &unavailableError{fmt.Errorf("%w: peer %q: %v; retry later", ErrOwnerUnavailable, owner.ID, err)}
+}
+
+// readRaw reads a body to forward as it came, compressed or not. It stops
+// after max + 1 bytes: a body that long is refused by the owner whatever
+// its encoding (the compressed size is held to the same limit), so it is
+// not forwarded.
+func readRaw(p ingest.Parsed, max int64) ([]byte, error) {
+	if p.Method == http.MethodDelete || p.Body == nil {
+		return nil, nil // the body of a DELETE is ignored
+	}
+	return io.ReadAll(io.LimitReader(p.Body, max+1))
+}
+
+// errorReader fails every read with err: the rest of a body whose reading
+// broke off.
+type errorReader struct{ err error }
+
+func (r errorReader) Read([]byte) (int, error) { return 0, r.err }
+
+func firstValue(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
