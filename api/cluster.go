@@ -216,9 +216,10 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 		return errViewsBusy
 	}
 	defer a.releaseView()
+	n := Negotiate(r.Header, a.cfg.PreferOpenMetrics)
 	own, err := a.own.Gather()
 	if err != nil {
-		return &scrapeError{err: err}
+		return &scrapeError{err: err, contentType: n.errorContentType()}
 	}
 	cg := a.cluster.Groups(r.Context())
 	missing := cg.Missing
@@ -228,7 +229,7 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 	}
 	merged, err := store.New(store.Config{Reserved: reserved}, nil, prometheus.NewRegistry())
 	if err != nil {
-		return &scrapeError{err: err}
+		return &scrapeError{err: err, contentType: n.errorContentType()}
 	}
 	if err := merged.Restore(cg.Groups); err != nil {
 		// Consistency is checked per peer, so two peers may hold groups
@@ -237,9 +238,8 @@ func (a *API) clusterMetrics(w http.ResponseWriter, r *http.Request) error {
 	}
 	own = append(own, peerAnsweredFamily(cg.Answered))
 	setMissingPeers(w, missing)
-	format, contentType := negotiateFormat(r.Header)
-	w.Header().Set("Content-Type", contentType)
-	if err := merged.WriteExposition(w, format, own); err != nil {
+	w.Header().Set("Content-Type", n.ContentType())
+	if err := merged.WriteExposition(w, n.Format, own); err != nil {
 		return wrapf(errAbort, "write exposition: %v", err)
 	}
 	return nil

@@ -53,6 +53,10 @@ type Config struct {
 	// decoded at once (--push.memory-budget-bytes); 0 picks a quarter of
 	// the Go memory limit, at least four maximal bodies.
 	MemoryBudget int64
+	// PreferOpenMetrics answers a scrape in OpenMetrics whenever the
+	// scraper accepts it (--web.prefer-openmetrics); by default it is the
+	// answer only when the scraper accepts nothing else (Negotiate).
+	PreferOpenMetrics bool
 
 	// MaxBodyBytes bounds a push body after decompression, as the
 	// ingester's --push.max-body-bytes does; 0 means no limit.
@@ -115,6 +119,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Slowest rate, in bytes per second, at which a push body may arrive once its first 5 s have passed; slower pushes get 408. 0: only --push.body-timeout applies.")
 	fs.Int64Var(&c.MemoryBudget, flagMemoryBudget, 0,
 		"Bytes the push bodies being read and decoded may hold at once: decompressed bodies, and an estimate of their decoded series (~400 bytes each) charged before a push is admitted; over it a push gets 503 with Retry-After. 0: a quarter of the Go memory limit (GOMEMLIMIT, which follows the container's limit), and at least four bodies of --push.max-body-bytes.")
+	fs.BoolVar(&c.PreferOpenMetrics, "web.prefer-openmetrics", false,
+		"Answer scrapes in OpenMetrics whenever the scraper accepts it. By default a scrape gets protobuf or text whenever it accepts either, as from the Pushgateway, and OpenMetrics only when it accepts nothing else.")
 }
 
 // Validate checks the configuration.

@@ -37,7 +37,12 @@ var (
 )
 
 // scrapeError is a failure to produce /metrics before anything was written.
-type scrapeError struct{ err error }
+// contentType is the versioned text Content-Type with the negotiated
+// escaping, so that every scrape answer names its format and escaping.
+type scrapeError struct {
+	err         error
+	contentType string
+}
 
 func (e *scrapeError) Error() string {
 	return "An error has occurred while serving metrics:\n\n" + e.err.Error()
@@ -154,6 +159,15 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(code)
 		_, _ = w.Write([]byte(se.text))
+		return
+	}
+	var sc *scrapeError
+	if errors.As(err, &sc) && sc.contentType != "" {
+		w.Header().Del("Content-Encoding")
+		w.Header().Set("Content-Type", sc.contentType)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(code)
+		_, _ = fmt.Fprintln(w, err.Error())
 		return
 	}
 	var mna *methodNotAllowedError

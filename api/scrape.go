@@ -5,13 +5,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/prometheus/common/expfmt"
-
-	"github.com/pushring/pushring/store"
 )
 
-// Content types of the scrape formats we serve.
+// Content types of the scrape formats the peer endpoint serves.
 const (
 	contentTypeText        = "text/plain; version=0.0.4; charset=utf-8"
 	contentTypeProtoDelim  = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
@@ -21,11 +17,12 @@ const (
 // scrape serves <prefix><telemetry-path>: the pushed groups merged with the
 // gateway's own families, in the negotiated format, gzipped when accepted.
 func (a *API) scrape(w http.ResponseWriter, r *http.Request) error {
+	n := Negotiate(r.Header, a.cfg.PreferOpenMetrics)
+	format, contentType := n.Format, n.ContentType()
 	own, err := a.own.Gather()
 	if err != nil {
-		return &scrapeError{err: err}
+		return &scrapeError{err: err, contentType: n.errorContentType()}
 	}
-	format, contentType := negotiateFormat(r.Header)
 	w.Header().Set("Content-Type", contentType)
 
 	out := &countingWriter{w: w}
@@ -42,7 +39,7 @@ func (a *API) scrape(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.WriteExposition(out, format, own); err != nil {
 		if out.n == 0 {
 			w.Header().Del("Content-Encoding")
-			return &scrapeError{err: err}
+			return &scrapeError{err: err, contentType: n.errorContentType()}
 		}
 		return wrapf(errAbort, "write exposition: %v", err)
 	}
@@ -52,20 +49,6 @@ func (a *API) scrape(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return nil
-}
-
-// negotiateFormat picks the exposition format from the Accept header:
-// delimited protobuf, OpenMetrics 1.0.0 or (for anything else, including
-// the protobuf text formats we do not render) text 0.0.4.
-func negotiateFormat(h http.Header) (store.Format, string) {
-	switch expfmt.NegotiateIncludingOpenMetrics(h).FormatType() {
-	case expfmt.TypeProtoDelim:
-		return store.FormatProtoDelim, contentTypeProtoDelim
-	case expfmt.TypeOpenMetrics:
-		return store.FormatOpenMetrics, contentTypeOpenMetrics
-	default:
-		return store.FormatText, contentTypeText
-	}
 }
 
 // acceptsGzip reports whether an Accept-Encoding header value allows gzip:

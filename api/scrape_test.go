@@ -10,46 +10,67 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pushring/pushring/store"
 )
 
+// Content types of the negotiation cases.
+const (
+	ctText004U   = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
+	ctText100U8  = "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+	ctProtoU     = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores"
+	ctOM100U     = "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+	ctOM001U     = "application/openmetrics-text; version=0.0.1; charset=utf-8; escaping=underscores"
+	acceptProm3  = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+	acceptProm2  = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.25"
+	acceptProto3 = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,*/*;q=0.1"
+)
+
 func TestScrapeNegotiation(t *testing.T) {
+	text, proto, om := store.FormatText, store.FormatProtoDelim, store.FormatOpenMetrics
+	u, u8, dots, values := model.UnderscoreEscaping, model.NoEscaping, model.DotsEscaping, model.ValueEncodingEscaping
 	cases := []struct {
 		name, accept string
+		preferOM     bool
 		format       store.Format
 		contentType  string
 	}{
-		{"none", "", store.FormatText, contentTypeText},
-		{"any", "*/*", store.FormatText, contentTypeText},
-		{"json", "application/json", store.FormatText, contentTypeText},
-		{"text", "text/plain;version=0.0.4", store.FormatText, contentTypeText},
-		{"proto delimited", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", store.FormatProtoDelim, contentTypeProtoDelim},
-		{"proto text is not rendered", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text", store.FormatText, contentTypeText},
-		{"openmetrics 1.0.0", "application/openmetrics-text;version=1.0.0", store.FormatOpenMetrics, contentTypeOpenMetrics},
-		{"openmetrics unversioned", "application/openmetrics-text", store.FormatOpenMetrics, contentTypeOpenMetrics},
-		{"openmetrics unknown version", "application/openmetrics-text;version=9.9.9", store.FormatText, contentTypeText},
-		{
-			"prometheus 3 scrape",
-			"application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
-			store.FormatOpenMetrics, contentTypeOpenMetrics,
-		},
-		{
-			"protobuf preferred",
-			"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5",
-			store.FormatProtoDelim, contentTypeProtoDelim,
-		},
+		{"none", "", false, text.WithEscaping(u), ctText004U},
+		{"any", "*/*", false, text.WithEscaping(u), ctText004U},
+		{"json", "application/json", false, text.WithEscaping(u), ctText004U},
+		{"text", "text/plain;version=0.0.4", false, text.WithEscaping(u), ctText004U},
+		{"text 1.0.0 utf-8", "text/plain;version=1.0.0;escaping=allow-utf-8", false, text.WithEscaping(u8), ctText100U8},
+		{"text dots", "text/plain;version=1.0.0;escaping=dots", false, text.WithEscaping(dots), "text/plain; version=1.0.0; charset=utf-8; escaping=dots"},
+		{"text values", "text/plain;escaping=values", false, text.WithEscaping(values), "text/plain; version=0.0.4; charset=utf-8; escaping=values"},
+		{"unknown escaping is underscores", "text/plain;version=1.0.0;escaping=bogus", false, text.WithEscaping(u), "text/plain; version=1.0.0; charset=utf-8; escaping=underscores"},
+		{"proto delimited", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", false, proto.WithEscaping(u), ctProtoU},
+		{"proto utf-8", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;escaping=allow-utf-8", false, proto.WithEscaping(u8),
+			"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8"},
+		{"proto text is not rendered", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text", false, text.WithEscaping(u), ctText004U},
+		{"openmetrics only, 1.0.0", "application/openmetrics-text;version=1.0.0", false, om.WithEscaping(u), ctOM100U},
+		{"openmetrics only, 0.0.1", "application/openmetrics-text;version=0.0.1", false, om.WithEscaping(u), ctOM001U},
+		{"openmetrics only, unversioned is 0.0.1", "application/openmetrics-text", false, om.WithEscaping(u), ctOM001U},
+		{"openmetrics unknown version", "application/openmetrics-text;version=9.9.9", false, text.WithEscaping(u), ctText004U},
+		{"text refused with q=0", "application/openmetrics-text;version=1.0.0,text/plain;q=0", false, om.WithEscaping(u), ctOM100U},
+		{"prometheus 3 default", acceptProm3, false, text.WithEscaping(u8), ctText100U8},
+		{"prometheus 3 default, openmetrics preferred", acceptProm3, true, om.WithEscaping(u8),
+			"application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"},
+		{"prometheus 2", acceptProm2, false, text.WithEscaping(u), ctText004U},
+		{"prometheus 2, openmetrics preferred", acceptProm2, true, om.WithEscaping(u), ctOM100U},
+		{"prometheus 3 native histograms", acceptProto3, false, proto.WithEscaping(u), ctProtoU},
+		{"openmetrics preferred, not accepted", "text/plain", true, text.WithEscaping(u), ctText004U},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ta := newTestAPI(t, Config{})
+			ta := newTestAPI(t, Config{PreferOpenMetrics: c.preferOM})
 			w := ta.do(http.MethodGet, "/metrics", nil, "Accept", c.accept)
 			require.Equal(t, http.StatusOK, w.Code)
 			require.Equal(t, c.contentType, w.Header().Get("Content-Type"))
 			require.Empty(t, w.Header().Get("Content-Encoding"))
-			require.Equal(t, c.format, ta.st.format)
+			require.Equal(t, c.format, ta.st.format, "%s", ta.st.format)
 			require.Equal(t, []string{"pushring_test_own"}, ta.st.extra, "own families go to the store as extra")
 		})
 	}
@@ -63,7 +84,7 @@ func TestScrapeGzip(t *testing.T) {
 		w := ta.do(http.MethodGet, "/metrics", nil, "Accept-Encoding", "br;q=1.0, gzip;q=0.8")
 		require.Equal(t, http.StatusOK, w.Code)
 		require.Equal(t, "gzip", w.Header().Get("Content-Encoding"))
-		require.Equal(t, contentTypeText, w.Header().Get("Content-Type"))
+		require.Equal(t, ctText004U, w.Header().Get("Content-Type"))
 		zr, err := gzip.NewReader(w.Body)
 		require.NoError(t, err)
 		got, err := io.ReadAll(zr)
@@ -104,7 +125,7 @@ func TestScrapeErrors(t *testing.T) {
 		require.Equal(t, http.StatusInternalServerError, w.Code)
 		require.Equal(t, "An error has occurred while serving metrics:\n\ntest failure\n", w.Body.String())
 		require.Empty(t, w.Header().Get("Content-Encoding"))
-		require.Equal(t, "text/plain; charset=utf-8", w.Header().Get("Content-Type"))
+		require.Equal(t, ctText004U, w.Header().Get("Content-Type"), "a scrape error names its format and escaping too")
 	})
 	t.Run("store fails after writing", func(t *testing.T) {
 		ta := newTestAPI(t, Config{})

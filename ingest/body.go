@@ -38,25 +38,27 @@ const (
 )
 
 // decodeBody reads a push body: delimited protobuf when contentType says
-// so, text 0.0.4 otherwise; gzip or snappy (any case) per contentEncoding,
-// none for "" or "identity"; at most maxBytes after decompression (0 = no
-// limit). A *Body from ReadBody is decoded as it was read, whatever
-// contentEncoding says. Errors wrap ErrBadRequest (their text is the
-// Pushgateway's 400 body), ErrTooLarge or ErrUnsupportedEncoding. The
-// returned map is never nil on success and the caller owns it. It also
-// reports how many decompressed bytes it read, for the body size histogram.
+// so, text 0.0.4 otherwise (with utf8Names, --push.enable-utf8-names, the
+// text may quote UTF-8 names); gzip or snappy (any case) per
+// contentEncoding, none for "" or "identity"; at most maxBytes after
+// decompression (0 = no limit). A *Body from ReadBody is decoded as it was
+// read, whatever contentEncoding says. Errors wrap ErrBadRequest (their
+// text is the Pushgateway's 400 body), ErrTooLarge or
+// ErrUnsupportedEncoding. The returned map is never nil on success and the
+// caller owns it. It also reports how many decompressed bytes it read, for
+// the body size histogram.
 //
 // The body is read completely (never more than the limit) before it is
 // parsed, so a body over the limit is always a 413, whatever it holds, and
 // the protobuf path can unmarshal in place.
-func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, int64, error) {
+func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64, utf8Names bool) (map[string]*dto.MetricFamily, int64, error) {
 	if b, ok := body.(*Body); ok {
 		// Read and decompressed by the api before admission.
 		raw, err := b.bytes()
 		if err != nil {
 			return nil, int64(b.Len()), err
 		}
-		fams, err := decodeBytes(raw, contentType)
+		fams, err := decodeBytes(raw, contentType, utf8Names)
 		return fams, int64(len(raw)), err
 	}
 	d := getDecoder()
@@ -72,18 +74,18 @@ func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes in
 	if err != nil {
 		return nil, n, asBadRequest(err)
 	}
-	fams, err := decodeBytes(d.buf.Bytes(), contentType)
+	fams, err := decodeBytes(d.buf.Bytes(), contentType, utf8Names)
 	return fams, n, err
 }
 
 // decodeBytes parses a whole decompressed body.
-func decodeBytes(b []byte, contentType string) (map[string]*dto.MetricFamily, error) {
+func decodeBytes(b []byte, contentType string, utf8Names bool) (map[string]*dto.MetricFamily, error) {
 	var fams map[string]*dto.MetricFamily
 	var err error
 	if isDelimitedProto(contentType) {
 		fams, err = decodeProto(b)
 	} else {
-		fams, err = decodeText(bytes.NewReader(b))
+		fams, err = decodeText(bytes.NewReader(b), utf8Names)
 	}
 	if err != nil {
 		return nil, asBadRequest(err)
@@ -108,22 +110,27 @@ func isDelimitedProto(contentType string) bool {
 		params["proto"] == protoMessage && params["encoding"] == protoEncoding
 }
 
-// decodeText parses text 0.0.4 with a fresh parser and legacy name
-// validation, which rejects quoted UTF-8 names as the Pushgateway does
-// without --push.enable-utf8-names. Families without samples are dropped.
+// decodeText parses text 0.0.4 with a fresh parser. Without utf8Names it
+// validates names the legacy way, which rejects quoted UTF-8 names as the
+// Pushgateway does without --push.enable-utf8-names. Families without
+// samples are dropped.
 //
 // The parser is not pooled and its panics are recovered: in
 // prometheus/common v0.70.1 a label set with no metric name after a TYPE
 // line ("# TYPE s counter\n{a=\"b\"} 1\n") dereferences the metric of the
 // previous line, which is nil in a fresh parser but in a reused one is a
 // metric of an earlier push, now owned by the store. v0.73.1 fixes it.
-func decodeText(r io.Reader) (fams map[string]*dto.MetricFamily, err error) {
+func decodeText(r io.Reader, utf8Names bool) (fams map[string]*dto.MetricFamily, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			fams, err = nil, fmt.Errorf("text format parsing error: parser failed on malformed input: %v", v)
 		}
 	}()
-	p := expfmt.NewTextParser(model.LegacyValidation)
+	scheme := model.LegacyValidation
+	if utf8Names {
+		scheme = model.UTF8Validation
+	}
+	p := expfmt.NewTextParser(scheme)
 	return p.TextToMetricFamilies(r)
 }
 

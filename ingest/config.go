@@ -12,12 +12,15 @@ const (
 	flagDisableConsistencyCheck = "push.disable-consistency-check"
 	flagMaxBodyBytes            = "push.max-body-bytes"
 	flagTTL                     = "push.ttl"
-	flagTTLRulesFile            = "push.ttl-rules-file"
-	flagMaxSeries               = "push.max-series"
-	flagMaxLabelsPerSeries      = "push.max-labels-per-series"
-	flagMaxLabelNameLength      = "push.max-label-name-length"
-	flagMaxLabelValueLength     = "push.max-label-value-length"
-	flagMaxMetricNameLength     = "push.max-metric-name-length"
+	// flagTTLAlias is --push.ttl under the name the Pushgateway's TTL forks
+	// (and k0s's bundled gateway) use.
+	flagTTLAlias            = "metric.timetolive"
+	flagTTLRulesFile        = "push.ttl-rules-file"
+	flagMaxSeries           = "push.max-series"
+	flagMaxLabelsPerSeries  = "push.max-labels-per-series"
+	flagMaxLabelNameLength  = "push.max-label-name-length"
+	flagMaxLabelValueLength = "push.max-label-value-length"
+	flagMaxMetricNameLength = "push.max-metric-name-length"
 )
 
 // Defaults of the limits on one push. They are the one place the defaults
@@ -87,6 +90,11 @@ type Config struct {
 	// MaxMetricNameLength bounds a metric family name, in bytes; 0 means no
 	// limit.
 	MaxMetricNameLength int
+	// UTF8Names accepts UTF-8 metric and label names in text bodies
+	// (quoted) and U__-escaped label names in the URL, as the Pushgateway
+	// does with --push.enable-utf8-names. Protobuf bodies may carry UTF-8
+	// names either way, as with the Pushgateway.
+	UTF8Names bool
 }
 
 // DefaultConfig returns the configuration the flags default to.
@@ -101,6 +109,9 @@ func DefaultConfig() Config {
 	}
 }
 
+// flagUTF8Names is the Pushgateway's flag.
+const flagUTF8Names = "push.enable-utf8-names"
+
 // RegisterFlags registers the ingester's flags with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
@@ -108,8 +119,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Answer successful pushes with 202 instead of 200, as the Pushgateway does with this flag. Pushes are still checked for consistency.")
 	fs.Int64Var(&c.MaxBodyBytes, flagMaxBodyBytes, d.MaxBodyBytes,
 		"Maximum size of a push body after decompression, in bytes; larger pushes get 413. 0 means no limit.")
-	fs.DurationVar(&c.TTL, flagTTL, d.TTL,
-		"How long a group lives after its last successful push, unless the Pushring-TTL header or a rule of --push.ttl-rules-file says otherwise. 0 means forever, as with the Pushgateway.")
+	c.TTL = d.TTL
+	fs.Var(ttlFlag{&c.TTL}, flagTTL,
+		"How long a group lives after its last successful push, unless the Pushring-TTL header or a rule of --push.ttl-rules-file says otherwise, e.g. 90s, 1h30m, 2d or 1w. 0 means forever, as with the Pushgateway.")
+	fs.Var(ttlFlag{&c.TTL}, flagTTLAlias, "Alias of --"+flagTTL+", the name the Pushgateway's TTL forks use.")
 	fs.StringVar(&c.TTLRulesFile, flagTTLRulesFile, d.TTLRulesFile,
 		"YAML file of per-job TTL rules; the first rule matching a group's job and labels sets its TTL. Reloaded on SIGHUP and POST /-/reload.")
 	fs.IntVar(&c.MaxSeries, flagMaxSeries, d.MaxSeries,
@@ -122,6 +135,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Maximum length of a label value in a push or its URL, in bytes; longer ones get 400. 0 means no limit.")
 	fs.IntVar(&c.MaxMetricNameLength, flagMaxMetricNameLength, d.MaxMetricNameLength,
 		"Maximum length of a metric name in a push, in bytes; longer ones get 400. 0 means no limit.")
+	fs.BoolVar(&c.UTF8Names, flagUTF8Names, d.UTF8Names,
+		"Allow UTF-8 characters in metric and label names of text pushes (quoted) and U__-escaped label names in the push URL. Protobuf pushes may carry UTF-8 names without it, as with the Pushgateway.")
 }
 
 // Validate checks the configuration. It does not read the rules file; New
@@ -149,4 +164,24 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--%s=%s: %w", flagTTL, c.TTL, err))
 	}
 	return errors.Join(errs...)
+}
+
+// ttlFlag is a TTL flag: a duration in Go's syntax or Prometheus' (with d
+// and w units), see parseDuration.
+type ttlFlag struct{ d *time.Duration }
+
+func (f ttlFlag) String() string {
+	if f.d == nil {
+		return "0s"
+	}
+	return f.d.String()
+}
+
+func (f ttlFlag) Set(s string) error {
+	d, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*f.d = d
+	return nil
 }

@@ -8,10 +8,10 @@ import (
 	"github.com/pushring/pushring/store"
 )
 
-// DecodeBody is decodeBody without the byte count, for the tests, fuzz
-// targets and benchmarks of the decoder.
+// DecodeBody is decodeBody without the byte count, legacy names only, for
+// the tests, fuzz targets and benchmarks of the decoder.
 func DecodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, error) {
-	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes)
+	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes, false)
 	return fams, err
 }
 

@@ -143,7 +143,7 @@ func (in *Ingester) Parse(r Request) Parsed {
 			cause: fmt.Errorf("method %q not allowed; use PUT, POST or DELETE", r.Method)}
 		return p
 	}
-	p.key, p.keyErr = ParseGroupingPath(r.Path)
+	p.key, p.keyErr = in.parsePath(r.Path)
 	if p.keyErr == nil && r.Method != http.MethodDelete {
 		p.ttl, p.ttlErr = in.ttlFor(p.key.Labels(), r.Header[ttlHeaderKey])
 		// A body refused as it was read (too large, undecodable, an
@@ -223,7 +223,7 @@ func (in *Ingester) prepare(r Parsed) (store.Push, string, error) {
 	if r.ttlErr != nil {
 		return store.Push{}, reasonTTL, r.ttlErr
 	}
-	fams, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes)
+	fams, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names)
 	in.metrics.bodyBytes.Observe(float64(n))
 	if err != nil {
 		return store.Push{}, bodyReason(err), err
@@ -282,4 +282,13 @@ func bodyReason(err error) string {
 		return reasonTooLarge
 	}
 	return reasonBody
+}
+
+// parsePath parses a push path with the label names --push.enable-utf8-names
+// allows.
+func (in *Ingester) parsePath(escapedPath string) (store.GroupKey, error) {
+	if in.cfg.UTF8Names {
+		return parseGroupingPath(escapedPath, true)
+	}
+	return ParseGroupingPath(escapedPath)
 }

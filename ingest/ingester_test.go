@@ -118,7 +118,7 @@ func TestHandle(t *testing.T) {
 			req:        Request{Method: http.MethodPost, Path: "/job/j", Body: strings.NewReader("m 1\n")},
 			wantStatus: 429, wantErr: "push refused: full", wantReason: reasonStoreLimit},
 		{name: "bad ttl header before body", req: Request{Method: http.MethodPut, Path: "/job/j", Body: strings.NewReader("m"), Header: http.Header{"Pushring-Ttl": {"soon"}}},
-			wantStatus: 400, wantErr: `invalid Pushring-TTL header "soon": not a duration such as 90s, 5m or 1h30m`, wantReason: reasonTTL},
+			wantStatus: 400, wantErr: `invalid Pushring-TTL header "soon": not a duration such as 90s, 5m, 1h30m, 2d or 1w`, wantReason: reasonTTL},
 		{name: "delete ignores ttl header", req: Request{Method: http.MethodDelete, Path: "/job/j", Header: http.Header{"Pushring-Ttl": {"soon"}}},
 			wantStatus: 202, wantDels: 1},
 		{name: "store fails", applyErr: errors.New("disk on fire"),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,6 +80,12 @@ func TestHandleLimits(t *testing.T) {
 		{"grouping label name length", func(c *Config, v int) { c.MaxLabelNameLength = v },
 			func(n int) Request { return put("/job/j/"+strings.Repeat("g", n)+"/v", "m 1\n") },
 			400, `grouping label name "ggggggggggggggggg" is 17 bytes long, more than the limit of 16; raise --push.max-label-name-length`, reasonLabelNameLength},
+		{"UTF-8 metric name length", func(c *Config, v int) { c.MaxMetricNameLength, c.UTF8Names = v, true },
+			func(n int) Request { return put("/job/j", `{"`+utf8Name(n, "m")+`"} 1`+"\n") },
+			400, `metric name "ääääääääm" is 17 bytes long, more than the limit of 16; raise --push.max-metric-name-length`, reasonMetricNameLength},
+		{"UTF-8 grouping label name length", func(c *Config, v int) { c.MaxLabelNameLength, c.UTF8Names = v, true },
+			func(n int) Request { return put("/job/j/"+url.PathEscape(utf8Name(n, "g"))+"/v", "m 1\n") },
+			400, `grouping label name "ääääääääg" is 17 bytes long, more than the limit of 16; raise --push.max-label-name-length`, reasonLabelNameLength},
 		{"grouping label value length", func(c *Config, v int) { c.MaxLabelValueLength = v },
 			func(n int) Request { return put("/job/j/g/"+strings.Repeat("v", n), "m 1\n") },
 			400, `grouping label "g" has a value of 17 bytes, more than the limit of 16; raise --push.max-label-value-length`, reasonLabelValueLength},
@@ -117,6 +124,11 @@ func TestHandleLimits(t *testing.T) {
 			require.Len(t, st.pushes, 1)
 		})
 	}
+}
+
+// utf8Name is a name of n bytes: two-byte runes, then pad if n is odd.
+func utf8Name(n int, pad string) string {
+	return strings.Repeat("ä", n/2) + strings.Repeat(pad, n%2)
 }
 
 func put(path, body string) Request {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/pushring/pushring/store"
 )
 
@@ -27,8 +29,18 @@ const (
 // escaped "%2F" stays inside its label value; the Pushgateway decodes first
 // and rejects such paths. A path that is not a push route wraps ErrNotFound;
 // every other error wraps ErrBadRequest.
+//
+// Label names are legacy names, as without --push.enable-utf8-names.
 func ParseGroupingPath(escapedPath string) (store.GroupKey, error) {
-	ls, err := parseGroupingLabels(escapedPath)
+	return parseGroupingPath(escapedPath, false)
+}
+
+// parseGroupingPath is ParseGroupingPath; with utf8Names (the
+// Pushgateway's --push.enable-utf8-names) a label name may be U__-escaped
+// (model.ValueEncodingEscaping), also before @base64, and is taken once
+// unescaped if it is valid UTF-8.
+func parseGroupingPath(escapedPath string, utf8Names bool) (store.GroupKey, error) {
+	ls, err := parseGroupingLabels(escapedPath, utf8Names)
 	if err != nil {
 		return store.GroupKey{}, err
 	}
@@ -38,7 +50,7 @@ func ParseGroupingPath(escapedPath string) (store.GroupKey, error) {
 // parseGroupingLabels returns the grouping labels of a push path in URL
 // order with the job last, so that it wins over a "job" pair in the path.
 // Checks run in the Pushgateway's order: job encoding, labels, empty job.
-func parseGroupingLabels(escapedPath string) ([]store.Label, error) {
+func parseGroupingLabels(escapedPath string, utf8Names bool) ([]store.Label, error) {
 	rest, jobIsBase64, ok := cutRoute(escapedPath)
 	if !ok {
 		return nil, &requestError{kind: ErrNotFound, cause: errPageNotFound}
@@ -48,7 +60,7 @@ func parseGroupingLabels(escapedPath string) ([]store.Label, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls, err := splitLabels(rest[len(escJob):])
+	ls, err := splitLabels(rest[len(escJob):], utf8Names)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +108,7 @@ func decodeJob(escJob string, isBase64 bool) (string, error) {
 
 // splitLabels parses "/<name>/<value>..." (escaped). "" and "/" carry no
 // labels; "/a/" is a="" as in the Pushgateway.
-func splitLabels(labels string) ([]store.Label, error) {
+func splitLabels(labels string, utf8Names bool) ([]store.Label, error) {
 	if len(labels) <= 1 {
 		return make([]store.Label, 0, 1), nil
 	}
@@ -110,7 +122,7 @@ func splitLabels(labels string) ([]store.Label, error) {
 		var name, value string
 		name, rest, _ = strings.Cut(rest, "/")
 		value, rest, _ = strings.Cut(rest, "/")
-		l, err := parseLabel(name, value)
+		l, err := parseLabel(name, value, utf8Names)
 		if err != nil {
 			return nil, err
 		}
@@ -120,13 +132,18 @@ func splitLabels(labels string) ([]store.Label, error) {
 }
 
 // parseLabel decodes one escaped name/value pair of the path.
-func parseLabel(escName, escValue string) (store.Label, error) {
+func parseLabel(escName, escValue string, utf8Names bool) (store.Label, error) {
 	name, err := unescape(escName)
 	if err != nil {
 		return store.Label{}, err
 	}
 	trimmed, isBase64 := strings.CutSuffix(name, base64Suffix)
-	if !validLabelName(trimmed) {
+	labelName, ok := trimmed, validLabelName(trimmed)
+	if utf8Names {
+		labelName = model.UnescapeName(trimmed, model.ValueEncodingEscaping)
+		ok = model.UTF8Validation.IsValidLabelName(labelName) && !strings.HasPrefix(trimmed, reservedPrefix)
+	}
+	if !ok {
 		return store.Label{}, badRequest("improper label name %q", trimmed)
 	}
 	value, err := unescape(escValue)
@@ -134,13 +151,13 @@ func parseLabel(escName, escValue string) (store.Label, error) {
 		return store.Label{}, err
 	}
 	if !isBase64 {
-		return store.Label{Name: trimmed, Value: value}, nil
+		return store.Label{Name: labelName, Value: value}, nil
 	}
 	decoded, err := decodeBase64(value)
 	if err != nil {
 		return store.Label{}, badRequest("invalid base64 encoding for label %s=%q: %v", trimmed, value, err)
 	}
-	return store.Label{Name: trimmed, Value: decoded}, nil
+	return store.Label{Name: labelName, Value: decoded}, nil
 }
 
 // decodeBase64 decodes the URL-safe alphabet with any number of trailing

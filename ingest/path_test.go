@@ -139,3 +139,40 @@ func TestParseGroupingPathInvalidUTF8(t *testing.T) {
 		})
 	}
 }
+
+// TestParseGroupingPathUTF8Names covers --push.enable-utf8-names: U__
+// label names are unescaped (also before @base64), other UTF-8 names are
+// taken as they are, and the legacy rules still hold for "__".
+func TestParseGroupingPathUTF8Names(t *testing.T) {
+	ok := []struct {
+		name, path string
+		want       map[string]string
+	}{
+		{"U__ name", "/job/j/U__foo_2e_bar/v", map[string]string{"job": "j", "foo.bar": "v"}},
+		{"U__ name with base64", "/job/j/U__foo_2e_bar@base64/L3Zhci90bXA", map[string]string{"job": "j", "foo.bar": "/var/tmp"}},
+		{"percent-encoded UTF-8 name", "/job/j/%C3%A9t%C3%A9/v", map[string]string{"job": "j", "été": "v"}},
+		{"legacy name", "/job/j/a/1", map[string]string{"job": "j", "a": "1"}},
+		{"U__ of a legacy name", "/job/j/U__a/1", map[string]string{"job": "j", "a": "1"}},
+	}
+	for _, c := range ok {
+		t.Run(c.name, func(t *testing.T) {
+			k, err := parseGroupingPath(c.path, true)
+			require.NoError(t, err)
+			got := map[string]string{}
+			for _, l := range k.Labels() {
+				got[l.Name] = l.Value
+			}
+			require.Equal(t, c.want, got)
+		})
+	}
+	for _, path := range []string{"/job/j/__x/1", "/job/j/__x@base64/MQ"} {
+		_, err := parseGroupingPath(path, true)
+		require.ErrorIs(t, err, ErrBadRequest, path)
+	}
+	// Without the flag a U__ name is a literal legacy name.
+	k, err := parseGroupingPath("/job/j/U__foo_2e_bar/v", false)
+	require.NoError(t, err)
+	require.Equal(t, "U__foo_2e_bar", k.Labels()[0].Name)
+	_, err = parseGroupingPath("/job/j/%C3%A9t%C3%A9/v", false)
+	require.ErrorIs(t, err, ErrBadRequest)
+}

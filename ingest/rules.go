@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pushring/pushring/store"
@@ -211,13 +212,28 @@ func compileAnchored(expr string) (*regexp.Regexp, error) {
 	return regexp.Compile("^(?:" + expr + ")$")
 }
 
-// parseTTL parses a TTL in Go duration syntax and checks its range.
+// parseTTL parses a TTL (parseDuration) and checks its range.
 func parseTTL(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+	d, err := parseDuration(s)
 	if err != nil {
-		return 0, errors.New("not a duration such as 90s, 5m or 1h30m")
+		return 0, err
 	}
 	return d, checkTTL(d)
+}
+
+// parseDuration parses a duration in Go's syntax (90s, 1h30m, 1.5h) or in
+// Prometheus' (model.ParseDuration: also d, w and y units, e.g. 2d or 1w),
+// the syntax of the Pushgateway's TTL forks.
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("not a duration such as 90s, 5m, 1h30m, 2d or 1w")
+	}
+	return time.Duration(d), nil
 }
 
 // checkTTL rejects a TTL that is negative or longer than MaxTTL.

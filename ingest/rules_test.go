@@ -52,6 +52,7 @@ rules:
 `},
 		{name: "unquoted integer zero ttl", text: "rules:\n  - job: j\n    ttl: 0\n", wantRules: 1},
 		{name: "ttl at the maximum", text: "rules:\n  - job: j\n    ttl: 87600h\n", wantRules: 1},
+		{name: "ttl in days and weeks", text: "rules:\n  - job: j\n    ttl: 2d\n  - job: k\n    ttl: 1w\n", wantRules: 2},
 
 		{name: "not yaml", text: "rules: [\n", contains: "yaml:"},
 		{name: "unknown top-level field", text: "rule:\n  - job: j\n    ttl: 1m\n", contains: "field rule not found"},
@@ -81,9 +82,9 @@ rules:
 		{name: "null ttl", text: "rules:\n  - job: j\n    ttl:\n",
 			wantErr: "rules[0].ttl: missing; every rule needs a ttl such as 10m, or 0 for never"},
 		{name: "ttl without unit", text: "rules:\n  - job: j\n    ttl: 600\n",
-			wantErr: `rules[0].ttl: "600": not a duration such as 90s, 5m or 1h30m`},
+			wantErr: `rules[0].ttl: "600": not a duration such as 90s, 5m, 1h30m, 2d or 1w`},
 		{name: "ttl garbage", text: "rules:\n  - job: j\n    ttl: soon\n",
-			wantErr: `rules[0].ttl: "soon": not a duration such as 90s, 5m or 1h30m`},
+			wantErr: `rules[0].ttl: "soon": not a duration such as 90s, 5m, 1h30m, 2d or 1w`},
 		{name: "negative ttl", text: "rules:\n  - job: j\n    ttl: -5m\n",
 			wantErr: `rules[0].ttl: "-5m": negative; use 0 for a group that never expires`},
 		{name: "ttl too long", text: "rules:\n  - job: j\n    ttl: 87601h\n",
@@ -188,7 +189,7 @@ func TestLoadRules(t *testing.T) {
 
 	bad := writeRules(t, dir, "rules:\n  - job: j\n    ttl: 1\n")
 	_, err = loadRules(bad)
-	require.EqualError(t, err, `load --push.ttl-rules-file="`+bad+`": rules[0].ttl: "1": not a duration such as 90s, 5m or 1h30m`)
+	require.EqualError(t, err, `load --push.ttl-rules-file="`+bad+`": rules[0].ttl: "1": not a duration such as 90s, 5m, 1h30m, 2d or 1w`)
 
 	good := writeRules(t, dir, "rules:\n  - job: j\n    ttl: 1m\n")
 	rs, err = loadRules(good)

@@ -13,6 +13,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -244,7 +245,12 @@ func BenchmarkRenderBaseline(b *testing.B) {
 func BenchmarkScrape(b *testing.B) {
 	s := newBenchStore(b, 1000)
 	own := benchOwnFamilies()
-	for _, f := range []Format{FormatText, FormatProtoDelim, FormatOpenMetrics} {
+	// The plain formats write names as pushed (allow-utf-8, what
+	// Prometheus 3 asks for in text); underscores is what every scraper
+	// that does not ask for UTF-8 names gets.
+	under := model.UnderscoreEscaping
+	for _, f := range []Format{FormatText, FormatProtoDelim, FormatOpenMetrics,
+		FormatText.WithEscaping(under), FormatProtoDelim.WithEscaping(under), FormatOpenMetrics.WithEscaping(under)} {
 		b.Run(f.String(), func(b *testing.B) {
 			cw := &countingDiscard{}
 			if err := s.WriteExposition(cw, f, own); err != nil { // fills the protobuf or OpenMetrics cache

@@ -88,7 +88,7 @@ func hasTimestamps(fams map[string]*dto.MetricFamily) bool {
 func checkFamilyHeader(mf *dto.MetricFamily) error {
 	name := mf.GetName()
 	switch {
-	case !model.LegacyValidation.IsValidMetricName(name):
+	case !model.UTF8Validation.IsValidMetricName(name):
 		return fmt.Errorf("metric family name %q is not a valid metric name", name)
 	case isOwnName(name):
 		return fmt.Errorf("metric family name %q is reserved for the gateway's own metrics (prefix %q)", name, ownPrefix)
@@ -115,7 +115,8 @@ func checkMetric(name string, typ dto.MetricType, m *dto.Metric) error {
 		switch {
 		case i > 0 && ln == m.Label[i-1].GetName():
 			return fmt.Errorf("collected metric %q { %s} has two or more labels with the same name: %s", name, m, ln)
-		case !model.LegacyValidation.IsValidLabelName(ln) || strings.HasPrefix(ln, model.ReservedLabelPrefix):
+		case !model.UTF8Validation.IsValidLabelName(ln) || strings.HasPrefix(ln, model.ReservedLabelPrefix),
+			strings.Contains(ln, ":"): // no escaping scheme removes it; see docs/compat.md
 			return fmt.Errorf("collected metric %q { %s} has a label with an invalid name: %s", name, m, ln)
 		case typ == dto.MetricType_SUMMARY && ln == model.QuantileLabel,
 			isHistogram(typ) && ln == model.BucketLabel:
@@ -199,6 +200,7 @@ func (s *Store) check(c *change) problems {
 			continue
 		}
 		s.checkSuffixes(c, b, &p)
+		s.checkEscaped(c, b, &p)
 		s.checkSeries(c, b, &p)
 		if p.full() {
 			break
@@ -369,4 +371,60 @@ func (s *Store) duplicatesIn(o *group, b *built, h uint64) []*dto.Metric {
 		}
 	}
 	return dups
+}
+
+// checkEscaped keeps UTF-8 names apart once escaped for a scraper that did
+// not ask for allow-utf-8 (every scheme of guardedSchemes): two families
+// that would expose one name there (a.b and a_b under underscores), or two
+// label names of one metric, would make that scrape fail or merge two
+// series into one. Such a push is refused, naming both names and the
+// scheme.
+func (s *Store) checkEscaped(c *change, b *built, p *problems) {
+	for _, sch := range guardedSchemes {
+		if err := s.checkEscapedWith(c, b, sch); err != nil {
+			p.add(err)
+			return
+		}
+	}
+}
+
+// checkEscapedWith is checkEscaped for one scheme.
+func (s *Store) checkEscapedWith(c *change, b *built, sch model.EscapingScheme) error {
+	if b.fam.utf8 {
+		for _, m := range b.metrics {
+			if x, y := escapedLabelClash(m.Label, sch); x != "" {
+				return fmt.Errorf("collected metric %q has label names %q and %q, which are the same once escaped with %s for scrapers without UTF-8 support", b.name, x, y, sch)
+			}
+		}
+	}
+	esc := escapeName(b.name, sch)
+	if esc != b.name {
+		if _, exists := s.typeAfter(c, esc); exists {
+			return fmt.Errorf("metric name %q is %q once escaped with %s for scrapers without UTF-8 support, which is the name of another metric", b.name, esc, sch)
+		}
+	}
+	if other := s.escapedTwin(c, b.name, esc, sch); other != "" {
+		return fmt.Errorf("metric names %q and %q are the same once escaped with %s for scrapers without UTF-8 support (%q)", b.name, other, sch, esc)
+	}
+	return nil
+}
+
+// escapedTwin returns a family name other than name that exists after c,
+// is not a legacy name and escapes to esc with sch, or "". A legacy name
+// meets the new names of c through their own check (typeAfter), so only a
+// UTF-8 name scans them.
+func (s *Store) escapedTwin(c *change, name, esc string, sch model.EscapingScheme) string {
+	if !legacyName(name) {
+		for _, o := range c.news {
+			if o.name != name && !legacyName(o.name) && escapeName(o.name, sch) == esc {
+				return o.name
+			}
+		}
+	}
+	if o, ok := s.escapedNames[escapedKey{sch, esc}]; ok && o != name {
+		if _, exists := s.typeAfter(c, o); exists {
+			return o
+		}
+	}
+	return ""
 }

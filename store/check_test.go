@@ -65,9 +65,9 @@ func TestApplyRejects(t *testing.T) {
 			reason: "invalid", inexact: true,
 		},
 		{
-			name:   "label name that is not a legacy name",
-			push:   famPush(a, true, t2, fam("m", dto.MetricType_GAUGE, nil, gaugeM(1, "a-b", "1"))),
-			want:   "has a label with an invalid name: a-b",
+			name:   "label name that is not UTF-8",
+			push:   famPush(a, true, t2, fam("m", dto.MetricType_GAUGE, nil, gaugeM(1, "a\xffb", "1"))),
+			want:   "has a label with an invalid name: a\xffb",
 			reason: "invalid", inexact: true,
 		},
 		{
@@ -100,8 +100,8 @@ func TestApplyRejects(t *testing.T) {
 		},
 		{
 			name:   "family name that is not a metric name",
-			push:   famPush(a, true, t2, fam("foo-bar", dto.MetricType_GAUGE, nil, gaugeM(1))),
-			want:   `metric family name "foo-bar" is not a valid metric name`,
+			push:   famPush(a, true, t2, fam("foo\xffbar", dto.MetricType_GAUGE, nil, gaugeM(1))),
+			want:   `metric family name "foo\xffbar" is not a valid metric name`,
 			reason: "invalid",
 		},
 		{
@@ -147,6 +147,59 @@ func TestApplyRejects(t *testing.T) {
 			setup:  []store.Push{famPush(b, true, t1, fam("tmm", dto.MetricType_COUNTER, nil))},
 			push:   famPush(a, true, t2, fam("tmm", dto.MetricType_GAUGE, nil)),
 			want:   "gathered metric family tmm has type GAUGE but should have COUNTER",
+			reason: "inconsistent",
+		},
+		{
+			name:   "UTF-8 name that escapes to another group's name",
+			setup:  []store.Push{famPush(b, true, t1, fam("a_b", dto.MetricType_GAUGE, nil, gaugeM(1)))},
+			push:   famPush(a, true, t2, fam("a.b", dto.MetricType_GAUGE, nil, gaugeM(1))),
+			want:   `metric name "a.b" is "a_b" once escaped with underscores for scrapers without UTF-8 support, which is the name of another metric`,
+			reason: "inconsistent",
+		},
+		{
+			name:   "name that another group's UTF-8 name escapes to",
+			setup:  []store.Push{famPush(b, true, t1, fam("a.b", dto.MetricType_GAUGE, nil, gaugeM(1)))},
+			push:   famPush(a, true, t2, fam("a_b", dto.MetricType_GAUGE, nil, gaugeM(1))),
+			want:   `metric names "a_b" and "a.b" are the same once escaped with underscores for scrapers without UTF-8 support ("a_b")`,
+			reason: "inconsistent",
+		},
+		{
+			name:   "two UTF-8 names that escape alike",
+			setup:  []store.Push{famPush(b, true, t1, fam("a.b", dto.MetricType_GAUGE, nil, gaugeM(1)))},
+			push:   famPush(a, true, t2, fam("a-b", dto.MetricType_GAUGE, nil, gaugeM(1))),
+			want:   `metric names "a-b" and "a.b" are the same once escaped with underscores for scrapers without UTF-8 support ("a_b")`,
+			reason: "inconsistent",
+		},
+		{
+			name:   "UTF-8 and legacy names in one push that escape alike",
+			push:   famPush(a, true, t2, fam("a.b", dto.MetricType_GAUGE, nil, gaugeM(1)), fam("a_b", dto.MetricType_GAUGE, nil, gaugeM(1))),
+			want:   `metric name "a.b" is "a_b" once escaped with underscores for scrapers without UTF-8 support, which is the name of another metric`,
+			reason: "inconsistent",
+		},
+		{
+			name:   "UTF-8 name that escapes with dots to another group's name",
+			setup:  []store.Push{famPush(b, true, t1, fam("a__b", dto.MetricType_GAUGE, nil, gaugeM(1)))},
+			push:   famPush(a, true, t2, fam("a-b", dto.MetricType_GAUGE, nil, gaugeM(1))),
+			want:   `metric name "a-b" is "a__b" once escaped with dots for scrapers without UTF-8 support, which is the name of another metric`,
+			reason: "inconsistent",
+		},
+		{
+			name:   "UTF-8 name that escapes with values to another group's name",
+			setup:  []store.Push{famPush(b, true, t1, fam("U__a_2e_b", dto.MetricType_GAUGE, nil, gaugeM(1)))},
+			push:   famPush(a, true, t2, fam("a.b", dto.MetricType_GAUGE, nil, gaugeM(1))),
+			want:   `metric name "a.b" is "U__a_2e_b" once escaped with values for scrapers without UTF-8 support, which is the name of another metric`,
+			reason: "inconsistent",
+		},
+		{
+			name:   "label name with a colon",
+			push:   famPush(a, true, t2, fam("m", dto.MetricType_GAUGE, nil, gaugeM(1, "a:b", "1"))),
+			want:   "has a label with an invalid name: a:b",
+			reason: "invalid", inexact: true,
+		},
+		{
+			name:   "label names that escape alike",
+			push:   famPush(a, true, t2, fam("m", dto.MetricType_GAUGE, nil, gaugeM(1, "x.y", "1", "x_y", "2"))),
+			want:   `collected metric "m" has label names "x.y" and "x_y", which are the same once escaped with underscores for scrapers without UTF-8 support`,
 			reason: "inconsistent",
 		},
 		{

@@ -29,7 +29,31 @@ func (s *Store) CheckInvariants() error {
 	if err := s.checkExpiries(); err != nil {
 		return err
 	}
+	if err := s.checkEscapedNames(); err != nil {
+		return err
+	}
 	return s.checkNoDuplicates()
+}
+
+// checkEscapedNames checks that escapedNames maps exactly the non-legacy
+// family names, each from its own escaped form.
+func (s *Store) checkEscapedNames() error {
+	n := 0
+	for name := range s.names {
+		if legacyName(name) {
+			continue
+		}
+		for _, sch := range guardedSchemes {
+			n++
+			if got := s.escapedNames[escapedKey{sch, escapeName(name, sch)}]; got != name {
+				return fmt.Errorf("%s form of %q maps to %q", sch, name, got)
+			}
+		}
+	}
+	if n != len(s.escapedNames) {
+		return fmt.Errorf("%d escaped forms of UTF-8 family names, %d in the index", n, len(s.escapedNames))
+	}
+	return nil
 }
 
 // checkExpiries checks the expiry heap: exactly the stored groups with a

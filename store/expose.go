@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -9,22 +10,45 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
-// Format is an exposition format.
+// Format is an exposition format and the escaping scheme of the names it
+// writes. The plain constants write names as they were pushed (escaping
+// allow-utf-8); WithEscaping selects another scheme.
 type Format int
 
 // Exposition formats.
 const (
-	FormatText        Format = iota // text/plain; version=0.0.4
+	FormatText        Format = iota // text/plain; version=0.0.4 or 1.0.0
 	FormatProtoDelim                // delimited protobuf
 	FormatOpenMetrics               // OpenMetrics 1.0.0
 )
 
+// formatTypeBits holds the format; the escaping scheme sits above it.
+const formatTypeBits = 4
+
+// WithEscaping returns f writing names escaped with s (model.NoEscaping:
+// as pushed).
+func (f Format) WithEscaping(s model.EscapingScheme) Format {
+	return f.Type() | Format(s)<<formatTypeBits
+}
+
+// Type returns f without its escaping scheme.
+func (f Format) Type() Format { return f & (1<<formatTypeBits - 1) }
+
+// Escaping returns the escaping scheme of f's names.
+func (f Format) Escaping() model.EscapingScheme {
+	return model.EscapingScheme(f >> formatTypeBits)
+}
+
 // String returns the name of the format.
 func (f Format) String() string {
+	if esc := f.Escaping(); esc != model.NoEscaping {
+		return f.Type().String() + "; escaping=" + esc.String()
+	}
 	switch f {
 	case FormatText:
 		return "text"
@@ -51,13 +75,20 @@ const scrapeBufferSize = 64 << 10
 // metrics; an own family of the same name comes first and its HELP wins.
 // Families without metrics are left out. OpenMetrics output ends with
 // "# EOF". extra is not modified.
+//
+// With an escaping scheme other than model.NoEscaping, a family whose name
+// or label names the scheme changes is decoded, escaped and rendered again
+// (the slow path; see escape.go); the others are written as they are.
 func (s *Store) WriteExposition(w io.Writer, f Format, extra []*dto.MetricFamily) error {
-	if f < FormatText || f > FormatOpenMetrics {
+	if f.Type() > FormatOpenMetrics || f.Escaping() > model.ValueEncodingEscaping {
 		return fmt.Errorf("write exposition: unknown format %d", int(f))
 	}
 	v := s.view()
 	own := sortedByName(extra)
-	e := &encoder{w: bufio.NewWriterSize(w, scrapeBufferSize), format: f, store: s}
+	e := &encoder{w: bufio.NewWriterSize(w, scrapeBufferSize), format: f.Type(), escaping: f.Escaping(), store: s}
+	if e.format == FormatOpenMetrics {
+		e.exposed = exposedNames(v.names, own)
+	}
 	var err error
 	i, j := 0, 0
 	for err == nil && (i < len(v.names) || j < len(own)) {
@@ -74,7 +105,7 @@ func (s *Store) WriteExposition(w io.Writer, f Format, extra []*dto.MetricFamily
 			j++
 		}
 	}
-	if err == nil && f == FormatOpenMetrics {
+	if err == nil && f.Type() == FormatOpenMetrics {
 		_, err = e.w.WriteString("# EOF\n")
 	}
 	if err != nil {
@@ -132,11 +163,15 @@ func sortedByName(mfs []*dto.MetricFamily) []*dto.MetricFamily {
 
 // encoder writes the merged families of one scrape.
 type encoder struct {
-	w      *bufio.Writer
-	format Format
-	store  *Store
-	hdr    []byte // scratch for headers
-	size   []byte // scratch for a message length
+	w        *bufio.Writer
+	format   Format // without escaping
+	escaping model.EscapingScheme
+	store    *Store
+	// exposed holds every family name of an OpenMetrics scrape, for
+	// omDemoted.
+	exposed map[string]bool
+	hdr     []byte // scratch for headers
+	size    []byte // scratch for a message length
 }
 
 // pushed writes a family name that only groups have. The first group with
@@ -147,11 +182,14 @@ func (e *encoder) pushed(fams []*family) error {
 		return nil
 	}
 	lead := fams[i]
+	if e.escapes(lead.name, fams) {
+		return e.escaped(lead.header(), fams)
+	}
 	switch e.format {
 	case FormatProtoDelim:
 		return e.protoFamily(appendProtoHeader(e.hdr[:0], lead), fams)
 	case FormatOpenMetrics:
-		e.hdr = appendOMHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp)
+		e.hdr = appendOMHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp, e.omDemoted(lead.name, lead.typ))
 		return e.omFamily(fams)
 	default:
 		e.hdr = appendTextHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp)
@@ -172,6 +210,9 @@ func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
 	if len(own.Metric) == 0 && !slices.ContainsFunc(fams, func(f *family) bool { return f.series() > 0 }) {
 		return nil
 	}
+	if e.escapes(own.GetName(), fams) || ownEscapes(own, e.escaping) {
+		return e.escaped(own, fams)
+	}
 	switch e.format {
 	case FormatProtoDelim:
 		hdr, err := proto.MarshalOptions{}.MarshalAppend(e.hdr[:0], own)
@@ -180,11 +221,13 @@ func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
 		}
 		return e.protoFamily(hdr, fams)
 	case FormatOpenMetrics:
-		e.hdr = e.hdr[:0]
-		if len(own.Metric) == 0 {
-			e.hdr = appendOMHeader(e.hdr, own.GetName(), own.GetType(), own.GetHelp(), own.Help != nil)
-		} else if _, err := expfmt.MetricFamilyToOpenMetrics(e.w, own); err != nil {
-			return err
+		e.hdr = appendOMHeader(e.hdr[:0], own.GetName(), own.GetType(), own.GetHelp(), own.Help != nil, e.omDemoted(own.GetName(), own.GetType()))
+		if len(own.Metric) > 0 {
+			body, err := openMetricsBody(own)
+			if err != nil {
+				return err
+			}
+			e.hdr = append(e.hdr, body...)
 		}
 		return e.omFamily(fams)
 	default:
@@ -290,11 +333,15 @@ func appendTextHeader(b []byte, name string, typ dto.MetricType, help string, ha
 
 // appendOMHeader appends the HELP (if set) and TYPE lines expfmt writes for
 // an OpenMetrics family: a counter's family name drops its _total suffix,
-// and a counter without one is "unknown". The unit is never written: the
-// OpenMetrics parser rejects a unit that is not a suffix of the name, and
-// pushed units are not checked.
-func appendOMHeader(b []byte, name string, typ dto.MetricType, help string, hasHelp bool) []byte {
+// and a counter without one, or a demoted one (omDemoted), is "unknown"
+// under its whole name. The unit is never written: the OpenMetrics parser
+// rejects a unit that is not a suffix of the name, and pushed units are
+// not checked.
+func appendOMHeader(b []byte, name string, typ dto.MetricType, help string, hasHelp, demoted bool) []byte {
 	omName, omType := openMetricsType(name, typ)
+	if demoted {
+		omName, omType = name, "unknown"
+	}
 	return appendHeaderLines(b, omName, omType, help, hasHelp, true)
 }
 
@@ -303,16 +350,61 @@ func appendOMHeader(b []byte, name string, typ dto.MetricType, help string, hasH
 func appendHeaderLines(b []byte, name, typ, help string, hasHelp, om bool) []byte {
 	if hasHelp {
 		b = append(b, "# HELP "...)
-		b = append(b, name...)
+		b = appendName(b, name)
 		b = append(b, ' ')
 		b = appendEscaped(b, help, om)
 		b = append(b, '\n')
 	}
 	b = append(b, "# TYPE "...)
-	b = append(b, name...)
+	b = appendName(b, name)
 	b = append(b, ' ')
 	b = append(b, typ...)
 	return append(b, '\n')
+}
+
+// appendName appends a family name as the text formats write it in HELP
+// and TYPE lines: as it is, or quoted if it is not a legacy name.
+func appendName(b []byte, name string) []byte {
+	if legacyName(name) {
+		return append(b, name...)
+	}
+	b = append(b, '"')
+	b = appendEscaped(b, name, true)
+	return append(b, '"')
+}
+
+// exposedNames returns the set of the family names of a scrape.
+func exposedNames(names []string, own []*dto.MetricFamily) map[string]bool {
+	m := make(map[string]bool, len(names)+len(own))
+	for _, n := range names {
+		m[n] = true
+	}
+	for _, mf := range own {
+		m[mf.GetName()] = true
+	}
+	return m
+}
+
+// omDemoted reports whether a counter N_total must be exposed in
+// OpenMetrics as "unknown" under its whole name: as a counter its family
+// would be N and would also own N_created, so a family of either name
+// (go_memstats_alloc_bytes beside go_memstats_alloc_bytes_total) would
+// make the exposition invalid ("Clashing name", or metadata after samples
+// of the same family). The samples are the same either way.
+func (e *encoder) omDemoted(name string, typ dto.MetricType) bool {
+	base, ok := strings.CutSuffix(name, "_total")
+	return ok && typ == dto.MetricType_COUNTER && (e.exposed[base] || e.exposed[base+"_created"])
+}
+
+// openMetricsBody renders an own family's OpenMetrics sample lines, without
+// its HELP and TYPE lines.
+func openMetricsBody(mf *dto.MetricFamily) ([]byte, error) {
+	bare := &dto.MetricFamily{Name: mf.Name, Type: mf.Type, Metric: mf.Metric}
+	var buf bytes.Buffer
+	if _, err := expfmt.MetricFamilyToOpenMetrics(&buf, bare); err != nil {
+		return nil, fmt.Errorf("render own family %q as OpenMetrics: %w", mf.GetName(), err)
+	}
+	return dropFirstLine(buf.Bytes()), nil
 }
 
 func textType(typ dto.MetricType) string {

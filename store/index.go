@@ -206,6 +206,11 @@ func (s *Store) setFamily(g *group, f *family) {
 		e = &nameEntry{name: f.name}
 		s.names[f.name] = e
 		s.namesDirty = true
+		if !legacyName(f.name) {
+			for _, sch := range guardedSchemes {
+				s.escapedNames[escapedKey{sch, escapeName(f.name, sch)}] = f.name
+			}
+		}
 	}
 	f.name = e.name
 	e.typ = f.typ
@@ -234,6 +239,11 @@ func (s *Store) dropFamily(g *group, name string) {
 	if e.live == 0 {
 		delete(s.names, name)
 		s.namesDirty = true
+		if !legacyName(name) {
+			for _, sch := range guardedSchemes {
+				delete(s.escapedNames, escapedKey{sch, escapeName(name, sch)})
+			}
+		}
 		return
 	}
 	// The next scrape must not see the dead slot. Compacting now as well

@@ -54,6 +54,11 @@ type family struct {
 	// infAdded: none of the family's histograms has a +Inf bucket, so the
 	// text has one per metric that the protobuf must not have.
 	infAdded bool
+	// utf8: the family name or a label name is not a legacy name, so a
+	// scrape that did not ask for allow-utf-8 escapes the family
+	// (escape.go). Its text quotes those names; its protobuf bytes are
+	// kept from the start, so nothing parses that text back.
+	utf8 bool
 }
 
 // text returns the text 0.0.4 sample lines.
@@ -172,7 +177,7 @@ func (b *builder) buildInto(out *built, mf *dto.MetricFamily, t time.Time) *buil
 		out.errs = []error{err}
 		return out
 	}
-	if hasSimpleText(out.typ) {
+	if hasSimpleText(out.typ) && legacyName(out.name) {
 		if fam := b.buildSimple(out, mf); fam != nil {
 			fam.time = t
 			return b.finish(out, fam)
@@ -267,14 +272,15 @@ func compareMetrics(a, b *dto.Metric) int {
 func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*family, error) {
 	f := newFamily(mf, mf.GetName(), mf.GetType())
 	f.time = t
-	text, err := b.renderText(f.name, f.typ, ms)
+	f.utf8 = hasUTF8Names(f.name, ms)
+	text, err := b.renderText(f.name, f.typ, ms, f.utf8)
 	if err != nil {
 		return nil, err
 	}
 	f.setData(append(make([]byte, 0, len(text)), text...))
 	exact, infAdded := textExactAll(f.typ, ms)
 	f.infAdded = infAdded
-	if !exact {
+	if !exact || f.utf8 {
 		if err := b.keepProtobuf(f, ms); err != nil {
 			return nil, err
 		}
@@ -311,11 +317,11 @@ func newFamily(mf *dto.MetricFamily, name string, typ dto.MetricType) *family {
 // renderText returns the text 0.0.4 sample lines of ms, as expfmt writes
 // them, in a buffer that is only valid until the next call. Summaries and
 // histograms go through expfmt; the rest takes the faster equivalent.
-func (b *builder) renderText(name string, typ dto.MetricType, ms []*dto.Metric) ([]byte, error) {
+func (b *builder) renderText(name string, typ dto.MetricType, ms []*dto.Metric, utf8Names bool) ([]byte, error) {
 	if len(ms) == 0 {
 		return nil, nil
 	}
-	if hasSimpleText(typ) {
+	if hasSimpleText(typ) && !utf8Names { // expfmt quotes UTF-8 names
 		b.text = appendTextSamples(b.text[:0], name, typ, ms)
 		return b.text, nil
 	}

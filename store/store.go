@@ -40,15 +40,20 @@ type Store struct {
 	expiryWake chan struct{} // buffer 1: a write set the earliest deadline; RunExpiry re-arms
 	builders   sync.Pool     // of *builder
 
-	mu          sync.Mutex
-	groups      map[GroupKey]*group
-	names       map[string]*nameEntry
-	sortedNames []string // names in byte order; never mutated, replaced when namesDirty
-	namesDirty  bool
-	series      seriesIndex
-	nSeries     int
-	nBytes      int64 // sample bytes (family.data) of every family; --store.max-bytes
-	nFamilies   int   // (group, family) pairs
+	mu     sync.Mutex
+	groups map[GroupKey]*group
+	names  map[string]*nameEntry
+	// escapedNames maps the escaped forms (guardedSchemes) of every family
+	// name that is not a legacy name to that name; the check keeps the
+	// forms of one scheme distinct from each other and from every legacy
+	// family name.
+	escapedNames map[escapedKey]string
+	sortedNames  []string // names in byte order; never mutated, replaced when namesDirty
+	namesDirty   bool
+	series       seriesIndex
+	nSeries      int
+	nBytes       int64 // sample bytes (family.data) of every family; --store.max-bytes
+	nFamilies    int   // (group, family) pairs
 	// nFailureOnly counts the groups with failureOnly set.
 	nFailureOnly int
 	version      uint64      // last version handed to a group
@@ -85,6 +90,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, er
 func (s *Store) reset() {
 	s.groups = map[GroupKey]*group{}
 	s.names = map[string]*nameEntry{}
+	s.escapedNames = map[escapedKey]string{}
 	s.sortedNames = nil
 	s.namesDirty = false
 	s.series = newSeriesIndex()

@@ -28,7 +28,6 @@ type config struct {
 	webConfigFile string
 	systemdSocket bool
 	localAssets   string
-	utf8Names     bool
 	version       bool
 	logLevel      *promslog.Level
 	logFormat     *promslog.Format
@@ -67,8 +66,6 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	cfg.ingest.RegisterFlags(fs)
 	cfg.store.RegisterFlags(fs)
 	cfg.cluster.RegisterFlags(fs)
-	fs.BoolVar(&cfg.utf8Names, "push.enable-utf8-names", false,
-		"Allow UTF-8 characters in metric and label names. Not supported yet: setting it is a start-up error.")
 
 	cfg.logLevel = promslog.NewLevel()
 	fs.Var(cfg.logLevel, "log.level", "Only log messages with the given severity or above. One of: ["+
@@ -85,9 +82,6 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 
 // validate checks the whole configuration before anything starts.
 func (c *config) validate() error {
-	if c.utf8Names {
-		return errors.New("--push.enable-utf8-names is not supported yet")
-	}
 	if !c.systemdSocket && len(c.listen.values) == 0 {
 		return errors.New("no --web.listen-address given")
 	}

@@ -61,6 +61,8 @@ func TestDefaults(t *testing.T) {
 		"push.max-queue-wait":            "250ms",
 		"push.max-series":                "50000",
 		"push.ttl":                       "0s",
+		"metric.timetolive":              "0s",
+		"web.prefer-openmetrics":         "false",
 		"push.ttl-rules-file":            "",
 		"store.max-groups":               "200000",
 		"store.max-series":               "2000000",
@@ -120,6 +122,15 @@ func TestFlagForms(t *testing.T) {
 			require.True(t, cfg.api.EnableAdminAPI)
 			require.Equal(t, "/pg", cfg.api.RoutePrefix)
 		}},
+		{"ttl in days", []string{"--push.ttl=2d"}, func(t *testing.T, cfg *config) {
+			require.Equal(t, 48*time.Hour, cfg.ingest.TTL)
+		}},
+		{"ttl alias of the TTL forks, in weeks", []string{"--metric.timetolive=1w"}, func(t *testing.T, cfg *config) {
+			require.Equal(t, 7*24*time.Hour, cfg.ingest.TTL)
+		}},
+		{"ttl in Go syntax", []string{"--metric.timetolive", "1h30m"}, func(t *testing.T, cfg *config) {
+			require.Equal(t, 90*time.Minute, cfg.ingest.TTL)
+		}},
 		{"explicit bool values", []string{"--web.enable-lifecycle=true", "--push.disable-consistency-check=false"}, func(t *testing.T, cfg *config) {
 			require.True(t, cfg.api.EnableLifecycle)
 			require.False(t, cfg.ingest.DisableConsistencyCheck)
@@ -132,7 +143,7 @@ func TestFlagForms(t *testing.T) {
 		}},
 		{"every bool has a negation", []string{"--no-web.systemd-socket", "--no-push.enable-utf8-names", "--no-version"}, func(t *testing.T, cfg *config) {
 			require.False(t, cfg.systemdSocket)
-			require.False(t, cfg.utf8Names)
+			require.False(t, cfg.ingest.UTF8Names)
 		}},
 	}
 	for _, c := range cases {
@@ -177,7 +188,6 @@ func TestInvalidCommandLines(t *testing.T) {
 	}{
 		{"unknown flag", []string{"--web.nope"}, "flag provided but not defined"},
 		{"positional argument", []string{"serve"}, `unexpected argument "serve"`},
-		{"utf8 names", []string{"--push.enable-utf8-names"}, "not supported yet"},
 		{"bad log level", []string{"--log.level=loud"}, "unrecognized log level"},
 		{"bad log format", []string{"--log.format=xml"}, "unrecognized log format"},
 		{"bad duration", []string{"--persistence.interval=often"}, "persistence.interval"},

@@ -72,17 +72,17 @@ scrape_configs:
 `
 }
 
-// startPrometheus starts Prometheus with a configuration that discovers
-// the peers at sdURL, and waits until it is ready. A web port taken
-// meanwhile shows as an early exit and is retried.
-func startPrometheus(t *testing.T, sdURL string) *promProc {
+// startPrometheusWith starts the Prometheus binary bin with configuration
+// config and waits until it is ready. A web port taken meanwhile shows as
+// an early exit and is retried.
+func startPrometheusWith(t *testing.T, bin, config string) *promProc {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(prometheusConfig(sdURL)), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
 	var lastErr error
 	for attempt := range 3 {
-		p, err := tryPrometheus(t, cfg, filepath.Join(dir, fmt.Sprintf("data-%d", attempt)))
+		p, err := tryPrometheus(t, bin, cfg, filepath.Join(dir, fmt.Sprintf("data-%d", attempt)))
 		if err == nil {
 			return p
 		}
@@ -92,7 +92,7 @@ func startPrometheus(t *testing.T, sdURL string) *promProc {
 	return nil
 }
 
-func tryPrometheus(t *testing.T, cfg, dataDir string) (*promProc, error) {
+func tryPrometheus(t *testing.T, bin, cfg, dataDir string) (*promProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func tryPrometheus(t *testing.T, cfg, dataDir string) (*promProc, error) {
 	p := &promProc{
 		base:   "http://" + addr,
 		client: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-		cmd: exec.Command(prometheusBin,
+		cmd: exec.Command(bin,
 			"--config.file="+cfg,
 			"--storage.tsdb.path="+dataDir,
 			"--web.listen-address="+addr,
@@ -360,17 +360,29 @@ func checkSD(t *testing.T, sd *procPeer, peers []*procPeer) {
 	require.Equal(t, want, got, body)
 }
 
-// TestPrometheusHTTPSDThreePeers lets the real Prometheus discover a
+// TestPrometheusHTTPSDThreePeers lets the real Prometheus (Debian's 2.42
+// and 3.16 from the module proxy, with its default settings) discover a
 // three-peer cluster through /api/v1/cluster/targets and checks what it
 // stores: every pushed group once with its value, the targets evenly
 // loaded, and the same after one peer leaves.
 func TestPrometheusHTTPSDThreePeers(t *testing.T) {
-	requireTool(t, prometheusBin)
-	t.Parallel()
+	t.Run("prometheus 2.42", func(t *testing.T) {
+		requireTool(t, prometheusBin)
+		t.Parallel()
+		testPrometheusHTTPSD(t, prometheusBin)
+	})
+	t.Run("prometheus 3.16", func(t *testing.T) {
+		bin := requireEnvTool(t, envPrometheus3)
+		t.Parallel()
+		testPrometheusHTTPSD(t, bin)
+	})
+}
+
+func testPrometheusHTTPSD(t *testing.T, bin string) {
 	c := startProcCluster(t, 3)
 	sd := c.peers[0] // serves SD throughout; another peer leaves
 	checkSD(t, sd, c.peers)
-	prom := startPrometheus(t, sd.base+"/api/v1/cluster/targets")
+	prom := startPrometheusWith(t, bin, prometheusConfig(sd.base+"/api/v1/cluster/targets"))
 
 	const groups, job = 2000, "e2e"
 	rnd := rand.New(rand.NewPCG(3, 4))

@@ -23,7 +23,7 @@ func TestPrometheusKeepsTargetUpAfterInvalidUTF8Help(t *testing.T) {
 	g := startPushring(t)
 	st, body := g.do(t, http.MethodPut, "/metrics/job/fine", nil, []byte("# HELP utf8_fine A fine gauge.\n# TYPE utf8_fine gauge\nutf8_fine 7\n"))
 	require.Equal(t, http.StatusOK, st, body)
-	prom := startPrometheus(t, g.base+"/api/v1/cluster/targets")
+	prom := startPrometheusWith(t, prometheusBin, prometheusConfig(g.base+"/api/v1/cluster/targets"))
 
 	bad := &dto.MetricFamily{Name: proto.String("utf8_bad"), Help: proto.String("bad \xff help"), Type: dto.MetricType_GAUGE.Enum(),
 		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}}
