@@ -17,13 +17,15 @@ import (
 	"github.com/pushring/pushring/ingest"
 )
 
-// moduleRoot walks up from the test's directory to the one holding go.mod.
+// moduleRoot walks up from the test's directory to the gateway's module,
+// past deploy/'s own go.mod.
 func moduleRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	require.NoError(t, err)
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			strings.HasPrefix(string(mod), "module github.com/pushring/pushring\n") {
 			return dir
 		}
 		parent := filepath.Dir(dir)

@@ -179,7 +179,7 @@ func decodeStrict(doc []byte, v any) error {
 }
 
 // inDir returns the objects of type T read from files directly in dir
-// ("." for the base).
+// (baseDir for the base).
 func inDir[T any](objs []object, dir string) []*T {
 	var out []*T
 	for _, o := range objs {
@@ -207,8 +207,8 @@ func TestEveryDocumentDecodesStrictly(t *testing.T) {
 	// Each directory's content is checked by the other tests; this pins
 	// that they were all found.
 	for _, want := range []string{
-		"kustomization.yaml",
-		"statefulset.yaml",
+		"base/kustomization.yaml",
+		"base/statefulset.yaml",
 		"overlays/persistent/kustomization.yaml",
 		"overlays/persistent/statefulset-persistence.yaml",
 		"optional/networkpolicy/kustomization.yaml",
