@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -228,7 +229,8 @@ func startKind(t *testing.T, kind string, flags ...string) *gw {
 }
 
 // startGateway starts bin on a free loopback port with an empty
-// --persistence.file (Debian's default file is shared state) and waits until
+// --persistence.file unless flags name one (Debian's default file is shared
+// state) and waits until
 // /-/ready answers 200. A port lost to another process between probing and
 // binding shows as an early exit and is retried.
 func startGateway(t *testing.T, kind, bin string, flags []string) *gw {
@@ -251,7 +253,10 @@ func tryStart(t *testing.T, kind, bin string, flags []string) (*gw, error) {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := append([]string{"--web.listen-address=" + addr, "--persistence.file="}, flags...)
+	args := append([]string{"--web.listen-address=" + addr}, flags...)
+	if !slices.ContainsFunc(flags, func(f string) bool { return strings.HasPrefix(f, "--persistence.file=") }) {
+		args = append(args, "--persistence.file=")
+	}
 	g := &gw{
 		kind: kind,
 		base: "http://" + addr,
