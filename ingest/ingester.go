@@ -98,6 +98,7 @@ func New(cfg Config, st Store, now func() time.Time, logger *slog.Logger, reg pr
 	in := &Ingester{cfg: cfg, limits: limitsOf(cfg), st: st, now: now, logger: logger, metrics: newMetrics(reg)}
 	in.rules.Store(rules)
 	in.metrics.lastReload.Set(unixSeconds(now()))
+	in.metrics.reloadOK.Set(1)
 	if cfg.TTLRulesFile != "" {
 		logger.Info("TTL rules loaded", "file", cfg.TTLRulesFile, "rules", rules.len())
 	}

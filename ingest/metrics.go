@@ -57,6 +57,7 @@ type metrics struct {
 	bodyBytes  prometheus.Histogram
 	reloads    *prometheus.CounterVec
 	lastReload prometheus.Gauge
+	reloadOK   prometheus.Gauge
 
 	forwarded      *prometheus.CounterVec
 	forwardSeconds prometheus.Histogram
@@ -89,6 +90,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastReload: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pushring_ttl_rules_last_reload_success_timestamp_seconds",
 			Help: "Unix time the TTL rules file was last loaded successfully, at start-up or by a reload.",
+		}),
+		reloadOK: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pushring_rules_last_reload_successful",
+			Help: "Whether the last load of the TTL rules file, at start-up or by a reload, succeeded (1) or failed and left the previous rules in force (0).",
 		}),
 		forwarded: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_forwarded_pushes_total",

@@ -193,8 +193,13 @@ func TestReloadRules(t *testing.T) {
 		require.Equal(t, success, counterValue(t, reg, "pushring_ttl_rules_reloads_total", "result", "success"))
 		require.Equal(t, failure, counterValue(t, reg, "pushring_ttl_rules_reloads_total", "result", "failure"))
 	}
+	requireLastOK := func(want float64) {
+		t.Helper()
+		require.Equal(t, want, gaugeValue(t, reg, "pushring_rules_last_reload_successful"))
+	}
 	requireTTL(time.Minute)
 	requireReloads(0, 0)
+	requireLastOK(1)
 	loaded := unixSeconds(now)
 
 	// A broken file keeps the old rules, says why, and counts a failure.
@@ -206,6 +211,7 @@ func TestReloadRules(t *testing.T) {
 	require.ErrorContains(t, err, "field extra not found")
 	requireTTL(time.Minute)
 	requireReloads(0, 1)
+	requireLastOK(0)
 	require.Equal(t, loaded, gaugeValue(t, reg, "pushring_ttl_rules_last_reload_success_timestamp_seconds"))
 	require.Contains(t, logs.String(), "level=ERROR")
 	require.Contains(t, logs.String(), "keeping the previous rules")
@@ -224,6 +230,7 @@ func TestReloadRules(t *testing.T) {
 	require.NoError(t, in.ReloadRules())
 	requireTTL(2 * time.Minute)
 	requireReloads(1, 2)
+	requireLastOK(1)
 	require.Equal(t, unixSeconds(now), gaugeValue(t, reg, "pushring_ttl_rules_last_reload_success_timestamp_seconds"))
 	require.Contains(t, logs.String(), "level=INFO")
 	require.Contains(t, logs.String(), "rules=2")
