@@ -229,6 +229,9 @@ func (in *Ingester) delete(key store.GroupKey, err error) (Result, string, error
 func storeRejection(err error) (string, error) {
 	switch {
 	case errors.Is(err, store.ErrInconsistent):
+		if r := store.RejectReason(err); r == reasonTimestamp || r == reasonInvalid {
+			return r, err
+		}
 		return reasonInconsistent, err
 	case errors.Is(err, store.ErrLimit):
 		return storeLimitReason(err), err

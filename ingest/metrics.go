@@ -14,7 +14,9 @@ const (
 	reasonPath             = "path"               // malformed or unrouted grouping path
 	reasonBody             = "body"               // undecodable body
 	reasonTooLarge         = "too_large"          // --push.max-body-bytes
-	reasonInconsistent     = "inconsistent"       // the store's consistency check
+	reasonInconsistent     = "inconsistent"       // the store's consistency check: conflicts with stored groups
+	reasonTimestamp        = "timestamp"          // a pushed sample carries a timestamp
+	reasonInvalid          = "invalid"            // the push is broken on its own (e.g. a series twice)
 	reasonTTL              = "ttl"                // malformed Pushring-TTL header
 	reasonSeriesPerPush    = "series_per_push"    // --push.max-series
 	reasonLabelsPerSeries  = "labels_per_series"  // --push.max-labels-per-series
@@ -31,7 +33,7 @@ const (
 // rejectReasons is every reason, pre-initialised to 0 so the set of series
 // is fixed from the start and a rate() over a first rejection works.
 var rejectReasons = []string{
-	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTTL,
+	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTimestamp, reasonInvalid, reasonTTL,
 	reasonSeriesPerPush, reasonLabelsPerSeries, reasonLabelNameLength, reasonLabelValueLength, reasonMetricNameLength,
 	reasonMaxGroups, reasonMaxSeries, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
 }

@@ -14,7 +14,7 @@ import (
 // refused retry.
 var ErrLimit = errors.New("push refused")
 
-// Reasons of pushring_store_pushes_rejected_total for ErrLimit.
+// Reasons RejectReason returns for ErrLimit.
 const (
 	reasonMaxGroups = "max_groups"
 	reasonMaxSeries = "max_series"
@@ -90,6 +90,5 @@ func (s *Store) refuseNewGroupEarly(k GroupKey) error {
 	if _, ok := s.groups[k]; ok || len(s.groups) < max {
 		return nil
 	}
-	s.metrics.rejected.WithLabelValues(reasonMaxGroups).Inc()
-	return errMaxGroups(len(s.groups)+1, max)
+	return rejected(reasonMaxGroups, errMaxGroups(len(s.groups)+1, max))
 }

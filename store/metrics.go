@@ -5,12 +5,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// metrics are the store's self-metrics. Labels are bounded: the reason of a
-// rejection is one of the reason* constants.
+// metrics are the store's self-metrics. A refusal is not one of them: the
+// store returns its reason (RejectReason) and the caller counts it once.
 type metrics struct {
 	groups             prometheus.Gauge
 	series             prometheus.Gauge
-	rejected           *prometheus.CounterVec
 	failuresUnrecorded prometheus.Counter
 	expired            prometheus.Counter
 }
@@ -26,10 +25,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pushring_store_series",
 			Help: "Series stored on this peer, counted as Prometheus counts them (sample lines: a histogram's buckets, _sum and _count each), push-time gauges included.",
 		}),
-		rejected: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushring_store_pushes_rejected_total",
-			Help: "Pushes the store rejected, by reason (timestamp: a sample has a timestamp; invalid: the push is broken on its own; inconsistent: it conflicts with stored groups or the gateway's own metrics; max_groups, max_series: it would exceed --store.max-groups or --store.max-series).",
-		}, []string{"reason"}),
 		failuresUnrecorded: f.NewCounter(prometheus.CounterOpts{
 			Name: "pushring_store_failure_times_unrecorded_total",
 			Help: "Failure times not recorded because the group's push-time gauges would have clashed with another group (the Pushgateway would have poisoned its store) or the group would have exceeded a limit of this peer.",
@@ -38,9 +33,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pushring_groups_expired_total",
 			Help: "Groups removed because their TTL passed since their last successful push (restored groups already past their deadline included).",
 		}),
-	}
-	for _, r := range []string{reasonTimestamp, reasonInvalid, reasonInconsistent, reasonMaxGroups, reasonMaxSeries} {
-		m.rejected.WithLabelValues(r)
 	}
 	return m
 }
