@@ -17,25 +17,34 @@ import (
 // once. So neither the goroutines parked here nor the time one spends here
 // can grow without bound: an overloaded peer answers 503 quickly, and the
 // pusher (or the load balancer) retries elsewhere or later.
+//
+// A capacity of 0 (--push.max-inflight=0) switches admission control off:
+// every request gets in at once, and only the count of those in flight is
+// kept for pushring_push_inflight.
 type admission struct {
-	slots      chan struct{} // a value in the channel is a slot in use
+	slots      chan struct{} // a value in the channel is a slot in use; nil when off
 	maxWait    time.Duration
 	maxWaiting int64
 	waiting    atomic.Int64
+	unlimited  atomic.Int64 // requests in flight when off
 }
 
 func newAdmission(capacity int, maxWait time.Duration) *admission {
-	return &admission{
-		slots:      make(chan struct{}, capacity),
-		maxWait:    maxWait,
-		maxWaiting: int64(capacity),
+	a := &admission{maxWait: maxWait, maxWaiting: int64(capacity)}
+	if capacity > 0 {
+		a.slots = make(chan struct{}, capacity)
 	}
+	return a
 }
 
 // acquire takes a slot, waiting at most maxWait (and no longer than ctx
 // allows). On success the caller must call release exactly once. A refusal
 // is an *overloadedError.
 func (a *admission) acquire(ctx context.Context) error {
+	if a.slots == nil {
+		a.unlimited.Add(1)
+		return nil
+	}
 	select {
 	case a.slots <- struct{}{}:
 		return nil
@@ -64,12 +73,23 @@ func (a *admission) acquire(ctx context.Context) error {
 }
 
 // release gives back a slot taken by acquire.
-func (a *admission) release() { <-a.slots }
+func (a *admission) release() {
+	if a.slots == nil {
+		a.unlimited.Add(-1)
+		return
+	}
+	<-a.slots
+}
 
-// inflight is the number of slots in use.
-func (a *admission) inflight() int { return len(a.slots) }
+// inflight is the number of requests in flight.
+func (a *admission) inflight() int {
+	if a.slots == nil {
+		return int(a.unlimited.Load())
+	}
+	return len(a.slots)
+}
 
-// capacity is the number of slots.
+// capacity is the number of slots; 0 when admission control is off.
 func (a *admission) capacity() int { return cap(a.slots) }
 
 // queued is the number of requests waiting for a slot.
@@ -79,7 +99,7 @@ func (a *admission) queued() int64 { return a.waiting.Load() }
 // state /-/ready reports as not ready, so a load balancer sends new pushers
 // to other peers until this one catches up.
 func (a *admission) saturated() bool {
-	return a.inflight() >= a.capacity() && a.queued() > 0
+	return a.slots != nil && a.inflight() >= a.capacity() && a.queued() > 0
 }
 
 // Why a push was refused.

@@ -29,7 +29,7 @@ type Config struct {
 	// EnableAdminAPI enables PUT /api/v1/admin/wipe (--web.enable-admin-api).
 	EnableAdminAPI bool
 	// MaxInflight is how many pushes and deletes are handled at once
-	// (--push.max-inflight); more wait for a slot.
+	// (--push.max-inflight); more wait for a slot. 0 means no limit.
 	MaxInflight int
 	// MaxQueueWait is how long a push waits for a slot before it gets 503
 	// (--push.max-queue-wait); 0 refuses at once when every slot is taken.
@@ -90,7 +90,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.EnableAdminAPI, "web.enable-admin-api", false,
 		"Enable API endpoints for admin control actions (PUT /api/v1/admin/wipe).")
 	fs.IntVar(&c.MaxInflight, flagMaxInflight, DefaultMaxInflight,
-		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After.")
+		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After. 0 switches the limit off.")
 	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,
 		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
 	fs.DurationVar(&c.FanoutTimeout, flagFanoutTimeout, DefaultFanoutTimeout,
@@ -102,8 +102,8 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.TelemetryPath, "/") || strings.ContainsAny(c.TelemetryPath, "{}") {
 		return fmt.Errorf("invalid --web.telemetry-path %q: must start with / and contain no braces", c.TelemetryPath)
 	}
-	if c.MaxInflight < 1 {
-		return fmt.Errorf("invalid --%s %d: must be at least 1", flagMaxInflight, c.MaxInflight)
+	if c.MaxInflight < 0 {
+		return fmt.Errorf("invalid --%s %d: must not be negative (0 switches admission control off)", flagMaxInflight, c.MaxInflight)
 	}
 	if c.FanoutTimeout < 0 {
 		return fmt.Errorf("invalid --%s %s: must not be negative", flagFanoutTimeout, c.FanoutTimeout)

@@ -52,7 +52,8 @@ func TestServerLimitsFromFlags(t *testing.T) {
 	}
 }
 
-// A limit of 0 would switch the bound off in net/http, so it is refused.
+// A limit of 0 would switch the bound off in net/http, so it is refused;
+// admission control takes 0 (off) but no negative value.
 func TestServerLimitsMustBeSet(t *testing.T) {
 	cases := []struct {
 		arg, err string
@@ -62,7 +63,7 @@ func TestServerLimitsMustBeSet(t *testing.T) {
 		{"--web.write-timeout=-1s", "invalid --web.write-timeout -1s: must be positive"},
 		{"--web.idle-timeout=0s", "invalid --web.idle-timeout 0s: must be positive"},
 		{"--web.max-header-bytes=0", "invalid --web.max-header-bytes 0: must be at least 1024"},
-		{"--push.max-inflight=0", "invalid --push.max-inflight 0: must be at least 1"},
+		{"--push.max-inflight=-1", "invalid --push.max-inflight -1: must not be negative"},
 		{"--push.max-queue-wait=-1ms", "invalid --push.max-queue-wait -1ms: must not be negative"},
 	}
 	for _, c := range cases {
