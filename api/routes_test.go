@@ -204,7 +204,7 @@ func TestReload(t *testing.T) {
 	})
 	t.Run("broken rules", func(t *testing.T) {
 		ta := newTestAPI(t, Config{EnableLifecycle: true})
-		ta.ing.reloadErr = errors.New(`reload TTL rules: load --push.ttl-rules-file="/etc/rules.yml": line 3: field jobb not found`)
+		ta.ing.reloadErr = errors.New(`reload TTL rules: load --push.ttl-rules-file="/etc/rules.yml": line 3: unknown field "jobb" in a rule (a rule has job, labels and ttl)`)
 		w := ta.do(http.MethodPost, "/-/reload", nil)
 		require.Equal(t, http.StatusInternalServerError, w.Code)
 		require.Equal(t, ta.ing.reloadErr.Error(), w.Body.String(), "the body says what is wrong with the file")
