@@ -10,37 +10,46 @@ import (
 )
 
 // Admission bounds the pushes and deletes being handled at once
-// (docs/design.md, "Bounded"). A request takes a slot before its body is
-// read and gives it back once it is answered; a push forwarded to this
-// peer by another takes one too, so HTTP and forwarded pushes share the
-// bound. When every
+// (docs/design.md, "Bounded"). A request takes a slot once its body has
+// been read and gives it back once it is answered; a push forwarded to
+// this peer by another takes one too, so HTTP and forwarded pushes share
+// the bound. When every
 // slot is taken it waits at most maxWait for one; at most as many requests
 // as there are slots wait at a time, and any beyond that are refused at
 // once. So neither the goroutines parked here nor the time one spends here
 // can grow without bound: an overloaded peer answers 503 quickly, and the
 // pusher (or the load balancer) retries elsewhere or later.
+//
+// A capacity of 0 (--push.max-inflight=0) switches admission control off:
+// every request gets in at once, and only the count of those in flight is
+// kept for pushring_push_inflight.
 type Admission struct {
-	slots      chan struct{} // a value in the channel is a slot in use
+	slots      chan struct{} // a value in the channel is a slot in use; nil when off
 	maxWait    time.Duration
 	maxWaiting int64
 	waiting    atomic.Int64
+	unlimited  atomic.Int64 // requests in flight when off
 }
 
 // NewAdmission returns an admission control of capacity slots
-// (--push.max-inflight) whose waiters give up after maxWait
-// (--push.max-queue-wait).
+// (--push.max-inflight; 0 switches it off) whose waiters give up after
+// maxWait (--push.max-queue-wait).
 func NewAdmission(capacity int, maxWait time.Duration) *Admission {
-	return &Admission{
-		slots:      make(chan struct{}, capacity),
-		maxWait:    maxWait,
-		maxWaiting: int64(capacity),
+	a := &Admission{maxWait: maxWait, maxWaiting: int64(capacity)}
+	if capacity > 0 {
+		a.slots = make(chan struct{}, capacity)
 	}
+	return a
 }
 
 // Acquire takes a slot, waiting at most maxWait (and no longer than ctx
 // allows). On success the caller must call Release exactly once. A refusal
 // is an *overloadedError.
 func (a *Admission) Acquire(ctx context.Context) error {
+	if a.slots == nil {
+		a.unlimited.Add(1)
+		return nil
+	}
 	select {
 	case a.slots <- struct{}{}:
 		return nil
@@ -69,12 +78,23 @@ func (a *Admission) Acquire(ctx context.Context) error {
 }
 
 // Release gives back a slot taken by Acquire.
-func (a *Admission) Release() { <-a.slots }
+func (a *Admission) Release() {
+	if a.slots == nil {
+		a.unlimited.Add(-1)
+		return
+	}
+	<-a.slots
+}
 
-// inflight is the number of slots in use.
-func (a *Admission) inflight() int { return len(a.slots) }
+// inflight is the number of requests in flight.
+func (a *Admission) inflight() int {
+	if a.slots == nil {
+		return int(a.unlimited.Load())
+	}
+	return len(a.slots)
+}
 
-// capacity is the number of slots.
+// capacity is the number of slots; 0 when admission control is off.
 func (a *Admission) capacity() int { return cap(a.slots) }
 
 // queued is the number of requests waiting for a slot.
@@ -84,7 +104,7 @@ func (a *Admission) queued() int64 { return a.waiting.Load() }
 // state /-/ready reports as not ready, so a load balancer sends new pushers
 // to other peers until this one catches up.
 func (a *Admission) saturated() bool {
-	return a.inflight() >= a.capacity() && a.queued() > 0
+	return a.slots != nil && a.inflight() >= a.capacity() && a.queued() > 0
 }
 
 // Why a push was refused.

@@ -217,3 +217,21 @@ func BenchmarkAdmissionSaturated(b *testing.B) {
 		}
 	}
 }
+
+// --push.max-inflight=0 switches admission control off, as 0 does for
+// every limit: pushes beyond any count get in, none waits, /-/ready stays
+// 200, and the in-flight gauge still counts them.
+func TestAdmissionOff(t *testing.T) {
+	ta := newBlockingAPI(t, 0, 0)
+	codes := blockedPushes(t, ta, DefaultMaxInflight+1)
+	require.Equal(t, float64(DefaultMaxInflight+1), gaugeValue(t, ta.reg, "pushring_push_inflight"))
+	require.Equal(t, 0.0, gaugeValue(t, ta.reg, "pushring_push_inflight_capacity"))
+	require.Zero(t, ta.admit.queued())
+	require.Equal(t, http.StatusOK, ta.do(http.MethodGet, "/-/ready", nil).Code)
+
+	ta.unblock()
+	for range DefaultMaxInflight + 1 {
+		require.Equal(t, http.StatusOK, <-codes)
+	}
+	require.Equal(t, 0.0, gaugeValue(t, ta.reg, "pushring_push_inflight"))
+}

@@ -37,7 +37,7 @@ type Config struct {
 	// peer dearly, so only an operator who asks for them gets them.
 	EnablePprof bool
 	// MaxInflight is how many pushes and deletes are handled at once
-	// (--push.max-inflight); more wait for a slot.
+	// (--push.max-inflight); more wait for a slot. 0 means no limit.
 	MaxInflight int
 	// MaxQueueWait is how long a push waits for a slot before it gets 503
 	// (--push.max-queue-wait); 0 refuses at once when every slot is taken.
@@ -110,7 +110,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.EnablePprof, "web.enable-pprof", false,
 		"Serve the Go profiles (CPU, heap, goroutines, trace) under /debug/pprof/. Off by default: anyone who reaches the port could read them.")
 	fs.IntVar(&c.MaxInflight, flagMaxInflight, DefaultMaxInflight,
-		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After.")
+		"Maximum number of pushes and deletes handled at once; more wait up to --push.max-queue-wait, then get 503 with Retry-After. 0 switches the limit off.")
 	fs.DurationVar(&c.MaxQueueWait, flagMaxQueueWait, DefaultMaxQueueWait,
 		"How long a push waits for one of the --push.max-inflight slots before it gets 503 with Retry-After. 0 refuses at once.")
 	fs.DurationVar(&c.BodyTimeout, flagBodyTimeout, DefaultBodyTimeout,
@@ -128,8 +128,8 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.TelemetryPath, "/") || strings.ContainsAny(c.TelemetryPath, "{}") {
 		return fmt.Errorf("invalid --web.telemetry-path %q: must start with / and contain no braces", c.TelemetryPath)
 	}
-	if c.MaxInflight < 1 {
-		return fmt.Errorf("invalid --%s %d: must be at least 1", flagMaxInflight, c.MaxInflight)
+	if c.MaxInflight < 0 {
+		return fmt.Errorf("invalid --%s %d: must not be negative (0 switches admission control off)", flagMaxInflight, c.MaxInflight)
 	}
 	if err := flagcheck.Durations(
 		flagcheck.Duration{Flag: flagMaxQueueWait, Value: c.MaxQueueWait, ZeroOK: true},

@@ -56,7 +56,7 @@ func TestValidate(t *testing.T) {
 		{"bad external url", Config{TelemetryPath: "/metrics", MaxInflight: 1, ExternalURL: "http://[::1"}, "web.external-url"},
 		{"double slash prefix", Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: "//"}, "route prefix"},
 		{"unclean prefix", Config{TelemetryPath: "/metrics", MaxInflight: 1, RoutePrefix: "/a/../b"}, "route prefix"},
-		{"no push slots", Config{TelemetryPath: "/metrics"}, "--push.max-inflight 0: must be at least 1"},
+		{"negative push slots", Config{TelemetryPath: "/metrics", MaxInflight: -1}, "--push.max-inflight -1: must not be negative"},
 		{"negative queue wait", Config{TelemetryPath: "/metrics", MaxInflight: 1, MaxQueueWait: -time.Second}, "--push.max-queue-wait must not be negative, got -1s"},
 		{"negative body timeout", Config{TelemetryPath: "/metrics", MaxInflight: 1, BodyTimeout: -time.Second}, "--push.body-timeout must not be negative, got -1s"},
 		{"negative body rate", Config{TelemetryPath: "/metrics", MaxInflight: 1, MinBodyRate: -1}, "--push.min-body-rate -1: must not be negative"},

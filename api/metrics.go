@@ -11,7 +11,7 @@ import (
 )
 
 // metrics are the HTTP self-metrics. Every label comes from a fixed set: the
-// route name (push, delete, metrics, ...), the status class and a known
+// route name (push, delete, metrics, ...), the status code and a known
 // method; never a path, a grouping key or a pushed value. Pushes and
 // scrapes are counted and timed under handler="push" and "metrics".
 type metrics struct {
@@ -52,11 +52,11 @@ func newMetrics(reg prometheus.Registerer, adm *Admission, br *bodyReader) *metr
 	return &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushring_http_requests_total",
-			Help: "HTTP requests served, by route, status class and method.",
+			Help: "HTTP requests served, by route, status code and method.",
 		}, httpLabels),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "pushring_http_request_duration_seconds",
-			Help: "Time to serve an HTTP request, by route, status class and method.",
+			Help: "Time to serve an HTTP request, by route, status code and method.",
 			// 0.5 ms to ~8 s in steps of 4: a push or a small scrape takes
 			// well under a millisecond, a scrape of a full peer seconds.
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
@@ -84,7 +84,7 @@ func (m *metrics) instrument(next http.Handler, names map[string]string) http.Ha
 			if !ok {
 				name = routeOther
 			}
-			code, method := statusClass(sw.status()), methodLabel(r.Method)
+			code, method := statusCode(sw.status()), methodLabel(r.Method)
 			m.requests.WithLabelValues(name, code, method).Inc()
 			m.duration.WithLabelValues(name, code, method).Observe(time.Since(start).Seconds())
 		}()
@@ -92,12 +92,15 @@ func (m *metrics) instrument(next http.Handler, names map[string]string) http.Ha
 	})
 }
 
-// statusClass turns a status code into "2xx".."5xx".
-func statusClass(code int) string {
+// statusCode is the code label: the status code ("200", "503"), as in
+// pushring_ingest_requests_total and the Pushgateway's
+// pushgateway_http_requests_total, so one query fits all three. The server
+// writes a bounded set of codes; anything outside 100-599 is "unknown".
+func statusCode(code int) string {
 	if code < 100 || code > 599 {
 		return "unknown"
 	}
-	return strconv.Itoa(code/100) + "xx"
+	return strconv.Itoa(code)
 }
 
 // methodLabel bounds the method label: clients choose the method string.

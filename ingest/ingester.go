@@ -80,6 +80,7 @@ func New(cfg Config, st Store, now func() time.Time, logger *slog.Logger, reg pr
 	in := &Ingester{cfg: cfg, limits: limitsOf(cfg), st: st, now: now, logger: logger, metrics: newMetrics(reg)}
 	in.rules.Store(rules)
 	in.metrics.lastReload.Set(unixSeconds(now()))
+	in.metrics.reloadOK.Set(1)
 	if cfg.TTLRulesFile != "" {
 		logger.Info("TTL rules loaded", "file", cfg.TTLRulesFile, "rules", rules.len())
 	}
@@ -258,6 +259,9 @@ func storeRejection(err error) (string, error) {
 	var le *store.LimitError
 	switch {
 	case errors.Is(err, store.ErrInconsistent):
+		if r := store.RejectReason(err); r == reasonTimestamp || r == reasonInvalid {
+			return r, err
+		}
 		return reasonInconsistent, err
 	case errors.As(err, &le):
 		return le.Limit, err // the store's limit names are this package's reasons

@@ -13,7 +13,9 @@ const (
 	reasonPath             = "path"               // malformed or unrouted grouping path
 	reasonBody             = "body"               // undecodable body
 	reasonTooLarge         = "too_large"          // --push.max-body-bytes
-	reasonInconsistent     = "inconsistent"       // the store's consistency check
+	reasonInconsistent     = "inconsistent"       // the store's consistency check: conflicts with stored groups
+	reasonTimestamp        = "timestamp"          // a pushed sample carries a timestamp
+	reasonInvalid          = "invalid"            // the push is broken on its own (e.g. a series twice)
 	reasonTTL              = "ttl"                // malformed Pushring-TTL header
 	reasonSeriesPerPush    = "series_per_push"    // --push.max-series
 	reasonLabelsPerSeries  = "labels_per_series"  // --push.max-labels-per-series
@@ -39,7 +41,7 @@ const (
 // rejectReasons is every reason, pre-initialised to 0 so the set of series
 // is fixed from the start and a rate() over a first rejection works.
 var rejectReasons = []string{
-	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTTL,
+	reasonPath, reasonBody, reasonTooLarge, reasonInconsistent, reasonTimestamp, reasonInvalid, reasonTTL,
 	reasonSeriesPerPush, reasonLabelsPerSeries, reasonLabelNameLength, reasonLabelValueLength, reasonMetricNameLength,
 	reasonMaxGroups, reasonMaxSeries, reasonMaxBytes, reasonStoreLimit, reasonOverloaded, reasonOwnerUnavailable,
 	ReasonMemoryBudget, ReasonBodyTimeout,
@@ -58,6 +60,7 @@ type metrics struct {
 	bodyBytes  prometheus.Histogram
 	reloads    *prometheus.CounterVec
 	lastReload prometheus.Gauge
+	reloadOK   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -80,6 +83,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastReload: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pushring_ttl_rules_last_reload_success_timestamp_seconds",
 			Help: "Unix time the TTL rules file was last loaded successfully, at start-up or by a reload.",
+		}),
+		reloadOK: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pushring_rules_last_reload_successful",
+			Help: "Whether the last load of the TTL rules file, at start-up or by a reload, succeeded (1) or failed and left the previous rules in force (0).",
 		}),
 	}
 	for _, r := range rejectReasons {

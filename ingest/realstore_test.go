@@ -79,3 +79,26 @@ func TestStoreLimitReason(t *testing.T) {
 		require.Equal(t, before, groupStates(st), "not even the failure time may change")
 	})
 }
+
+// A push the store refuses is counted once, in pushring_pushes_rejected_total,
+// under the store's reason: a timestamp has its own, as has a push that is
+// broken on its own.
+func TestStoreRejectionReason(t *testing.T) {
+	tests := []struct{ name, body, wantReason string }{
+		{"timestamp", "m 1 1700000000000\n", reasonTimestamp},
+		{"conflicts with a stored group", "# TYPE m counter\nm 1\n", reasonInconsistent},
+		{"broken on its own", "m 1\nm 2\n", reasonInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newRealStore(t, store.Config{})
+			in, reg := newTestIngester(t, Config{}, st)
+			_, err := in.Handle(context.Background(), put("/job/first", "# TYPE m gauge\nm 1\n"))
+			require.NoError(t, err)
+
+			_, err = in.Handle(context.Background(), put("/job/second", tt.body))
+			require.Equal(t, http.StatusBadRequest, statusOf(err))
+			requireRejected(t, reg, tt.wantReason)
+		})
+	}
+}

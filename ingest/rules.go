@@ -138,7 +138,7 @@ func parseRules(data []byte) (*ttlRules, error) {
 		if errors.Is(err, io.EOF) {
 			return &ttlRules{}, nil
 		}
-		return nil, err
+		return nil, rulesYAMLError(err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

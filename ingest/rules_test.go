@@ -55,10 +55,10 @@ rules:
 		{name: "ttl in days and weeks", text: "rules:\n  - job: j\n    ttl: 2d\n  - job: k\n    ttl: 1w\n", wantRules: 2},
 
 		{name: "not yaml", text: "rules: [\n", contains: "yaml:"},
-		{name: "unknown top-level field", text: "rule:\n  - job: j\n    ttl: 1m\n", contains: "field rule not found"},
-		{name: "unknown rule field", text: "rules:\n  - job: j\n    ttl: 1m\n    expire: 2m\n", contains: "field expire not found"},
-		{name: "rules not a list", text: "rules: 5\n", contains: "cannot unmarshal"},
-		{name: "labels not a map", text: "rules:\n  - job: j\n    labels: [a]\n    ttl: 1m\n", contains: "cannot unmarshal"},
+		{name: "unknown top-level field", text: "rule:\n  - job: j\n    ttl: 1m\n", contains: `line 1: unknown field "rule" at the top level`},
+		{name: "unknown rule field", text: "rules:\n  - job: j\n    ttl: 1m\n    expire: 2m\n", contains: `line 4: unknown field "expire" in a rule`},
+		{name: "rules not a list", text: "rules: 5\n", contains: "line 1: want a list of rules, got a number (5)"},
+		{name: "labels not a map", text: "rules:\n  - job: j\n    labels: [a]\n    ttl: 1m\n", contains: "line 3: want a map of label names to regexes, got a list"},
 		{name: "two documents", text: "rules: []\n---\nrules: []\n",
 			wantErr: "more than one YAML document; put every rule under one rules key"},
 		{name: "missing job", text: "rules:\n  - job: j\n    ttl: 1m\n  - ttl: 1m\n",
@@ -195,4 +195,31 @@ func TestLoadRules(t *testing.T) {
 	rs, err = loadRules(good)
 	require.NoError(t, err)
 	require.Equal(t, 1, rs.len())
+}
+
+// A rules file that does not fit the schema is explained in the file's
+// terms, with the line, and never with a Go type name.
+func TestRulesFileErrorsInYAMLTerms(t *testing.T) {
+	cases := []struct{ name, file, want string }{
+		{"unknown field in a rule", "rules:\n  - job: j\n    ttl: 2m\n    extra: 1\n",
+			`line 4: unknown field "extra" in a rule (a rule has job, labels and ttl)`},
+		{"unknown top-level field", "rule:\n  - job: j\n",
+			`line 1: unknown field "rule" at the top level (the file has one key, rules)`},
+		{"rules not a list", "rules: abc\n", "line 1: want a list of rules, got a string (abc)"},
+		{"rule not a map", "rules:\n  - abc\n", "line 2: want a rule (a map with job, labels and ttl), got a string (abc)"},
+		{"job a list", "rules:\n  - job: [a]\n    ttl: 1m\n", "line 2: want a single value, got a list"},
+		{"labels not a map", "rules:\n  - job: j\n    labels: x\n    ttl: 1m\n",
+			"line 3: want a map of label names to regexes, got a string (x)"},
+		{"file a list", "- a\n", "line 1: want a map with a rules key, got a list"},
+		{"two errors", "rules:\n  - job: j\n    ttl: {a: 1}\n    extra: 1\n",
+			`line 3: want a single value, got a map; line 4: unknown field "extra" in a rule (a rule has job, labels and ttl)`},
+		{"syntax error, already in YAML terms", "rules: [\n", "yaml: line 1: did not find expected node content"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parseRules([]byte(c.file))
+			require.EqualError(t, err, c.want)
+			require.NotContains(t, err.Error(), "ingest.")
+		})
+	}
 }

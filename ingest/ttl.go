@@ -57,6 +57,7 @@ func (in *Ingester) ReloadRules() error {
 	rs, err := loadRules(file)
 	if err != nil {
 		in.metrics.reloads.WithLabelValues(resultFailure).Inc()
+		in.metrics.reloadOK.Set(0)
 		in.logger.Error("reloading TTL rules failed; keeping the previous rules",
 			"file", file, "rules", in.rules.Load().len(), "err", err)
 		return fmt.Errorf("reload TTL rules: %w", err)
@@ -64,6 +65,7 @@ func (in *Ingester) ReloadRules() error {
 	in.rules.Store(rs)
 	in.metrics.reloads.WithLabelValues(resultSuccess).Inc()
 	in.metrics.lastReload.Set(unixSeconds(in.now()))
+	in.metrics.reloadOK.Set(1)
 	in.logger.Info("TTL rules reloaded", "file", file, "rules", rs.len())
 	return nil
 }

@@ -197,8 +197,13 @@ func TestReloadRules(t *testing.T) {
 		require.Equal(t, success, counterValue(t, reg, "pushring_ttl_rules_reloads_total", "result", "success"))
 		require.Equal(t, failure, counterValue(t, reg, "pushring_ttl_rules_reloads_total", "result", "failure"))
 	}
+	requireLastOK := func(want float64) {
+		t.Helper()
+		require.Equal(t, want, gaugeValue(t, reg, "pushring_rules_last_reload_successful"))
+	}
 	requireTTL(time.Minute)
 	requireReloads(0, 0)
+	requireLastOK(1)
 	loaded := unixSeconds(now)
 
 	// A broken file keeps the old rules, says why, and counts a failure.
@@ -206,10 +211,10 @@ func TestReloadRules(t *testing.T) {
 	logs.Reset()
 	writeRules(t, dir, "rules:\n  - job: j\n    ttl: 2m\n    extra: 1\n")
 	err = in.ReloadRules()
-	require.ErrorContains(t, err, `reload TTL rules: load --push.ttl-rules-file="`+file+`": yaml: unmarshal errors:`)
-	require.ErrorContains(t, err, "field extra not found")
+	require.EqualError(t, err, `reload TTL rules: load --push.ttl-rules-file="`+file+`": line 4: unknown field "extra" in a rule (a rule has job, labels and ttl)`)
 	requireTTL(time.Minute)
 	requireReloads(0, 1)
+	requireLastOK(0)
 	require.Equal(t, loaded, gaugeValue(t, reg, "pushring_ttl_rules_last_reload_success_timestamp_seconds"))
 	require.Contains(t, logs.String(), "level=ERROR")
 	require.Contains(t, logs.String(), "keeping the previous rules")
@@ -228,6 +233,7 @@ func TestReloadRules(t *testing.T) {
 	require.NoError(t, in.ReloadRules())
 	requireTTL(2 * time.Minute)
 	requireReloads(1, 2)
+	requireLastOK(1)
 	require.Equal(t, unixSeconds(now), gaugeValue(t, reg, "pushring_ttl_rules_last_reload_success_timestamp_seconds"))
 	require.Contains(t, logs.String(), "level=INFO")
 	require.Contains(t, logs.String(), "rules=2")

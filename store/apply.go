@@ -42,8 +42,8 @@ func (s *Store) Apply(p Push) error {
 		return fmt.Errorf("apply push: %w", ErrInvalidKey)
 	}
 	if hasTimestamps(p.Families) {
-		s.reject(p, reasonTimestamp)
-		return fmt.Errorf("%w: %w", ErrInconsistent, errTimestamps)
+		s.reject(p)
+		return rejected(reasonTimestamp, fmt.Errorf("%w: %w", ErrInconsistent, errTimestamps))
 	}
 	if err := s.refuseNewGroupEarly(p.Key); err != nil {
 		return err
@@ -58,12 +58,11 @@ func (s *Store) Apply(p Push) error {
 	}
 	s.addFailureFamily(c, failure, p.Time)
 	if reason, err := s.checkLimits(c); err != nil {
-		s.metrics.rejected.WithLabelValues(reason).Inc()
-		return err
+		return rejected(reason, err)
 	}
 	if probs := s.check(c); len(probs.errs) > 0 {
-		s.rejectLocked(p, probs.reason())
-		return probs.err()
+		s.rejectLocked(p)
+		return rejected(probs.reason(), probs.err())
 	}
 	g := s.commit(c)
 	g.version = s.nextVersion()
@@ -204,18 +203,17 @@ func (s *Store) recordFailureLocked(k GroupKey, t, deadline time.Time) bool {
 	return true
 }
 
-// reject counts a rejection and records the failure time.
-func (s *Store) reject(p Push, reason string) {
+// reject records the failure time of a rejected push.
+func (s *Store) reject(p Push) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rejectLocked(p, reason)
+	s.rejectLocked(p)
 }
 
-// rejectLocked counts a rejection of p and records its failure time. A
-// group that only the failure creates still gets p's deadline, so that
-// groups whose pushes never succeed expire too. The caller holds s.mu.
-func (s *Store) rejectLocked(p Push, reason string) {
-	s.metrics.rejected.WithLabelValues(reason).Inc()
+// rejectLocked records the failure time of a rejected push. A group that
+// only the failure creates still gets p's deadline, so that groups whose
+// pushes never succeed expire too. The caller holds s.mu.
+func (s *Store) rejectLocked(p Push) {
 	s.recordFailureLocked(p.Key, p.Time, deadlineOf(p))
 }
 

@@ -21,7 +21,7 @@ var errTimestamps = errors.New("pushed metrics must not have timestamps")
 // of 100k broken series does not produce a 10 MB error body.
 const maxReported = 10
 
-// Reasons of pushring_store_pushes_rejected_total.
+// Reasons RejectReason returns for ErrInconsistent.
 const (
 	reasonTimestamp    = "timestamp"    // a sample carries a timestamp
 	reasonInvalid      = "invalid"      // the push is broken on its own

@@ -264,7 +264,7 @@ func TestApplyRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, reg := newStore(t, reservedForTests)
+			s, _ := newStore(t, reservedForTests)
 			for _, p := range tc.setup {
 				apply(t, s, p)
 			}
@@ -281,7 +281,7 @@ func TestApplyRejects(t *testing.T) {
 			} else {
 				require.Equal(t, tc.want, detail)
 			}
-			require.Equal(t, 1.0, metricValue(t, reg, "pushring_store_pushes_rejected_total", tc.reason))
+			require.Equal(t, tc.reason, store.RejectReason(err))
 			checkInvariants(t, s)
 
 			// Nothing changed but the failure time of the pushing group.

@@ -78,12 +78,10 @@ func (s *Store) Receive(gs GroupSnapshot) (bool, error) {
 	defer s.mu.Unlock()
 	c := &change{key: gs.Key, g: s.groups[gs.Key], news: news, drop: dropAll}
 	if reason, err := s.checkLimits(c); err != nil {
-		s.metrics.rejected.WithLabelValues(reason).Inc()
-		return false, err
+		return false, rejected(reason, err)
 	}
 	if probs := s.check(c); len(probs.errs) > 0 {
-		s.metrics.rejected.WithLabelValues(probs.reason()).Inc()
-		return false, probs.err()
+		return false, rejected(probs.reason(), probs.err())
 	}
 	g := s.commit(c)
 	g.version, g.replaced = gs.Version, gs.Version
@@ -134,14 +132,12 @@ func (s *Store) mergeStale(gs GroupSnapshot) (bool, error) {
 		}
 		c := &change{key: gs.Key, g: g, news: news, drop: dropNone}
 		if reason, err := s.checkLimits(c); err != nil {
-			s.metrics.rejected.WithLabelValues(reason).Inc()
 			s.mu.Unlock()
-			return false, err
+			return false, rejected(reason, err)
 		}
 		if probs := s.check(c); len(probs.errs) > 0 {
-			s.metrics.rejected.WithLabelValues(probs.reason()).Inc()
 			s.mu.Unlock()
-			return false, probs.err()
+			return false, rejected(probs.reason(), probs.err())
 		}
 		s.commit(c)
 		g.version = s.nextVersion()

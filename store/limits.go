@@ -14,8 +14,8 @@ import (
 // refused retry.
 var ErrLimit = errors.New("push refused")
 
-// Limits a LimitError names: the values of its Limit field, and the reasons
-// of pushring_store_pushes_rejected_total for such a refusal.
+// Limits a LimitError names: the values of its Limit field, and the
+// reasons RejectReason returns for such a refusal.
 const (
 	LimitMaxGroups        = "max_groups"
 	LimitMaxSeries        = "max_series"
@@ -133,6 +133,5 @@ func (s *Store) refuseNewGroupEarly(k GroupKey) error {
 	if g, ok := s.groups[k]; (ok && !g.failureOnly) || s.countedGroups() < max {
 		return nil
 	}
-	s.metrics.rejected.WithLabelValues(LimitMaxGroups).Inc()
-	return errMaxGroups(s.countedGroups()+1, max)
+	return rejected(LimitMaxGroups, errMaxGroups(s.countedGroups()+1, max))
 }

@@ -5,13 +5,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// metrics are the store's self-metrics. Labels are bounded: the reason of a
-// rejection is one of the reason* constants.
+// metrics are the store's self-metrics. A refusal is not one of them: the
+// store returns its reason (RejectReason) and the caller counts it once.
 type metrics struct {
 	groups             prometheus.Gauge
 	series             prometheus.Gauge
 	sampleBytes        prometheus.Gauge
-	rejected           *prometheus.CounterVec
 	failuresUnrecorded prometheus.Counter
 	expired            prometheus.Counter
 }
@@ -31,10 +30,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pushring_store_sample_bytes",
 			Help: "Bytes of sample lines stored on this peer, label names and values included (bounded by --store.max-bytes).",
 		}),
-		rejected: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushring_store_pushes_rejected_total",
-			Help: "Pushes the store rejected, by reason (timestamp: a sample has a timestamp; invalid: the push is broken on its own; inconsistent: it conflicts with stored groups or the gateway's own metrics; max_groups, max_series, max_bytes: it would exceed --store.max-groups, --store.max-series or --store.max-bytes).",
-		}, []string{"reason"}),
 		failuresUnrecorded: f.NewCounter(prometheus.CounterOpts{
 			Name: "pushring_store_failure_times_unrecorded_total",
 			Help: "Failure times not recorded because the group's push-time gauges would have clashed with another group (the Pushgateway would have poisoned its store) or the group would have exceeded a limit of this peer.",
@@ -43,9 +38,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pushring_groups_expired_total",
 			Help: "Groups removed because their TTL passed since their last successful push (restored groups already past their deadline included).",
 		}),
-	}
-	for _, r := range []string{reasonTimestamp, reasonInvalid, reasonInconsistent, LimitMaxGroups, LimitMaxSeries} {
-		m.rejected.WithLabelValues(r)
 	}
 	return m
 }

@@ -53,7 +53,8 @@ func TestServerLimitsFromFlags(t *testing.T) {
 	}
 }
 
-// A limit of 0 would switch the bound off in net/http, so it is refused.
+// A limit of 0 would switch the bound off in net/http, so it is refused;
+// admission control takes 0 (off) but no negative value.
 func TestServerLimitsMustBeSet(t *testing.T) {
 	cases := []struct {
 		arg, err string
@@ -63,7 +64,7 @@ func TestServerLimitsMustBeSet(t *testing.T) {
 		{"--web.write-timeout=-1s", "--web.write-timeout must be positive, got -1s"},
 		{"--web.idle-timeout=0s", "--web.idle-timeout must be positive, got 0s"},
 		{"--web.max-header-bytes=0", "invalid --web.max-header-bytes 0: must be at least 1024"},
-		{"--push.max-inflight=0", "invalid --push.max-inflight 0: must be at least 1"},
+		{"--push.max-inflight=-1", "invalid --push.max-inflight -1: must not be negative"},
 		{"--push.max-queue-wait=-1ms", "--push.max-queue-wait must not be negative, got -1ms"},
 	}
 	for _, c := range cases {

@@ -28,7 +28,11 @@ const (
 	containerName            = "pushring"
 )
 
-// base is the kustomize base: the objects `kubectl apply -k deploy/k8s`
+// baseDir holds the kustomize base, beside (not above) the overlays: a
+// kustomization may not build on a directory that contains it.
+const baseDir = "base"
+
+// base is the kustomize base: the objects `kubectl apply -k deploy/k8s/base`
 // creates.
 type base struct {
 	kust      *kustomization
@@ -44,13 +48,13 @@ func loadBase(t *testing.T) base {
 	t.Helper()
 	objs := loadAll(t)
 	b := base{
-		kust:  one[kustomization](t, objs, "."),
-		sts:   one[appsv1.StatefulSet](t, objs, "."),
-		pdb:   one[policyv1.PodDisruptionBudget](t, objs, "."),
-		sa:    one[corev1.ServiceAccount](t, objs, "."),
-		rules: one[corev1.ConfigMap](t, objs, "."),
+		kust:  one[kustomization](t, objs, baseDir),
+		sts:   one[appsv1.StatefulSet](t, objs, baseDir),
+		pdb:   one[policyv1.PodDisruptionBudget](t, objs, baseDir),
+		sa:    one[corev1.ServiceAccount](t, objs, baseDir),
+		rules: one[corev1.ConfigMap](t, objs, baseDir),
 	}
-	svcs := inDir[corev1.Service](objs, ".")
+	svcs := inDir[corev1.Service](objs, baseDir)
 	require.Len(t, svcs, 2, "the base has a headless and a ClusterIP Service")
 	for _, s := range svcs {
 		if s.Spec.ClusterIP == corev1.ClusterIPNone {
@@ -121,7 +125,7 @@ func TestBaseKustomizationListsEveryManifest(t *testing.T) {
 	b := loadBase(t)
 	require.Empty(t, b.kust.Namespace, "the base must not pick a namespace; kubectl -n or an overlay does")
 
-	entries, err := os.ReadDir(".")
+	entries, err := os.ReadDir(baseDir)
 	require.NoError(t, err)
 	var manifests []string
 	for _, e := range entries {
@@ -130,7 +134,7 @@ func TestBaseKustomizationListsEveryManifest(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, manifests, b.kust.Resources,
-		"every manifest in deploy/k8s is a resource of the base, and every resource is a manifest there")
+		"every manifest in deploy/k8s/base is a resource of the base, and every resource is a manifest there")
 	for _, r := range b.kust.Resources {
 		require.NotContainsf(t, r, "/", "base resource %q: the examples under prometheus/ and optional/ stay out of the base", r)
 	}

@@ -1,10 +1,7 @@
 package k8s_test
 
 import (
-	"bufio"
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,69 +11,29 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/pushring/pushring/deploy/internal/manifest"
 	"github.com/pushring/pushring/ingest"
 )
 
-// moduleRoot walks up from the test's directory to the one holding go.mod.
+// moduleRoot returns pushring's module root, above deploy/.
 func moduleRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	wd, err := os.Getwd()
 	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, dir, parent, "no go.mod above the test directory")
-		dir = parent
-	}
+	root, err := manifest.ModuleRoot(wd)
+	require.NoError(t, err)
+	return root
 }
 
 // helpFlags builds the gateway and returns the flag names its --help lists.
 func helpFlags(t *testing.T) map[string]bool {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gateway")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/gateway")
-	build.Dir = moduleRoot(t)
-	out, err := build.CombinedOutput()
-	require.NoErrorf(t, err, "go build ./cmd/gateway:\n%s", out)
-
-	var stdout, stderr bytes.Buffer
-	help := exec.CommandContext(t.Context(), bin, "--help")
-	help.Stdout, help.Stderr = &stdout, &stderr
-	require.NoErrorf(t, help.Run(), "gateway --help:\n%s", stderr.String())
-	flags := parseHelp(stdout.String())
-	require.NotEmpty(t, flags, "found no flags in the output of gateway --help:\n%s", stdout.String())
+	flags, err := manifest.HelpFlags(t.Context(), moduleRoot(t), t.TempDir())
+	require.NoError(t, err)
 	return flags
 }
 
-// parseHelp returns the flag names of a usage text, from the lines that
-// start (after indentation) with a dash: Go's "  -name type", and
-// kingpin-style "  -h, --[no-]help" and "  --name=VALUE". Descriptions that
-// merely mention a flag do not count.
-func parseHelp(text string) map[string]bool {
-	flags := map[string]bool{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if !strings.HasPrefix(line, "-") {
-			continue
-		}
-		for tok := range strings.SplitSeq(line, ", ") {
-			if !strings.HasPrefix(tok, "-") {
-				break
-			}
-			name := strings.TrimPrefix(strings.TrimLeft(tok, "-"), "[no-]")
-			if i := strings.IndexAny(name, " =\t"); i >= 0 {
-				name = name[:i]
-			}
-			if name != "" {
-				flags[name] = true
-			}
-		}
-	}
-	return flags
-}
+func parseHelp(text string) map[string]bool { return manifest.ParseHelp(text) }
 
 func TestParseHelp(t *testing.T) {
 	got := parseHelp(`usage: pushring [<flags>]

@@ -1,13 +1,9 @@
 package k8s_test
 
 import (
-	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,8 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/pushring/pushring/deploy/internal/manifest"
 )
 
 // object is one decoded YAML document of a file under deploy/k8s.
@@ -108,29 +105,8 @@ func isYAML(path string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-var separator = regexp.MustCompile(`(?m)^---[ \t]*$`)
-
-// splitDocuments splits a multi-document YAML file on its "---" lines and
-// drops documents that hold nothing but comments and blank lines.
-func splitDocuments(data []byte) [][]byte {
-	var docs [][]byte
-	for _, doc := range separator.Split(string(data), -1) {
-		if hasContent(doc) {
-			docs = append(docs, []byte(doc))
-		}
-	}
-	return docs
-}
-
-func hasContent(doc string) bool {
-	for line := range strings.Lines(doc) {
-		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasPrefix(line, "#") {
-			return true
-		}
-	}
-	return false
-}
+// splitDocuments splits a multi-document YAML file into its documents.
+func splitDocuments(data []byte) [][]byte { return manifest.SplitDocuments(data) }
 
 // decode picks the type of one document and decodes it strictly: a top-level
 // list is a JSON patch, a map with scrape_configs a Prometheus
@@ -161,25 +137,11 @@ func decode(t *testing.T, file string, i int, doc []byte) any {
 	return v
 }
 
-// decodeStrict decodes YAML into v as the API server would: duplicate keys,
-// unknown fields and field names in the wrong case are errors.
-func decodeStrict(doc []byte, v any) error {
-	j, err := yaml.YAMLToJSONStrict(doc)
-	if err != nil {
-		return err
-	}
-	strictErrs, err := kjson.UnmarshalStrict(j, v, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err != nil {
-		return err
-	}
-	if len(strictErrs) > 0 {
-		return fmt.Errorf("strict decoding: %w", errors.Join(strictErrs...))
-	}
-	return nil
-}
+// decodeStrict decodes YAML into v as the API server would.
+func decodeStrict(doc []byte, v any) error { return manifest.DecodeStrict(doc, v) }
 
 // inDir returns the objects of type T read from files directly in dir
-// ("." for the base).
+// (baseDir for the base).
 func inDir[T any](objs []object, dir string) []*T {
 	var out []*T
 	for _, o := range objs {
@@ -207,8 +169,8 @@ func TestEveryDocumentDecodesStrictly(t *testing.T) {
 	// Each directory's content is checked by the other tests; this pins
 	// that they were all found.
 	for _, want := range []string{
-		"kustomization.yaml",
-		"statefulset.yaml",
+		"base/kustomization.yaml",
+		"base/statefulset.yaml",
 		"overlays/persistent/kustomization.yaml",
 		"overlays/persistent/statefulset-persistence.yaml",
 		"optional/networkpolicy/kustomization.yaml",
