@@ -25,7 +25,7 @@ RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -buildvcs
         -X github.com/prometheus/common/version.Revision=${REVISION} \
         -X github.com/prometheus/common/version.Branch=${BRANCH} \
         -X github.com/prometheus/common/version.BuildDate=${BUILD_DATE}" \
-      -o /pushring ./cmd/gateway
+      -o /pushring ./cmd/pushring
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /pushring /pushring

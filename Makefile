@@ -23,7 +23,7 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REV
 	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
 # The command's package; the binary is named pushring whatever its directory.
-CMD := ./cmd/gateway
+CMD := ./cmd/pushring
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o pushring $(CMD)

@@ -20,7 +20,7 @@ import (
 	"github.com/pushring/pushring/store"
 )
 
-// The real store is what cmd/gateway hands the ingester.
+// The real store is what cmd/pushring hands the ingester.
 var _ Store = (*store.Store)(nil)
 
 // fakeStore records what the ingester asks of the store.

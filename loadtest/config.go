@@ -141,8 +141,8 @@ func (c *Config) registerCheckFlags(fs *flag.FlagSet) {
 
 func (c *Config) registerSpawnFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Spawn, "spawn", c.Spawn, "start this many local pushring peers and target them")
-	fs.StringVar(&c.GatewayBin, "gateway-bin", c.GatewayBin, "pushring binary for -spawn (default: go build ./cmd/gateway from -src)")
-	fs.StringVar(&c.SourceDir, "src", c.SourceDir, "module root to build ./cmd/gateway from")
+	fs.StringVar(&c.GatewayBin, "gateway-bin", c.GatewayBin, "pushring binary for -spawn (default: go build ./cmd/pushring from -src)")
+	fs.StringVar(&c.SourceDir, "src", c.SourceDir, "module root to build ./cmd/pushring from")
 	fs.StringVar(&c.TargetFlags, "target-flags", c.TargetFlags, "extra flags for spawned pushring peers (space-separated)")
 	fs.BoolVar(&c.SpawnPushgateway, "spawn-pushgateway", c.SpawnPushgateway, "also start the real Pushgateway and run the same load against it")
 	fs.StringVar(&c.PushgatewayBin, "pushgateway-bin", c.PushgatewayBin, "Pushgateway binary for -spawn-pushgateway")

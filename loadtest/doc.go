@@ -32,7 +32,7 @@
 //
 // # Targets
 //
-// -spawn builds ./cmd/gateway (or takes -gateway-bin) and starts peers on
+// -spawn builds ./cmd/pushring (or takes -gateway-bin) and starts peers on
 // free loopback ports; -spawn-pushgateway starts the real Pushgateway the
 // same way; both run one after the other and report side by side. Spawned
 // processes are stopped when the run ends or is interrupted, and killed by

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestFleetAgainstRealGateway builds ./cmd/gateway, spawns one peer and runs
+// TestFleetAgainstRealGateway builds ./cmd/pushring, spawns one peer and runs
 // a short fleet against it: every node's group exposed once with its last
 // value, and the nodes that stop pushing expire by their Pushring-TTL. It
 // keeps the harness and the gateway from drifting apart.

@@ -6,7 +6,7 @@
 GO ?= go
 LOADTEST := $(GO) run ./loadtest/cmd/loadtest
 
-# A short fleet: one spawned pushring peer (built from ./cmd/gateway),
+# A short fleet: one spawned pushring peer (built from ./cmd/pushring),
 # 200 edge nodes pushing 40 series every second for 5 s, then the
 # completeness check.
 LOADTEST_FLAGS ?= -spawn 1 -nodes 200 -interval 1s -jitter 100ms -duration 5s -check

@@ -138,13 +138,13 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// buildGateway builds ./cmd/gateway of the module at srcDir into dir.
+// buildGateway builds ./cmd/pushring of the module at srcDir into dir.
 func buildGateway(ctx context.Context, srcDir, dir string) (string, error) {
 	bin := filepath.Join(dir, "pushring-gateway")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gateway")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/pushring")
 	cmd.Dir = srcDir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/gateway in %s (or pass -gateway-bin): %w\n%s", srcDir, err, out)
+		return "", fmt.Errorf("go build ./cmd/pushring in %s (or pass -gateway-bin): %w\n%s", srcDir, err, out)
 	}
 	return bin, nil
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // fakeProcessEnv makes the test binary act as a gateway process (see
-// TestMain), so spawning is tested without building cmd/gateway.
+// TestMain), so spawning is tested without building cmd/pushring.
 const fakeProcessEnv = "LOADTEST_FAKE_GATEWAY"
 
 // runFakeProcess serves a fakeGateway on --web.listen-address until

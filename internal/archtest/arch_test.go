@@ -18,7 +18,7 @@ const module = "github.com/pushring/pushring"
 // allowed lists, for each package, the packages of ours it may import
 // (directly or not). A package missing here may import nothing of ours.
 var allowed = map[string][]string{
-	"cmd/gateway": {"*"},
+	"cmd/pushring": {"*"},
 	"api":         {"ingest", "store", "internal/flagcheck"},
 	"cluster":     {"ingest", "store", "shard", "internal/flagcheck", "internal/peerpb"},
 	"ingest":      {"store"},

@@ -80,10 +80,10 @@ func ModuleRoot(dir string) (string, error) {
 // the flag names its --help lists.
 func HelpFlags(ctx context.Context, root, dir string) (map[string]bool, error) {
 	bin := filepath.Join(dir, "pushring")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gateway")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/pushring")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./cmd/gateway: %w\n%s", err, out)
+		return nil, fmt.Errorf("go build ./cmd/pushring: %w\n%s", err, out)
 	}
 	var stdout, stderr bytes.Buffer
 	help := exec.CommandContext(ctx, bin, "--help")

@@ -1,4 +1,4 @@
-// Command gateway is pushring's binary: a drop-in, faster, shardable
+// Command pushring is the binary: a drop-in, faster, shardable
 // replacement for the Prometheus Pushgateway, with its flags, routes and
 // persistence file.
 package main

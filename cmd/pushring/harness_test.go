@@ -162,7 +162,7 @@ func gatewayBinary(t *testing.T) string {
 		cmd := exec.Command("go", append(args, ".")...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			gatewayBuild.err = fmt.Errorf("go build ./cmd/gateway: %v\n%s", err, out)
+			gatewayBuild.err = fmt.Errorf("go build ./cmd/pushring: %v\n%s", err, out)
 			return
 		}
 		gatewayBuild.path = bin
