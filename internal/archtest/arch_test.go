@@ -19,12 +19,12 @@ const module = "github.com/pushring/pushring"
 // (directly or not). A package missing here may import nothing of ours.
 var allowed = map[string][]string{
 	"cmd/pushring": {"*"},
-	"api":         {"ingest", "store", "internal/flagcheck"},
-	"cluster":     {"ingest", "store", "shard", "internal/flagcheck", "internal/peerpb"},
-	"ingest":      {"store"},
-	"store":       {},
-	"shard":       {"internal/flagcheck"},
-	"loadtest":    {},
+	"api":          {"ingest", "store", "internal/flagcheck"},
+	"cluster":      {"ingest", "store", "shard", "internal/flagcheck", "internal/peerpb"},
+	"ingest":       {"store"},
+	"store":        {},
+	"shard":        {"internal/flagcheck"},
+	"loadtest":     {},
 }
 
 // noGRPC lists the packages that must not depend on gRPC, directly or
