@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -109,6 +110,29 @@ func (c *config) validate() error {
 func (c *config) validateCluster() error {
 	cc := c.clusterConfig()
 	return cc.Validate()
+}
+
+// goFlagErrors match the messages of package flag, which spell a flag
+// with one dash; flagError rewrites them in the --flag form --help uses.
+var goFlagErrors = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`^flag provided but not defined: -+(.*)$`), "unknown flag --$1"},
+	{regexp.MustCompile(`^flag needs an argument: -+(.*)$`), "--$1 needs a value"},
+	{regexp.MustCompile(`^invalid (boolean )?value (".*") for (?:flag )?-+([^:]+): (.*)$`), "invalid value $2 for --$3: $4"},
+	{regexp.MustCompile(`^bad flag syntax: (.*)$`), "bad flag syntax: $1; flags look like --name=value"},
+}
+
+// flagError rewords a parse error of package flag in the --flag style.
+func flagError(err error) error {
+	msg := err.Error()
+	for _, e := range goFlagErrors {
+		if e.re.MatchString(msg) {
+			return errors.New(e.re.ReplaceAllString(msg, e.repl))
+		}
+	}
+	return err
 }
 
 // negationPrefix turns --name into --no-name for every bool flag, the form

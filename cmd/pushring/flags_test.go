@@ -186,7 +186,10 @@ func TestInvalidCommandLines(t *testing.T) {
 		args []string
 		err  string
 	}{
-		{"unknown flag", []string{"--web.nope"}, "flag provided but not defined"},
+		{"unknown flag", []string{"--web.nope"}, "unknown flag --web.nope; try --help"},
+		{"missing value", []string{"--push.ttl"}, "--push.ttl needs a value; try --help"},
+		{"bad value", []string{"--push.ttl=soon"}, `invalid value "soon" for --push.ttl: `},
+		{"bad boolean", []string{"--web.enable-lifecycle=maybe"}, `invalid value "maybe" for --web.enable-lifecycle: `},
 		{"positional argument", []string{"serve"}, `unexpected argument "serve"`},
 		{"bad log level", []string{"--log.level=loud"}, "unrecognized log level"},
 		{"bad log format", []string{"--log.format=xml"}, "unrecognized log format"},

@@ -71,7 +71,7 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, onSta
 			printUsage(stdout, fs)
 			return nil
 		}
-		return fmt.Errorf("%w; try --help", err)
+		return fmt.Errorf("%w; try --help", flagError(err))
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q; try --help", fs.Arg(0))
