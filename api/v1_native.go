@@ -2,9 +2,9 @@ package api
 
 import (
 	"fmt"
-	"math"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/model/histogram"
 )
 
 // Native histograms in the JSON API use the Prometheus HTTP API's bucket
@@ -14,6 +14,7 @@ import (
 const (
 	boundsLeftOpen  = 0 // (lower, upper]
 	boundsRightOpen = 1 // [lower, upper)
+	boundsOpen      = 2 // (lower, upper)
 	boundsClosed    = 3 // [lower, upper]
 )
 
@@ -25,12 +26,6 @@ const (
 	schemaMax = 8
 )
 
-// indexedCount is the count of one populated bucket and its index.
-type indexedCount struct {
-	idx   int32
-	count string
-}
-
 func nativeHistogramJSON(out map[string]any, h *dto.Histogram) {
 	isFloat := h.GetSampleCountFloat() > 0 || h.GetZeroCountFloat() > 0
 	if isFloat {
@@ -38,99 +33,90 @@ func nativeHistogramJSON(out map[string]any, h *dto.Histogram) {
 	} else {
 		out["count"] = fmt.Sprint(h.GetSampleCount())
 	}
-	bound, ok := boundFunc(h.GetSchema())
 	buckets := [][]any{}
-	if !ok {
+	if s := h.GetSchema(); s < schemaMin || s > schemaMax {
 		out["buckets"] = buckets // a schema we cannot place: counts only
 		return
 	}
-	neg := populated(h.GetNegativeSpan(), h.GetNegativeDelta(), h.GetNegativeCount(), isFloat)
-	for i := len(neg) - 1; i >= 0; i-- {
-		b := neg[i]
-		buckets = append(buckets, apiBucket(boundsRightOpen, -bound(b.idx), -bound(b.idx-1), b.count))
+	// The bounds come from Prometheus' own histogram model, the code
+	// Pushgateway 1.11.5 formats them with, so they match it to the last
+	// digit. Like 1.11.5, the buckets next to the zero bucket keep their
+	// own bounds.
+	fh := modelHistogram(h, isFloat)
+	add := func(it histogram.BucketIterator[float64]) {
+		for it.Next() {
+			if b := it.At(); b.Count != 0 {
+				buckets = append(buckets, []any{boundaryRule(b), fmt.Sprint(b.Lower), fmt.Sprint(b.Upper), countString(b.Count, isFloat)})
+			}
+		}
 	}
-	if zc := zeroCount(h, isFloat); zc != "" {
-		zt := h.GetZeroThreshold()
-		buckets = append(buckets, apiBucket(boundsClosed, -zt, zt, zc))
+	add(fh.NegativeReverseBucketIterator())
+	if fh.ZeroCount != 0 {
+		buckets = append(buckets, []any{boundsClosed, fmt.Sprint(-fh.ZeroThreshold), fmt.Sprint(fh.ZeroThreshold), countString(fh.ZeroCount, isFloat)})
 	}
-	for _, b := range populated(h.GetPositiveSpan(), h.GetPositiveDelta(), h.GetPositiveCount(), isFloat) {
-		buckets = append(buckets, apiBucket(boundsLeftOpen, bound(b.idx-1), bound(b.idx), b.count))
-	}
+	add(fh.PositiveBucketIterator())
 	out["buckets"] = buckets
 }
 
-func apiBucket(rule int, lower, upper float64, count string) []any {
-	return []any{rule, fmt.Sprint(lower), fmt.Sprint(upper), count}
+// modelHistogram is h in Prometheus' histogram model, its counts as
+// floats (exact for integer counts below 2^53).
+func modelHistogram(h *dto.Histogram, isFloat bool) *histogram.FloatHistogram {
+	fh := &histogram.FloatHistogram{
+		Schema:          h.GetSchema(),
+		ZeroThreshold:   h.GetZeroThreshold(),
+		ZeroCount:       h.GetZeroCountFloat(),
+		PositiveSpans:   spans(h.GetPositiveSpan()),
+		NegativeSpans:   spans(h.GetNegativeSpan()),
+		PositiveBuckets: counts(h.GetPositiveDelta(), h.GetPositiveCount(), isFloat),
+		NegativeBuckets: counts(h.GetNegativeDelta(), h.GetNegativeCount(), isFloat),
+	}
+	if !isFloat {
+		fh.ZeroCount = float64(h.GetZeroCount())
+	}
+	return fh
 }
 
-// zeroCount returns the zero bucket's count, or "" when it is empty.
-func zeroCount(h *dto.Histogram, isFloat bool) string {
-	if isFloat {
-		if c := h.GetZeroCountFloat(); c != 0 {
-			return fmt.Sprint(c)
-		}
-		return ""
-	}
-	if c := h.GetZeroCount(); c != 0 {
-		return fmt.Sprint(c)
-	}
-	return ""
-}
-
-// populated walks spans (the first offset is absolute, the others are gaps
-// after the previous span) and returns the non-empty buckets. Integer
-// histograms carry deltas to the previous bucket, float ones absolute counts.
-func populated(spans []*dto.BucketSpan, deltas []int64, counts []float64, isFloat bool) []indexedCount {
-	var out []indexedCount
-	var idx int32
-	var cur int64
-	pos := 0
-	for _, s := range spans {
-		idx += s.GetOffset()
-		for range s.GetLength() {
-			c, ok := "", false
-			if isFloat && pos < len(counts) {
-				c, ok = fmt.Sprint(counts[pos]), counts[pos] != 0
-			} else if !isFloat && pos < len(deltas) {
-				cur += deltas[pos]
-				c, ok = fmt.Sprint(uint64(cur)), cur != 0
-			}
-			if ok {
-				out = append(out, indexedCount{idx: idx, count: c})
-			}
-			pos++
-			idx++
-		}
+func spans(ss []*dto.BucketSpan) []histogram.Span {
+	out := make([]histogram.Span, len(ss))
+	for i, s := range ss {
+		out[i] = histogram.Span{Offset: s.GetOffset(), Length: s.GetLength()}
 	}
 	return out
 }
 
-// boundFunc returns the function giving the upper bound of bucket idx (the
-// lower bound is the upper bound of idx-1), or false for an unknown schema.
-func boundFunc(schema int32) (func(idx int32) float64, bool) {
-	if schema < schemaMin || schema > schemaMax {
-		return nil, false
+// counts returns absolute bucket counts: float histograms carry them,
+// integer ones carry deltas to the previous bucket.
+func counts(deltas []int64, floats []float64, isFloat bool) []float64 {
+	if isFloat {
+		return floats
 	}
-	return func(idx int32) float64 { return exponentialBound(idx, schema) }, true
+	out := make([]float64, len(deltas))
+	var cur int64
+	for i, d := range deltas {
+		cur += d
+		out[i] = float64(cur)
+	}
+	return out
 }
 
-// exponentialBound is 2^(idx * 2^-schema). The bucket just below the one
-// for ±Inf observations ends at math.MaxFloat64, as in Prometheus. For
-// schema > 0 the value comes from math.Exp2 and may differ from Prometheus'
-// precomputed table in the last digit.
-func exponentialBound(idx, schema int32) float64 {
-	if schema <= 0 {
-		exp := int(idx) << -schema
-		if exp == 1024 {
-			return math.MaxFloat64
-		}
-		return math.Ldexp(1, exp)
+// boundaryRule is the Prometheus HTTP API's code for which ends of a
+// bucket are inclusive.
+func boundaryRule(b histogram.Bucket[float64]) int {
+	switch {
+	case b.LowerInclusive && b.UpperInclusive:
+		return boundsClosed
+	case b.LowerInclusive:
+		return boundsRightOpen
+	case b.UpperInclusive:
+		return boundsLeftOpen
+	default:
+		return boundsOpen
 	}
-	n := int32(1) << schema
-	frac := math.Exp2(float64(idx&(n-1))/float64(n)) / 2
-	exp := int(idx>>schema) + 1
-	if frac == 0.5 && exp == 1025 {
-		return math.MaxFloat64
+}
+
+func countString(c float64, isFloat bool) string {
+	if isFloat {
+		return fmt.Sprint(c)
 	}
-	return math.Ldexp(frac, exp)
+	return fmt.Sprint(uint64(c))
 }

@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -227,32 +229,32 @@ func floatNativeHistogramFamily() *dto.MetricFamily {
 	}
 }
 
-func TestExponentialBound(t *testing.T) {
-	cases := []struct {
-		idx, schema int32
-		want        float64
-	}{
-		{0, 0, 1},
-		{1, 0, 2},
-		{-1, 0, 0.5},
-		{1, -1, 4},
-		{-2, -2, math.Ldexp(1, -8)},
-		{8, 3, 2},
-		{4, 3, math.Sqrt2},
-		{-4, 3, 1 / math.Sqrt2},
-		{1024, 0, math.MaxFloat64}, // the last finite bucket
-		{1025, 0, math.Inf(1)},     // the ±Inf bucket
-		{256, -2, math.MaxFloat64},
-		{1024 << 3, 3, math.MaxFloat64},
-	}
-	for _, c := range cases {
-		got := exponentialBound(c.idx, c.schema)
-		if math.IsInf(c.want, 0) || c.want == math.MaxFloat64 || c.schema <= 0 {
-			require.Equal(t, c.want, got, "idx %d schema %d", c.idx, c.schema) // exact powers of two
-			continue
+// TestNativeHistogramBounds checks the bucket bounds of the JSON API, which
+// come from Prometheus' histogram model as in Pushgateway 1.11.5: powers of
+// two for schema 0, 2^(idx/2^schema) for finer schemas, the last finite
+// bucket ending at math.MaxFloat64, and the buckets next to the zero bucket
+// keeping their own bounds.
+func TestNativeHistogramBounds(t *testing.T) {
+	bucket := func(schema, idx int32, zt float64) []any {
+		h := &dto.Histogram{
+			Schema: proto.Int32(schema), ZeroThreshold: proto.Float64(zt), SampleCount: proto.Uint64(1),
+			PositiveSpan:  []*dto.BucketSpan{{Offset: proto.Int32(idx), Length: proto.Uint32(1)}},
+			PositiveDelta: []int64{1},
 		}
-		require.InEpsilon(t, c.want, got, 1e-15, "idx %d schema %d", c.idx, c.schema)
+		out := map[string]any{}
+		nativeHistogramJSON(out, h)
+		bs := out["buckets"].([][]any)
+		require.Len(t, bs, 1)
+		return bs[0]
 	}
+	require.Equal(t, []any{boundsLeftOpen, "1", "2", "1"}, bucket(0, 1, 0))
+	require.Equal(t, []any{boundsLeftOpen, "4", "16", "1"}, bucket(-1, 2, 0))
+	require.Equal(t, []any{boundsLeftOpen, "0.5", "1", "1"}, bucket(0, 0, 0.75), "not clamped to the zero threshold, as in Pushgateway 1.11.5")
+	b := bucket(3, 4, 0)
+	upper, err := strconv.ParseFloat(b[2].(string), 64)
+	require.NoError(t, err)
+	require.InEpsilon(t, math.Sqrt2, upper, 1e-15)
+	require.Equal(t, fmt.Sprint(math.MaxFloat64), bucket(0, 1025, 0)[1], "the ±Inf bucket starts at the largest float")
 }
 
 func TestNativeHistogramUnknownSchema(t *testing.T) {
