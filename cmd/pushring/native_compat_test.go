@@ -35,7 +35,7 @@ func TestCompatNativeHistogramBoundsJSON(t *testing.T) {
 		return &dto.Metric{Label: lp("schema", "f"+itoa32(schema)), Histogram: &dto.Histogram{
 			Schema: proto.Int32(schema), ZeroThreshold: proto.Float64(0.5), ZeroCountFloat: proto.Float64(1.5),
 			SampleCountFloat: proto.Float64(9.5), SampleSum: proto.Float64(-3.25),
-			PositiveSpan: []*dto.BucketSpan{span(-2, 5), span(7, 2)},
+			PositiveSpan:  []*dto.BucketSpan{span(-2, 5), span(7, 2)},
 			PositiveCount: []float64{0.5, 1, 0, 2.25, 1, 0.75, 1},
 			NegativeSpan:  []*dto.BucketSpan{span(-1, 2)},
 			NegativeCount: []float64{0.25, 1.25},
