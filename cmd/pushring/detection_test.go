@@ -241,23 +241,32 @@ func measureDetection(t *testing.T, n, load int, soak time.Duration, flags []str
 		})
 	}
 	took := c.crash(t, victim, detectionLimit)
-	d := detection{took: took}
-	for _, p := range all {
-		logs := p.logs.String()
-		for _, m := range suspectLine.FindAllStringSubmatch(logs, -1) {
-			if m[1] != victim.name {
-				d.suspicions++
-				t.Logf("%s suspected %s, which was not killed", p.name, m[1])
-			}
-		}
-		for _, m := range deathLine.FindAllStringSubmatch(logs, -1) {
-			require.Equal(t, victim.name, m[1], "%s declared a live peer dead\n%s", p.name, tail(logs, 4000))
-		}
-	}
+	d := detection{took: took, suspicions: falseSuspicions(t, all, victim.name)}
 	halt()
 	d.pushes, d.failed = int(pushes.Load()), int(failed.Load())
 	t.Logf("%d peers: %s dropped after %s; %d suspicions of live peers", n, victim.name, took.Round(time.Millisecond), d.suspicions)
 	return d
+}
+
+// falseSuspicions counts the suspicions of a peer other than victim in the
+// logs of peers, and fails the test if any of them declared such a peer
+// dead.
+func falseSuspicions(t *testing.T, peers []*procPeer, victim string) int {
+	t.Helper()
+	n := 0
+	for _, p := range peers {
+		logs := p.logs.String()
+		for _, m := range suspectLine.FindAllStringSubmatch(logs, -1) {
+			if m[1] != victim {
+				n++
+				t.Logf("%s suspected %s, which was not killed", p.name, m[1])
+			}
+		}
+		for _, m := range deathLine.FindAllStringSubmatch(logs, -1) {
+			require.Equal(t, victim, m[1], "%s declared a live peer dead\n%s", p.name, tail(logs, 4000))
+		}
+	}
+	return n
 }
 
 // detectionPusher pushes a small group to random peers (never the victim)
