@@ -216,7 +216,7 @@ func (c *Config) registerTimingFlags(fs *flag.FlagSet, d Config) {
 	fs.IntVar(&c.SuspicionMult, flagSuspicionMult, d.SuspicionMult,
 		"A suspected peer is declared dead after this many probe intervals (times log10 of the peer count above 10 peers), unless it refutes. Raise it for lossy networks.")
 	fs.IntVar(&c.SuspicionMaxTimeoutMult, flagSuspicionMaxMult, d.SuspicionMaxTimeoutMult,
-		"How many times longer a suspicion may last when other peers do not confirm it (clusters of more than --"+flagSuspicionMult+" peers).")
+		"How many times longer a suspicion may last when other peers do not confirm it (in clusters of at least --"+flagSuspicionMult+" peers).")
 }
 
 // Validate checks the configuration.
