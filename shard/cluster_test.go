@@ -25,7 +25,7 @@ import (
 const testLabel = "pushring-test"
 
 // fastGossip shortens memberlist's timings so a loopback cluster converges
-// in a fraction of a second. Production keeps memberlist.DefaultLANConfig.
+// in a fraction of a second. Production uses the Config's timings.
 func fastGossip(c *memberlist.Config) {
 	c.ProbeInterval = 100 * time.Millisecond
 	c.ProbeTimeout = 50 * time.Millisecond

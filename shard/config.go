@@ -28,6 +28,11 @@ const (
 	flagSettleTimeout     = "cluster.settle-timeout"
 	flagLeaveTimeout      = "cluster.leave-timeout"
 	flagJoinTimeout       = "cluster.join-timeout"
+	flagProbeInterval     = "cluster.probe-interval"
+	flagProbeTimeout      = "cluster.probe-timeout"
+	flagGossipInterval    = "cluster.gossip-interval"
+	flagSuspicionMult     = "cluster.suspicion-multiplier"
+	flagSuspicionMaxMult  = "cluster.suspicion-max-timeout-multiplier"
 )
 
 // Defaults, in one place.
@@ -41,10 +46,10 @@ const (
 	// minute, and as a re-join only contacts seeds that are not already
 	// live members, a healthy cluster pays nothing for it.
 	DefaultRejoinInterval = 30 * time.Second
-	// DefaultSettleTimeout is several of memberlist's LAN gossip rounds
-	// (200 ms) and probe rounds (1 s): the joins of a StatefulSet rollout
-	// reach a peer well within it, and it adds only a few seconds to each
-	// pod's readiness.
+	// DefaultSettleTimeout is many gossip rounds (DefaultGossipInterval)
+	// and probe rounds (DefaultProbeInterval): the joins of a StatefulSet
+	// rollout reach a peer well within it, and it adds only a few seconds
+	// to each pod's readiness.
 	DefaultSettleTimeout = 5 * time.Second
 	// DefaultLeaveTimeout bounds the wait for the leave broadcast, which
 	// normally goes out within a gossip round, well inside Kubernetes'
@@ -56,6 +61,29 @@ const (
 	// seed answers at all, and then the periodic re-join takes over at the
 	// same cadence as DefaultRejoinInterval.
 	DefaultJoinTimeout = 30 * time.Second
+	// DefaultProbeInterval is how often a peer probes another one. Half of
+	// memberlist's LAN default: with DefaultSuspicionMult, a peer killed
+	// with SIGKILL left its survivors' views 2.6–4.0 s later in clusters of
+	// 3 to 10 peers, against 5.1–7.5 s with the LAN defaults, for two small
+	// UDP packets a second per peer (BENCHMARKS.md, "Failure detection";
+	// docs/cluster.md has the arithmetic).
+	DefaultProbeInterval = 500 * time.Millisecond
+	// DefaultProbeTimeout is how long a direct probe waits for its ack
+	// before other peers are asked to probe too (memberlist's local-network
+	// figure); the probe as a whole fails only when no ack arrived within
+	// the probe interval.
+	DefaultProbeTimeout = 200 * time.Millisecond
+	// DefaultGossipInterval is memberlist's LAN default: a death or a join
+	// reaches the other peers within a few rounds of it.
+	DefaultGossipInterval = 200 * time.Millisecond
+	// DefaultSuspicionMult is memberlist's LAN default: a suspected peer has
+	// this many probe intervals (more in clusters of over 10 peers) to
+	// refute the suspicion, 2 s with DefaultProbeInterval.
+	DefaultSuspicionMult = 4
+	// DefaultSuspicionMaxTimeoutMult is memberlist's LAN default: without
+	// the confirmations of other peers a suspicion lasts up to this many
+	// times longer.
+	DefaultSuspicionMaxTimeoutMult = 6
 	// maxPeerName bounds --cluster.peer-name at the length of a DNS name;
 	// pod names are far shorter.
 	maxPeerName = 253
@@ -97,9 +125,26 @@ type Config struct {
 	// one; 0 tries once.
 	JoinTimeout time.Duration
 
+	// ProbeInterval is how often this peer probes a random other one;
+	// memberlist's ProbeInterval.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a direct probe waits for its ack before
+	// other peers probe on this one's behalf; memberlist's ProbeTimeout.
+	// Less than ProbeInterval.
+	ProbeTimeout time.Duration
+	// GossipInterval is how often queued gossip goes out to random peers;
+	// memberlist's GossipInterval.
+	GossipInterval time.Duration
+	// SuspicionMult scales how long a suspected peer may refute before it
+	// is declared dead: SuspicionMult × ProbeInterval × max(1, log10(N));
+	// memberlist's SuspicionMult.
+	SuspicionMult int
+	// SuspicionMaxTimeoutMult bounds that time when other peers do not
+	// confirm the suspicion; memberlist's SuspicionMaxTimeoutMult.
+	SuspicionMaxTimeoutMult int
+
 	// tune adjusts the memberlist configuration after everything above is
-	// applied. Tests shorten memberlist's timings with it; production runs
-	// memberlist.DefaultLANConfig.
+	// applied. Tests shorten memberlist's timings further with it.
 	tune func(*memberlist.Config)
 }
 
@@ -112,6 +157,12 @@ func DefaultConfig() Config {
 		SettleTimeout:     DefaultSettleTimeout,
 		LeaveTimeout:      DefaultLeaveTimeout,
 		JoinTimeout:       DefaultJoinTimeout,
+
+		ProbeInterval:           DefaultProbeInterval,
+		ProbeTimeout:            DefaultProbeTimeout,
+		GossipInterval:          DefaultGossipInterval,
+		SuspicionMult:           DefaultSuspicionMult,
+		SuspicionMaxTimeoutMult: DefaultSuspicionMaxTimeoutMult,
 	}
 }
 
@@ -150,6 +201,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"How long to wait at shutdown for the leave message to reach another peer.")
 	fs.DurationVar(&c.JoinTimeout, flagJoinTimeout, d.JoinTimeout,
 		"How long a starting peer keeps resolving and joining its seed peers, with backoff, before it serves as a cluster of one. It is not ready meanwhile, unless its seeds resolve to no address but its own (the first peer). 0 tries once.")
+	c.registerTimingFlags(fs, d)
+}
+
+// registerTimingFlags registers memberlist's failure detection and gossip
+// timings.
+func (c *Config) registerTimingFlags(fs *flag.FlagSet, d Config) {
+	fs.DurationVar(&c.ProbeInterval, flagProbeInterval, d.ProbeInterval,
+		"How often a peer probes a random other peer to detect failures. Shorter detects a crashed peer sooner, for more probe packets.")
+	fs.DurationVar(&c.ProbeTimeout, flagProbeTimeout, d.ProbeTimeout,
+		"How long a direct probe waits for its answer before other peers are asked to probe too; about the 99th percentile round trip of the network. Less than --"+flagProbeInterval+".")
+	fs.DurationVar(&c.GossipInterval, flagGossipInterval, d.GossipInterval,
+		"How often a peer sends its queued gossip (joins, suspicions, deaths) to a few random peers.")
+	fs.IntVar(&c.SuspicionMult, flagSuspicionMult, d.SuspicionMult,
+		"A suspected peer is declared dead after this many probe intervals (times log10 of the peer count above 10 peers), unless it refutes. Raise it for lossy networks.")
+	fs.IntVar(&c.SuspicionMaxTimeoutMult, flagSuspicionMaxMult, d.SuspicionMaxTimeoutMult,
+		"How many times longer a suspicion may last when other peers do not confirm it (in clusters of at least --"+flagSuspicionMult+" peers).")
 }
 
 // Validate checks the configuration.
@@ -172,9 +239,13 @@ func (c *Config) Validate() error {
 		flagcheck.Duration{Flag: flagSettleTimeout, Value: c.SettleTimeout, ZeroOK: true},
 		flagcheck.Duration{Flag: flagLeaveTimeout, Value: c.LeaveTimeout, ZeroOK: true},
 		flagcheck.Duration{Flag: flagJoinTimeout, Value: c.JoinTimeout, ZeroOK: true},
+		flagcheck.Duration{Flag: flagProbeInterval, Value: c.ProbeInterval},
+		flagcheck.Duration{Flag: flagProbeTimeout, Value: c.ProbeTimeout},
+		flagcheck.Duration{Flag: flagGossipInterval, Value: c.GossipInterval},
 	); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateTimings()...)
 	if c.ListenAddress == "" {
 		if c.AdvertiseAddress != "" || len(c.Peers) > 0 {
 			add("--%s and --%s need --%s", flagAdvertiseAddress, flagPeer, flagListenAddress)
@@ -183,6 +254,26 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateGossip()...)
 	return errors.Join(errs...)
+}
+
+// validateTimings checks what flagcheck does not: the multipliers, and
+// that a probe leaves time for the indirect probes that follow a direct
+// one that timed out.
+func (c *Config) validateTimings() []error {
+	var errs []error
+	if c.ProbeTimeout > 0 && c.ProbeInterval > 0 && c.ProbeTimeout >= c.ProbeInterval {
+		errs = append(errs, fmt.Errorf("--%s (%s) must be less than --%s (%s)",
+			flagProbeTimeout, c.ProbeTimeout, flagProbeInterval, c.ProbeInterval))
+	}
+	for _, m := range []struct {
+		flag  string
+		value int
+	}{{flagSuspicionMult, c.SuspicionMult}, {flagSuspicionMaxMult, c.SuspicionMaxTimeoutMult}} {
+		if m.value < 1 {
+			errs = append(errs, fmt.Errorf("--%s must be at least 1, got %d", m.flag, m.value))
+		}
+	}
+	return errs
 }
 
 // validateGossip checks the addresses used when gossip is on.

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,6 +30,11 @@ func TestRegisterFlags(t *testing.T) {
 		"--cluster.settle-timeout=10s",
 		"--cluster.leave-timeout=2s",
 		"--cluster.join-timeout=15s",
+		"--cluster.probe-interval=2s",
+		"--cluster.probe-timeout=1s",
+		"--cluster.gossip-interval=300ms",
+		"--cluster.suspicion-multiplier=6",
+		"--cluster.suspicion-max-timeout-multiplier=3",
 	}))
 	require.Equal(t, Config{
 		ListenAddress:     "0.0.0.0:7946",
@@ -40,6 +47,12 @@ func TestRegisterFlags(t *testing.T) {
 		SettleTimeout:     10 * time.Second,
 		LeaveTimeout:      2 * time.Second,
 		JoinTimeout:       15 * time.Second,
+
+		ProbeInterval:           2 * time.Second,
+		ProbeTimeout:            time.Second,
+		GossipInterval:          300 * time.Millisecond,
+		SuspicionMult:           6,
+		SuspicionMaxTimeoutMult: 3,
 	}, c)
 	require.NoError(t, c.Validate())
 	require.Equal(t, "pushring-headless.monitoring.svc:7946,10.0.0.8:7946", fs.Lookup(flagPeer).Value.String())
@@ -72,6 +85,16 @@ func TestValidate(t *testing.T) {
 		{"negative rejoin", clustered(func(c *Config) { c.RejoinInterval = -time.Second }), flagRejoinInterval},
 		{"negative settle", clustered(func(c *Config) { c.SettleTimeout = -time.Second }), flagSettleTimeout},
 		{"negative leave", clustered(func(c *Config) { c.LeaveTimeout = -time.Second }), flagLeaveTimeout},
+		{"zero probe interval", clustered(func(c *Config) { c.ProbeInterval = 0 }), flagProbeInterval},
+		{"negative probe timeout", clustered(func(c *Config) { c.ProbeTimeout = -time.Millisecond }), flagProbeTimeout},
+		{"probe timeout not below interval", clustered(func(c *Config) { c.ProbeTimeout = c.ProbeInterval }), flagProbeTimeout},
+		{"zero gossip interval", clustered(func(c *Config) { c.GossipInterval = 0 }), flagGossipInterval},
+		{"zero suspicion multiplier", clustered(func(c *Config) { c.SuspicionMult = 0 }), flagSuspicionMult},
+		{"negative suspicion max multiplier", clustered(func(c *Config) { c.SuspicionMaxTimeoutMult = -1 }), flagSuspicionMaxMult},
+		{"slow but valid timings", clustered(func(c *Config) {
+			c.ProbeInterval, c.ProbeTimeout, c.GossipInterval = 5*time.Second, 3*time.Second, time.Second
+			c.SuspicionMult, c.SuspicionMaxTimeoutMult = 6, 1
+		}), ""},
 		{"peers without listen", clustered(func(c *Config) { c.ListenAddress = "" }), flagListenAddress},
 		{"advertise without listen", clustered(func(c *Config) { c.ListenAddress, c.Peers, c.AdvertiseAddress = "", nil, "10.0.0.7:7946" }), flagListenAddress},
 		{"listen without port", clustered(func(c *Config) { c.ListenAddress = "0.0.0.0" }), flagListenAddress},
@@ -92,4 +115,25 @@ func TestValidate(t *testing.T) {
 			require.ErrorContains(t, err, "--"+tc.err)
 		})
 	}
+}
+
+// The timing flags reach memberlist, and nothing else of its LAN defaults
+// changes.
+func TestMemberlistTimings(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PeerName, cfg.ListenAddress = "pushring-0", "127.0.0.1:7946"
+	cfg.ProbeInterval, cfg.ProbeTimeout, cfg.GossipInterval = 3*time.Second, time.Second, 400*time.Millisecond
+	cfg.SuspicionMult, cfg.SuspicionMaxTimeoutMult = 5, 2
+	m, err := New(cfg, ":9091", nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	c := m.memberlistConfig()
+	require.Equal(t, 3*time.Second, c.ProbeInterval)
+	require.Equal(t, time.Second, c.ProbeTimeout)
+	require.Equal(t, 400*time.Millisecond, c.GossipInterval)
+	require.Equal(t, 5, c.SuspicionMult)
+	require.Equal(t, 2, c.SuspicionMaxTimeoutMult)
+	lan := memberlist.DefaultLANConfig()
+	require.Equal(t, lan.PushPullInterval, c.PushPullInterval)
+	require.Equal(t, lan.IndirectChecks, c.IndirectChecks)
+	require.Equal(t, lan.AwarenessMaxMultiplier, c.AwarenessMaxMultiplier)
 }

@@ -25,7 +25,9 @@
 // # Membership
 //
 // Membership runs hashicorp/memberlist (SWIM gossip over TCP and UDP) with
-// its LAN defaults. memberlist carries only membership and a small NodeMeta
+// its LAN defaults, except for the probe, gossip and suspicion timings,
+// which are flags (Config.ProbeInterval and the rest) whose defaults detect
+// a crashed peer in seconds. memberlist carries only membership and a small NodeMeta
 // per peer: the gRPC address other peers forward pushes to and the HTTP
 // address of its API. Group data never travels over gossip.
 //

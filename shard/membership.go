@@ -276,7 +276,7 @@ func (m *Membership) stop(ml *memberlist.Memberlist) error {
 }
 
 // memberlistConfig is memberlist's LAN defaults with our addresses,
-// delegates and logger.
+// timings, delegates and logger.
 func (m *Membership) memberlistConfig() *memberlist.Config {
 	c := memberlist.DefaultLANConfig()
 	c.Name = m.cfg.PeerName
@@ -289,6 +289,9 @@ func (m *Membership) memberlistConfig() *memberlist.Config {
 		c.AdvertiseAddr, c.AdvertisePort, _ = splitHostPort(m.cfg.AdvertiseAddress)
 	}
 	c.Label = m.cfg.Label
+	c.ProbeInterval, c.ProbeTimeout = m.cfg.ProbeInterval, m.cfg.ProbeTimeout
+	c.GossipInterval = m.cfg.GossipInterval
+	c.SuspicionMult, c.SuspicionMaxTimeoutMult = m.cfg.SuspicionMult, m.cfg.SuspicionMaxTimeoutMult
 	c.Delegate = &m.meta
 	c.Events = m.events
 	c.Logger = log.New(logWriter{logger: m.logger.With("subsystem", "memberlist"), closing: &m.leaving}, "", 0)

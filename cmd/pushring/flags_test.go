@@ -80,6 +80,13 @@ func TestDefaults(t *testing.T) {
 		"web.systemd-socket":             "false",
 		"web.telemetry-path":             "/metrics",
 		"web.write-timeout":              "1m0s",
+
+		// memberlist's timings
+		"cluster.gossip-interval":                  "200ms",
+		"cluster.probe-interval":                   "500ms",
+		"cluster.probe-timeout":                    "200ms",
+		"cluster.suspicion-multiplier":             "4",
+		"cluster.suspicion-max-timeout-multiplier": "6",
 	}, flagValues(fs), "the Pushgateway's flags and defaults, plus ours")
 }
 
