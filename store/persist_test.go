@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -936,4 +937,21 @@ func (pg *pushgateway) requireScrapeOK(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+}
+
+// groupToFile converts a snapshot into the value the file holds for it, as
+// encoding/gob would be given it; tests compare the streamed file with it.
+func groupToFile(g GroupSnapshot) (fileGroup, error) {
+	metrics := make(map[string]fileFamily, len(g.Families))
+	for _, fs := range g.Families {
+		name := fs.Family.GetName() // "" for a nil family too
+		if name == "" {
+			return fileGroup{}, errors.New("family without a name")
+		}
+		if _, dup := metrics[name]; dup {
+			return fileGroup{}, fmt.Errorf("duplicate family %q", name)
+		}
+		metrics[name] = fileFamily{Timestamp: fs.Time, GobbableMetricFamily: &protoFamily{mf: fs.Family}}
+	}
+	return fileGroup{Labels: g.Key.Map(), Metrics: metrics, Version: g.Version, Deadline: g.Deadline}, nil
 }
