@@ -179,7 +179,7 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 		// Without the metric name a field is usually shorter than its line.
 		pb, err = appendSimpleProtobuf(make([]byte, 0, len(f.data)), f.name, f.typ, f.text())
 	} else {
-		pb, err = f.parsedProtobuf()
+		pb, err = f.complexProtobuf()
 	}
 	if err != nil {
 		return nil, err
@@ -191,6 +191,16 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 		f.pb.Store(&pb)
 	}
 	return pb, nil
+}
+
+// complexProtobuf renders the protobuf fields of a summary or histogram
+// family: straight from its text, else through expfmt's parser.
+func (f *family) complexProtobuf() ([]byte, error) {
+	pb, n, err := appendComplexProtobuf(make([]byte, 0, len(f.data)), f.name, f.typ, f.text(), f.infAdded)
+	if err == nil && n == f.series() {
+		return pb, nil
+	}
+	return f.parsedProtobuf()
 }
 
 // parsedProtobuf renders the protobuf fields of a summary or histogram
