@@ -504,6 +504,24 @@ func benchmarkWriteFile(b *testing.B, n int) {
 	}
 }
 
+// BenchmarkStoreWriteFile200k writes the file of a store holding the 200k
+// groups of BenchmarkWriteFile200k, as the persister does: from the store,
+// one group at a time (-benchtime 1x is enough).
+func BenchmarkStoreWriteFile200k(b *testing.B) {
+	st := restoredStore(b, benchGroups(200_000))
+	path := filepath.Join(b.TempDir(), "f")
+	require.NoError(b, st.WriteFile(path))
+	fi, err := os.Stat(path)
+	require.NoError(b, err)
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := st.WriteFile(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkReadFile(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "f")
 	require.NoError(b, WriteFile(path, benchGroups(1000)))

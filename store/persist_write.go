@@ -344,3 +344,70 @@ func (f *family) appendFileProtobuf(b []byte) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// WriteFile replaces the persistence file at path with the store's groups,
+// as the package-level WriteFile does with a snapshot, but streaming: the
+// lock is held to list the keys, then once per group to copy out the
+// references to its (immutable) families, which are encoded and written
+// outside the lock. The extra memory is one group's encoding and the key
+// list, not a copy of the store. Each group is written as it was at one
+// instant; groups removed meanwhile are left out, groups added are not
+// visited. A family that does not encode (a bug: the store rendered it) is
+// logged and left out, as in Snapshot.
+func (s *Store) WriteFile(path string) error {
+	return writeFileWith(path, func(fw *fileWriter) error {
+		return s.rangeRefs(func(r groupRef) error { return fw.ref(s, r) })
+	})
+}
+
+// rangeRefs calls fn with each group's references, copied out under the
+// lock one group at a time, in no particular order, until fn fails. r.fams
+// is reused between calls.
+func (s *Store) rangeRefs(fn func(r groupRef) error) error {
+	s.mu.Lock()
+	keys := make([]GroupKey, 0, len(s.groups))
+	for k := range s.groups {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	var fams []*family
+	for _, k := range keys {
+		s.mu.Lock()
+		g := s.groups[k]
+		var r groupRef
+		if g != nil {
+			r = groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: fams[:0]}
+			for _, sl := range g.families {
+				r.fams = append(r.fams, sl.fam)
+			}
+		}
+		s.mu.Unlock()
+		if g == nil {
+			continue
+		}
+		fams = r.fams
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ref writes one group of the store.
+func (fw *fileWriter) ref(s *Store, r groupRef) error {
+	fams, n := fw.fams[:0], 0
+	for _, f := range r.fams {
+		pb, err := f.appendFileProtobuf(fw.pb[:0])
+		if err != nil {
+			s.logger.Error("persistence: stored family does not encode", "group", formatKey(r.key), "err", err)
+			continue
+		}
+		fw.pb = pb
+		if fams, err = appendFamily(fams, f.name, f.time, pb); err != nil {
+			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, r.key.String(), err)
+		}
+		n++
+	}
+	fw.fams = fams
+	return fw.entry(r.key, r.version, r.deadline, fams, n)
+}
