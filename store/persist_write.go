@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,7 +124,8 @@ func appendGobBytes(b, s []byte) []byte {
 // appendGobTime appends t as gob sends a time.Time field (its
 // MarshalBinary bytes); the caller leaves out the zero Time.
 func appendGobTime(b []byte, t time.Time) ([]byte, error) {
-	tb, err := t.MarshalBinary()
+	var buf [16]byte // version 2 of time's binary encoding: 15 or 16 bytes
+	tb, err := t.AppendBinary(buf[:0])
 	if err != nil {
 		return b, err
 	}
@@ -199,11 +201,13 @@ func newFileWriter(f *os.File) (*fileWriter, error) {
 func (fw *fileWriter) entry(key GroupKey, version uint64, deadline time.Time, fams []byte, nFams int) error {
 	b := appendGobString(fw.buf[:0], key.String())
 	s := newGobStruct(b)
-	if labels := key.Labels(); len(labels) > 0 {
+	if enc := key.String(); enc != "" {
 		s.field(fgLabels)
-		s.b = appendGobUint(s.b, uint64(len(labels)))
-		for _, l := range labels {
-			s.b = appendGobString(appendGobString(s.b, l.Name), l.Value)
+		n := strings.Count(enc, sep) + 1 // name sep value (sep name sep value)...
+		s.b = appendGobUint(s.b, uint64(n/2))
+		for range n {
+			part, rest, _ := strings.Cut(enc, sep)
+			s.b, enc = appendGobString(s.b, part), rest
 		}
 	}
 	if nFams > 0 {
@@ -321,14 +325,11 @@ func writeFileWith(path string, fill func(*fileWriter) error) error {
 	return syncDir(dir)
 }
 
-// familyProtobuf appends the protobuf encoding of f as a MetricFamily to b,
-// fields in number order as proto.Marshal writes them: name, help, type,
-// the metrics (kept or rendered by f.protobuf, not cached), unit.
+// appendFileProtobuf appends the protobuf encoding of f as a MetricFamily
+// to b, fields in number order as proto.Marshal writes them: name, help,
+// type, the metrics (the kept or cached bytes, else rendered into b and not
+// kept), unit.
 func (f *family) appendFileProtobuf(b []byte) ([]byte, error) {
-	metrics, err := f.protobuf(false)
-	if err != nil {
-		return b, err
-	}
 	b = protowire.AppendTag(b, 1, protowire.BytesType)
 	b = protowire.AppendString(b, f.name)
 	if f.hasHelp {
@@ -337,7 +338,14 @@ func (f *family) appendFileProtobuf(b []byte) ([]byte, error) {
 	}
 	b = protowire.AppendTag(b, 3, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(f.typ))
-	b = append(b, metrics...)
+	if p := f.pb.Load(); p != nil {
+		b = append(b, *p...)
+	} else if f.series() > 0 {
+		var err error
+		if b, err = f.renderProtobuf(b); err != nil {
+			return b, err
+		}
+	}
 	if f.hasUnit {
 		b = protowire.AppendTag(b, 5, protowire.BytesType)
 		b = protowire.AppendString(b, f.unit)

@@ -70,7 +70,10 @@ func requireFileHolds(t *testing.T, path string, groups []GroupSnapshot) {
 
 func TestWriteFileIsTheGobValue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
-	groups := testGroups()
+	at := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	// Empty label values first and last in the key.
+	groups := append(testGroups(),
+		storedGroup(map[string]string{"a": "", "job": "x", "zz": ""}, at, time.Time{}, 0))
 	require.NoError(t, WriteFile(path, groups))
 	requireFileHolds(t, path, groups)
 
@@ -80,10 +83,12 @@ func TestWriteFileIsTheGobValue(t *testing.T) {
 
 func TestStoreWriteFileIsTheGobValue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
-	st := restoredStore(t, testGroups())
+	at := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	groups := append(testGroups(), storedGroup(map[string]string{"a": "", "job": "x", "zz": ""}, at, time.Time{}, 0))
+	st := restoredStore(t, groups)
 	require.NoError(t, st.WriteFile(path))
 	want := st.Snapshot()
-	require.Len(t, want, len(testGroups()))
+	require.Len(t, want, len(groups))
 	requireFileHolds(t, path, want)
 	got, err := ReadFile(path)
 	require.NoError(t, err)

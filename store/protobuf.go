@@ -173,14 +173,7 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 	if f.series() == 0 {
 		return []byte{}, nil // what proto.Marshal writes for no metrics
 	}
-	var pb []byte
-	var err error
-	if hasSimpleText(f.typ) {
-		// Without the metric name a field is usually shorter than its line.
-		pb, err = appendSimpleProtobuf(make([]byte, 0, len(f.data)), f.name, f.typ, f.text())
-	} else {
-		pb, err = f.complexProtobuf()
-	}
+	pb, err := f.renderProtobuf(make([]byte, 0, len(f.data)))
 	if err != nil {
 		return nil, err
 	}
@@ -193,14 +186,27 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 	return pb, nil
 }
 
-// complexProtobuf renders the protobuf fields of a summary or histogram
-// family: straight from its text, else through expfmt's parser.
-func (f *family) complexProtobuf() ([]byte, error) {
-	pb, n, err := appendComplexProtobuf(make([]byte, 0, len(f.data)), f.name, f.typ, f.text(), f.infAdded)
+// renderProtobuf appends the protobuf fields of f, rendered from its text,
+// to b. Without the metric name a field is usually shorter than its line.
+func (f *family) renderProtobuf(b []byte) ([]byte, error) {
+	if hasSimpleText(f.typ) {
+		return appendSimpleProtobuf(b, f.name, f.typ, f.text())
+	}
+	return f.complexProtobuf(b)
+}
+
+// complexProtobuf appends the protobuf fields of a summary or histogram
+// family to b: straight from its text, else through expfmt's parser.
+func (f *family) complexProtobuf(b []byte) ([]byte, error) {
+	pb, n, err := appendComplexProtobuf(b, f.name, f.typ, f.text(), f.infAdded)
 	if err == nil && n == f.series() {
 		return pb, nil
 	}
-	return f.parsedProtobuf()
+	parsed, err := f.parsedProtobuf()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, parsed...), nil
 }
 
 // parsedProtobuf renders the protobuf fields of a summary or histogram
