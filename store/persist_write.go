@@ -173,6 +173,7 @@ type fileWriter struct {
 	buf     []byte // one entry
 	fams    []byte // the families of the entry being built
 	pb      []byte // one family's protobuf
+	text    textScratch
 	hdr     fileHeader
 	// lenAt is the file offset of the value's 9-byte message length; the
 	// 9-byte entry count follows the type id and the field delta.
@@ -329,7 +330,7 @@ func writeFileWith(path string, fill func(*fileWriter) error) error {
 // to b, fields in number order as proto.Marshal writes them: name, help,
 // type, the metrics (the kept or cached bytes, else rendered into b and not
 // kept), unit.
-func (f *family) appendFileProtobuf(b []byte) ([]byte, error) {
+func (f *family) appendFileProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 	b = protowire.AppendTag(b, 1, protowire.BytesType)
 	b = protowire.AppendString(b, f.name)
 	if f.hasHelp {
@@ -342,7 +343,7 @@ func (f *family) appendFileProtobuf(b []byte) ([]byte, error) {
 		b = append(b, *p...)
 	} else if f.series() > 0 {
 		var err error
-		if b, err = f.renderProtobuf(b); err != nil {
+		if b, err = f.renderProtobuf(b, sc); err != nil {
 			return b, err
 		}
 	}
@@ -405,7 +406,7 @@ func (s *Store) rangeRefs(fn func(r groupRef) error) error {
 func (fw *fileWriter) ref(s *Store, r groupRef) error {
 	fams, n := fw.fams[:0], 0
 	for _, f := range r.fams {
-		pb, err := f.appendFileProtobuf(fw.pb[:0])
+		pb, err := f.appendFileProtobuf(fw.pb[:0], &fw.text)
 		if err != nil {
 			s.logger.Error("persistence: stored family does not encode", "group", formatKey(r.key), "err", err)
 			continue

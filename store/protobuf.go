@@ -173,7 +173,7 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 	if f.series() == 0 {
 		return []byte{}, nil // what proto.Marshal writes for no metrics
 	}
-	pb, err := f.renderProtobuf(make([]byte, 0, len(f.data)))
+	pb, err := f.renderProtobuf(make([]byte, 0, len(f.data)), &textScratch{})
 	if err != nil {
 		return nil, err
 	}
@@ -188,17 +188,24 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 
 // renderProtobuf appends the protobuf fields of f, rendered from its text,
 // to b. Without the metric name a field is usually shorter than its line.
-func (f *family) renderProtobuf(b []byte) ([]byte, error) {
+func (f *family) renderProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 	if hasSimpleText(f.typ) {
-		return appendSimpleProtobuf(b, f.name, f.typ, f.text())
+		return sc.appendSimpleProtobuf(b, f.name, f.typ, f.text())
 	}
-	return f.complexProtobuf(b)
+	return f.complexProtobuf(b, sc)
+}
+
+// textScratch is the scratch space of renderProtobuf, reused by a caller
+// that renders many families (a persistence write).
+type textScratch struct {
+	mbuf, val []byte
+	complex   complexText
 }
 
 // complexProtobuf appends the protobuf fields of a summary or histogram
 // family to b: straight from its text, else through expfmt's parser.
-func (f *family) complexProtobuf(b []byte) ([]byte, error) {
-	pb, n, err := appendComplexProtobuf(b, f.name, f.typ, f.text(), f.infAdded)
+func (f *family) complexProtobuf(b []byte, sc *textScratch) ([]byte, error) {
+	pb, n, err := sc.complex.appendProtobuf(b, f.name, f.typ, f.text(), f.infAdded)
 	if err == nil && n == f.series() {
 		return pb, nil
 	}
@@ -231,8 +238,9 @@ func (f *family) parsedProtobuf() ([]byte, error) {
 // name{label="value",...} value), without building dto structs: the first
 // protobuf scrape of the usual family costs about what encoding it at push
 // time did.
-func appendSimpleProtobuf(b []byte, name string, typ dto.MetricType, text []byte) ([]byte, error) {
-	var mbuf, val []byte
+func (sc *textScratch) appendSimpleProtobuf(b []byte, name string, typ dto.MetricType, text []byte) ([]byte, error) {
+	mbuf, val := sc.mbuf, sc.val
+	defer func() { sc.mbuf, sc.val = mbuf, val }()
 	num := valueField(typ)
 	for len(text) > 0 {
 		end := bytes.IndexByte(text, '\n')

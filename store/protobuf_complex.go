@@ -24,11 +24,11 @@ const (
 	fieldBucketBound     protowire.Number = 2
 )
 
-// errComplexText is returned by appendComplexProtobuf for text it does not
+// errComplexText is returned by appendProtobuf for text it does not
 // read; the caller falls back to expfmt's parser.
 var errComplexText = errors.New("summary or histogram text not in the expected layout")
 
-// complexText is scratch for appendComplexProtobuf.
+// complexText reads summary and histogram text; its buffers are reused.
 type complexText struct {
 	entries []byte // Quantile or Bucket messages of the current metric, framed
 	body    []byte // the Summary or Histogram message
@@ -40,15 +40,15 @@ type complexText struct {
 	sum     float64
 }
 
-// appendComplexProtobuf appends the `metric` fields of a summary or
+// appendProtobuf appends the `metric` fields of a summary or
 // histogram family called name from its text lines, without expfmt's
 // parser. It reads only the layout expfmt.MetricFamilyToText writes for
 // the metrics textExact accepts: per metric, the quantile or bucket lines
 // (the special label last), then name_sum, then name_count, the labels of
 // name_sum being the metric's. infAdded takes the last bucket (+Inf) off
 // each histogram again, as parseText does. Anything else is errComplexText.
-func appendComplexProtobuf(b []byte, name string, typ dto.MetricType, text []byte, infAdded bool) ([]byte, int, error) {
-	var sc complexText
+func (sc *complexText) appendProtobuf(b []byte, name string, typ dto.MetricType, text []byte, infAdded bool) ([]byte, int, error) {
+	sc.entries, sc.haveSum, sc.lastInf = sc.entries[:0], false, false
 	special, entrySuffix, outer := "quantile", "", fieldMetricSummary
 	if typ != dto.MetricType_SUMMARY {
 		special, entrySuffix, outer = "le", "_bucket", fieldMetricHistogram

@@ -149,7 +149,7 @@ func requireRoundTrip(t *testing.T, mf *dto.MetricFamily, eager bool) {
 		if !eager && !hasSimpleText(f.typ) {
 			// The lazy rendering reads the text itself, without falling
 			// back to expfmt's parser.
-			direct, n, err := appendComplexProtobuf([]byte{}, f.name, f.typ, f.text(), f.infAdded)
+			direct, n, err := new(complexText).appendProtobuf([]byte{}, f.name, f.typ, f.text(), f.infAdded)
 			require.NoError(t, err, "%s: text %q", path, f.text())
 			require.Equal(t, f.series(), n, path)
 			require.Equal(t, want, direct, path)
