@@ -497,11 +497,13 @@ func benchmarkWriteFile(b *testing.B, n int) {
 	require.NoError(b, err)
 	b.SetBytes(fi.Size())
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		if err := WriteFile(path, groups); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, b.N)
 }
 
 // BenchmarkStoreWriteFile200k writes the file of a store holding the 200k
@@ -515,11 +517,13 @@ func BenchmarkStoreWriteFile200k(b *testing.B) {
 	require.NoError(b, err)
 	b.SetBytes(fi.Size())
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		if err := st.WriteFile(path); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, b.N)
 }
 
 func BenchmarkReadFile(b *testing.B) {
