@@ -356,12 +356,12 @@ func (f *family) appendFileProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 
 // WriteFile replaces the persistence file at path with the store's groups,
 // as the package-level WriteFile does with a snapshot, but streaming: the
-// lock is held to list the keys, then once per group to copy out the
-// references to its (immutable) families, which are encoded and written
-// outside the lock. The extra memory is one group's encoding and the key
-// list, not a copy of the store. Each group is written as it was at one
-// instant; groups removed meanwhile are left out, groups added are not
-// visited. A family that does not encode (a bug: the store rendered it) is
+// lock is held while the references to the (immutable) families of 256
+// groups are copied out, then released while they are encoded and written,
+// and so on. The extra memory is a batch of references, one group's
+// encoding and the write buffer, not a copy of the store. Each group is
+// written as it was at one instant; groups removed meanwhile are left out,
+// groups added may or may not be in the file. A family that does not encode (a bug: the store rendered it) is
 // logged and left out, as in Snapshot.
 func (s *Store) WriteFile(path string) error {
 	return writeFileWith(path, func(fw *fileWriter) error {
@@ -369,37 +369,45 @@ func (s *Store) WriteFile(path string) error {
 	})
 }
 
-// rangeRefs calls fn with each group's references, copied out under the
-// lock one group at a time, in no particular order, until fn fails. r.fams
-// is reused between calls.
+// refBatch is how many groups rangeRefs copies out per hold of the lock.
+const refBatch = 256
+
+// rangeRefs calls fn with each group's references, in no particular order,
+// until fn fails. It copies out refBatch groups per hold of the lock and
+// calls fn for them with the lock released, resuming the same iteration of
+// the map afterwards: the map is only touched under the lock, and Go's map
+// iteration allows changes between steps (a group removed before it is
+// reached is not visited, one added may or may not be). Nothing grows with
+// the store: no key list. fn must not keep r.fams, which is reused.
 func (s *Store) rangeRefs(fn func(r groupRef) error) error {
-	s.mu.Lock()
-	keys := make([]GroupKey, 0, len(s.groups))
-	for k := range s.groups {
-		keys = append(keys, k)
-	}
-	s.mu.Unlock()
-	var fams []*family
-	for _, k := range keys {
-		s.mu.Lock()
-		g := s.groups[k]
-		var r groupRef
-		if g != nil {
-			r = groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: fams[:0]}
-			for _, sl := range g.families {
-				r.fams = append(r.fams, sl.fam)
+	refs := make([]groupRef, 0, refBatch)
+	var fams []*family // backing store of every refs[i].fams of a batch
+	flush := func() error {
+		s.mu.Unlock()
+		defer s.mu.Lock()
+		for _, r := range refs {
+			if err := fn(r); err != nil {
+				return err
 			}
 		}
-		s.mu.Unlock()
-		if g == nil {
-			continue
+		refs, fams = refs[:0], fams[:0]
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		at := len(fams)
+		for _, sl := range g.families {
+			fams = append(fams, sl.fam)
 		}
-		fams = r.fams
-		if err := fn(r); err != nil {
-			return err
+		refs = append(refs, groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: fams[at:len(fams):len(fams)]})
+		if len(refs) == refBatch {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
 
 // ref writes one group of the store.

@@ -116,13 +116,16 @@ func TestPushgatewayLoadsStoreWrittenFile(t *testing.T) {
 	pg.stop(t)
 }
 
-// Pushes and deletes while the file is written: each write reads back,
+// Pushes and deletes while the file is written (more groups than one batch
+// of rangeRefs): each write reads back,
 // every group in it whole.
 func TestStoreWriteFileDuringChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
 	st := newTestStore(t)
 	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
-	require.NoError(t, applyFamilies(t, st, map[string]string{"job": "churn", "instance": "0"}, true, at, pushedFamilies()...))
+	for i := range 600 {
+		require.NoError(t, applyFamilies(t, st, map[string]string{"job": "churn", "instance": strconv.Itoa(i)}, true, at, pushedFamilies()...))
+	}
 	whole := len(st.Snapshot()[0].Families)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -135,7 +138,7 @@ func TestStoreWriteFileDuringChanges(t *testing.T) {
 				return
 			default:
 			}
-			grouping := map[string]string{"job": "churn", "instance": strconv.Itoa(i % 50)}
+			grouping := map[string]string{"job": "churn", "instance": strconv.Itoa(i % 600)}
 			if i%7 == 0 {
 				st.Delete(NewGroupKey(grouping))
 				continue
@@ -147,7 +150,8 @@ func TestStoreWriteFileDuringChanges(t *testing.T) {
 		require.NoError(t, st.WriteFile(path))
 		got, err := ReadFile(path)
 		require.NoError(t, err)
-		require.LessOrEqual(t, len(got), 50)
+		require.LessOrEqual(t, len(got), 600)
+		require.Greater(t, len(got), refBatch, "the write crossed batches")
 		for _, g := range got {
 			require.Len(t, g.Families, whole, "group %s", g.Key)
 		}
