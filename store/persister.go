@@ -305,7 +305,7 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 		}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pushring_persistence_write_duration_seconds",
-			Help:    "Time to snapshot the store and write the persistence file.",
+			Help:    "Time to write the persistence file, streamed from the store.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), // 1ms … 65s
 		}),
 		dropped: f.NewCounterVec(prometheus.CounterOpts{
