@@ -89,20 +89,20 @@ func (sc *complexText) appendProtobuf(b []byte, name string, typ dto.MetricType,
 // entry reads a quantile or bucket line, from its '{': the special label
 // is last and its value (a number) has no quote or escape.
 func (sc *complexText) entry(line []byte, special string, summary bool) error {
-	close := bytes.LastIndex(line, []byte("\"} "))
-	if close < 0 {
+	shut := bytes.LastIndex(line, []byte("\"} "))
+	if shut < 0 {
 		return errComplexText
 	}
-	open := bytes.LastIndexByte(line[:close], '"')
+	open := bytes.LastIndexByte(line[:shut], '"')
 	if open < len(special)+2 || string(line[open-len(special)-1:open]) != special+"=" ||
 		(line[open-len(special)-2] != '{' && line[open-len(special)-2] != ',') {
 		return errComplexText
 	}
-	key, err := strconv.ParseFloat(string(line[open+1:close]), 64)
+	key, err := strconv.ParseFloat(string(line[open+1:shut]), 64)
 	if err != nil {
 		return errComplexText
 	}
-	v, err := strconv.ParseFloat(string(line[close+3:]), 64)
+	v, err := strconv.ParseFloat(string(line[shut+3:]), 64)
 	if err != nil {
 		return errComplexText
 	}
