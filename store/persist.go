@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -225,45 +224,55 @@ func sortFamilySnapshots(fams []FamilySnapshot) {
 // A group with a zero key, a duplicate key, or a nil, unnamed or duplicate
 // family is an error wrapping ErrInvalidGroup and nothing is written.
 //
-// WriteFile does not modify groups; the families are shared with the caller
-// only for the duration of the call.
+// WriteFile does not modify groups. Store.WriteFile writes the same file
+// from the store without a snapshot of it.
 func WriteFile(path string, groups []GroupSnapshot) error {
-	raw, err := groupsToFile(groups)
-	if err != nil {
+	if err := checkFileGroups(groups); err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".in_progress.*")
-	if err != nil {
-		return fmt.Errorf("create temporary persistence file: %w", err)
-	}
-	if err := writeAndClose(f, raw); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("replace persistence file: %w", err)
-	}
-	return syncDir(dir)
+	return writeFileWith(path, func(fw *fileWriter) error {
+		for _, g := range groups {
+			if err := fw.snapshot(g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
-// writeAndClose encodes raw into f, syncs and closes it. f is closed on
-// every path.
-func writeAndClose(f *os.File, raw map[string]fileGroup) error {
-	bw := bufio.NewWriterSize(f, 64<<10)
-	err := gob.NewEncoder(bw).Encode(raw)
-	if err != nil {
-		err = fmt.Errorf("encode persistence file: %w", err)
-	} else if err = bw.Flush(); err != nil {
-		err = fmt.Errorf("write persistence file: %w", err)
-	} else if err = f.Sync(); err != nil {
-		err = fmt.Errorf("sync persistence file: %w", err)
+// checkFileGroups finds what would make the file unreadable or ambiguous:
+// zero or duplicate keys, nil, unnamed or duplicate families.
+func checkFileGroups(groups []GroupSnapshot) error {
+	keys := make(map[GroupKey]struct{}, len(groups))
+	for _, g := range groups {
+		enc := g.Key.String()
+		if g.Key.IsZero() {
+			return fmt.Errorf("%w: zero grouping key", ErrInvalidGroup)
+		}
+		if _, dup := keys[g.Key]; dup {
+			return fmt.Errorf("%w: duplicate group %q", ErrInvalidGroup, enc)
+		}
+		keys[g.Key] = struct{}{}
+		if err := checkFileFamilies(g.Families); err != nil {
+			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, enc, err)
+		}
 	}
-	if cerr := f.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("close persistence file: %w", cerr)
+	return nil
+}
+
+func checkFileFamilies(fams []FamilySnapshot) error {
+	names := make(map[string]struct{}, len(fams))
+	for _, fs := range fams {
+		name := fs.Family.GetName() // "" for a nil family too
+		if name == "" {
+			return errors.New("family without a name")
+		}
+		if _, dup := names[name]; dup {
+			return fmt.Errorf("duplicate family %q", name)
+		}
+		names[name] = struct{}{}
 	}
-	return err
+	return nil
 }
 
 // syncDir makes a rename in dir durable.
@@ -280,39 +289,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync persistence directory: %w", err)
 	}
 	return nil
-}
-
-// toFile converts snapshots into the value the file holds.
-func groupsToFile(groups []GroupSnapshot) (map[string]fileGroup, error) {
-	raw := make(map[string]fileGroup, len(groups))
-	for _, g := range groups {
-		enc := g.Key.String()
-		if g.Key.IsZero() {
-			return nil, fmt.Errorf("%w: zero grouping key", ErrInvalidGroup)
-		}
-		if _, dup := raw[enc]; dup {
-			return nil, fmt.Errorf("%w: duplicate group %q", ErrInvalidGroup, enc)
-		}
-		fg, err := groupToFile(g)
-		if err != nil {
-			return nil, fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, enc, err)
-		}
-		raw[enc] = fg
-	}
-	return raw, nil
-}
-
-func groupToFile(g GroupSnapshot) (fileGroup, error) {
-	metrics := make(map[string]fileFamily, len(g.Families))
-	for _, fs := range g.Families {
-		name := fs.Family.GetName() // "" for a nil family too
-		if name == "" {
-			return fileGroup{}, errors.New("family without a name")
-		}
-		if _, dup := metrics[name]; dup {
-			return fileGroup{}, fmt.Errorf("duplicate family %q", name)
-		}
-		metrics[name] = fileFamily{Timestamp: fs.Time, GobbableMetricFamily: &protoFamily{mf: fs.Family}}
-	}
-	return fileGroup{Labels: g.Key.Map(), Metrics: metrics, Version: g.Version, Deadline: g.Deadline}, nil
 }

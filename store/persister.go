@@ -51,12 +51,13 @@ func (c PersistConfig) Validate() error {
 }
 
 // persistSource is what persistence needs of a store; *Store satisfies it.
-// Snapshot returns data the caller owns; Changed returns the same channel on
-// every call, signalled (buffer 1, non-blocking send) after each change
-// becomes visible to Snapshot; Restore inserts groups and reports the ones it
+// WriteFile writes the persistence file from the current content (see
+// Store.WriteFile); Changed returns the same channel on every call,
+// signalled (buffer 1, non-blocking send) after each change becomes visible
+// to WriteFile; Restore inserts groups and reports the ones it
 // rejected in an errors.Join. All three may be called from any goroutine.
 type persistSource interface {
-	Snapshot() []GroupSnapshot
+	WriteFile(path string) error
 	Changed() <-chan struct{}
 	Restore(groups []GroupSnapshot) error
 }
@@ -269,16 +270,16 @@ func (p *Persister) persistFinal() error {
 	return nil
 }
 
-// persist writes one snapshot. A pending change signal is consumed first:
-// every change it stands for is in the snapshot taken after it, and a change
-// made after that signals again.
+// persist writes the file once. A pending change signal is consumed first:
+// every change it stands for is visible to the write that follows, and a
+// change made after that signals again.
 func (p *Persister) persist() error {
 	select {
 	case <-p.src.Changed():
 	default:
 	}
 	start := time.Now()
-	err := WriteFile(p.cfg.File, p.src.Snapshot())
+	err := p.src.WriteFile(p.cfg.File)
 	p.metrics.observe(time.Since(start), err)
 	return err
 }
@@ -304,7 +305,7 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 		}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pushring_persistence_write_duration_seconds",
-			Help:    "Time to snapshot the store and write the persistence file.",
+			Help:    "Time to write the persistence file, streamed from the store.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), // 1ms … 65s
 		}),
 		dropped: f.NewCounterVec(prometheus.CounterOpts{

@@ -47,11 +47,12 @@ func (f *fakePersistSource) set(groups []GroupSnapshot) {
 	}
 }
 
-func (f *fakePersistSource) Snapshot() []GroupSnapshot {
+func (f *fakePersistSource) WriteFile(path string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.snapshots = append(f.snapshots, time.Now())
-	return f.groups
+	groups := f.groups
+	f.mu.Unlock()
+	return WriteFile(path, groups)
 }
 
 func (f *fakePersistSource) Changed() <-chan struct{} { return f.changed }

@@ -173,14 +173,7 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 	if f.series() == 0 {
 		return []byte{}, nil // what proto.Marshal writes for no metrics
 	}
-	var pb []byte
-	var err error
-	if hasSimpleText(f.typ) {
-		// Without the metric name a field is usually shorter than its line.
-		pb, err = appendSimpleProtobuf(make([]byte, 0, len(f.data)), f.name, f.typ, f.text())
-	} else {
-		pb, err = f.parsedProtobuf()
-	}
+	pb, err := f.renderProtobuf(make([]byte, 0, len(f.data)), &textScratch{})
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +184,36 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 		f.pb.Store(&pb)
 	}
 	return pb, nil
+}
+
+// renderProtobuf appends the protobuf fields of f, rendered from its text,
+// to b. Without the metric name a field is usually shorter than its line.
+func (f *family) renderProtobuf(b []byte, sc *textScratch) ([]byte, error) {
+	if hasSimpleText(f.typ) {
+		return sc.appendSimpleProtobuf(b, f.name, f.typ, f.text())
+	}
+	return f.complexProtobuf(b, sc)
+}
+
+// textScratch is the scratch space of renderProtobuf, reused by a caller
+// that renders many families (a persistence write).
+type textScratch struct {
+	mbuf, val []byte
+	complex   complexText
+}
+
+// complexProtobuf appends the protobuf fields of a summary or histogram
+// family to b: straight from its text, else through expfmt's parser.
+func (f *family) complexProtobuf(b []byte, sc *textScratch) ([]byte, error) {
+	pb, n, err := sc.complex.appendProtobuf(b, f.name, f.typ, f.text(), f.infAdded)
+	if err == nil && n == f.series() {
+		return pb, nil
+	}
+	parsed, err := f.parsedProtobuf()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, parsed...), nil
 }
 
 // parsedProtobuf renders the protobuf fields of a summary or histogram
@@ -215,8 +238,9 @@ func (f *family) parsedProtobuf() ([]byte, error) {
 // name{label="value",...} value), without building dto structs: the first
 // protobuf scrape of the usual family costs about what encoding it at push
 // time did.
-func appendSimpleProtobuf(b []byte, name string, typ dto.MetricType, text []byte) ([]byte, error) {
-	var mbuf, val []byte
+func (sc *textScratch) appendSimpleProtobuf(b []byte, name string, typ dto.MetricType, text []byte) ([]byte, error) {
+	mbuf, val := sc.mbuf, sc.val
+	defer func() { sc.mbuf, sc.val = mbuf, val }()
 	num := valueField(typ)
 	for len(text) > 0 {
 		end := bytes.IndexByte(text, '\n')

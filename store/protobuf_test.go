@@ -146,6 +146,14 @@ func requireRoundTrip(t *testing.T, mf *dto.MetricFamily, eager bool) {
 		want, err := proto.Marshal(&dto.MetricFamily{Metric: got.metrics})
 		require.NoError(t, err)
 		require.Equal(t, want, mustProtobuf(t, f), path)
+		if !eager && !hasSimpleText(f.typ) {
+			// The lazy rendering reads the text itself, without falling
+			// back to expfmt's parser.
+			direct, n, err := new(complexText).appendProtobuf([]byte{}, f.name, f.typ, f.text(), f.infAdded)
+			require.NoError(t, err, "%s: text %q", path, f.text())
+			require.Equal(t, f.series(), n, path)
+			require.Equal(t, want, direct, path)
+		}
 
 		dec, err := f.decode()
 		require.NoError(t, err)

@@ -1,0 +1,161 @@
+package store
+
+import (
+	"bufio"
+	"encoding/gob"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+)
+
+// stoppedClock is a Clock at one instant, so that Restore keeps the
+// deadlines of testGroups.
+type stoppedClock struct{ now time.Time }
+
+func (c stoppedClock) Now() time.Time               { return c.now }
+func (c stoppedClock) NewTimer(time.Duration) Timer { panic("not used") }
+
+// restoredStore returns a store holding groups as they are.
+func restoredStore(t testing.TB, groups []GroupSnapshot) *Store {
+	t.Helper()
+	clock := stoppedClock{time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)}
+	st, err := New(Config{Clock: clock}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, st.Restore(groups))
+	return st
+}
+
+// decodeRaw decodes the file with encoding/gob itself.
+func decodeRaw(t *testing.T, path string) map[string]fileGroup {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	raw := map[string]fileGroup{}
+	require.NoError(t, gob.NewDecoder(bufio.NewReader(f)).Decode(&raw))
+	return raw
+}
+
+// requireFileHolds checks that the file decodes, with encoding/gob, to the
+// value encoding/gob would have been given for groups.
+func requireFileHolds(t *testing.T, path string, groups []GroupSnapshot) {
+	t.Helper()
+	raw := decodeRaw(t, path)
+	require.Len(t, raw, len(groups))
+	for _, g := range groups {
+		want, err := groupToFile(g)
+		require.NoError(t, err)
+		got, ok := raw[g.Key.String()]
+		require.True(t, ok, "group %q missing", g.Key)
+		require.Equal(t, want.Labels, got.Labels)
+		require.Equal(t, want.Version, got.Version)
+		require.True(t, want.Deadline.Equal(got.Deadline), "deadline of %q", g.Key)
+		require.Len(t, got.Metrics, len(want.Metrics))
+		for name, wf := range want.Metrics {
+			gf := got.Metrics[name]
+			require.True(t, wf.Timestamp.Equal(gf.Timestamp), "time of %s", name)
+			require.NotNil(t, gf.GobbableMetricFamily, name)
+			require.True(t, proto.Equal(wf.GobbableMetricFamily.mf, gf.GobbableMetricFamily.mf), "family %s", name)
+		}
+	}
+}
+
+func TestWriteFileIsTheGobValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	at := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	// Empty label values first and last in the key.
+	groups := append(testGroups(),
+		storedGroup(map[string]string{"a": "", "job": "x", "zz": ""}, at, time.Time{}, 0))
+	require.NoError(t, WriteFile(path, groups))
+	requireFileHolds(t, path, groups)
+
+	require.NoError(t, WriteFile(path, nil))
+	require.Empty(t, decodeRaw(t, path))
+}
+
+func TestStoreWriteFileIsTheGobValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	at := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	groups := append(testGroups(), storedGroup(map[string]string{"a": "", "job": "x", "zz": ""}, at, time.Time{}, 0))
+	st := restoredStore(t, groups)
+	require.NoError(t, st.WriteFile(path))
+	want := st.Snapshot()
+	require.Len(t, want, len(groups))
+	requireFileHolds(t, path, want)
+	got, err := ReadFile(path)
+	require.NoError(t, err)
+	requireSameSnapshots(t, want, got)
+}
+
+// Large counts and lengths take gob's long integer forms (the 9-byte
+// placeholders hold more than one byte's worth).
+func TestStoreWriteFileManyGroups(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	groups := benchGroups(300)
+	st := restoredStore(t, groups)
+	require.NoError(t, st.WriteFile(path))
+	requireFileHolds(t, path, st.Snapshot())
+}
+
+func TestPushgatewayLoadsStoreWrittenFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pushring.data")
+	st := restoredStore(t, testGroups())
+	require.NoError(t, st.WriteFile(file))
+
+	pg := startPushgateway(t, file)
+	pg.requireScrapeOK(t)
+	checkPushgatewayAPI(t, st.Snapshot(), pg.apiGroups(t))
+	pg.stop(t)
+}
+
+// Pushes and deletes while the file is written (more groups than one batch
+// of rangeRefs): each write reads back,
+// every group in it whole.
+func TestStoreWriteFileDuringChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	st := newTestStore(t)
+	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	for i := range 600 {
+		require.NoError(t, applyFamilies(t, st, map[string]string{"job": "churn", "instance": strconv.Itoa(i)}, true, at, pushedFamilies()...))
+	}
+	whole := len(st.Snapshot()[0].Families)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			grouping := map[string]string{"job": "churn", "instance": strconv.Itoa(i % 600)}
+			if i%7 == 0 {
+				st.Delete(NewGroupKey(grouping))
+				continue
+			}
+			_ = applyFamilies(t, st, grouping, true, at, pushedFamilies()...)
+		}
+	}()
+	for range 20 {
+		require.NoError(t, st.WriteFile(path))
+		got, err := ReadFile(path)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(got), 600)
+		require.Greater(t, len(got), refBatch, "the write crossed batches")
+		for _, g := range got {
+			require.Len(t, g.Families, whole, "group %s", g.Key)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
