@@ -2,12 +2,14 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 // CheckInvariants recomputes every index from the groups and compares: the
@@ -245,4 +247,82 @@ func TombstoneCount(s *Store) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.tombs.byKey)
+}
+
+// WriteFile replaces the file at path with groups, crash-safely: the data
+// goes to a temporary file in the same directory, which is synced, renamed
+// over path, and the directory is synced. A crash at any point leaves either
+// the old file or the new one, never a mix. The file mode is 0600 (the
+// Pushgateway's).
+//
+// On any error the temporary file is removed and the old file is untouched.
+// A group with a zero key, a duplicate key, or a nil, unnamed or duplicate
+// family is an error wrapping ErrInvalidGroup and nothing is written.
+//
+// WriteFile does not modify groups. Store.WriteFile writes the same file
+// from the store without a snapshot of it.
+func WriteFile(path string, groups []GroupSnapshot) error {
+	if err := checkFileGroups(groups); err != nil {
+		return err
+	}
+	return writeFileWith(path, func(fw *fileWriter) error {
+		for _, g := range groups {
+			if err := fw.snapshot(g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// checkFileGroups finds what would make the file unreadable or ambiguous:
+// zero or duplicate keys, nil, unnamed or duplicate families.
+func checkFileGroups(groups []GroupSnapshot) error {
+	keys := make(map[GroupKey]struct{}, len(groups))
+	for _, g := range groups {
+		enc := g.Key.String()
+		if g.Key.IsZero() {
+			return fmt.Errorf("%w: zero grouping key", ErrInvalidGroup)
+		}
+		if _, dup := keys[g.Key]; dup {
+			return fmt.Errorf("%w: duplicate group %q", ErrInvalidGroup, enc)
+		}
+		keys[g.Key] = struct{}{}
+		if err := checkFileFamilies(g.Families); err != nil {
+			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, enc, err)
+		}
+	}
+	return nil
+}
+
+func checkFileFamilies(fams []FamilySnapshot) error {
+	names := make(map[string]struct{}, len(fams))
+	for _, fs := range fams {
+		name := fs.Family.GetName() // "" for a nil family too
+		if name == "" {
+			return errors.New("family without a name")
+		}
+		if _, dup := names[name]; dup {
+			return fmt.Errorf("duplicate family %q", name)
+		}
+		names[name] = struct{}{}
+	}
+	return nil
+}
+
+// snapshot writes one group of a snapshot; WriteFile has checked it.
+func (fw *fileWriter) snapshot(g GroupSnapshot) error {
+	fams := fw.fams[:0]
+	for _, fs := range g.Families {
+		pb, err := proto.MarshalOptions{}.MarshalAppend(fw.pb[:0], fs.Family)
+		if err != nil {
+			return fmt.Errorf("encode family %q of group %q: %w", fs.Family.GetName(), g.Key.String(), err)
+		}
+		fw.pb = pb
+		if fams, err = appendFamily(fams, fs.Family.GetName(), fs.Time, pb); err != nil {
+			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, g.Key.String(), err)
+		}
+	}
+	fw.fams = fams
+	return fw.entry(g.Key, g.Version, g.Deadline, fams, len(g.Families))
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // The file is written as a stream, one group at a time, in the encoding
@@ -247,23 +246,6 @@ func appendFamily(b []byte, name string, t time.Time, pb []byte) ([]byte, error)
 	s.field(ffFamily)
 	s.b = appendGobBytes(s.b, pb)
 	return s.end(), nil
-}
-
-// snapshot writes one group of a snapshot; WriteFile has checked it.
-func (fw *fileWriter) snapshot(g GroupSnapshot) error {
-	fams := fw.fams[:0]
-	for _, fs := range g.Families {
-		pb, err := proto.MarshalOptions{}.MarshalAppend(fw.pb[:0], fs.Family)
-		if err != nil {
-			return fmt.Errorf("encode family %q of group %q: %w", fs.Family.GetName(), g.Key.String(), err)
-		}
-		fw.pb = pb
-		if fams, err = appendFamily(fams, fs.Family.GetName(), fs.Time, pb); err != nil {
-			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, g.Key.String(), err)
-		}
-	}
-	fw.fams = fams
-	return fw.entry(g.Key, g.Version, g.Deadline, fams, len(g.Families))
 }
 
 // finish flushes, fills in the message length and the entry count, syncs
