@@ -139,13 +139,18 @@ func (c *Cluster) unavailable(owner shard.Member, err error) error {
 	return &unavailableError{fmt.Errorf("%w: peer %q: %v; retry later", ErrOwnerUnavailable, owner.ID, err)}
 }
 
-// readRaw reads a body to forward as it came, compressed or not. It stops
-// after max + 1 bytes: a body that long is refused by the owner whatever
-// its encoding (the compressed size is held to the same limit), so it is
-// not forwarded.
+// readRaw returns the body to forward. A body the api already read (an
+// *ingest.Body, decompressed under the limit) is handed over without a
+// copy; any other is read as it came, compressed or not, stopping after
+// max + 1 bytes: a body that long is refused by the owner whatever its
+// encoding (the compressed size is held to the same limit), so it is not
+// forwarded.
 func readRaw(p ingest.Parsed, max int64) ([]byte, error) {
 	if p.Method == http.MethodDelete || p.Body == nil {
 		return nil, nil // the body of a DELETE is ignored
+	}
+	if b, ok := p.Body.(*ingest.Body); ok {
+		return b.Bytes()
 	}
 	return io.ReadAll(io.LimitReader(p.Body, max+1))
 }

@@ -54,7 +54,7 @@ const (
 func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64, utf8Names bool) (map[string]*dto.MetricFamily, int64, error) {
 	if b, ok := body.(*Body); ok {
 		// Read and decompressed by the api before admission.
-		raw, err := b.bytes()
+		raw, err := b.Bytes()
 		if err != nil {
 			return nil, int64(b.Len()), err
 		}

@@ -50,8 +50,10 @@ func (b *Body) Len() int { return len(b.buf) }
 // Err returns the refusal of the body, or nil.
 func (b *Body) Err() error { return b.err }
 
-// bytes returns the unread body, or the refusal.
-func (b *Body) bytes() ([]byte, error) {
+// Bytes returns the unread body, or the refusal. The caller must not
+// modify it: it is the Body's own buffer, handed out without a copy (a
+// push forwarded to its owner ships these bytes as they are).
+func (b *Body) Bytes() ([]byte, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
