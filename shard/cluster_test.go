@@ -194,6 +194,7 @@ func TestCluster(t *testing.T) {
 		for _, pi := range peers {
 			require.Equal(t, StateAlive, pi.State)
 			require.NotEmpty(t, pi.GossipAddr)
+			require.False(t, pi.Joined.IsZero(), "every member advertises when it joined")
 			if pi.Self {
 				self++
 				require.Equal(t, p.name, pi.ID)
@@ -273,7 +274,7 @@ func TestWildcardListenAdvertisesChosenIP(t *testing.T) {
 	require.Equal(t, []Member{want}, m.Ring().Placement().Members(), "Start returns with the advertised addresses in the ring")
 	meta, err := DecodeNodeMeta(m.ml.Load().LocalNode().Meta)
 	require.NoError(t, err)
-	require.Equal(t, NodeMeta{GRPCAddr: want.GRPCAddr, HTTPAddr: want.HTTPAddr}, meta, "and in the metadata gossip carries")
+	require.Equal(t, NodeMeta{GRPCAddr: want.GRPCAddr, HTTPAddr: want.HTTPAddr, Started: m.startedAt.UnixMilli()}, meta, "and in the metadata gossip carries")
 }
 
 // TestJoinRetriesUntilTheSeedListens starts two peers as a StatefulSet

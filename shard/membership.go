@@ -35,6 +35,9 @@ type PeerInfo struct {
 	State string
 	// Self marks this peer.
 	Self bool
+	// Joined is when the peer's membership started, as it advertises it;
+	// zero for a peer that does not.
+	Joined time.Time
 }
 
 // Membership keeps this peer in the cluster and the Ring in step with the
@@ -58,6 +61,9 @@ type Membership struct {
 	meta     metaDelegate
 	events   *eventDelegate
 	poke     chan struct{} // capacity 1; see eventDelegate
+
+	// startedAt is when New ran; peers advertise it as when they joined.
+	startedAt time.Time
 
 	// Replaced by tests.
 	now        func() time.Time
@@ -98,6 +104,7 @@ func New(cfg Config, httpAddr string, logger *slog.Logger, reg prometheus.Regist
 		stopWorker: make(chan struct{}),
 		workerDone: make(chan struct{}),
 	}
+	m.startedAt = m.now()
 	self := m.memberAt(advertiseHost(cfg))
 	if err := m.setSelf(self); err != nil {
 		return nil, err
@@ -140,7 +147,7 @@ func (m *Membership) Settled() bool {
 func (m *Membership) Peers() []PeerInfo {
 	ml := m.ml.Load()
 	if ml == nil {
-		return []PeerInfo{{Member: m.Self(), State: StateAlive, Self: true}}
+		return []PeerInfo{{Member: m.Self(), State: StateAlive, Self: true, Joined: m.startedAt}}
 	}
 	nodes := m.events.members()
 	peers := make([]PeerInfo, 0, len(nodes))
@@ -150,6 +157,7 @@ func (m *Membership) Peers() []PeerInfo {
 			GossipAddr: n.addr,
 			State:      StateAlive,
 			Self:       n.name == m.cfg.PeerName,
+			Joined:     joinedOf(n),
 		})
 	}
 	slices.SortFunc(peers, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
@@ -313,7 +321,7 @@ func (m *Membership) memberAt(host string) Member {
 
 // setSelf makes self the member this peer advertises.
 func (m *Membership) setSelf(self Member) error {
-	b, err := NodeMeta{GRPCAddr: self.GRPCAddr, HTTPAddr: self.HTTPAddr}.Encode()
+	b, err := NodeMeta{GRPCAddr: self.GRPCAddr, HTTPAddr: self.HTTPAddr, Started: m.startedAt.UnixMilli()}.Encode()
 	if err != nil {
 		return fmt.Errorf("advertise peer %s: %w", self.ID, err)
 	}
@@ -331,6 +339,16 @@ func (m *Membership) memberOf(n node) Member {
 		m.logger.Warn("unreadable peer metadata; the peer cannot be dialled", "peer", n.name, "err", err)
 	}
 	return Member{ID: n.name, GRPCAddr: meta.GRPCAddr, HTTPAddr: meta.HTTPAddr}
+}
+
+// joinedOf is when the peer a node describes started its membership, zero
+// if its metadata does not say.
+func joinedOf(n node) time.Time {
+	meta, err := DecodeNodeMeta(n.meta)
+	if err != nil || meta.Started <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(meta.Started)
 }
 
 // advertiseHost is the host this peer advertises its addresses at when the

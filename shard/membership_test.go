@@ -57,7 +57,8 @@ func TestSinglePeer(t *testing.T) {
 	require.Equal(t, []Member{self}, m.Ring().Placement().Members())
 	require.Equal(t, self, m.Ring().Owner(12345))
 	require.True(t, m.Settled(), "a single peer has nothing to settle")
-	require.Equal(t, []PeerInfo{{Member: self, State: StateAlive, Self: true}}, m.Peers())
+	require.Equal(t, []PeerInfo{{Member: self, State: StateAlive, Self: true, Joined: m.startedAt}}, m.Peers())
+	require.False(t, m.startedAt.IsZero())
 	require.Equal(t, 1.0, testutil.ToFloat64(m.metrics.members))
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -23,6 +24,10 @@ var ErrInvalidMeta = errors.New("invalid node metadata")
 // The encoding, version 1, is
 //
 //	0x01, uvarint len, GRPCAddr bytes, uvarint len, HTTPAddr bytes
+//	[, uvarint len, Started as decimal Unix milliseconds]
+//
+// The third field is left out when Started is 0; peers that predate it
+// skip it, and a value that does not parse reads as 0.
 //
 // A decoder ignores bytes after the fields it knows, so a later version 1
 // may append fields that older peers skip during a rolling upgrade; a change
@@ -32,6 +37,9 @@ type NodeMeta struct {
 	GRPCAddr string
 	// HTTPAddr is the host:port of the peer's HTTP API.
 	HTTPAddr string
+	// Started is when the peer's membership started (it joins the others
+	// right after), in Unix milliseconds; 0: unknown.
+	Started int64
 }
 
 // Encode returns the version 1 encoding of m. It fails if the encoding
@@ -39,7 +47,11 @@ type NodeMeta struct {
 func (m NodeMeta) Encode() ([]byte, error) {
 	b := make([]byte, 0, 1+2*binary.MaxVarintLen16+len(m.GRPCAddr)+len(m.HTTPAddr))
 	b = append(b, metaVersion)
-	for _, f := range []string{m.GRPCAddr, m.HTTPAddr} {
+	fields := []string{m.GRPCAddr, m.HTTPAddr}
+	if m.Started != 0 {
+		fields = append(fields, strconv.FormatInt(m.Started, 10))
+	}
+	for _, f := range fields {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
@@ -67,5 +79,19 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 		fields[i] = string(rest[k : k+int(n)])
 		rest = rest[k+int(n):]
 	}
-	return NodeMeta{GRPCAddr: fields[0], HTTPAddr: fields[1]}, nil
+	return NodeMeta{GRPCAddr: fields[0], HTTPAddr: fields[1], Started: decodeStarted(rest)}, nil
+}
+
+// decodeStarted reads the optional third field, 0 if it is missing or
+// does not parse.
+func decodeStarted(rest []byte) int64 {
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return 0
+	}
+	v, err := strconv.ParseInt(string(rest[k:k+int(n)]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
 }

@@ -88,3 +88,19 @@ func FuzzDecodeNodeMeta(f *testing.F) {
 		require.Equal(t, m, back)
 	})
 }
+
+// The start time travels as a third field that peers before it skip, and
+// a third field that does not parse reads as unknown.
+func TestNodeMetaStarted(t *testing.T) {
+	m := NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2", Started: 1764950400123}
+	b, err := m.Encode()
+	require.NoError(t, err)
+	require.Equal(t, append(append([]byte{1, 3}, "a:1"...), append([]byte{3}, "b:2"...)...), b[:9], "the fields of version 1 come first")
+	got, err := DecodeNodeMeta(b)
+	require.NoError(t, err)
+	require.Equal(t, m, got)
+
+	got, err = DecodeNodeMeta(append(b[:9:9], 3, 'x', 'y', 'z'))
+	require.NoError(t, err)
+	require.Zero(t, got.Started)
+}
