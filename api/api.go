@@ -57,6 +57,9 @@ type Ingester interface {
 	// ReloadRules re-reads the TTL rules file. On error the rules in force
 	// stay, and the error says what is wrong with the file.
 	ReloadRules() error
+	// TTLRules returns the TTL rules in force, in the order they are
+	// tried.
+	TTLRules() []ingest.TTLRule
 }
 
 // Store is what the API reads and wipes. Its methods are safe for concurrent
@@ -73,6 +76,12 @@ type Store interface {
 	// owns what it is given. Reads of a whole peer use it so that their
 	// memory does not grow with the store.
 	Range(fn func(store.GroupSnapshot) bool)
+	// RangeSummaries calls fn with the summary of one group at a time,
+	// ordered by job, then key, until fn returns false; fn runs without
+	// the store's lock. The groups pages read the store this way.
+	RangeSummaries(fn func(store.GroupSummary) bool)
+	// Group returns a deep copy of one group and whether it exists.
+	Group(k store.GroupKey) (store.GroupSnapshot, bool)
 	// Wipe removes every group and returns how many there were.
 	Wipe() int
 }
@@ -273,9 +282,8 @@ func (a *API) routeTable() []route {
 		{"PUT /-/reload", "reload", a.serve(a.reloadHandler)},
 		{"POST /-/reload", "reload", a.serve(a.reloadHandler)},
 		{"GET /-/reload", "reload", a.serve(lifecycleMethod)},
-		{"GET /{$}", "status", a.serve(a.statusPage)},
-		{"GET /status", "status", a.serve(a.statusPage)},
 	}
+	rs = append(rs, a.uiRoutes()...)
 	if a.cfg.EnablePprof {
 		rs = append(rs,
 			route{"GET /debug/pprof/{name...}", "pprof", a.serve(pprofHandler)},
@@ -285,7 +293,7 @@ func (a *API) routeTable() []route {
 	rs = append(rs, a.clusterRoutes()...)
 	rs = append(rs, a.apiRoutes()...)
 	if a.prefix != "" {
-		rs = append(rs, route{"GET ", "status", a.serve(a.redirectToPrefix)})
+		rs = append(rs, route{"GET ", "ui/groups", a.serve(a.redirectToPrefix)})
 	}
 	return rs
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -31,6 +32,28 @@ type Cluster interface {
 	// WipeOthers empties every other peer and returns how many groups they
 	// held and which peers did not wipe, with why.
 	WipeOthers(ctx context.Context) (groups int, failed []string)
+	// Locate says which peer owns a group in the current placement; it
+	// asks no other peer.
+	Locate(k store.GroupKey) GroupLocation
+	// GroupsByPeer returns each live peer's groups, this peer's first,
+	// without merging them.
+	GroupsByPeer(ctx context.Context) []PeerGroups
+}
+
+// GroupLocation is where a group lives in the current placement.
+type GroupLocation struct {
+	Owner         string // peer id
+	OwnerHTTPAddr string
+	// Replicas are the peers that keep copies besides the owner; empty
+	// while the cluster keeps none.
+	Replicas []string
+}
+
+// PeerGroups is the groups one peer holds, or why it did not say.
+type PeerGroups struct {
+	Peer   string
+	Groups []store.GroupSnapshot
+	Err    string // empty if every group is in
 }
 
 // PeerStatus is one member of the cluster. The binary converts the
@@ -47,6 +70,9 @@ type PeerStatus struct {
 	Groups, Series *int
 	// Err says why the peer did not answer; empty if it did.
 	Err string
+	// Joined is when the peer joined, as far as this peer knows; zero:
+	// unknown.
+	Joined time.Time
 }
 
 // ClusterStatus is this peer's view of the cluster.
@@ -97,6 +123,7 @@ func (a *API) clusterRoutes() []route {
 	return []route{
 		{"GET /api/v1/cluster", "api/v1/cluster", a.serve(a.v1Cluster)},
 		{"GET /api/v1/cluster/targets", "api/v1/cluster/targets", a.serve(a.v1ClusterTargets)},
+		{"GET /api/v1/cluster/locate", "api/v1/cluster/locate", a.serve(a.v1ClusterLocate)},
 		{"GET /cluster/metrics", "cluster/metrics", a.serve(a.clusterMetrics)},
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,10 @@ func (f *fakeIngester) refusedReasons() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.refused...)
+}
+
+func (f *fakeIngester) TTLRules() []ingest.TTLRule {
+	return []ingest.TTLRule{{Job: "batch-.*", Labels: []ingest.RuleLabel{{Name: "instance", Regex: "<edge>.*"}}, TTL: 10 * time.Minute}}
 }
 
 func (f *fakeIngester) ReloadRules() error {
@@ -142,6 +148,31 @@ func (f *fakeStore) Range(fn func(store.GroupSnapshot) bool) {
 	}
 }
 
+// RangeSummaries visits the groups ordered by job, then key, as the
+// store does.
+func (f *fakeStore) RangeSummaries(fn func(store.GroupSummary) bool) {
+	gs := f.Snapshot()
+	slices.SortStableFunc(gs, func(x, y store.GroupSnapshot) int {
+		xj, _ := x.Key.Get("job")
+		yj, _ := y.Key.Get("job")
+		return cmp.Or(strings.Compare(xj, yj), strings.Compare(x.Key.String(), y.Key.String()))
+	})
+	for _, g := range gs {
+		if !fn(store.SummaryOf(g)) {
+			return
+		}
+	}
+}
+
+func (f *fakeStore) Group(k store.GroupKey) (store.GroupSnapshot, bool) {
+	for _, g := range f.Snapshot() {
+		if g.Key == k {
+			return g, true
+		}
+	}
+	return store.GroupSnapshot{}, false
+}
+
 func (f *fakeStore) Wipe() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -157,6 +188,7 @@ type fakeCluster struct {
 	ready      error
 	status     ClusterStatus
 	groups     ClusterGroups
+	byPeer     []PeerGroups
 	wipeGroups int
 	wipeFailed []string
 }
@@ -189,6 +221,17 @@ func (f *fakeCluster) Groups(context.Context) ClusterGroups {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.groups
+}
+
+// Locate names peer-0 the owner of every group.
+func (f *fakeCluster) Locate(store.GroupKey) GroupLocation {
+	return GroupLocation{Owner: "peer-0", OwnerHTTPAddr: ":9091"}
+}
+
+func (f *fakeCluster) GroupsByPeer(context.Context) []PeerGroups {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.byPeer
 }
 
 func (f *fakeCluster) WipeOthers(context.Context) (int, []string) {

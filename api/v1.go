@@ -48,7 +48,7 @@ func (a *API) apiRoutes() []route {
 // an unknown path.
 func (a *API) v1Methods(sub string) []string {
 	switch {
-	case sub == "status", sub == "metrics", sub == "cluster", sub == "cluster/targets":
+	case sub == "status", sub == "metrics", sub == "cluster", sub == "cluster/targets", sub == "cluster/locate":
 		return []string{http.MethodGet, http.MethodOptions}
 	case sub == "admin/wipe" && a.cfg.EnableAdminAPI:
 		return []string{http.MethodOptions, http.MethodPut}

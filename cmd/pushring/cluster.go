@@ -69,8 +69,24 @@ func (v clusterViews) Ready() error { return v.c.Ready() }
 func (v clusterViews) Status(ctx context.Context, stats bool) api.ClusterStatus {
 	st := v.c.Status(ctx, stats)
 	out := api.ClusterStatus{Self: st.Self, Settled: st.Settled, Leaving: st.Leaving, Peers: make([]api.PeerStatus, len(st.Peers))}
+	joined := v.c.JoinTimes()
 	for i, p := range st.Peers {
-		out.Peers[i] = api.PeerStatus(p)
+		out.Peers[i] = api.PeerStatus{ID: p.ID, State: p.State, Self: p.Self, Leaving: p.Leaving,
+			GossipAddr: p.GossipAddr, GRPCAddr: p.GRPCAddr, HTTPAddr: p.HTTPAddr,
+			Groups: p.Groups, Series: p.Series, Err: p.Err, Joined: joined[p.ID]}
+	}
+	return out
+}
+
+func (v clusterViews) Locate(k store.GroupKey) api.GroupLocation {
+	return api.GroupLocation(v.c.Locate(k))
+}
+
+func (v clusterViews) GroupsByPeer(ctx context.Context) []api.PeerGroups {
+	pgs := v.c.GroupsByPeer(ctx)
+	out := make([]api.PeerGroups, len(pgs))
+	for i, pg := range pgs {
+		out[i] = api.PeerGroups(pg)
 	}
 	return out
 }
