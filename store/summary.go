@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,10 +40,11 @@ const summaryBatch = 256
 
 // RangeSummaries calls fn with the summary of each group until fn returns
 // false, ordered by the value of the job label, then by key. It holds the
-// lock to list the keys, then once per batch of 256 groups to copy their
-// summaries; fn runs without the lock. Its memory is the list of keys and
-// one batch, whatever the size of the groups. Groups removed meanwhile
-// are skipped, groups added are not visited.
+// lock to list the keys, then once per batch of 256 groups to copy out
+// their counts and references to their (immutable) time gauges, which are
+// read after the lock is released; fn runs without the lock. Its memory is
+// the list of keys and one batch, whatever the size of the groups. Groups
+// removed meanwhile are skipped, groups added are not visited.
 func (s *Store) RangeSummaries(fn func(GroupSummary) bool) {
 	type jobKey struct {
 		job string
@@ -59,46 +62,70 @@ func (s *Store) RangeSummaries(fn func(GroupSummary) bool) {
 	slices.SortFunc(keys, func(a, b jobKey) int {
 		return cmp.Or(strings.Compare(a.job, b.job), strings.Compare(a.key.enc, b.key.enc))
 	})
-	batch := make([]GroupSummary, 0, summaryBatch)
+	batch := make([]summaryRef, 0, summaryBatch)
 	for len(keys) > 0 {
 		n := min(len(keys), summaryBatch)
 		batch = batch[:0]
 		s.mu.Lock()
 		for _, jk := range keys[:n] {
 			if g := s.groups[jk.key]; g != nil {
-				batch = append(batch, summaryLocked(g))
+				batch = append(batch, summaryRefOf(g))
 			}
 		}
 		s.mu.Unlock()
 		keys = keys[n:]
 		for i := range batch {
-			if !fn(batch[i]) {
+			if !fn(batch[i].summary()) {
 				return
 			}
 		}
 	}
 }
 
-// summaryLocked summarises g. The caller holds s.mu; the time gauges are
-// one metric each, so decoding them is cheap.
-func summaryLocked(g *group) GroupSummary {
-	sum := GroupSummary{Key: g.key, Version: g.version, Deadline: g.deadline, Series: g.series}
+// summaryRef is a group's summary copied out under the lock, its time
+// gauges still to read.
+type summaryRef struct {
+	sum           GroupSummary
+	push, failure *family
+}
+
+// summaryRefOf copies out g. The caller holds s.mu.
+func summaryRefOf(g *group) summaryRef {
+	r := summaryRef{sum: GroupSummary{Key: g.key, Version: g.version, Deadline: g.deadline, Series: g.series}}
 	for name, sl := range g.families {
 		switch name {
 		case PushTimeName:
-			sum.PushTime = timeGaugeValue(sl.fam)
+			r.push = sl.fam
 		case PushFailureTimeName:
-			sum.FailureTime = timeGaugeValue(sl.fam)
+			r.failure = sl.fam
 		default:
-			sum.Families++
+			r.sum.Families++
 		}
 	}
-	return sum
+	return r
+}
+
+func (r summaryRef) summary() GroupSummary {
+	r.sum.PushTime = timeGaugeValue(r.push)
+	r.sum.FailureTime = timeGaugeValue(r.failure)
+	return r.sum
 }
 
 // timeGaugeValue is the value of the first metric of a time gauge family,
-// 0 if it has none or does not decode.
+// 0 if there is none. The store renders these gauges itself, one sample
+// line without a timestamp, so the value is the line's last field; other
+// lines are decoded.
 func timeGaugeValue(f *family) float64 {
+	if f == nil {
+		return 0
+	}
+	if line, ok := bytes.CutSuffix(f.data, []byte{'\n'}); ok && bytes.IndexByte(line, '\n') < 0 {
+		if i := bytes.LastIndexByte(line, ' '); i >= 0 {
+			if v, err := strconv.ParseFloat(string(line[i+1:]), 64); err == nil {
+				return v
+			}
+		}
+	}
 	mf, err := f.decode()
 	if err != nil || len(mf.GetMetric()) == 0 {
 		return 0
