@@ -25,6 +25,9 @@ type labelMatcher struct {
 	re    *regexp.Regexp // for =~ and !~, anchored
 }
 
+// all reports whether the filter passes every group.
+func (f groupFilter) all() bool { return len(f.matchers) == 0 && f.text == "" }
+
 // matches reports whether the grouping labels ls pass the filter. A label
 // the group does not have is matched as the empty string, as in PromQL.
 func (f groupFilter) matches(ls []store.Label) bool {

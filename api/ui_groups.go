@@ -175,7 +175,7 @@ func (a *API) peerRows(gq groupsQuery, first int) (rows []groupRow, total, match
 	var keys []store.GroupSummary
 	a.store.RangeSummaries(func(g store.GroupSummary) bool {
 		total++
-		if !gq.filter.matches(g.Key.Labels()) {
+		if !gq.filter.all() && !gq.filter.matches(g.Key.Labels()) {
 			return true
 		}
 		if matched >= first && matched < first+gq.limit {

@@ -326,3 +326,6 @@ func (fw *fileWriter) snapshot(g GroupSnapshot) error {
 	fw.fams = fams
 	return fw.entry(g.Key, g.Version, g.Deadline, fams, len(g.Families))
 }
+
+// KeyJob is k.job, for the tests of the store package's callers.
+func KeyJob(k GroupKey) string { return k.job() }

@@ -57,7 +57,7 @@ func (s *Store) RangeSummaries(fn func(GroupSummary) bool) {
 	}
 	s.mu.Unlock()
 	for i := range keys {
-		keys[i].job, _ = keys[i].key.Get("job")
+		keys[i].job = keys[i].key.job()
 	}
 	slices.SortFunc(keys, func(a, b jobKey) int {
 		return cmp.Or(strings.Compare(a.job, b.job), strings.Compare(a.key.enc, b.key.enc))
@@ -91,16 +91,14 @@ type summaryRef struct {
 
 // summaryRefOf copies out g. The caller holds s.mu.
 func summaryRefOf(g *group) summaryRef {
-	r := summaryRef{sum: GroupSummary{Key: g.key, Version: g.version, Deadline: g.deadline, Series: g.series}}
-	for name, sl := range g.families {
-		switch name {
-		case PushTimeName:
-			r.push = sl.fam
-		case PushFailureTimeName:
-			r.failure = sl.fam
-		default:
-			r.sum.Families++
-		}
+	r := summaryRef{sum: GroupSummary{Key: g.key, Version: g.version, Deadline: g.deadline, Series: g.series, Families: len(g.families)}}
+	if sl := g.families[PushTimeName]; sl != nil {
+		r.push = sl.fam
+		r.sum.Families--
+	}
+	if sl := g.families[PushFailureTimeName]; sl != nil {
+		r.failure = sl.fam
+		r.sum.Families--
 	}
 	return r
 }
@@ -172,4 +170,19 @@ func sampleLines(mf *dto.MetricFamily) int {
 		}
 	}
 	return n
+}
+
+// job is the value of the key's job label without splitting the key: the
+// value after the name "job", "" if it has none.
+func (k GroupKey) job() string {
+	rest := k.enc
+	for rest != "" {
+		name, after, _ := strings.Cut(rest, sep)
+		value, next, _ := strings.Cut(after, sep)
+		if name == "job" {
+			return value
+		}
+		rest = next
+	}
+	return ""
 }

@@ -74,3 +74,12 @@ func TestRangeSummariesBatches(t *testing.T) {
 }
 
 func job(k store.GroupKey) string { v, _ := k.Get("job"); return v }
+
+// The job of a key is found without splitting it, wherever job sorts.
+func TestKeyJob(t *testing.T) {
+	for _, kv := range [][]string{{"job", "a"}, {"a", "x", "job", "b", "z", "y"}, {"a", "job", "job", ""}, {"job", "j", "zz", "job"}} {
+		k := key(kv...)
+		want, _ := k.Get("job")
+		require.Equal(t, want, store.KeyJob(k), "%v", kv)
+	}
+}
