@@ -169,6 +169,20 @@ func TestGroupPage(t *testing.T) {
 	require.Contains(t, w.Body.String(), `no group {job="j",instance="<b>"} here`)
 }
 
+// A native histogram is summarised: count, sum, schema, zero bucket and
+// how many buckets each side has; float counts are shown as floats.
+func TestNativeHistogramView(t *testing.T) {
+	sv := seriesOf(&dto.Metric{Histogram: &dto.Histogram{
+		SampleCountFloat: proto.Float64(10.5), SampleSum: proto.Float64(3.25), Schema: proto.Int32(3),
+		ZeroThreshold: proto.Float64(1e-128), ZeroCount: proto.Uint64(2),
+		PositiveSpan: []*dto.BucketSpan{{Offset: proto.Int32(0), Length: proto.Uint32(2)}, {Offset: proto.Int32(4), Length: proto.Uint32(3)}},
+		NegativeSpan: []*dto.BucketSpan{{Offset: proto.Int32(1), Length: proto.Uint32(1)}},
+	}})
+	require.Equal(t, []nameValue{{"count", "10.5"}, {"sum", "3.25"}, {"native schema", "3"}, {"zero threshold", "1e-128"},
+		{"zero count", "2"}, {"positive buckets", "5"}, {"negative buckets", "1"}}, sv.Detail)
+	require.Empty(t, sv.Buckets, "no classic buckets")
+}
+
 func TestStatusPageUI(t *testing.T) {
 	ta := newTestAPI(t, Config{
 		Flags:     map[string]string{"persistence.file": "/data/p.db", "push.ttl": "1h0m0s", "web.listen-address": ":9091"},

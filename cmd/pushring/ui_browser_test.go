@@ -423,6 +423,15 @@ func TestUIBrowserCluster(t *testing.T) {
 	require.NotEmpty(t, peers)
 	b.screenshot(t, "groups-cluster")
 
+	// A group another peer holds opens from here, with that peer named.
+	var other string
+	b.eval(t, `[...document.querySelectorAll("article.group")].find(a => a.querySelector("dd.gpeer").textContent !== "`+first.name+`").querySelector("a.open").href`, &other)
+	b.run(t, chromedp.Navigate(other), chromedp.WaitVisible("#gpeer", chromedp.ByQuery))
+	require.NotEqual(t, first.name, b.text(t, "#gpeer"))
+	require.Equal(t, "g", b.text(t, ".fname"))
+	require.Equal(t, "1", b.text(t, "td.value .v"))
+	require.Contains(t, b.text(t, "h1"), `job="cron"`)
+
 	for _, host := range []string{"03", "07"} {
 		var owner string
 		for _, p := range c.peers {
