@@ -1,7 +1,7 @@
 // Package api serves pushring over HTTP with the Pushgateway's routes, status
 // codes, headers and JSON shapes: push and delete, the scrape endpoint, the
-// JSON API under /api/v1, health and lifecycle endpoints, a status page and,
-// with --web.enable-pprof, pprof. It holds no business logic: pushes go to the ingester, reads come
+// JSON API under /api/v1, health and lifecycle endpoints, the web UI (ui*.go,
+// ui/) and, with --web.enable-pprof, pprof. It holds no business logic: pushes go to the ingester, reads come
 // from the store, and one function (statusOf) maps errors to status codes.
 //
 // A push's body is read first, outside admission control, under its own

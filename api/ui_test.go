@@ -103,6 +103,10 @@ func TestGroupsPageFilterAndPaging(t *testing.T) {
 	require.NotContains(t, body, `rel="next"`)
 	require.Contains(t, body, `rel="prev"`)
 
+	w = ta.do(http.MethodGet, `/?limit=10&page=9`, nil)
+	require.Contains(t, w.Body.String(), "No groups on page 9: 26 on this peer.")
+	require.Contains(t, w.Body.String(), `href="/?limit=10&amp;page=3" rel="prev"`, "back to the last page")
+
 	w = ta.do(http.MethodGet, `/?match={job!="batch-0",instance=~"host-(01|99)"}`, nil)
 	require.Equal(t, []string{"host-01", "host-99"}, instances(w.Body.String()))
 

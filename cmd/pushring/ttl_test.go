@@ -138,5 +138,5 @@ func TestBlackBoxGroupExpires(t *testing.T) {
 	require.Contains(t, s.Families, "long_lived")
 	st, body = g.do(t, http.MethodGet, "/", nil, nil)
 	require.Equal(t, http.StatusOK, st)
-	require.Contains(t, body, "<td>never</td>", "the status page shows the expiry")
+	require.Contains(t, body, "<dt>Expires</dt><dd>never</dd>", "the groups page shows the expiry")
 }

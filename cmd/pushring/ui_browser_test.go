@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func newBrowser(t *testing.T, header http.Header) *browser {
 	)
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), browserTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
+	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithErrorf(quietErrorf))
 	t.Cleanup(func() {
 		cancelTab()
 		cancelAlloc() // waits for the browser process to exit
@@ -84,6 +85,16 @@ func newBrowser(t *testing.T, header http.Header) *browser {
 	}
 	require.NoError(t, chromedp.Run(tabCtx, actions...), "start %s", bin)
 	return b
+}
+
+// quietErrorf logs chromedp's errors but for the DOM events of newer
+// Chromium versions that this chromedp does not know (the top layer of a
+// <dialog>), which it reports and ignores.
+func quietErrorf(format string, args ...any) {
+	if strings.HasPrefix(format, "unhandled node event") {
+		return
+	}
+	log.Printf(format, args...)
 }
 
 func (b *browser) run(t *testing.T, actions ...chromedp.Action) {
