@@ -43,6 +43,9 @@ type Store interface {
 	Snapshot() []store.GroupSnapshot
 	Stats() (groups, series int)
 	Wipe() int
+	// Entries and TombstoneOf serve replication and repair.
+	Entries() []store.Entry
+	TombstoneOf(k store.GroupKey) (uint64, bool)
 }
 
 // handOffSource is what hand-off reads of the store: the groups and deletes
@@ -105,8 +108,11 @@ type Cluster struct {
 	members *shard.Membership
 	ring    *shard.Ring // the members' placement; tests set their own
 	conns   *conns
-	grpcLis net.Listener // nil for a cluster of one
-	server  *grpc.Server // nil for a cluster of one
+	// breakers pass over an owner that keeps failing, and bound the calls
+	// in flight to each.
+	breakers *breakers
+	grpcLis  net.Listener // nil for a cluster of one
+	server   *grpc.Server // nil for a cluster of one
 
 	// leaving is the one leaving state: set by Leave, it makes the peer
 	// not ready, routes every push as if this peer had gone, and refuses
@@ -135,7 +141,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	}
 	c := &Cluster{
 		cfg: cfg, ing: deps.Ingester, st: deps.Store, admit: deps.Admission, answer: deps.Answer,
-		logger: logger, metrics: newMetrics(reg), conns: newConns(),
+		logger: logger, metrics: newMetrics(reg), conns: newConns(), breakers: newBreakers(cfg.MaxInflight / 2),
 		poke: make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),
 	}
 	mcfg := cfg.Membership
@@ -185,7 +191,11 @@ func (c *Cluster) Run(ctx context.Context) error {
 			}
 		})
 	}
-	wg.Go(func() { c.runHandOff(ctx) })
+	wg.Go(func() {
+		if c.join(ctx) {
+			c.runHandOff(ctx)
+		}
+	})
 	var err error
 	select {
 	case <-c.closed:
@@ -281,30 +291,31 @@ func (c *Cluster) Ready() error {
 		return errLeaving
 	case !c.members.Settled():
 		return errJoining
+	case !c.members.Serving():
+		return errTakingState
 	}
 	return nil
 }
 
 var (
-	errLeaving = errors.New("leaving the cluster")
-	errJoining = errors.New("joining the cluster: membership not settled yet")
+	errLeaving     = errors.New("leaving the cluster")
+	errJoining     = errors.New("joining the cluster: membership not settled yet")
+	errTakingState = errors.New("joining the cluster: taking the newest state of the groups this peer will own")
 )
 
 // Self returns this peer's member id.
 func (c *Cluster) Self() string { return c.self }
 
 // placement is the view pushes are routed by: the members' placement,
-// without this peer once it is leaving.
+// without this peer while it joins (it takes the state of its groups
+// first) and once it is leaving.
 func (c *Cluster) placement() *shard.Placement {
 	p := c.ring.Placement()
-	if c.leaving.Load() {
+	if c.leaving.Load() || !c.members.Serving() {
 		return p.Without(c.self)
 	}
 	return p
 }
-
-// owns reports whether this peer owns groups with key hash h.
-func (c *Cluster) owns(h uint64) bool { return c.placement().Owner(h).ID == c.self }
 
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
