@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,4 +109,122 @@ func (c *procCluster) copies(t *testing.T, want int) error {
 		return fmt.Errorf("the peers hold %d group copies, want %d: %s", total, want, body)
 	}
 	return nil
+}
+
+// freezeFor is how long TestReplicationFrozenPeer keeps its peer stopped.
+const freezeFor = 20 * time.Second
+
+// TestReplicationFrozenPeer stops one of 3 peers with SIGSTOP for 20 s
+// while pushers keep pushing every group through the two others and some
+// groups are deleted: at least 99 % of the pushes succeed, none waits
+// much beyond --cluster.forward-timeout, and once the peer continues
+// (SIGCONT) every group is exposed exactly once with its newest value and
+// no deleted group comes back.
+func TestReplicationFrozenPeer(t *testing.T) {
+	c := startProcCluster(t, 3)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	client := procPushClient(t)
+	const n = 600
+	e, ops := replicationGroups(c, rnd, "fz", n, 1)
+	procRunOps(t, client, ops)
+	procConverge(t, procConvergeTimeout, func() error { _, err := c.exactlyOnce(t, e); return err })
+
+	victim := c.peers[rnd.IntN(len(c.peers))]
+	live := slices.DeleteFunc(slices.Clone(c.peers), func(q *procPeer) bool { return q == victim })
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGSTOP))
+	stopped := time.Now()
+	t.Cleanup(func() { _ = victim.cmd.Process.Signal(syscall.SIGCONT) })
+
+	// Rounds of pushes of every group through the live peers, new values
+	// each round, until the freeze is over; a tenth of the groups is
+	// deleted in the first round.
+	var pushes, failed int
+	var slowest time.Duration
+	round := 0
+	deleted := map[string]bool{}
+	for time.Since(stopped) < freezeFor {
+		round++
+		base := float64(round + 1)
+		var ops []procPushOp
+		for i := range n {
+			inst := fmt.Sprintf("n%d", i)
+			if deleted[inst] {
+				continue
+			}
+			url := live[(i+round)%len(live)].base
+			if round == 1 && i%10 == 3 {
+				deleted[inst] = true
+				delete(e.groups, inst)
+				ops = append(ops, procPushOp{url: url, job: "fz", instance: inst, method: http.MethodDelete})
+				continue
+			}
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fz_value", Help: "The group's number."})
+			g.Set(base * float64(i))
+			ops = append(ops, procPushOp{url: url, job: "fz", instance: inst, method: http.MethodPut, cs: []prometheus.Collector{g}})
+		}
+		res := procRunOpsCounting(client, ops)
+		pushes, failed = pushes+res.done, failed+res.failed
+		slowest = max(slowest, res.slowest)
+		for inst, want := range e.groups {
+			if res.ok[inst] {
+				want["fz_value"] = base * float64(instIndex(inst))
+			}
+		}
+	}
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGCONT))
+	t.Logf("%s stopped for %s: %d pushes in %d rounds through the two others, %d failed (%.2f%%); slowest %s",
+		victim.name, time.Since(stopped).Round(time.Millisecond), pushes, round, failed, 100*float64(failed)/float64(pushes), slowest.Round(time.Millisecond))
+	require.LessOrEqual(t, float64(failed), 0.01*float64(pushes), "at most 1 %% of the pushes fail while a peer is stopped")
+
+	took := procConverge(t, procConvergeTimeout, func() error { _, err := c.exactlyOnce(t, e); return err })
+	t.Logf("after SIGCONT: every group exposed exactly once with its newest value, no deleted group back, %s later", took.Round(time.Millisecond))
+	c.waitMembers(t)
+	_, err := c.exactlyOnce(t, e)
+	require.NoError(t, err, "once the cluster settled")
+}
+
+// procOpsResult is what procRunOpsCounting saw.
+type procOpsResult struct {
+	done, failed int
+	slowest      time.Duration
+	ok           map[string]bool // instances whose push succeeded
+}
+
+// procRunOpsCounting runs ops on procPushWorkers goroutines and counts
+// the failures instead of failing the test.
+func procRunOpsCounting(client *http.Client, ops []procPushOp) procOpsResult {
+	work := make(chan procPushOp)
+	res := procOpsResult{ok: map[string]bool{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range procPushWorkers {
+		wg.Go(func() {
+			for op := range work {
+				start := time.Now()
+				err := op.do(client)
+				took := time.Since(start)
+				mu.Lock()
+				res.done++
+				res.slowest = max(res.slowest, took)
+				if err != nil {
+					res.failed++
+				} else {
+					res.ok[op.instance] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, op := range ops {
+		work <- op
+	}
+	close(work)
+	wg.Wait()
+	return res
+}
+
+// instIndex is i of an instance named "n<i>".
+func instIndex(inst string) int {
+	i, _ := strconv.Atoi(inst[1:])
+	return i
 }
