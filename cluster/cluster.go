@@ -111,6 +111,9 @@ type Cluster struct {
 	// breakers pass over an owner that keeps failing, and bound the calls
 	// in flight to each.
 	breakers *breakers
+	// live leaves out of the placement the members whose process is gone
+	// before memberlist declares them dead (liveness.go).
+	live *liveness
 	grpcLis  net.Listener // nil for a cluster of one
 	server   *grpc.Server // nil for a cluster of one
 
@@ -141,9 +144,10 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	}
 	c := &Cluster{
 		cfg: cfg, ing: deps.Ingester, st: deps.Store, admit: deps.Admission, answer: deps.Answer,
-		logger: logger, metrics: newMetrics(reg), conns: newConns(), breakers: newBreakers(cfg.MaxInflight / 2),
+		logger: logger, metrics: newMetrics(reg), breakers: newBreakers(cfg.MaxInflight / 2), live: newLiveness(),
 		poke: make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),
 	}
+	c.conns = newConns(c.watch)
 	mcfg := cfg.Membership
 	if cfg.clustered() {
 		l, err := net.Listen("tcp", mcfg.GRPCListenAddress)
@@ -307,10 +311,11 @@ var (
 func (c *Cluster) Self() string { return c.self }
 
 // placement is the view pushes are routed by: the members' placement,
-// without this peer while it joins (it takes the state of its groups
-// first) and once it is leaving.
+// without the members whose process is gone, and without this peer while
+// it joins (it takes the state of its groups first) and once it is
+// leaving.
 func (c *Cluster) placement() *shard.Placement {
-	p := c.ring.Placement()
+	p := c.live.without(c.ring.Placement())
 	if c.leaving.Load() || !c.members.Serving() {
 		return p.Without(c.self)
 	}

@@ -141,7 +141,7 @@ type exposure struct{ c *Cluster }
 func (e exposure) Exposes(h uint64) bool { return e.c.placement().Owner(h).ID == e.c.self }
 
 func (e exposure) Generation() uint64 {
-	g := e.c.ring.Generation() << 2
+	g := (e.c.ring.Generation() + e.c.live.gen.Load()<<32) << 2
 	if e.c.leaving.Load() {
 		g |= 1
 	}
