@@ -135,52 +135,68 @@ func TestReplicationFrozenPeer(t *testing.T) {
 	stopped := time.Now()
 	t.Cleanup(func() { _ = victim.cmd.Process.Signal(syscall.SIGCONT) })
 
-	// Rounds of pushes of every group through the live peers, new values
-	// each round, until the freeze is over; a tenth of the groups is
-	// deleted in the first round.
-	var pushes, failed int
-	var slowest time.Duration
-	round := 0
-	deleted := map[string]bool{}
-	for time.Since(stopped) < freezeFor {
-		round++
-		base := float64(round + 1)
-		var ops []procPushOp
-		for i := range n {
-			inst := fmt.Sprintf("n%d", i)
-			if deleted[inst] {
-				continue
-			}
-			url := live[(i+round)%len(live)].base
-			if round == 1 && i%10 == 3 {
-				deleted[inst] = true
-				delete(e.groups, inst)
-				ops = append(ops, procPushOp{url: url, job: "fz", instance: inst, method: http.MethodDelete})
-				continue
-			}
-			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fz_value", Help: "The group's number."})
-			g.Set(base * float64(i))
-			ops = append(ops, procPushOp{url: url, job: "fz", instance: inst, method: http.MethodPut, cs: []prometheus.Collector{g}})
-		}
-		res := procRunOpsCounting(client, ops)
-		pushes, failed = pushes+res.done, failed+res.failed
-		slowest = max(slowest, res.slowest)
-		for inst, want := range e.groups {
-			if res.ok[inst] {
-				want["fz_value"] = base * float64(instIndex(inst))
-			}
-		}
-	}
+	r := pushRoundsFor(client, live, e, n, freezeFor)
 	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGCONT))
-	t.Logf("%s stopped for %s: %d pushes in %d rounds through the two others, %d failed (%.2f%%); slowest %s",
-		victim.name, time.Since(stopped).Round(time.Millisecond), pushes, round, failed, 100*float64(failed)/float64(pushes), slowest.Round(time.Millisecond))
-	require.LessOrEqual(t, float64(failed), 0.01*float64(pushes), "at most 1 %% of the pushes fail while a peer is stopped")
+	t.Logf("%s stopped for %s: %s", victim.name, time.Since(stopped).Round(time.Millisecond), r)
+	require.LessOrEqual(t, float64(r.failed), 0.01*float64(r.pushes), "at most 1 %% of the pushes fail while a peer is stopped")
 
 	took := procConverge(t, procConvergeTimeout, func() error { _, err := c.exactlyOnce(t, e); return err })
 	t.Logf("after SIGCONT: every group exposed exactly once with its newest value, no deleted group back, %s later", took.Round(time.Millisecond))
 	c.waitMembers(t)
 	_, err := c.exactlyOnce(t, e)
 	require.NoError(t, err, "once the cluster settled")
+}
+
+// roundsResult is what pushRoundsFor saw.
+type roundsResult struct {
+	pushes, failed, rounds int
+	slowest                time.Duration
+}
+
+func (r roundsResult) String() string {
+	return fmt.Sprintf("%d pushes in %d rounds through the others, %d failed (%.2f%%); slowest %s",
+		r.pushes, r.rounds, r.failed, 100*float64(r.failed)/float64(max(r.pushes, 1)), r.slowest.Round(time.Millisecond))
+}
+
+// pushRoundsFor pushes every group of e (n groups "n<i>" of job e.job,
+// gauge <job>_value) through the live peers in rounds, new values each
+// round, for d; a tenth of the groups is deleted in the first round. It
+// keeps e up to date: the last acknowledged value of each group, and no
+// deleted group.
+func pushRoundsFor(client *http.Client, live []*procPeer, e procExpected, n int, d time.Duration) roundsResult {
+	var r roundsResult
+	deleted := map[string]bool{}
+	name := e.job + "_value"
+	for start := time.Now(); time.Since(start) < d; {
+		r.rounds++
+		base := float64(r.rounds + 1)
+		var ops []procPushOp
+		for i := range n {
+			inst := fmt.Sprintf("n%d", i)
+			if deleted[inst] {
+				continue
+			}
+			url := live[(i+r.rounds)%len(live)].base
+			if r.rounds == 1 && i%10 == 3 {
+				deleted[inst] = true
+				delete(e.groups, inst)
+				ops = append(ops, procPushOp{url: url, job: e.job, instance: inst, method: http.MethodDelete})
+				continue
+			}
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "The group's number."})
+			g.Set(base * float64(i))
+			ops = append(ops, procPushOp{url: url, job: e.job, instance: inst, method: http.MethodPut, cs: []prometheus.Collector{g}})
+		}
+		res := procRunOpsCounting(client, ops)
+		r.pushes, r.failed = r.pushes+res.done, r.failed+res.failed
+		r.slowest = max(r.slowest, res.slowest)
+		for inst, want := range e.groups {
+			if res.ok[inst] {
+				want[name] = base * float64(instIndex(inst))
+			}
+		}
+	}
+	return r
 }
 
 // procOpsResult is what procRunOpsCounting saw.
