@@ -113,9 +113,9 @@ type Cluster struct {
 	breakers *breakers
 	// live leaves out of the placement the members whose process is gone
 	// before memberlist declares them dead (liveness.go).
-	live *liveness
-	grpcLis  net.Listener // nil for a cluster of one
-	server   *grpc.Server // nil for a cluster of one
+	live    *liveness
+	grpcLis net.Listener // nil for a cluster of one
+	server  *grpc.Server // nil for a cluster of one
 
 	// leaving is the one leaving state: set by Leave, it makes the peer
 	// not ready, routes every push as if this peer had gone, and refuses
