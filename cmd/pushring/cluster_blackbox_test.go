@@ -57,9 +57,11 @@ type procPeer struct {
 // own keeps a foreign test's peers out, should a seed port be reused.
 type procCluster struct {
 	label string
-	flags []string    // extra flags of every peer
-	peers []*procPeer // live peers, in start order
-	next  int         // number of the next peer's name
+	flags []string // extra flags of every peer
+	// perPeer, if set, gives the extra flags of one peer by name.
+	perPeer func(name string) []string
+	peers   []*procPeer // live peers, in start order
+	next    int         // number of the next peer's name
 }
 
 // startProcCluster starts n peers at once and waits until every one lists
@@ -133,6 +135,9 @@ func (c *procCluster) args(name, gossip string, seeds []string) []string {
 		if s != gossip {
 			args = append(args, "--cluster.peer="+s)
 		}
+	}
+	if c.perPeer != nil {
+		args = append(args, c.perPeer(name)...)
 	}
 	return append(args, c.flags...)
 }
