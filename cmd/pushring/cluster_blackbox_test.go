@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -139,8 +140,15 @@ func (c *procCluster) args(name, gossip string, seeds []string) []string {
 	if c.perPeer != nil {
 		args = append(args, c.perPeer(name)...)
 	}
+	args = append(args, envClusterFlags()...)
 	return append(args, c.flags...)
 }
+
+// envClusterFlags are flags every clustered peer of the tests gets from
+// PUSHRING_TEST_CLUSTER_FLAGS (space-separated), e.g.
+// --cluster.replication-factor=1 to run the cluster tests with one copy
+// per group.
+func envClusterFlags() []string { return strings.Fields(os.Getenv("PUSHRING_TEST_CLUSTER_FLAGS")) }
 
 func (c *procCluster) gossipAddrs() []string {
 	var out []string
