@@ -198,43 +198,69 @@ func (a *API) peerRows(gq groupsQuery, first int) (rows []groupRow, total, match
 	return rows, total, matched
 }
 
-// peerGroup is one group and the peer that holds it.
+// peerGroup is one group, the peer whose copy is shown and the other
+// peers that hold a copy.
 type peerGroup struct {
-	peer string
-	g    store.GroupSnapshot
-	sum  store.GroupSummary
-	job  string
+	peer   string
+	others []string
+	g      store.GroupSnapshot
+	job    string
 }
 
-// clusterRows is peerRows over the groups of every peer. A group two
-// peers hold (during a hand-off) is listed under each.
+// clusterRows is peerRows over the groups of every peer. A group several
+// peers hold (its replicas, or during a hand-off) is listed once: with
+// the peer that owns it in the current placement if that peer answered
+// with it, else with the holder of its newest version; the other holders
+// are listed beside it.
 func (a *API) clusterRows(r *http.Request, gq groupsQuery, first int) (rows []groupRow, total, matched int, missing []string) {
-	var all []peerGroup
+	byKey := map[store.GroupKey]*peerGroup{}
+	seen := map[store.GroupKey]bool{}
 	for _, pg := range a.cluster.GroupsByPeer(r.Context()) {
 		if pg.Err != "" {
 			missing = append(missing, "peer "+strconv.Quote(pg.Peer)+": "+pg.Err)
 		}
 		for _, g := range pg.Groups {
-			total++
-			if gq.filter.matches(g.Key.Labels()) {
-				job, _ := g.Key.Get("job")
-				all = append(all, peerGroup{peer: pg.Peer, g: g, job: job})
+			seen[g.Key] = true
+			if !gq.filter.all() && !gq.filter.matches(g.Key.Labels()) {
+				continue
 			}
+			if cur := byKey[g.Key]; cur != nil {
+				cur.add(pg.Peer, g, a.cluster.Locate(g.Key).Owner)
+				continue
+			}
+			job, _ := g.Key.Get("job")
+			byKey[g.Key] = &peerGroup{peer: pg.Peer, g: g, job: job}
 		}
 	}
-	slices.SortFunc(all, func(x, y peerGroup) int {
-		return cmp.Or(strings.Compare(x.job, y.job), strings.Compare(x.g.Key.String(), y.g.Key.String()), strings.Compare(x.peer, y.peer))
+	all := make([]*peerGroup, 0, len(byKey))
+	for _, pg := range byKey {
+		all = append(all, pg)
+	}
+	slices.SortFunc(all, func(x, y *peerGroup) int {
+		return cmp.Or(strings.Compare(x.job, y.job), strings.Compare(x.g.Key.String(), y.g.Key.String()))
 	})
-	matched = len(all)
+	total, matched = len(seen), len(all)
 	now := time.Now()
 	for _, pg := range all[min(first, len(all)):min(first+gq.limit, len(all))] {
 		row := a.groupRow(store.SummaryOf(pg.g), pg.peer, now, "")
-		row.Replicas = a.cluster.Locate(pg.g.Key).Replicas
+		slices.Sort(pg.others)
+		row.Replicas = pg.others
 		row.URL = a.groupURL(pg.g.Key, pg.peer)
 		row.Fams = familyViews(pg.g, row.URL, previewSeries)
 		rows = append(rows, row)
 	}
 	return rows, total, matched, missing
+}
+
+// add records that peer holds g too; the owner's copy, else the newest,
+// is the one shown.
+func (pg *peerGroup) add(peer string, g store.GroupSnapshot, owner string) {
+	if peer == owner || (pg.peer != owner && g.Version > pg.g.Version) {
+		pg.others = append(pg.others, pg.peer)
+		pg.peer, pg.g = peer, g
+		return
+	}
+	pg.others = append(pg.others, peer)
 }
 
 // groupRow is the head of a group's row or page.

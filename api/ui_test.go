@@ -241,6 +241,7 @@ func TestGroupsPageClusterScope(t *testing.T) {
 		{Peer: "peer-0", Groups: []store.GroupSnapshot{group(map[string]string{"job": "b"}, 1.7e9, 0)}},
 		{Peer: "peer-1", Groups: []store.GroupSnapshot{group(map[string]string{"job": "a"}, 1.7e9, 0)}},
 		{Peer: "peer-2", Err: "no answer within --cluster.fanout-timeout=2s"},
+		{Peer: "peer-3", Groups: []store.GroupSnapshot{group(map[string]string{"job": "b"}, 1.7e9, 0)}}, // a copy
 	}
 	w := ta.do(http.MethodGet, "/?scope=cluster", nil)
 	require.Equal(t, http.StatusOK, w.Code)
@@ -248,6 +249,8 @@ func TestGroupsPageClusterScope(t *testing.T) {
 	require.Contains(t, body, `Not answered: peer &#34;peer-2&#34;: no answer within`)
 	require.Contains(t, body, "Groups 1–2 of 2 in the cluster.")
 	require.Regexp(t, `(?s)class="gpeer">peer-1<.*class="gpeer">peer-0<`, body, "by job: a (peer-1) before b (peer-0)")
+	require.Equal(t, 1, strings.Count(body, `class="greplicas"`))
+	require.Regexp(t, `(?s)class="gpeer">peer-0<.*Copies also on</dt><dd class="greplicas">peer-3<`, body, "a group held twice is listed once, with the owner's copy (the fake's owner is peer-0)")
 	require.Contains(t, body, `/group?key=`)
 	require.Contains(t, body, `peer=peer-1`)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pushring/pushring/internal/peerpb"
@@ -31,6 +30,22 @@ func groupToPB(gs store.GroupSnapshot) (*peerpb.Group, error) {
 	return g, nil
 }
 
+// wireToPB is a group the store encoded for the peer protocol.
+func wireToPB(wg store.WireGroup) *peerpb.Group {
+	g := &peerpb.Group{Key: []byte(wg.Key.String()), Version: wg.Version, Families: make([]*peerpb.Family, 0, len(wg.Families))}
+	if !wg.Deadline.IsZero() {
+		g.DeadlineUnixNanos = wg.Deadline.UnixNano()
+	}
+	for _, f := range wg.Families {
+		pf := &peerpb.Family{Name: f.Name, MetricFamily: f.MetricFamily}
+		if !f.Time.IsZero() {
+			pf.TimeUnixNanos = f.Time.UnixNano()
+		}
+		g.Families = append(g.Families, pf)
+	}
+	return g
+}
+
 // groupFromPB decodes a group of the peer protocol.
 func groupFromPB(g *peerpb.Group) (store.GroupSnapshot, error) {
 	k, err := store.ParseGroupKey(string(g.GetKey()))
@@ -42,8 +57,8 @@ func groupFromPB(g *peerpb.Group) (store.GroupSnapshot, error) {
 		gs.Deadline = time.Unix(0, d)
 	}
 	for _, f := range g.GetFamilies() {
-		mf := &dto.MetricFamily{}
-		if err := proto.Unmarshal(f.GetMetricFamily(), mf); err != nil {
+		mf, err := decodeFamily(f.GetMetricFamily())
+		if err != nil {
 			return store.GroupSnapshot{}, fmt.Errorf("decode family %q: %w", f.GetName(), err)
 		}
 		if mf.GetName() != f.GetName() {

@@ -16,15 +16,26 @@ type Location struct {
 	// OwnerHTTPAddr is the owner's advertised HTTP address.
 	OwnerHTTPAddr string
 	// Replicas are the ids of the peers that keep copies of the group
-	// besides its owner; empty while the cluster keeps none.
+	// besides its owner, in the order they take over; empty with
+	// --cluster.replication-factor=1.
 	Replicas []string
 }
 
 // Locate returns where group k lives in the placement pushes are routed
-// by. It asks no other peer.
+// by: its first owner, which applies its pushes and exposes it, and the
+// other --cluster.replication-factor owners, which keep copies. It asks
+// no other peer.
 func (c *Cluster) Locate(k store.GroupKey) Location {
-	owner := c.placement().Owner(k.Hash())
-	return Location{Owner: owner.ID, OwnerHTTPAddr: owner.HTTPAddr, Replicas: []string{}}
+	owners := c.placement().Owners(k.Hash(), c.cfg.ReplicationFactor)
+	loc := Location{Replicas: []string{}}
+	for i, o := range owners {
+		if i == 0 {
+			loc.Owner, loc.OwnerHTTPAddr = o.ID, o.HTTPAddr
+			continue
+		}
+		loc.Replicas = append(loc.Replicas, o.ID)
+	}
+	return loc
 }
 
 // PeerGroups is the groups one peer holds, or why it did not say.

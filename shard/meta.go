@@ -23,11 +23,14 @@ var ErrInvalidMeta = errors.New("invalid node metadata")
 //
 // The encoding, version 1, is
 //
-//	0x01, uvarint len, GRPCAddr bytes, uvarint len, HTTPAddr bytes
+//	0x01, uvarint len, GRPCAddr bytes, uvarint len, HTTPAddr bytes, flags
 //	[, uvarint len, Started as decimal Unix milliseconds]
 //
-// The third field is left out when Started is 0; peers that predate it
-// skip it, and a value that does not parse reads as 0.
+// flags is one byte; bit 0 set means the peer is joining: it takes the
+// state of the groups it will own before it serves, and no other peer
+// places groups on it meanwhile. Metadata without the byte (a peer of an
+// earlier release) serves. Started is left out when it is 0; a value that
+// is missing or does not parse reads as 0.
 //
 // A decoder ignores bytes after the fields it knows, so a later version 1
 // may append fields that older peers skip during a rolling upgrade; a change
@@ -37,21 +40,33 @@ type NodeMeta struct {
 	GRPCAddr string
 	// HTTPAddr is the host:port of the peer's HTTP API.
 	HTTPAddr string
+	// Joining is set while the peer takes the newest state of the groups it
+	// will own, before it serves: other peers leave it out of placement.
+	Joining bool
 	// Started is when the peer's membership started (it joins the others
 	// right after), in Unix milliseconds; 0: unknown.
 	Started int64
 }
 
+// metaJoining is the flag bit of NodeMeta.Joining.
+const metaJoining = 1
+
 // Encode returns the version 1 encoding of m. It fails if the encoding
 // exceeds memberlist.MetaMaxSize.
 func (m NodeMeta) Encode() ([]byte, error) {
-	b := make([]byte, 0, 1+2*binary.MaxVarintLen16+len(m.GRPCAddr)+len(m.HTTPAddr))
+	b := make([]byte, 0, 2+2*binary.MaxVarintLen16+len(m.GRPCAddr)+len(m.HTTPAddr))
 	b = append(b, metaVersion)
-	fields := []string{m.GRPCAddr, m.HTTPAddr}
-	if m.Started != 0 {
-		fields = append(fields, strconv.FormatInt(m.Started, 10))
+	for _, f := range []string{m.GRPCAddr, m.HTTPAddr} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
 	}
-	for _, f := range fields {
+	var flags byte
+	if m.Joining {
+		flags |= metaJoining
+	}
+	b = append(b, flags)
+	if m.Started != 0 {
+		f := strconv.FormatInt(m.Started, 10)
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
@@ -79,11 +94,16 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 		fields[i] = string(rest[k : k+int(n)])
 		rest = rest[k+int(n):]
 	}
-	return NodeMeta{GRPCAddr: fields[0], HTTPAddr: fields[1], Started: decodeStarted(rest)}, nil
+	m := NodeMeta{GRPCAddr: fields[0], HTTPAddr: fields[1]}
+	if len(rest) > 0 {
+		m.Joining = rest[0]&metaJoining != 0
+		m.Started = decodeStarted(rest[1:])
+	}
+	return m, nil
 }
 
-// decodeStarted reads the optional third field, 0 if it is missing or
-// does not parse.
+// decodeStarted reads the optional field after the flags, 0 if it is
+// missing or does not parse.
 func decodeStarted(rest []byte) int64 {
 	n, k := binary.Uvarint(rest)
 	if k <= 0 || n > uint64(len(rest)-k) {

@@ -14,7 +14,10 @@ func TestNodeMetaWire(t *testing.T) {
 	b, err := NodeMeta{GRPCAddr: "10.0.0.7:9092", HTTPAddr: "10.0.0.7:9091"}.Encode()
 	require.NoError(t, err)
 	want := append(append(append([]byte{1, 13}, "10.0.0.7:9092"...), 13), "10.0.0.7:9091"...)
-	require.Equal(t, want, b)
+	require.Equal(t, append(want, 0), b, "flags 0: serving")
+	b, err = NodeMeta{GRPCAddr: "10.0.0.7:9092", HTTPAddr: "10.0.0.7:9091", Joining: true}.Encode()
+	require.NoError(t, err)
+	require.Equal(t, append(want, 1), b, "flags 1: joining")
 }
 
 func TestNodeMetaRoundTrip(t *testing.T) {
@@ -38,7 +41,7 @@ func TestNodeMetaRoundTrip(t *testing.T) {
 func TestNodeMetaLaterFieldsIgnored(t *testing.T) {
 	b, err := NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2"}.Encode()
 	require.NoError(t, err)
-	got, err := DecodeNodeMeta(append(b, 3, 'x', 'y', 'z')) // a field a later version 1 adds
+	got, err := DecodeNodeMeta(append(b, 3, 'x', 'y', 'z')) // a field a later version 1 adds after the flags
 	require.NoError(t, err)
 	require.Equal(t, NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2"}, got)
 }
@@ -89,18 +92,34 @@ func FuzzDecodeNodeMeta(f *testing.F) {
 	})
 }
 
-// The start time travels as a third field that peers before it skip, and
-// a third field that does not parse reads as unknown.
+// The start time travels after the flags byte; peers before it skip it,
+// and one that does not parse reads as unknown.
 func TestNodeMetaStarted(t *testing.T) {
-	m := NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2", Started: 1764950400123}
+	m := NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2", Joining: true, Started: 1764950400123}
 	b, err := m.Encode()
 	require.NoError(t, err)
-	require.Equal(t, append(append([]byte{1, 3}, "a:1"...), append([]byte{3}, "b:2"...)...), b[:9], "the fields of version 1 come first")
+	require.Equal(t, []byte{1, 3, 'a', ':', '1', 3, 'b', ':', '2', metaJoining}, b[:10], "the fields before it come first")
 	got, err := DecodeNodeMeta(b)
 	require.NoError(t, err)
 	require.Equal(t, m, got)
 
-	got, err = DecodeNodeMeta(append(b[:9:9], 3, 'x', 'y', 'z'))
+	got, err = DecodeNodeMeta(append(b[:10:10], 3, 'x', 'y', 'z'))
 	require.NoError(t, err)
 	require.Zero(t, got.Started)
+	require.True(t, got.Joining)
+}
+
+func TestNodeMetaJoiningFlag(t *testing.T) {
+	for _, joining := range []bool{false, true} {
+		b, err := NodeMeta{GRPCAddr: "10.0.0.1:9092", HTTPAddr: "10.0.0.1:9091", Joining: joining}.Encode()
+		require.NoError(t, err)
+		got, err := DecodeNodeMeta(b)
+		require.NoError(t, err)
+		require.Equal(t, joining, got.Joining)
+	}
+	// A peer of an earlier release sends no flags byte: it serves.
+	old := []byte{1, 3, 'a', ':', '1', 3, 'b', ':', '2'}
+	got, err := DecodeNodeMeta(old)
+	require.NoError(t, err)
+	require.Equal(t, NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2"}, got)
 }

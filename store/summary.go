@@ -38,8 +38,9 @@ func (g GroupSummary) LastPushSuccessful() bool { return g.FailureTime <= g.Push
 // lock.
 const summaryBatch = 256
 
-// RangeSummaries calls fn with the summary of each group until fn returns
-// false, ordered by the value of the job label, then by key. It holds the
+// RangeSummaries calls fn with the summary of each exposed group (see
+// SetExposure, as Range) until fn returns false, ordered by the value of
+// the job label, then by key. It holds the
 // lock to list the keys, then once per batch of 256 groups to copy out
 // their counts and references to their (immutable) time gauges, which are
 // read after the lock is released; fn runs without the lock. Its memory is
@@ -52,8 +53,10 @@ func (s *Store) RangeSummaries(fn func(GroupSummary) bool) {
 	}
 	s.mu.Lock()
 	keys := make([]jobKey, 0, len(s.groups))
-	for k := range s.groups {
-		keys = append(keys, jobKey{key: k})
+	for k, g := range s.groups {
+		if s.exposedLocked(g) {
+			keys = append(keys, jobKey{key: k})
+		}
 	}
 	s.mu.Unlock()
 	for i := range keys {

@@ -83,3 +83,15 @@ func TestKeyJob(t *testing.T) {
 		require.Equal(t, want, store.KeyJob(k), "%v", kv)
 	}
 }
+
+// RangeSummaries shows the groups the store exposes, as Range does.
+func TestRangeSummariesExposure(t *testing.T) {
+	s, _ := newStore(t, nil)
+	shown, held := key("job", "shown"), key("job", "held")
+	apply(t, s, textPush(t, shown, true, t1, "m_shown 1\n"))
+	apply(t, s, textPush(t, held, true, t1, "m_held 2\n"))
+	s.SetExposure(&exposeOnly{hashes: map[uint64]bool{shown.Hash(): true}})
+	var got []store.GroupKey
+	s.RangeSummaries(func(g store.GroupSummary) bool { got = append(got, g.Key); return true })
+	require.Equal(t, []store.GroupKey{shown}, got)
+}

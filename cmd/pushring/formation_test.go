@@ -85,6 +85,7 @@ func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Durati
 			"--cluster.label=" + label,
 			"--cluster.settle-timeout=1s",
 		}
+		args = append(args, envClusterFlags()...)
 		for _, g := range gossips { // its own address too, as a headless Service lists it
 			args = append(args, "--cluster.peer="+g)
 		}
@@ -184,8 +185,13 @@ func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Durati
 	if os.Getenv("PUSHRING_FORMATION_LOGS") != "" {
 		t.Log(dump())
 	}
-	require.Equal(t, formationGroups, dropped,
-		"run %d: without a persistence file, every group is reported dropped once across the peers\n%s", run, dump())
+	// Each group is held by --cluster.replication-factor (2) peers, and
+	// each peer reports the copies it drops. A copy handed to a peer that
+	// had not begun to stop yet is reported there instead (once, if that
+	// peer held the other copy; as a third copy if not), so each group is
+	// reported at least once and at most once per peer.
+	require.True(t, dropped >= formationGroups && dropped <= 3*formationGroups,
+		"run %d: without a persistence file, every group is reported dropped, at most once per copy (%d reported)\n%s", run, dropped, dump())
 	return formed, stopped
 }
 

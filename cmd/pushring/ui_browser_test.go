@@ -399,14 +399,15 @@ func TestUIBrowserStatusPrefixAuth(t *testing.T) {
 	require.NotContains(t, b.text(t, "main"), `"db-1"`)
 }
 
-// TestUIBrowserCluster opens the cluster page of three peers (processes):
-// it names all three with their addresses and holdings, the whole
-// cluster's groups name the peer of each, and /api/v1/cluster/locate
-// answers alike on every peer with the peer that holds the group. A peer
+// TestUIBrowserCluster opens the cluster page of three peers (processes,
+// two copies of each group): it names all three with their addresses and
+// holdings, the whole cluster's groups name the peer of each and the peer
+// with its copy, and /api/v1/cluster/locate answers alike on every peer
+// with the owner and the replica, the peers that hold the group. A peer
 // that stops answering (SIGSTOP) is named on both pages. Probes are slow
 // here so that the stopped peer stays a member while the pages are read.
 func TestUIBrowserCluster(t *testing.T) {
-	c := startProcCluster(t, 3, "--cluster.fanout-timeout=500ms", "--cluster.probe-interval=20s")
+	c := startProcCluster(t, 3, "--cluster.fanout-timeout=500ms", "--cluster.probe-interval=20s", "--cluster.replication-factor=2")
 	first := c.peers[0]
 	for i := range 12 {
 		pushText(t, first.base, fmt.Sprintf("/metrics/job/cron/instance/host-%02d", i), "g 1\n", nil)
@@ -424,7 +425,7 @@ func TestUIBrowserCluster(t *testing.T) {
 	var held []int
 	b.eval(t, `[...document.querySelectorAll("tr.member")].map(r => Number(r.cells[5].textContent))`, &held)
 	require.Len(t, held, 3)
-	require.Equal(t, 12, held[0]+held[1]+held[2], "groups per peer add up to the groups pushed")
+	require.Equal(t, 24, held[0]+held[1]+held[2], "groups per peer add up to two copies of each group pushed")
 	b.screenshot(t, "cluster")
 
 	b.run(t, chromedp.Click(`a[href="/?scope=cluster"]`, chromedp.ByQuery), chromedp.WaitVisible("#count", chromedp.ByQuery))
@@ -432,6 +433,9 @@ func TestUIBrowserCluster(t *testing.T) {
 	var peers []string
 	b.eval(t, `[...new Set([...document.querySelectorAll("dd.gpeer")].map(e => e.textContent))].sort()`, &peers)
 	require.NotEmpty(t, peers)
+	var copies int
+	b.eval(t, `document.querySelectorAll("dd.greplicas").length`, &copies)
+	require.Equal(t, 12, copies, "each group once, with the peer holding its other copy")
 	b.screenshot(t, "groups-cluster")
 
 	// A group another peer holds opens from here, with that peer named.
@@ -452,8 +456,13 @@ func TestUIBrowserCluster(t *testing.T) {
 			require.NoError(t, json.Unmarshal([]byte(body), &got))
 			require.True(t, owner == "" || owner == got.Data.Owner, "every peer names the same owner")
 			owner = got.Data.Owner
-			require.Equal(t, p.name == owner, got.Data.HeldHere, "%s holds host-%s exactly when it owns it: %s", p.name, host, body)
-			require.Empty(t, got.Data.Replicas)
+			require.Len(t, got.Data.Replicas, 1, "one copy besides the owner's")
+			require.NotEqual(t, owner, got.Data.Replicas[0])
+			holds := p.name == owner || p.name == got.Data.Replicas[0]
+			poll.True(t, 10*time.Second, "the owner and the replica hold the group, the third peer not", func() bool {
+				_, body := do(t, http.MethodGet, p.base+"/api/v1/cluster/locate?job=cron&instance=host-"+host, "")
+				return strings.Contains(body, fmt.Sprintf(`"held_here":%t`, holds))
+			})
 		}
 	}
 
@@ -463,7 +472,9 @@ func TestUIBrowserCluster(t *testing.T) {
 	t.Cleanup(func() { _ = stopped.cmd.Process.Signal(syscall.SIGCONT) }) // before the peers are stopped
 	b.run(t, chromedp.Navigate(first.base+"/?scope=cluster"), chromedp.WaitVisible("#count", chromedp.ByQuery))
 	require.Contains(t, b.text(t, ".warning"), `Not answered: peer "`+stopped.name+`": no answer within --cluster.fanout-timeout=500ms`)
-	require.NotContains(t, b.text(t, "#count"), "of 12", "its groups are missing")
+	var shownOn []string
+	b.eval(t, `[...document.querySelectorAll("dd.gpeer, dd.greplicas")].map(e => e.textContent)`, &shownOn)
+	require.NotContains(t, strings.Join(shownOn, ","), stopped.name, "no group is shown as held by the silent peer")
 	b.run(t, chromedp.Navigate(first.base+"/cluster"), chromedp.WaitVisible("#members", chromedp.ByQuery))
 	require.Contains(t, b.text(t, "tr.member.failed"), stopped.name+"\talive\ndid not answer: no answer within")
 	b.screenshot(t, "cluster-unanswered")
