@@ -315,8 +315,12 @@ func (c *Cluster) Self() string { return c.self }
 // without the members whose process is gone, and without this peer while
 // it joins (it takes the state of its groups first) and once it is
 // leaving.
-func (c *Cluster) placement() *shard.Placement {
-	p := c.live.without(c.ring.Placement())
+func (c *Cluster) placement() *shard.Placement { return c.view(false) }
+
+// view is placement; for exposure, a member found gone is left out only
+// once it has been gone for exposeAfter.
+func (c *Cluster) view(forExposure bool) *shard.Placement {
+	p := c.live.without(c.ring.Placement(), forExposure)
 	if c.leaving.Load() || !c.members.Serving() {
 		return p.Without(c.self)
 	}

@@ -54,8 +54,17 @@ type liveness struct {
 // goneMark is a member whose gRPC address refused connections.
 type goneMark struct {
 	addr  string
+	since time.Time
 	until time.Time
 }
+
+// exposeAfter is how long after a member was found gone its groups'
+// next owners start to expose them (pushes go to them at once). A scrape
+// that began before the peer died, on a peer slowed down, may render its
+// answer only later, and Prometheus stamps it with its start: were the
+// group in it, its samples would be older than the dead peer's last ones,
+// and Prometheus would drop them as out of order.
+const exposeAfter = time.Second
 
 func newLiveness() *liveness { return &liveness{now: time.Now, gone: map[string]goneMark{}} }
 
@@ -64,7 +73,8 @@ func newLiveness() *liveness { return &liveness{now: time.Now, gone: map[string]
 func (l *liveness) markGone(id, addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gone[id] = goneMark{addr: addr, until: l.now().Add(goneFor)}
+	now := l.now()
+	l.gone[id] = goneMark{addr: addr, since: now, until: now.Add(goneFor)}
 	l.gen.Add(1)
 }
 
@@ -78,8 +88,9 @@ func (l *liveness) alive(id string) {
 	}
 }
 
-// without returns p without the members that are gone.
-func (l *liveness) without(p *shard.Placement) *shard.Placement {
+// without returns p without the members that are gone; for exposure,
+// only those gone for exposeAfter.
+func (l *liveness) without(p *shard.Placement, forExposure bool) *shard.Placement {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -89,9 +100,26 @@ func (l *liveness) without(p *shard.Placement) *shard.Placement {
 			l.gen.Add(1)
 			continue
 		}
-		p = p.Without(id)
+		if !forExposure || now.Sub(g.since) >= exposeAfter {
+			p = p.Without(id)
+		}
 	}
 	return p
+}
+
+// generation changes whenever without's answer for exposure may have:
+// a mark was added or dropped, or one became older than exposeAfter.
+func (l *liveness) generation() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ripe := uint64(0)
+	now := l.now()
+	for _, g := range l.gone {
+		if now.Sub(g.since) >= exposeAfter {
+			ripe++
+		}
+	}
+	return l.gen.Load()<<8 | ripe&0xff
 }
 
 // watch follows the connection of the member at addr until it shuts down,

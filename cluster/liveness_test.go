@@ -40,6 +40,17 @@ func TestRefusedPeerLeavesThePlacement(t *testing.T) {
 	s.Stop() // the process is gone: its sockets close and its port refuses
 	require.Eventually(t, func() bool { return tp.c.placement().Len() == 1 }, 5*time.Second, 10*time.Millisecond,
 		"peer-1 is left out once its port refuses")
+	found := time.Now()
+	gen := tp.c.live.generation()
+	early := tp.c.view(true).Len() == 2
+	if time.Since(found) < exposeAfter/2 { // this goroutine was not descheduled meanwhile
+		require.True(t, early, "exposure keeps peer-1 for exposeAfter")
+	}
+	require.Eventually(t, func() bool { return tp.c.view(true).Len() == 1 }, 5*time.Second, 10*time.Millisecond,
+		"exposure leaves peer-1 out after exposeAfter")
+	if early {
+		require.NotEqual(t, gen, tp.c.live.generation(), "the exposure's generation moves when the mark ripens")
+	}
 	res, err = tp.c.Handle(context.Background(), push(http.MethodPut, theirs, "m 2\n"))
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.Status, "its group is applied here, the next peer of its ranking")

@@ -133,10 +133,10 @@ func (c *Cluster) Exposure() store.Exposure {
 // current view (none while it joins or leaves).
 type exposure struct{ c *Cluster }
 
-func (e exposure) Exposes(h uint64) bool { return e.c.placement().Owner(h).ID == e.c.self }
+func (e exposure) Exposes(h uint64) bool { return e.c.view(true).Owner(h).ID == e.c.self }
 
 func (e exposure) Generation() uint64 {
-	g := (e.c.ring.Generation() + e.c.live.gen.Load()<<32) << 2
+	g := (e.c.ring.Generation()*1_000_003 + e.c.live.generation()) << 2
 	if e.c.leaving.Load() {
 		g |= 1
 	}

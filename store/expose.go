@@ -138,10 +138,11 @@ func (s *Store) view() view {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := s.sortedNamesLocked()
+	x := s.exposer()
 	v := view{names: names, ends: make([]int, len(names)), fams: make([]*family, 0, s.nFamilies)}
 	for i, n := range names {
 		for _, sl := range s.names[n].sorted() {
-			if s.exposedLocked(sl.g) {
+			if x.exposes(sl.g) {
 				v.fams = append(v.fams, sl.fam)
 			}
 		}

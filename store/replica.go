@@ -37,16 +37,29 @@ func (s *Store) SetExposure(e Exposure) {
 	s.exposure.e.Store(&e)
 }
 
-// exposedLocked reports whether g is exposed, caching the answer in g per
-// generation. The caller holds s.mu.
-func (s *Store) exposedLocked(g *group) bool {
+// exposer answers, for one read of the store, which groups it shows: the
+// Exposure and its generation, read once.
+type exposer struct {
+	e   Exposure // nil: every group
+	gen uint64   // the Exposure's generation + 1 (0 in a group: never asked)
+}
+
+func (s *Store) exposer() exposer {
 	p := s.exposure.e.Load()
 	if p == nil {
+		return exposer{}
+	}
+	return exposer{e: *p, gen: (*p).Generation() + 1}
+}
+
+// exposes reports whether g is exposed, caching the answer in g per
+// generation. The caller holds s.mu.
+func (x exposer) exposes(g *group) bool {
+	if x.e == nil {
 		return true
 	}
-	gen := (*p).Generation() + 1 // 0 in a group means "never asked"
-	if g.exposeGen != gen {
-		g.exposed, g.exposeGen = (*p).Exposes(g.key.Hash()), gen
+	if g.exposeGen != x.gen {
+		g.exposed, g.exposeGen = x.e.Exposes(g.key.Hash()), x.gen
 	}
 	return g.exposed
 }

@@ -91,8 +91,9 @@ func (s *Store) Snapshot() []GroupSnapshot {
 func (s *Store) Range(fn func(GroupSnapshot) bool) {
 	s.mu.Lock()
 	keys := make([]GroupKey, 0, len(s.groups))
+	x := s.exposer()
 	for k, g := range s.groups {
-		if s.exposedLocked(g) {
+		if x.exposes(g) {
 			keys = append(keys, k)
 		}
 	}

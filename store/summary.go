@@ -53,8 +53,9 @@ func (s *Store) RangeSummaries(fn func(GroupSummary) bool) {
 	}
 	s.mu.Lock()
 	keys := make([]jobKey, 0, len(s.groups))
+	x := s.exposer()
 	for k, g := range s.groups {
-		if s.exposedLocked(g) {
+		if x.exposes(g) {
 			keys = append(keys, jobKey{key: k})
 		}
 	}

@@ -59,7 +59,8 @@ func TestPrometheusThroughKill9(t *testing.T) {
 	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
 	c.peers = slices.DeleteFunc(c.peers, func(q *procPeer) bool { return q == victim })
 	took := procConverge(t, promConvergeTimeout, func() error { _, err := promSeesGroups(prom, c.peers, want); return err })
-	t.Logf("%s killed; Prometheus sees every group exactly once on the survivors %s later", victim.name, took.Round(time.Millisecond))
+	t.Logf("%s (target %s) killed; Prometheus sees every group exactly once on the survivors (%s, %s) %s later",
+		victim.name, addrOf(victim), addrOf(c.peers[0]), addrOf(c.peers[1]), took.Round(time.Millisecond))
 	// Ten more scrapes of the survivors, in which nothing may flap.
 	end := time.Now().Add(10 * time.Second)
 	procConverge(t, promConvergeTimeout, func() error {
