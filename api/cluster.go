@@ -44,8 +44,8 @@ type Cluster interface {
 type GroupLocation struct {
 	Owner         string // peer id
 	OwnerHTTPAddr string
-	// Replicas are the peers that keep copies besides the owner; empty
-	// while the cluster keeps none.
+	// Replicas are the peers that keep copies besides the owner, in the
+	// order they take over; empty with --cluster.replication-factor=1.
 	Replicas []string
 }
 

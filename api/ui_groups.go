@@ -53,12 +53,12 @@ type jobSection struct {
 type groupRow struct {
 	Labels      []store.Label
 	KeyText     string
-	URL         string // its page
-	DeleteURL   string // the Pushgateway's DELETE URL of the group
-	After       string // where the browser goes after a delete; "" stays
-	Peer        string // the peer that holds it (cluster scope)
-	Replicas    []string
-	Families    int // pushed families, without the gateway's time gauges
+	URL         string   // its page
+	DeleteURL   string   // the Pushgateway's DELETE URL of the group
+	After       string   // where the browser goes after a delete; "" stays
+	Peer        string   // the peer whose copy is shown (cluster scope)
+	Replicas    []string // the other peers that hold a copy (cluster scope)
+	Families    int      // pushed families, without the gateway's time gauges
 	Series      int
 	LastPush    string
 	Failed      bool
