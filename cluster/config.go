@@ -59,6 +59,9 @@ type Config struct {
 	// FanoutTimeout bounds the calls to other peers behind the cluster
 	// views and the cluster-wide wipe.
 	FanoutTimeout time.Duration
+	// TLSConfigFile is --cluster.tls-config: mutual TLS for the peer gRPC
+	// and gossip (tls.go).
+	TLSConfigFile string
 
 	// Set by the binary from other packages' flags:
 
@@ -71,6 +74,11 @@ type Config struct {
 	// PersistenceFile is --persistence.file, for the log of a peer that
 	// stops with groups no other peer took.
 	PersistenceFile string
+	// MaxInflight is --push.max-inflight: it bounds the concurrent calls
+	// on one peer connection.
+	MaxInflight int
+	// Received bounds what other peers send (validate.go): the push limits.
+	Received ReceiveLimits
 }
 
 // DefaultConfig returns the defaults RegisterFlags registers.
@@ -96,6 +104,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"How long a peer that shuts down spends handing its groups to their new owners before it exits.")
 	fs.DurationVar(&c.FanoutTimeout, flagFanoutTimeout, d.FanoutTimeout,
 		"Deadline of the calls to other peers behind the cluster-wide endpoints; a peer that does not answer in time is named as missing.")
+	c.registerSecurityFlags(fs)
 }
 
 // Validate checks the configuration.
@@ -105,7 +114,7 @@ func (c *Config) Validate() error {
 		flagcheck.Duration{Flag: flagHandOffTimeout, Value: c.HandOffTimeout},
 		flagcheck.Duration{Flag: flagDrainTimeout, Value: c.DrainTimeout},
 		flagcheck.Duration{Flag: flagFanoutTimeout, Value: c.FanoutTimeout},
-	)}
+	), c.validateSecurity()}
 	if c.clustered() && (c.MaxBodyBytes <= 0 || c.MaxBodyBytes > maxForwardedBody) {
 		errs = append(errs, fmt.Errorf("in a cluster --%s must be between 1 and %d: a push forwarded to its owner travels in one gRPC message of at most %d bytes",
 			flagMaxBodyBytes, maxForwardedBody, peerpb.MaxMessageBytes))

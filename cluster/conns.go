@@ -16,12 +16,15 @@ import (
 // concurrent use. Connections are made lazily (grpc.NewClient does not
 // dial), closed by prune once their peer is gone, and all by close.
 type conns struct {
+	dial   func(addr string) []grpc.DialOption
 	mu     sync.Mutex
 	byAddr map[string]*grpc.ClientConn
 	closed bool
 }
 
-func newConns() *conns { return &conns{byAddr: map[string]*grpc.ClientConn{}} }
+func newConns(dial func(addr string) []grpc.DialOption) *conns {
+	return &conns{dial: dial, byAddr: map[string]*grpc.ClientConn{}}
+}
 
 // errNoAddress says a peer's metadata did not give its gRPC address.
 var errNoAddress = errors.New("peer has no known gRPC address")
@@ -39,7 +42,7 @@ func (p *conns) client(addr string) (peerpb.PeerClient, error) {
 	cc := p.byAddr[addr]
 	if cc == nil {
 		var err error
-		cc, err = grpc.NewClient("passthrough:///"+addr, peerpb.DialOptions()...)
+		cc, err = grpc.NewClient("passthrough:///"+addr, p.dial(addr)...)
 		if err != nil {
 			return nil, fmt.Errorf("peer %s: %w", addr, err)
 		}
