@@ -54,7 +54,7 @@ type closedPlane struct {
 
 // newClosedPlane makes a CA, a peer certificate for 127.0.0.1, a TLS
 // config file and a key file holding one key, in the test's directory.
-func newClosedPlane(t *testing.T) *closedPlane {
+func newClosedPlane(t testing.TB) *closedPlane {
 	t.Helper()
 	ca, err := testpki.NewCA("pushring-test")
 	require.NoError(t, err)
@@ -76,7 +76,7 @@ func gossipKey(n byte) string {
 }
 
 // writeKeys replaces the key file, the first key primary.
-func (p *closedPlane) writeKeys(t *testing.T, keys ...string) {
+func (p *closedPlane) writeKeys(t testing.TB, keys ...string) {
 	t.Helper()
 	tmp := p.keyFile + ".tmp"
 	require.NoError(t, os.WriteFile(tmp, []byte(strings.Join(keys, "\n")+"\n"), 0o600))

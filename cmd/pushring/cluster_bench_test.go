@@ -19,8 +19,18 @@ import (
 // as a fleet node sends it. The figure in BENCHMARKS.md is the ratio of
 // the two.
 func BenchmarkClusterPush(b *testing.B) {
-	p0 := startInProcPeer(b, "peer-0", nil)
-	peers := []*inProcPeer{p0, startInProcPeer(b, "peer-1", []string{p0.gossip}), startInProcPeer(b, "peer-2", []string{p0.gossip})}
+	peers, paths := startBenchCluster(b)
+	for _, series := range []int{40, 400} {
+		b.Run(fmt.Sprintf("series=%d", series), func(b *testing.B) { benchClusterPush(b, peers, paths, series) })
+	}
+}
+
+// startBenchCluster starts a 3-peer in-process cluster with the extra
+// flags and returns its peers and the paths of 64 groups peer-1 owns:
+// pushed to peer-1 they are local, pushed to peer-0 they are forwarded.
+func startBenchCluster(b *testing.B, extra ...string) ([]*inProcPeer, []string) {
+	p0 := startInProcPeer(b, "peer-0", nil, extra...)
+	peers := []*inProcPeer{p0, startInProcPeer(b, "peer-1", []string{p0.gossip}, extra...), startInProcPeer(b, "peer-2", []string{p0.gossip}, extra...)}
 	waitConverged(b, peers)
 	var members []shard.Member
 	for _, p := range peers {
@@ -30,8 +40,6 @@ func BenchmarkClusterPush(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// 64 groups owned by peer-1: pushed to peer-1 they are local, pushed
-	// to peer-0 they are forwarded.
 	var paths []string
 	for i := 0; len(paths) < 64; i++ {
 		inst := fmt.Sprintf("node-%d", i)
@@ -39,9 +47,7 @@ func BenchmarkClusterPush(b *testing.B) {
 			paths = append(paths, "/metrics/job/bench/instance/"+inst)
 		}
 	}
-	for _, series := range []int{40, 400} {
-		b.Run(fmt.Sprintf("series=%d", series), func(b *testing.B) { benchClusterPush(b, peers, paths, series) })
-	}
+	return peers, paths
 }
 
 func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series int) {
