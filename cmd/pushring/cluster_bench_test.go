@@ -75,6 +75,7 @@ func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series 
 	// serial: one pusher, so ns/op is the latency a pusher sees.
 	serial := func(b *testing.B, via *inProcPeer) {
 		b.ReportAllocs()
+		defer reportCPU(b, processCPU())
 		for i := 0; b.Loop(); i++ {
 			if !one(b, via, i) {
 				return
@@ -85,6 +86,7 @@ func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series 
 	// process, so ns/op is the CPU of every peer a push passes through.
 	parallel := func(b *testing.B, via *inProcPeer) {
 		b.ReportAllocs()
+		defer reportCPU(b, processCPU())
 		b.RunParallel(func(pb *testing.PB) {
 			for i := 0; pb.Next(); i++ {
 				if !one(b, via, i) {
