@@ -43,6 +43,9 @@ type Store interface {
 	Snapshot() []store.GroupSnapshot
 	Stats() (groups, series int)
 	Wipe() int
+	// Entries and TombstoneOf serve replication and repair.
+	Entries() []store.Entry
+	TombstoneOf(k store.GroupKey) (uint64, bool)
 }
 
 // handOffSource is what hand-off reads of the store: the groups and deletes
@@ -107,6 +110,12 @@ type Cluster struct {
 	conns   *conns
 	tls     *peerTLS // nil without --cluster.tls-config
 	checks  *receiveChecks
+	// breakers pass over an owner that keeps failing, and bound the calls
+	// in flight to each.
+	breakers *breakers
+	// live leaves out of the placement the members whose process is gone
+	// before memberlist declares them dead (liveness.go).
+	live    *liveness
 	grpcLis net.Listener // nil for a cluster of one
 	server  *grpc.Server // nil for a cluster of one
 
@@ -137,13 +146,14 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	}
 	c := &Cluster{
 		cfg: cfg, ing: deps.Ingester, st: deps.Store, admit: deps.Admission, answer: deps.Answer,
-		logger: logger, metrics: newMetrics(reg), checks: newReceiveChecks(cfg.Received, reg),
-		poke: make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),
+		logger: logger, metrics: newMetrics(reg), breakers: newBreakers(cfg.MaxInflight / 2), live: newLiveness(),
+		checks: newReceiveChecks(cfg.Received, reg),
+		poke:   make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),
 	}
 	if err := c.setUpPeerPlane(); err != nil {
 		return nil, err
 	}
-	c.conns = newConns(c.dialOptions)
+	c.conns = newConns(c.watch, c.dialOptions)
 	mcfg := c.cfg.Membership
 	if cfg.clustered() {
 		l, err := net.Listen("tcp", c.grpcListenAddress())
@@ -191,7 +201,11 @@ func (c *Cluster) Run(ctx context.Context) error {
 			}
 		})
 	}
-	wg.Go(func() { c.runHandOff(ctx) })
+	wg.Go(func() {
+		if c.join(ctx) {
+			c.runHandOff(ctx)
+		}
+	})
 	var err error
 	select {
 	case <-c.closed:
@@ -287,30 +301,32 @@ func (c *Cluster) Ready() error {
 		return errLeaving
 	case !c.members.Settled():
 		return errJoining
+	case !c.members.Serving():
+		return errTakingState
 	}
 	return nil
 }
 
 var (
-	errLeaving = errors.New("leaving the cluster")
-	errJoining = errors.New("joining the cluster: membership not settled yet")
+	errLeaving     = errors.New("leaving the cluster")
+	errJoining     = errors.New("joining the cluster: membership not settled yet")
+	errTakingState = errors.New("joining the cluster: taking the newest state of the groups this peer will own")
 )
 
 // Self returns this peer's member id.
 func (c *Cluster) Self() string { return c.self }
 
 // placement is the view pushes are routed by: the members' placement,
-// without this peer once it is leaving.
+// without the members whose process is gone, and without this peer while
+// it joins (it takes the state of its groups first) and once it is
+// leaving.
 func (c *Cluster) placement() *shard.Placement {
-	p := c.ring.Placement()
-	if c.leaving.Load() {
+	p := c.live.without(c.ring.Placement())
+	if c.leaving.Load() || !c.members.Serving() {
 		return p.Without(c.self)
 	}
 	return p
 }
-
-// owns reports whether this peer owns groups with key hash h.
-func (c *Cluster) owns(h uint64) bool { return c.placement().Owner(h).ID == c.self }
 
 func later(a, b time.Time) time.Time {
 	if a.After(b) {

@@ -17,6 +17,9 @@ const (
 	flagHandOffTimeout = "cluster.handoff-timeout"
 	flagDrainTimeout   = "cluster.drain-timeout"
 	flagFanoutTimeout  = "cluster.fanout-timeout"
+	flagRF             = "cluster.replication-factor"
+	flagReplicaTimeout = "cluster.replication-timeout"
+	flagTombstoneTTL   = "cluster.tombstone-ttl"
 	flagMaxBodyBytes   = "push.max-body-bytes"
 	flagPersistFile    = "persistence.file"
 )
@@ -24,9 +27,21 @@ const (
 // Defaults, in one place.
 const (
 	// DefaultForwardTimeout bounds one forwarded push: far above a push's
-	// cost at the owner (milliseconds), well below the 10 s and more that
-	// pushers' clients wait.
-	DefaultForwardTimeout = 5 * time.Second
+	// cost at the owner (milliseconds), and short enough that a stuck
+	// owner's push still reaches its next owner well within the 10 s and
+	// more that pushers' clients wait.
+	DefaultForwardTimeout = 2 * time.Second
+	// DefaultReplicationFactor is how many peers hold each group: one crash
+	// loses nothing.
+	DefaultReplicationFactor = 2
+	// DefaultReplicationTimeout bounds the copy of a push's group to its
+	// other owners; a replica that does not answer in time is repaired
+	// later and does not fail the push.
+	DefaultReplicationTimeout = time.Second
+	// DefaultTombstoneTTL is how long a delete is remembered, so that a
+	// copy older than it (a peer that returns, a persistence file, a late
+	// hand-off) does not bring the group back.
+	DefaultTombstoneTTL = 24 * time.Hour
 	// DefaultHandOffTimeout bounds one hand-off batch.
 	DefaultHandOffTimeout = 10 * time.Second
 	// DefaultDrainTimeout bounds the hand-off of a leaving peer, before and
@@ -41,6 +56,9 @@ const (
 	// maxForwardedBody bounds --push.max-body-bytes in a cluster: the body
 	// and the rest of a forwarded push fit in one peer message.
 	maxForwardedBody = peerpb.MaxMessageBytes - 64<<10
+	// maxReplicationFactor bounds --cluster.replication-factor: every copy
+	// costs a write per push and memory on one more peer.
+	maxReplicationFactor = 5
 )
 
 // Config configures the cluster: membership (package shard), forwarding,
@@ -62,6 +80,13 @@ type Config struct {
 	// TLSConfigFile is --cluster.tls-config: mutual TLS for the peer gRPC
 	// and gossip (tls.go).
 	TLSConfigFile string
+	// ReplicationFactor is how many peers hold each group (its owners);
+	// never more than the live members.
+	ReplicationFactor int
+	// ReplicationTimeout bounds the copy of a group to each other owner.
+	ReplicationTimeout time.Duration
+	// TombstoneTTL is how long a peer remembers a delete.
+	TombstoneTTL time.Duration
 
 	// Set by the binary from other packages' flags:
 
@@ -74,8 +99,9 @@ type Config struct {
 	// PersistenceFile is --persistence.file, for the log of a peer that
 	// stops with groups no other peer took.
 	PersistenceFile string
-	// MaxInflight is --push.max-inflight: it bounds the concurrent calls
-	// on one peer connection.
+	// MaxInflight is --push.max-inflight: forwarding to one owner may hold
+	// at most half of it (0: unbounded), so a stuck owner cannot take every
+	// slot of the peers that forward to it.
 	MaxInflight int
 	// Received bounds what other peers send (validate.go): the push limits.
 	Received ReceiveLimits
@@ -89,6 +115,10 @@ func DefaultConfig() Config {
 		HandOffTimeout: DefaultHandOffTimeout,
 		DrainTimeout:   DefaultDrainTimeout,
 		FanoutTimeout:  DefaultFanoutTimeout,
+
+		ReplicationFactor:  DefaultReplicationFactor,
+		ReplicationTimeout: DefaultReplicationTimeout,
+		TombstoneTTL:       DefaultTombstoneTTL,
 	}
 }
 
@@ -104,6 +134,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"How long a peer that shuts down spends handing its groups to their new owners before it exits.")
 	fs.DurationVar(&c.FanoutTimeout, flagFanoutTimeout, d.FanoutTimeout,
 		"Deadline of the calls to other peers behind the cluster-wide endpoints; a peer that does not answer in time is named as missing.")
+	fs.IntVar(&c.ReplicationFactor, flagRF, d.ReplicationFactor,
+		"How many peers hold each group: the first of them exposes it, the others keep copies and take over when it dies or leaves. 1 keeps one copy. Never more than the live members.")
+	fs.DurationVar(&c.ReplicationTimeout, flagReplicaTimeout, d.ReplicationTimeout,
+		"Deadline of the copy of a pushed group to each of its other owners. A copy that does not get through in time does not fail the push: the group is counted as under-replicated and repaired.")
+	fs.DurationVar(&c.TombstoneTTL, flagTombstoneTTL, d.TombstoneTTL,
+		"How long a peer remembers a delete, so that an older copy of the group (a peer or persistence file that returns, a late hand-off) does not bring it back. At most --store.max-groups deletes are remembered.")
 	c.registerSecurityFlags(fs)
 }
 
@@ -114,7 +150,12 @@ func (c *Config) Validate() error {
 		flagcheck.Duration{Flag: flagHandOffTimeout, Value: c.HandOffTimeout},
 		flagcheck.Duration{Flag: flagDrainTimeout, Value: c.DrainTimeout},
 		flagcheck.Duration{Flag: flagFanoutTimeout, Value: c.FanoutTimeout},
+		flagcheck.Duration{Flag: flagReplicaTimeout, Value: c.ReplicationTimeout},
+		flagcheck.Duration{Flag: flagTombstoneTTL, Value: c.TombstoneTTL},
 	), c.validateSecurity()}
+	if c.ReplicationFactor < 1 || c.ReplicationFactor > maxReplicationFactor {
+		errs = append(errs, fmt.Errorf("--%s must be between 1 and %d, got %d", flagRF, maxReplicationFactor, c.ReplicationFactor))
+	}
 	if c.clustered() && (c.MaxBodyBytes <= 0 || c.MaxBodyBytes > maxForwardedBody) {
 		errs = append(errs, fmt.Errorf("in a cluster --%s must be between 1 and %d: a push forwarded to its owner travels in one gRPC message of at most %d bytes",
 			flagMaxBodyBytes, maxForwardedBody, peerpb.MaxMessageBytes))

@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/pushring/pushring/internal/peerpb"
 	"github.com/pushring/pushring/shard"
@@ -14,16 +16,31 @@ import (
 // conns keeps one gRPC client connection per peer address, reused by every
 // forwarded push, hand-off and fan-out to that peer. It is safe for
 // concurrent use. Connections are made lazily (grpc.NewClient does not
-// dial), closed by prune once their peer is gone, and all by close.
+// dial), closed by prune once their peer is gone, and all by close. Each
+// connection has a watcher goroutine (see liveness.go), which ends when
+// the connection is closed; close waits for every watcher.
 type conns struct {
-	dial   func(addr string) []grpc.DialOption
+	dial    func(addr string) []grpc.DialOption
+	watcher watcher // nil: no watchers
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	watchers sync.WaitGroup
+
 	mu     sync.Mutex
 	byAddr map[string]*grpc.ClientConn
 	closed bool
 }
 
-func newConns(dial func(addr string) []grpc.DialOption) *conns {
-	return &conns{dial: dial, byAddr: map[string]*grpc.ClientConn{}}
+// watcher follows one connection until it shuts down or ctx ends.
+type watcher func(ctx context.Context, addr string, client peerpb.PeerClient,
+	state func() connectivity.State, changed func(context.Context, connectivity.State) bool, connect func())
+
+// newConns makes the connections with the dial options dial gives an
+// address, and watches each with w.
+func newConns(w watcher, dial func(addr string) []grpc.DialOption) *conns {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conns{watcher: w, dial: dial, ctx: ctx, cancel: cancel, byAddr: map[string]*grpc.ClientConn{}}
 }
 
 // errNoAddress says a peer's metadata did not give its gRPC address.
@@ -47,6 +64,10 @@ func (p *conns) client(addr string) (peerpb.PeerClient, error) {
 			return nil, fmt.Errorf("peer %s: %w", addr, err)
 		}
 		p.byAddr[addr] = cc
+		if p.watcher != nil {
+			client := peerpb.NewPeerClient(cc)
+			p.watchers.Go(func() { p.watcher(p.ctx, addr, client, cc.GetState, cc.WaitForStateChange, cc.Connect) })
+		}
 	}
 	return peerpb.NewPeerClient(cc), nil
 }
@@ -67,13 +88,16 @@ func (p *conns) prune(keep []shard.Member) {
 	}
 }
 
-// close closes every connection; later client calls fail.
+// close closes every connection and waits for their watchers; later
+// client calls fail.
 func (p *conns) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
 	for addr, cc := range p.byAddr {
 		_ = cc.Close()
 		delete(p.byAddr, addr)
 	}
+	p.mu.Unlock()
+	p.cancel()
+	p.watchers.Wait()
 }

@@ -69,7 +69,9 @@ func (c *Cluster) runHandOff(ctx context.Context) {
 		retry.Stop()
 		view := c.placement()
 		c.conns.prune(view.Members())
+		c.breakers.forget(memberIDs(view))
 		out := c.handOffPass(ctx, view)
+		c.repairPass(ctx, view)
 		if out.left > 0 && ctx.Err() == nil {
 			c.logger.Warn("hand-off left groups on this peer; retrying", "left", out.left, "retry_in", delay, "first_failure", out.firstErr)
 			retry.Reset(delay)
@@ -182,6 +184,15 @@ func (c *Cluster) handOffPass(ctx context.Context, view *shard.Placement) passOu
 	return out
 }
 
+// memberIDs is the set of view's member ids.
+func memberIDs(view *shard.Placement) map[string]bool {
+	ids := map[string]bool{}
+	for _, m := range view.Members() {
+		ids[m.ID] = true
+	}
+	return ids
+}
+
 // alone reports whether view holds this peer only.
 func alone(view *shard.Placement, self string) bool {
 	if view.Len() != 1 {
@@ -212,8 +223,10 @@ func (c *Cluster) sortByOwner(view *shard.Placement) (work []*handOffWork, owner
 		return w
 	}
 	for _, k := range c.st.Keys() {
+		if c.isOwner(view, k.Hash()) {
+			continue // a copy this peer keeps; repair keeps the owners level
+		}
 		switch o := view.Owner(k.Hash()); o.ID {
-		case c.self:
 		case "":
 			ownerless++
 		default:
@@ -222,7 +235,7 @@ func (c *Cluster) sortByOwner(view *shard.Placement) (work []*handOffWork, owner
 		}
 	}
 	for _, t := range c.st.Tombstones() {
-		if o := view.Owner(t.Key.Hash()); o.ID != c.self && o.ID != "" {
+		if o := view.Owner(t.Key.Hash()); !c.isOwner(view, t.Key.Hash()) && o.ID != "" {
 			w := at(o)
 			w.tombs = append(w.tombs, t)
 		}

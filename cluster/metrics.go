@@ -17,8 +17,9 @@ const (
 	handOffFailed   = "failed"
 	handOffDropped  = "dropped"
 
-	resultOK     = "ok"
-	resultFailed = "failed"
+	resultOK       = "ok"
+	resultFailed   = "failed"
+	resultRejected = "rejected"
 )
 
 // metrics are the cluster's self-metrics (the membership's are shard's).
@@ -29,6 +30,12 @@ type metrics struct {
 	handOffGroups  *prometheus.CounterVec
 	handOffBatches *prometheus.CounterVec
 	handOffPending prometheus.Gauge
+
+	replicaWrites   *prometheus.CounterVec
+	repairGroups    *prometheus.CounterVec
+	repairPasses    *prometheus.CounterVec
+	pulledGroups    prometheus.Counter
+	underReplicated prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,6 +69,34 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{forwardOK, forwardRefused, forwardUnavailable} {
 		m.forwarded.WithLabelValues(r)
 	}
+	m.replicaWrites = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pushring_replica_writes_total",
+		Help: "Copies of a pushed group's new state sent to its other owners, by result (ok; rejected: the owner refused it by its limits; failed: no answer within --cluster.replication-timeout, or the owner is passed over). A copy that did not land leaves the group under-replicated until repair.",
+	}, []string{"result"})
+	m.repairGroups = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pushring_repair_groups_total",
+		Help: "Groups and deletes repair copied to another owner that lacked them or held an older version, by reason (missing, older) and result (ok, rejected, failed).",
+	}, []string{"reason", "result"})
+	m.repairPasses = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pushring_repair_passes_total",
+		Help: "Repair passes, by result (ok: every other owner answered; failed: at least one did not).",
+	}, []string{"result"})
+	m.pulledGroups = f.NewCounter(prometheus.CounterOpts{
+		Name: "pushring_join_pulled_groups_total",
+		Help: "Groups and deletes this peer took from the other peers while it joined, before it served.",
+	})
+	for _, r := range []string{resultOK, resultRejected, resultFailed} {
+		m.replicaWrites.WithLabelValues(r)
+		for _, reason := range []string{repairMissing, repairOlder} {
+			m.repairGroups.WithLabelValues(reason, r)
+		}
+	}
+	m.repairPasses.WithLabelValues(resultOK)
+	m.repairPasses.WithLabelValues(resultFailed)
+	m.underReplicated = f.NewGauge(prometheus.GaugeOpts{
+		Name: "pushring_cluster_under_replicated_groups",
+		Help: "Groups this peer owns whose copy on another owner is missing or older: as found by the last repair pass, plus the copies that failed since.",
+	})
 	m.handOffBatches.WithLabelValues(resultOK)
 	m.handOffBatches.WithLabelValues(resultFailed)
 	return m

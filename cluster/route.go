@@ -21,22 +21,54 @@ import (
 // ttlHeaderKey is ingest.TTLHeader as net/http stores it in a Header map.
 var ttlHeaderKey = textproto.CanonicalMIMEHeaderKey(ingest.TTLHeader)
 
-// Handle decides where a push or delete goes: it is applied here when this
-// peer owns its group (always, for a cluster of one) or when it is refused
-// before its body is read whichever peer takes it (its method, path or TTL
-// header: the same answer as at the owner, without the hop); otherwise it
-// goes to the owner in one gRPC hop, and the owner's answer comes back.
+// Handle decides where a push or delete goes. It is applied here when it
+// is refused before its body is read whichever peer takes it (its method,
+// path or TTL header: the same answer as at an owner, without the hop), or
+// when this peer is the first owner of its group that answers (always, for
+// a cluster of one); the group's new state is then copied to its other
+// owners. Otherwise it goes to that owner in one gRPC hop, and the owner's
+// answer comes back: an owner that does not answer (unreachable, too slow,
+// or failing fast after repeated timeouts) is passed over for the next
+// owner, which applies the push as acting owner.
 func (c *Cluster) Handle(ctx context.Context, r ingest.Request) (ingest.Result, error) {
 	p := c.ing.Parse(r)
 	key, ok := p.Key()
 	if !ok {
 		return c.ing.Apply(ctx, p)
 	}
-	owner := c.placement().Owner(key.Hash())
-	if owner.ID == c.self || owner.ID == "" {
+	owners := c.placement().Owners(key.Hash(), c.cfg.ReplicationFactor)
+	if len(owners) == 0 || owners[0].ID == c.self {
+		return c.applyAndReplicate(ctx, p)
+	}
+	body, err := readRaw(p, c.cfg.MaxBodyBytes)
+	if err != nil || int64(len(body)) > c.cfg.MaxBodyBytes {
+		// Broken off, or over the limit as received: the owner would refuse
+		// it with 400 or 413, and which message (compressed or decompressed
+		// size) depends on the body. The same decoding here gives the same
+		// answer without shipping the body.
+		rest := p.Body
+		if err != nil {
+			rest = errorReader{err}
+		}
+		p.Body = io.MultiReader(bytes.NewReader(body), rest)
 		return c.ing.Apply(ctx, p)
 	}
-	return c.forward(ctx, owner, p)
+	var unavailable error
+	for _, owner := range owners {
+		if owner.ID == c.self {
+			// The owners before this peer did not answer: it acts for them.
+			p.Body = bytes.NewReader(body)
+			return c.applyAndReplicate(ctx, p)
+		}
+		res, err := c.forward(ctx, owner, p, body)
+		var ue *unavailableError
+		if !errors.As(err, &ue) {
+			return res, err
+		}
+		unavailable = err
+	}
+	c.ing.CountUnavailable()
+	return ingest.Result{}, unavailable
 }
 
 // RemoteError is the answer of the owner of a forwarded push other than
@@ -74,26 +106,18 @@ func (e *unavailableError) HTTPStatus() int { return http.StatusServiceUnavailab
 // declares a dead owner within seconds, and its groups then go elsewhere.
 func (e *unavailableError) RetryAfterSeconds() int { return 1 }
 
-// forward sends p to its owner and returns the owner's answer. A body
-// that cannot be forwarded as received (over the limit, or broken off) is
-// applied here instead: the ingester refuses it as the owner would.
-func (c *Cluster) forward(ctx context.Context, owner shard.Member, p ingest.Parsed) (ingest.Result, error) {
-	start := time.Now()
-	body, err := readRaw(p, c.cfg.MaxBodyBytes)
+// forward sends p, whose body is body, to owner and returns the owner's
+// answer. An owner that does not answer in time, or that failed so often
+// of late that it is passed over, gives an *unavailableError.
+func (c *Cluster) forward(ctx context.Context, owner shard.Member, p ingest.Parsed, body []byte) (ingest.Result, error) {
+	release, err := c.breakers.acquire(owner.ID)
 	if err != nil {
-		p.Body = io.MultiReader(bytes.NewReader(body), errorReader{err})
-		return c.ing.Apply(ctx, p)
+		return ingest.Result{}, c.unavailable(owner, err)
 	}
-	if int64(len(body)) > c.cfg.MaxBodyBytes {
-		// Over the limit as received: the owner would refuse it with 413,
-		// and which of its messages (compressed or decompressed size)
-		// depends on the body. The same decoding here gives the same
-		// answer without shipping the body.
-		p.Body = io.MultiReader(bytes.NewReader(body), p.Body)
-		return c.ing.Apply(ctx, p)
-	}
+	start := time.Now()
 	client, err := c.conns.client(owner.GRPCAddr)
 	if err != nil {
+		release(false)
 		return ingest.Result{}, c.unavailable(owner, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
@@ -108,6 +132,7 @@ func (c *Cluster) forward(ctx context.Context, owner shard.Member, p ingest.Pars
 		OriginPeer:      c.self,
 	})
 	c.metrics.forwardSeconds.Observe(time.Since(start).Seconds())
+	release(err == nil)
 	if err != nil {
 		return ingest.Result{}, c.unavailable(owner, err)
 	}
@@ -125,7 +150,6 @@ func (c *Cluster) forward(ctx context.Context, owner shard.Member, p ingest.Pars
 // for the pusher.
 func (c *Cluster) unavailable(owner shard.Member, err error) error {
 	c.metrics.forwarded.WithLabelValues(forwardUnavailable).Inc()
-	c.ing.CountUnavailable()
 	if s, ok := status.FromError(err); ok {
 		switch s.Code() {
 		case codes.DeadlineExceeded:

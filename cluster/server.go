@@ -44,12 +44,12 @@ func (s *server) Push(ctx context.Context, req *peerpb.PushRequest) (*peerpb.Pus
 		Body:            bytes.NewReader(req.GetBody()),
 		Header:          header,
 	})
-	res, err := c.ing.Apply(ctx, p)
+	res, err := c.applyAndReplicate(ctx, p)
 	if err != nil {
 		c.logger.Debug("forwarded push refused", "origin", req.GetOriginPeer(), "err", err)
 		return c.pushResponse(err), nil
 	}
-	if k, ok := p.Key(); ok && p.Method != http.MethodDelete && !c.owns(k.Hash()) {
+	if k, ok := p.Key(); ok && p.Method != http.MethodDelete && !c.isOwner(c.placement(), k.Hash()) {
 		// The sender's view of the members differs from ours: if the group
 		// is not ours either, it has to move on.
 		c.pokeHandOff()
@@ -64,10 +64,11 @@ func (c *Cluster) pushResponse(err error) *peerpb.PushResponse {
 	return &peerpb.PushResponse{StatusCode: int32(code), Body: err.Error(), RetryAfterSeconds: uint32(retry)}
 }
 
-// HandOff stores the groups an old owner hands to this peer. Each group
-// is taken or refused on its own; an older copy than this peer's counts as
-// taken, since the sender may drop it either way. A leaving peer takes
-// nothing: the sender retries once its view no longer lists this peer.
+// HandOff stores the groups an old owner hands to this peer, or the copies
+// another owner sends it (a replica write, a repair). Each group is taken
+// or refused on its own; an older copy than this peer's counts as taken,
+// since the sender may drop it either way. A leaving peer takes nothing:
+// the sender retries once its view no longer lists this peer.
 func (s *server) HandOff(_ context.Context, req *peerpb.HandOffRequest) (*peerpb.HandOffResponse, error) {
 	c := s.c
 	if c.leaving.Load() {
@@ -81,7 +82,7 @@ func (s *server) HandOff(_ context.Context, req *peerpb.HandOffRequest) (*peerpb
 		}
 		resp.Accepted++
 	}
-	if resp.Accepted > 0 {
+	if resp.Accepted > 0 && !req.GetReplica() {
 		// The sender's view may differ from ours: whatever is not ours
 		// moves on.
 		c.pokeHandOff()

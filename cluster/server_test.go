@@ -81,9 +81,13 @@ func lonePeer(t *testing.T, ing Ingester, adm Admission, cfg Config) (*Cluster, 
 	return c, st
 }
 
+// testConfig is the configuration of the tests written for one copy per
+// group (--cluster.replication-factor=1); replication's tests set their
+// own.
 func testConfig() Config {
 	c := DefaultConfig()
 	c.MaxBodyBytes = 1 << 20
+	c.ReplicationFactor = 1
 	return c
 }
 

@@ -58,6 +58,7 @@ type peerOpts struct {
 	join     time.Duration // --cluster.join-timeout; default 300 ms
 	keyFile  string        // --cluster.gossip-key-file
 	tls      *TransportTLS // gossip over TLS
+	joining  bool          // stays joining: Serve is not called
 }
 
 // startPeer starts a peer and stops it at the end of the test.
@@ -85,6 +86,9 @@ func startPeer(t *testing.T, name string, o peerOpts) *testPeer {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	require.NoError(t, m.Start())
+	if !o.joining {
+		require.NoError(t, m.Serve())
+	}
 	go func() { p.done <- m.Run(ctx) }()
 	t.Cleanup(func() { _ = p.stop() })
 	return p
@@ -225,6 +229,32 @@ func TestCluster(t *testing.T) {
 	require.Len(t, c.ringIDs(), 3, "a peer that left keeps its last placement")
 }
 
+// TestJoiningPeerOwnsNothingUntilItServes: a member that has not served
+// yet is listed as joining and left out of every other peer's placement,
+// while its own holds it; once it serves, every placement holds it.
+func TestJoiningPeerOwnsNothingUntilItServes(t *testing.T) {
+	a := startPeer(t, "pushring-a", peerOpts{label: testLabel, grpcPort: 19700})
+	b := startPeer(t, "pushring-b", peerOpts{label: testLabel, grpcPort: 19800, seeds: []string{a.gossipAddr()}, joining: true})
+	ringsAre(t, []*testPeer{b}, "pushring-a", "pushring-b")
+	eventually(t, "a lists b as joining", func() bool {
+		for _, pi := range a.m.Peers() {
+			if pi.ID == "pushring-b" {
+				return pi.State == StateJoining
+			}
+		}
+		return false
+	})
+	require.Equal(t, []string{"pushring-a"}, a.ringIDs(), "a joining member owns nothing")
+	require.False(t, b.m.Serving())
+
+	require.NoError(t, b.m.Serve())
+	require.True(t, b.m.Serving())
+	ringsAre(t, []*testPeer{a, b}, "pushring-a", "pushring-b")
+	for _, pi := range a.m.Peers() {
+		require.Equal(t, StateAlive, pi.State, pi.ID)
+	}
+}
+
 // TestRejoinFindsLateSeed starts a peer whose seed name does not resolve
 // yet, as a headless Service before the first pod is ready; the periodic
 // re-join brings it into the cluster once it does.
@@ -276,7 +306,8 @@ func TestWildcardListenAdvertisesChosenIP(t *testing.T) {
 	require.Equal(t, []Member{want}, m.Ring().Placement().Members(), "Start returns with the advertised addresses in the ring")
 	meta, err := DecodeNodeMeta(m.ml.Load().LocalNode().Meta)
 	require.NoError(t, err)
-	require.Equal(t, NodeMeta{GRPCAddr: want.GRPCAddr, HTTPAddr: want.HTTPAddr}, meta, "and in the metadata gossip carries")
+	require.Equal(t, NodeMeta{GRPCAddr: want.GRPCAddr, HTTPAddr: want.HTTPAddr, Joining: true}, meta,
+		"and in the metadata gossip carries (joining: this peer never served)")
 }
 
 // TestJoinRetriesUntilTheSeedListens starts two peers as a StatefulSet

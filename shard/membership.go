@@ -20,16 +20,22 @@ import (
 // ErrClosed is returned by Start after Close.
 var ErrClosed = errors.New("cluster membership closed")
 
-// StateAlive is the state of every member PeerInfo lists.
-const StateAlive = "alive"
+// States of the members PeerInfo lists.
+const (
+	// StateAlive is a member that serves: placement gives it groups.
+	StateAlive = "alive"
+	// StateJoining is a member that takes the state of the groups it will
+	// own before it serves; placement leaves it out meanwhile.
+	StateJoining = "joining"
+)
 
 // PeerInfo describes one member for the cluster status API.
 type PeerInfo struct {
 	Member
 	// GossipAddr is the memberlist address; empty for a single peer.
 	GossipAddr string
-	// State is StateAlive: members that memberlist declared dead or that
-	// left are not listed. (memberlist's suspicion of a member is not
+	// State is StateAlive or StateJoining: members that memberlist declared
+	// dead or that left are not listed. (memberlist's suspicion of a member is not
 	// reported: it changes its node in place without an event, so it cannot
 	// be read without racing.)
 	State string
@@ -66,6 +72,8 @@ type Membership struct {
 
 	ml         atomic.Pointer[memberlist.Memberlist] // nil until Start, and for a single peer
 	joinDone   atomic.Bool                           // the joins at start are over
+	joined     chan struct{}                         // closed when joinDone is set
+	serving    atomic.Bool                           // Serve was called (always, for a single peer)
 	leaving    atomic.Bool                           // Close has begun
 	lastChange atomic.Int64                          // UnixNano of the last placement change
 
@@ -96,9 +104,11 @@ func New(cfg Config, httpAddr string, logger *slog.Logger, reg prometheus.Regist
 		now:        time.Now,
 		lookupHost: net.DefaultResolver.LookupHost,
 		closing:    make(chan struct{}),
+		joined:     make(chan struct{}),
 		stopWorker: make(chan struct{}),
 		workerDone: make(chan struct{}),
 	}
+	m.serving.Store(cfg.ListenAddress == "") // a single peer has no one to take state from
 	kr, err := newKeyring(cfg.GossipKeyFile)
 	if err != nil {
 		return nil, err
@@ -151,10 +161,15 @@ func (m *Membership) Peers() []PeerInfo {
 	nodes := m.events.members()
 	peers := make([]PeerInfo, 0, len(nodes))
 	for _, n := range nodes {
+		mb, joining := m.memberOf(n)
+		state := StateAlive
+		if joining {
+			state = StateJoining
+		}
 		peers = append(peers, PeerInfo{
-			Member:     m.memberOf(n),
+			Member:     mb,
 			GossipAddr: n.addr,
-			State:      StateAlive,
+			State:      state,
 			Self:       n.name == m.cfg.PeerName,
 		})
 	}
@@ -181,7 +196,7 @@ func (m *Membership) Start() error {
 func (m *Membership) start() error {
 	if m.cfg.ListenAddress == "" {
 		m.logger.Info("no cluster listen address: running as a single peer", "peer", m.cfg.PeerName)
-		m.joinDone.Store(true)
+		m.markJoined()
 		return nil
 	}
 	mc := m.memberlistConfig()
@@ -234,7 +249,7 @@ func (m *Membership) Run(ctx context.Context) error {
 	if ml := m.ml.Load(); ml != nil {
 		m.joinAtStart(ctx, ml)
 	}
-	m.joinDone.Store(true)
+	m.markJoined()
 	var tick <-chan time.Time
 	if ml := m.ml.Load(); ml != nil && m.cfg.RejoinInterval > 0 && len(m.cfg.Peers) > 0 {
 		t := time.NewTicker(m.cfg.RejoinInterval)
@@ -251,6 +266,45 @@ func (m *Membership) Run(ctx context.Context) error {
 			m.rejoin(ctx, m.ml.Load())
 		}
 	}
+}
+
+// markJoined records that the joins at start are over.
+func (m *Membership) markJoined() {
+	if !m.joinDone.Swap(true) {
+		close(m.joined)
+	}
+}
+
+// Joined is closed once the joins at start are over (see Settled). The
+// peer is then a member, joining until Serve.
+func (m *Membership) Joined() <-chan struct{} { return m.joined }
+
+// Serving reports whether Serve was called (always true for a single
+// peer).
+func (m *Membership) Serving() bool { return m.serving.Load() }
+
+// Serve tells the cluster that this peer serves: it took the state of the
+// groups it owns, and other peers may now place groups on it. It waits up
+// to Config.LeaveTimeout for the news to go out; later calls do nothing.
+func (m *Membership) Serve() error {
+	if m.serving.Swap(true) {
+		return nil
+	}
+	if err := m.setSelf(m.Self()); err != nil {
+		return err
+	}
+	ml := m.ml.Load()
+	if ml == nil {
+		return nil
+	}
+	if err := ml.UpdateNode(m.cfg.LeaveTimeout); err != nil {
+		return fmt.Errorf("announce that this peer serves: %w", err)
+	}
+	select {
+	case m.poke <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // Close leaves the cluster (waiting up to Config.LeaveTimeout for the
@@ -326,7 +380,7 @@ func (m *Membership) memberAt(host string) Member {
 
 // setSelf makes self the member this peer advertises.
 func (m *Membership) setSelf(self Member) error {
-	b, err := NodeMeta{GRPCAddr: self.GRPCAddr, HTTPAddr: self.HTTPAddr}.Encode()
+	b, err := NodeMeta{GRPCAddr: self.GRPCAddr, HTTPAddr: self.HTTPAddr, Joining: !m.serving.Load()}.Encode()
 	if err != nil {
 		return fmt.Errorf("advertise peer %s: %w", self.ID, err)
 	}
@@ -335,15 +389,15 @@ func (m *Membership) setSelf(self Member) error {
 	return nil
 }
 
-// memberOf is the member a node describes. A node whose metadata does not
-// decode keeps its place with empty addresses: owners must not depend on
-// what a peer can decode.
-func (m *Membership) memberOf(n node) Member {
+// memberOf is the member a node describes, and whether it is joining. A
+// node whose metadata does not decode keeps its place with empty
+// addresses: owners must not depend on what a peer can decode.
+func (m *Membership) memberOf(n node) (Member, bool) {
 	meta, err := DecodeNodeMeta(n.meta)
 	if err != nil {
 		m.logger.Warn("unreadable peer metadata; the peer cannot be dialled", "peer", n.name, "err", err)
 	}
-	return Member{ID: n.name, GRPCAddr: meta.GRPCAddr, HTTPAddr: meta.HTTPAddr}
+	return Member{ID: n.name, GRPCAddr: meta.GRPCAddr, HTTPAddr: meta.HTTPAddr}, meta.Joining
 }
 
 // advertiseHost is the host this peer advertises its addresses at when the

@@ -135,8 +135,9 @@ func TestNotMembers(t *testing.T) {
 
 func TestMemberOfUnreadableMeta(t *testing.T) {
 	m, _ := singlePeer(t)
-	got := m.memberOf(node{name: "pushring-9", meta: []byte{9, 9}})
+	got, joining := m.memberOf(node{name: "pushring-9", meta: []byte{9, 9}})
 	require.Equal(t, Member{ID: "pushring-9"}, got, "keeps its place, without addresses")
+	require.False(t, joining, "an unreadable peer keeps its place")
 }
 
 func TestEventDelegateNeverBlocks(t *testing.T) {

@@ -22,7 +22,12 @@ var ErrInvalidMeta = errors.New("invalid node metadata")
 //
 // The encoding, version 1, is
 //
-//	0x01, uvarint len, GRPCAddr bytes, uvarint len, HTTPAddr bytes
+//	0x01, uvarint len, GRPCAddr bytes, uvarint len, HTTPAddr bytes, flags
+//
+// flags is one byte; bit 0 set means the peer is joining: it takes the
+// state of the groups it will own before it serves, and no other peer
+// places groups on it meanwhile. Metadata without the byte (a peer of an
+// earlier release) serves.
 //
 // A decoder ignores bytes after the fields it knows, so a later version 1
 // may append fields that older peers skip during a rolling upgrade; a change
@@ -32,17 +37,28 @@ type NodeMeta struct {
 	GRPCAddr string
 	// HTTPAddr is the host:port of the peer's HTTP API.
 	HTTPAddr string
+	// Joining is set while the peer takes the newest state of the groups it
+	// will own, before it serves: other peers leave it out of placement.
+	Joining bool
 }
+
+// metaJoining is the flag bit of NodeMeta.Joining.
+const metaJoining = 1
 
 // Encode returns the version 1 encoding of m. It fails if the encoding
 // exceeds memberlist.MetaMaxSize.
 func (m NodeMeta) Encode() ([]byte, error) {
-	b := make([]byte, 0, 1+2*binary.MaxVarintLen16+len(m.GRPCAddr)+len(m.HTTPAddr))
+	b := make([]byte, 0, 2+2*binary.MaxVarintLen16+len(m.GRPCAddr)+len(m.HTTPAddr))
 	b = append(b, metaVersion)
 	for _, f := range []string{m.GRPCAddr, m.HTTPAddr} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
+	var flags byte
+	if m.Joining {
+		flags |= metaJoining
+	}
+	b = append(b, flags)
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("encode node metadata: %d bytes, memberlist allows %d", len(b), memberlist.MetaMaxSize)
 	}
@@ -67,5 +83,9 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 		fields[i] = string(rest[k : k+int(n)])
 		rest = rest[k+int(n):]
 	}
-	return NodeMeta{GRPCAddr: fields[0], HTTPAddr: fields[1]}, nil
+	m := NodeMeta{GRPCAddr: fields[0], HTTPAddr: fields[1]}
+	if len(rest) > 0 {
+		m.Joining = rest[0]&metaJoining != 0
+	}
+	return m, nil
 }

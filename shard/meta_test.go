@@ -14,7 +14,10 @@ func TestNodeMetaWire(t *testing.T) {
 	b, err := NodeMeta{GRPCAddr: "10.0.0.7:9092", HTTPAddr: "10.0.0.7:9091"}.Encode()
 	require.NoError(t, err)
 	want := append(append(append([]byte{1, 13}, "10.0.0.7:9092"...), 13), "10.0.0.7:9091"...)
-	require.Equal(t, want, b)
+	require.Equal(t, append(want, 0), b, "flags 0: serving")
+	b, err = NodeMeta{GRPCAddr: "10.0.0.7:9092", HTTPAddr: "10.0.0.7:9091", Joining: true}.Encode()
+	require.NoError(t, err)
+	require.Equal(t, append(want, 1), b, "flags 1: joining")
 }
 
 func TestNodeMetaRoundTrip(t *testing.T) {
@@ -38,7 +41,7 @@ func TestNodeMetaRoundTrip(t *testing.T) {
 func TestNodeMetaLaterFieldsIgnored(t *testing.T) {
 	b, err := NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2"}.Encode()
 	require.NoError(t, err)
-	got, err := DecodeNodeMeta(append(b, 3, 'x', 'y', 'z')) // a field a later version 1 adds
+	got, err := DecodeNodeMeta(append(b, 3, 'x', 'y', 'z')) // a field a later version 1 adds after the flags
 	require.NoError(t, err)
 	require.Equal(t, NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2"}, got)
 }
@@ -87,4 +90,19 @@ func FuzzDecodeNodeMeta(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, m, back)
 	})
+}
+
+func TestNodeMetaJoiningFlag(t *testing.T) {
+	for _, joining := range []bool{false, true} {
+		b, err := NodeMeta{GRPCAddr: "10.0.0.1:9092", HTTPAddr: "10.0.0.1:9091", Joining: joining}.Encode()
+		require.NoError(t, err)
+		got, err := DecodeNodeMeta(b)
+		require.NoError(t, err)
+		require.Equal(t, joining, got.Joining)
+	}
+	// A peer of an earlier release sends no flags byte: it serves.
+	old := []byte{1, 3, 'a', ':', '1', 3, 'b', ':', '2'}
+	got, err := DecodeNodeMeta(old)
+	require.NoError(t, err)
+	require.Equal(t, NodeMeta{GRPCAddr: "a:1", HTTPAddr: "b:2"}, got)
 }

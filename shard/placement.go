@@ -114,6 +114,16 @@ func (p *Placement) Without(id string) *Placement {
 	}
 }
 
+// With returns the placement of the same members and m: where keys go once
+// m serves. It returns p itself when a member with m's ID is in p.
+func (p *Placement) With(m Member) *Placement {
+	if _, ok := p.Member(m.ID); ok || m.ID == "" {
+		return p
+	}
+	q, _ := NewPlacement(append(p.Members(), m)) // IDs are unique and non-empty
+	return q
+}
+
 // Equal reports whether p and o have the same members with the same
 // addresses.
 func (p *Placement) Equal(o *Placement) bool { return slices.Equal(p.members, o.members) }

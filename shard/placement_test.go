@@ -343,3 +343,17 @@ func TestWithout(t *testing.T) {
 	}
 	require.Same(t, p, p.Without("nobody"))
 }
+
+func TestPlacementWith(t *testing.T) {
+	p, err := shard.NewPlacement([]shard.Member{{ID: "a"}, {ID: "c"}})
+	require.NoError(t, err)
+	q := p.With(shard.Member{ID: "b", GRPCAddr: "x"})
+	require.Equal(t, []shard.Member{{ID: "a"}, {ID: "b", GRPCAddr: "x"}, {ID: "c"}}, q.Members())
+	require.Equal(t, 2, p.Len(), "p is unchanged")
+	require.Same(t, p, p.With(shard.Member{ID: "a"}), "a member already in p")
+	for h := range uint64(200) {
+		if q.Owner(h).ID != "b" {
+			require.Equal(t, p.Owner(h), q.Owner(h), "only the keys b now wins move")
+		}
+	}
+}

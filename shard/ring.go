@@ -11,6 +11,7 @@ import "sync/atomic"
 // Placement once and asks it.
 type Ring struct {
 	cur     atomic.Pointer[Placement]
+	gen     atomic.Uint64 // counts updates; see Generation
 	changed chan struct{} // buffer 1; see Changed
 }
 
@@ -43,12 +44,18 @@ func (r *Ring) update(p *Placement) bool {
 		return false
 	}
 	r.cur.Store(p)
+	r.gen.Add(1) // after the store: a reader of the new count sees p
 	select {
 	case r.changed <- struct{}{}:
 	default: // a change is already pending; the reader loads the newest
 	}
 	return true
 }
+
+// Generation counts the placements the ring has held: it changes after
+// every change of the placement, so a caller may keep answers it derived
+// from the placement while Generation stays the same.
+func (r *Ring) Generation() uint64 { return r.gen.Load() }
 
 // Changed returns a channel that receives a value after the placement
 // changed (a non-blocking send, buffer 1: several changes between two

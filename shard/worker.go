@@ -19,9 +19,11 @@ func (m *Membership) work() {
 	}
 }
 
-// refresh builds the placement of the live members and makes it current
-// if it differs. A leaving peer keeps its last placement: memberlist no
-// longer lists it, and consumers may rely on the ring holding this peer.
+// refresh builds the placement of the live members that serve, with this
+// peer always in it, and makes it current if it differs. A joining member
+// is left out until it serves: it owns nothing meanwhile. A leaving peer
+// keeps its last placement: memberlist no longer lists it, and consumers
+// may rely on the ring holding this peer.
 func (m *Membership) refresh() {
 	ml := m.ml.Load()
 	if ml == nil || m.leaving.Load() {
@@ -31,8 +33,12 @@ func (m *Membership) refresh() {
 	members := make([]Member, 0, len(nodes)+1)
 	haveSelf := false
 	for _, n := range nodes {
-		mb := m.memberOf(n)
-		haveSelf = haveSelf || mb.ID == m.cfg.PeerName
+		mb, joining := m.memberOf(n)
+		self := mb.ID == m.cfg.PeerName
+		if joining && !self {
+			continue
+		}
+		haveSelf = haveSelf || self
 		members = append(members, mb)
 	}
 	if !haveSelf {

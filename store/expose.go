@@ -141,7 +141,9 @@ func (s *Store) view() view {
 	v := view{names: names, ends: make([]int, len(names)), fams: make([]*family, 0, s.nFamilies)}
 	for i, n := range names {
 		for _, sl := range s.names[n].sorted() {
-			v.fams = append(v.fams, sl.fam)
+			if s.exposedLocked(sl.g) {
+				v.fams = append(v.fams, sl.fam)
+			}
 		}
 		v.ends[i] = len(v.fams)
 	}

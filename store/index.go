@@ -26,6 +26,10 @@ type group struct {
 	// refused. Such groups count against Config.MaxFailureGroups instead
 	// of MaxGroups, so refusals cannot lock valid pushers out.
 	failureOnly bool
+	// exposed caches the Exposure's answer for the group; exposeGen is the
+	// generation it holds for, plus one (0: not asked yet).
+	exposed   bool
+	exposeGen uint64
 }
 
 // slot is the place of one family name in one group. The name index lists

@@ -79,7 +79,8 @@ func (s *Store) Snapshot() []GroupSnapshot {
 	return out
 }
 
-// Range calls fn with a deep copy of each group in key order, one group at
+// Range calls fn with a deep copy of each exposed group (see SetExposure)
+// in key order, one group at
 // a time, until fn returns false. Unlike Snapshot, its memory does not grow
 // with the store's series: the lock is held to list the keys, then once per
 // group to copy out the references to its (immutable) families, which are
@@ -90,8 +91,10 @@ func (s *Store) Snapshot() []GroupSnapshot {
 func (s *Store) Range(fn func(GroupSnapshot) bool) {
 	s.mu.Lock()
 	keys := make([]GroupKey, 0, len(s.groups))
-	for k := range s.groups {
-		keys = append(keys, k)
+	for k, g := range s.groups {
+		if s.exposedLocked(g) {
+			keys = append(keys, k)
+		}
 	}
 	s.mu.Unlock()
 	slices.SortFunc(keys, func(a, b GroupKey) int { return strings.Compare(a.String(), b.String()) })

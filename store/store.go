@@ -59,6 +59,7 @@ type Store struct {
 	version      uint64      // last version handed to a group
 	expiries     expiryQueue // groups with a deadline, earliest first
 	tombs        tombstones  // versions of recently deleted groups; see Receive
+	exposure     exposureBox // which groups a scrape shows; see SetExposure
 }
 
 // New returns an empty store.

@@ -2,19 +2,11 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/pushring/pushring/api"
 	"github.com/pushring/pushring/cluster"
 	"github.com/pushring/pushring/store"
 )
-
-// tombstoneTTL is how long a peer of a cluster remembers a delete, so that
-// an old owner's copy handed over later does not bring the group back. A
-// hand-off is retried for as long as the old owner runs, so this covers
-// the hand-offs of a partition that heals within the hour; the count is
-// capped at --store.max-groups.
-const tombstoneTTL = time.Hour
 
 // clustered reports whether the peer gossips with others.
 func (c *config) clustered() bool { return c.cluster.Membership.ListenAddress != "" }
@@ -35,11 +27,12 @@ func (c *config) clusterConfig() cluster.Config {
 }
 
 // storeConfig is the store configuration of this peer: a clustered one
-// keeps tombstones.
+// remembers deletes for --cluster.tombstone-ttl (at most --store.max-groups
+// of them), so that an older copy of a group does not bring it back.
 func storeConfig(cfg *config) store.Config {
 	c := cfg.store
 	if cfg.clustered() {
-		c.TombstoneTTL = tombstoneTTL
+		c.TombstoneTTL = cfg.cluster.TombstoneTTL
 	}
 	return c
 }

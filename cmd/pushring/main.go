@@ -182,6 +182,7 @@ func wire(cfg *config, httpAddr string, logger *slog.Logger) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.SetExposure(cl.Exposure())
 	apiCfg := cfg.api
 	apiCfg.BuildInfo = buildInfo()
 	apiCfg.StartTime = time.Now()

@@ -195,12 +195,17 @@ func (x *PushResponse) GetRetryAfterSeconds() uint32 {
 	return 0
 }
 
-// HandOffRequest is a batch of groups moving to the receiving peer.
+// HandOffRequest is a batch of groups moving to the receiving peer, or
+// copies for it to keep as a replica.
 type HandOffRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// origin_peer is the member id of the old owner.
-	OriginPeer    string   `protobuf:"bytes,1,opt,name=origin_peer,json=originPeer,proto3" json:"origin_peer,omitempty"`
-	Groups        []*Group `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	// origin_peer is the member id of the sender.
+	OriginPeer string   `protobuf:"bytes,1,opt,name=origin_peer,json=originPeer,proto3" json:"origin_peer,omitempty"`
+	Groups     []*Group `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	// replica marks copies sent to an owner that keeps them beside the
+	// sender's (a replica write, a repair): the sender keeps its own copy.
+	// Without it the groups move, as in a hand-off.
+	Replica       bool `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -247,6 +252,13 @@ func (x *HandOffRequest) GetGroups() []*Group {
 		return x.Groups
 	}
 	return nil
+}
+
+func (x *HandOffRequest) GetReplica() bool {
+	if x != nil {
+		return x.Replica
+	}
+	return false
 }
 
 // Group is one group's complete state, or its tombstone.
@@ -800,6 +812,233 @@ func (x *WipeResponse) GetGroups() uint64 {
 	return 0
 }
 
+// DigestRequest carries the caller's digests of the groups and tombstones
+// it holds that both it and the callee own, one per bucket of key hashes.
+type DigestRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	OriginPeer string                 `protobuf:"bytes,1,opt,name=origin_peer,json=originPeer,proto3" json:"origin_peer,omitempty"`
+	// buckets has one digest per bucket; a group's bucket is the top bits of
+	// its key hash (log2 of len(buckets) of them). A digest is the XOR of a
+	// hash of (key hash, version, deleted) over the bucket's entries.
+	Buckets       []uint64 `protobuf:"fixed64,2,rep,packed,name=buckets,proto3" json:"buckets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestRequest) Reset() {
+	*x = DigestRequest{}
+	mi := &file_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestRequest) ProtoMessage() {}
+
+func (x *DigestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
+func (*DigestRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DigestRequest) GetOriginPeer() string {
+	if x != nil {
+		return x.OriginPeer
+	}
+	return ""
+}
+
+func (x *DigestRequest) GetBuckets() []uint64 {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+// DigestResponse lists the buckets that differ, and what the callee holds
+// in them.
+type DigestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*Entry               `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Differing     []uint32               `protobuf:"varint,2,rep,packed,name=differing,proto3" json:"differing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestResponse) Reset() {
+	*x = DigestResponse{}
+	mi := &file_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestResponse) ProtoMessage() {}
+
+func (x *DigestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
+func (*DigestResponse) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DigestResponse) GetEntries() []*Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *DigestResponse) GetDiffering() []uint32 {
+	if x != nil {
+		return x.Differing
+	}
+	return nil
+}
+
+// Entry is one group or tombstone as a digest sees it.
+type Entry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Deleted       bool                   `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Entry) Reset() {
+	*x = Entry{}
+	mi := &file_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Entry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Entry) ProtoMessage() {}
+
+func (x *Entry) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Entry.ProtoReflect.Descriptor instead.
+func (*Entry) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Entry) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Entry) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Entry) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+// PullRequest names the peer that pulls, and how many owners a group has.
+type PullRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// peer is the member id of the caller; it need not serve yet.
+	Peer string `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	// replication_factor is the caller's --cluster.replication-factor.
+	ReplicationFactor uint32 `protobuf:"varint,2,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PullRequest) Reset() {
+	*x = PullRequest{}
+	mi := &file_peer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullRequest) ProtoMessage() {}
+
+func (x *PullRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_peer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
+func (*PullRequest) Descriptor() ([]byte, []int) {
+	return file_peer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PullRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *PullRequest) GetReplicationFactor() uint32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
+}
+
 var File_peer_proto protoreflect.FileDescriptor
 
 const file_peer_proto_rawDesc = "" +
@@ -819,11 +1058,12 @@ const file_peer_proto_rawDesc = "" +
 	"\vstatus_code\x18\x01 \x01(\x05R\n" +
 	"statusCode\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12.\n" +
-	"\x13retry_after_seconds\x18\x03 \x01(\rR\x11retryAfterSeconds\"b\n" +
+	"\x13retry_after_seconds\x18\x03 \x01(\rR\x11retryAfterSeconds\"|\n" +
 	"\x0eHandOffRequest\x12\x1f\n" +
 	"\vorigin_peer\x18\x01 \x01(\tR\n" +
 	"originPeer\x12/\n" +
-	"\x06groups\x18\x02 \x03(\v2\x17.pushring.peer.v1.GroupR\x06groups\"\xb3\x01\n" +
+	"\x06groups\x18\x02 \x03(\v2\x17.pushring.peer.v1.GroupR\x06groups\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\bR\areplica\"\xb3\x01\n" +
 	"\x05Group\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x124\n" +
 	"\bfamilies\x18\x02 \x03(\v2\x18.pushring.peer.v1.FamilyR\bfamilies\x12\x18\n" +
@@ -853,13 +1093,29 @@ const file_peer_proto_rawDesc = "" +
 	"\vorigin_peer\x18\x01 \x01(\tR\n" +
 	"originPeer\"&\n" +
 	"\fWipeResponse\x12\x16\n" +
-	"\x06groups\x18\x01 \x01(\x04R\x06groups2\xfb\x02\n" +
+	"\x06groups\x18\x01 \x01(\x04R\x06groups\"J\n" +
+	"\rDigestRequest\x12\x1f\n" +
+	"\vorigin_peer\x18\x01 \x01(\tR\n" +
+	"originPeer\x12\x18\n" +
+	"\abuckets\x18\x02 \x03(\x06R\abuckets\"a\n" +
+	"\x0eDigestResponse\x121\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.pushring.peer.v1.EntryR\aentries\x12\x1c\n" +
+	"\tdiffering\x18\x02 \x03(\rR\tdiffering\"M\n" +
+	"\x05Entry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x18\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted\"P\n" +
+	"\vPullRequest\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12-\n" +
+	"\x12replication_factor\x18\x02 \x01(\rR\x11replicationFactor2\x93\x04\n" +
 	"\x04Peer\x12E\n" +
 	"\x04Push\x12\x1d.pushring.peer.v1.PushRequest\x1a\x1e.pushring.peer.v1.PushResponse\x12N\n" +
 	"\aHandOff\x12 .pushring.peer.v1.HandOffRequest\x1a!.pushring.peer.v1.HandOffResponse\x12K\n" +
 	"\x06Groups\x12\x1f.pushring.peer.v1.GroupsRequest\x1a .pushring.peer.v1.GroupsResponse\x12H\n" +
 	"\x05Stats\x12\x1e.pushring.peer.v1.StatsRequest\x1a\x1f.pushring.peer.v1.StatsResponse\x12E\n" +
-	"\x04Wipe\x12\x1d.pushring.peer.v1.WipeRequest\x1a\x1e.pushring.peer.v1.WipeResponseB.Z,github.com/pushring/pushring/internal/peerpbb\x06proto3"
+	"\x04Wipe\x12\x1d.pushring.peer.v1.WipeRequest\x1a\x1e.pushring.peer.v1.WipeResponse\x12K\n" +
+	"\x06Digest\x12\x1f.pushring.peer.v1.DigestRequest\x1a .pushring.peer.v1.DigestResponse\x12I\n" +
+	"\x04Pull\x12\x1d.pushring.peer.v1.PullRequest\x1a .pushring.peer.v1.HandOffRequest0\x01B.Z,github.com/pushring/pushring/internal/peerpbb\x06proto3"
 
 var (
 	file_peer_proto_rawDescOnce sync.Once
@@ -873,7 +1129,7 @@ func file_peer_proto_rawDescGZIP() []byte {
 	return file_peer_proto_rawDescData
 }
 
-var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_peer_proto_goTypes = []any{
 	(*PushRequest)(nil),     // 0: pushring.peer.v1.PushRequest
 	(*PushResponse)(nil),    // 1: pushring.peer.v1.PushResponse
@@ -888,27 +1144,36 @@ var file_peer_proto_goTypes = []any{
 	(*StatsResponse)(nil),   // 10: pushring.peer.v1.StatsResponse
 	(*WipeRequest)(nil),     // 11: pushring.peer.v1.WipeRequest
 	(*WipeResponse)(nil),    // 12: pushring.peer.v1.WipeResponse
+	(*DigestRequest)(nil),   // 13: pushring.peer.v1.DigestRequest
+	(*DigestResponse)(nil),  // 14: pushring.peer.v1.DigestResponse
+	(*Entry)(nil),           // 15: pushring.peer.v1.Entry
+	(*PullRequest)(nil),     // 16: pushring.peer.v1.PullRequest
 }
 var file_peer_proto_depIdxs = []int32{
 	3,  // 0: pushring.peer.v1.HandOffRequest.groups:type_name -> pushring.peer.v1.Group
 	4,  // 1: pushring.peer.v1.Group.families:type_name -> pushring.peer.v1.Family
 	6,  // 2: pushring.peer.v1.HandOffResponse.rejected:type_name -> pushring.peer.v1.Rejection
 	3,  // 3: pushring.peer.v1.GroupsResponse.groups:type_name -> pushring.peer.v1.Group
-	0,  // 4: pushring.peer.v1.Peer.Push:input_type -> pushring.peer.v1.PushRequest
-	2,  // 5: pushring.peer.v1.Peer.HandOff:input_type -> pushring.peer.v1.HandOffRequest
-	7,  // 6: pushring.peer.v1.Peer.Groups:input_type -> pushring.peer.v1.GroupsRequest
-	9,  // 7: pushring.peer.v1.Peer.Stats:input_type -> pushring.peer.v1.StatsRequest
-	11, // 8: pushring.peer.v1.Peer.Wipe:input_type -> pushring.peer.v1.WipeRequest
-	1,  // 9: pushring.peer.v1.Peer.Push:output_type -> pushring.peer.v1.PushResponse
-	5,  // 10: pushring.peer.v1.Peer.HandOff:output_type -> pushring.peer.v1.HandOffResponse
-	8,  // 11: pushring.peer.v1.Peer.Groups:output_type -> pushring.peer.v1.GroupsResponse
-	10, // 12: pushring.peer.v1.Peer.Stats:output_type -> pushring.peer.v1.StatsResponse
-	12, // 13: pushring.peer.v1.Peer.Wipe:output_type -> pushring.peer.v1.WipeResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	15, // 4: pushring.peer.v1.DigestResponse.entries:type_name -> pushring.peer.v1.Entry
+	0,  // 5: pushring.peer.v1.Peer.Push:input_type -> pushring.peer.v1.PushRequest
+	2,  // 6: pushring.peer.v1.Peer.HandOff:input_type -> pushring.peer.v1.HandOffRequest
+	7,  // 7: pushring.peer.v1.Peer.Groups:input_type -> pushring.peer.v1.GroupsRequest
+	9,  // 8: pushring.peer.v1.Peer.Stats:input_type -> pushring.peer.v1.StatsRequest
+	11, // 9: pushring.peer.v1.Peer.Wipe:input_type -> pushring.peer.v1.WipeRequest
+	13, // 10: pushring.peer.v1.Peer.Digest:input_type -> pushring.peer.v1.DigestRequest
+	16, // 11: pushring.peer.v1.Peer.Pull:input_type -> pushring.peer.v1.PullRequest
+	1,  // 12: pushring.peer.v1.Peer.Push:output_type -> pushring.peer.v1.PushResponse
+	5,  // 13: pushring.peer.v1.Peer.HandOff:output_type -> pushring.peer.v1.HandOffResponse
+	8,  // 14: pushring.peer.v1.Peer.Groups:output_type -> pushring.peer.v1.GroupsResponse
+	10, // 15: pushring.peer.v1.Peer.Stats:output_type -> pushring.peer.v1.StatsResponse
+	12, // 16: pushring.peer.v1.Peer.Wipe:output_type -> pushring.peer.v1.WipeResponse
+	14, // 17: pushring.peer.v1.Peer.Digest:output_type -> pushring.peer.v1.DigestResponse
+	2,  // 18: pushring.peer.v1.Peer.Pull:output_type -> pushring.peer.v1.HandOffRequest
+	12, // [12:19] is the sub-list for method output_type
+	5,  // [5:12] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }
@@ -922,7 +1187,7 @@ func file_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_proto_rawDesc), len(file_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,8 @@ const (
 	Peer_Groups_FullMethodName  = "/pushring.peer.v1.Peer/Groups"
 	Peer_Stats_FullMethodName   = "/pushring.peer.v1.Peer/Stats"
 	Peer_Wipe_FullMethodName    = "/pushring.peer.v1.Peer/Wipe"
+	Peer_Digest_FullMethodName  = "/pushring.peer.v1.Peer/Digest"
+	Peer_Pull_FullMethodName    = "/pushring.peer.v1.Peer/Pull"
 )
 
 // PeerClient is the client API for Peer service.
@@ -54,6 +56,16 @@ type PeerClient interface {
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 	// Wipe deletes every group of this peer, for the cluster-wide admin wipe.
 	Wipe(ctx context.Context, in *WipeRequest, opts ...grpc.CallOption) (*WipeResponse, error)
+	// Digest compares, bucket by bucket of key hashes, the groups and
+	// tombstones the caller and this peer both own (in this peer's view):
+	// for every bucket whose digest differs from the caller's, it lists what
+	// this peer holds there, so the caller sends the copies this peer lacks
+	// or holds older (repair).
+	Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DigestResponse, error)
+	// Pull streams, in batches, every group and tombstone this peer holds
+	// that the caller will own once it serves: a returning peer takes the
+	// newest state before it exposes anything.
+	Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HandOffRequest], error)
 }
 
 type peerClient struct {
@@ -114,6 +126,35 @@ func (c *peerClient) Wipe(ctx context.Context, in *WipeRequest, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *peerClient) Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DigestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DigestResponse)
+	err := c.cc.Invoke(ctx, Peer_Digest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HandOffRequest], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_Pull_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PullRequest, HandOffRequest]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_PullClient = grpc.ServerStreamingClient[HandOffRequest]
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -136,6 +177,16 @@ type PeerServer interface {
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	// Wipe deletes every group of this peer, for the cluster-wide admin wipe.
 	Wipe(context.Context, *WipeRequest) (*WipeResponse, error)
+	// Digest compares, bucket by bucket of key hashes, the groups and
+	// tombstones the caller and this peer both own (in this peer's view):
+	// for every bucket whose digest differs from the caller's, it lists what
+	// this peer holds there, so the caller sends the copies this peer lacks
+	// or holds older (repair).
+	Digest(context.Context, *DigestRequest) (*DigestResponse, error)
+	// Pull streams, in batches, every group and tombstone this peer holds
+	// that the caller will own once it serves: a returning peer takes the
+	// newest state before it exposes anything.
+	Pull(*PullRequest, grpc.ServerStreamingServer[HandOffRequest]) error
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -160,6 +211,12 @@ func (UnimplementedPeerServer) Stats(context.Context, *StatsRequest) (*StatsResp
 }
 func (UnimplementedPeerServer) Wipe(context.Context, *WipeRequest) (*WipeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Wipe not implemented")
+}
+func (UnimplementedPeerServer) Digest(context.Context, *DigestRequest) (*DigestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Digest not implemented")
+}
+func (UnimplementedPeerServer) Pull(*PullRequest, grpc.ServerStreamingServer[HandOffRequest]) error {
+	return status.Error(codes.Unimplemented, "method Pull not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -272,6 +329,35 @@ func _Peer_Wipe_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Digest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DigestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Digest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Digest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Digest(ctx, req.(*DigestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_Pull_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PullRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).Pull(m, &grpc.GenericServerStream[PullRequest, HandOffRequest]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_PullServer = grpc.ServerStreamingServer[HandOffRequest]
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -299,7 +385,17 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Wipe",
 			Handler:    _Peer_Wipe_Handler,
 		},
+		{
+			MethodName: "Digest",
+			Handler:    _Peer_Digest_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Pull",
+			Handler:       _Peer_Pull_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "peer.proto",
 }

@@ -1,0 +1,144 @@
+package cluster
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
+
+	"github.com/pushring/pushring/internal/peerpb"
+	"github.com/pushring/pushring/shard"
+)
+
+// A peer whose process died is noticed by memberlist within seconds
+// (probe, suspicion, death). Its gRPC connections tell sooner: the kernel
+// closes a dead process's sockets at once, and a connection to its port
+// is then refused. When a connection to a member drops, the peer probes it
+// once; a refused connection (not a timeout: a frozen or cut-off peer
+// times out, and keeps its place until memberlist decides) marks the
+// member gone, and this peer's placement leaves it out until memberlist
+// catches up, a call to it succeeds, or goneFor passes. Its groups' next
+// owners then take its pushes and expose its groups at their next scrape,
+// without waiting for the suspicion to run out. A gRPC port refuses
+// connections only when the process is gone or stopping, and a stopping
+// peer has stopped its HTTP server first, so no group is exposed twice.
+
+const (
+	// goneFor bounds how long a refused member stays out of the placement
+	// on this evidence alone: far longer than memberlist takes to declare
+	// a dead peer dead.
+	goneFor = 15 * time.Second
+	// goneProbeTimeout bounds the probe of a member whose connection
+	// dropped: a refusal is immediate.
+	goneProbeTimeout = 500 * time.Millisecond
+)
+
+// liveness remembers the members whose process is gone. It is safe for
+// concurrent use.
+type liveness struct {
+	now func() time.Time
+	gen atomic.Uint64 // counts changes of gone; see exposure.Generation
+
+	mu   sync.Mutex
+	gone map[string]time.Time // member id → until
+}
+
+func newLiveness() *liveness { return &liveness{now: time.Now, gone: map[string]time.Time{}} }
+
+// markGone leaves id out of the placement for goneFor.
+func (l *liveness) markGone(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gone[id] = l.now().Add(goneFor)
+	l.gen.Add(1)
+}
+
+// alive forgets that id was gone: a call to it succeeded.
+func (l *liveness) alive(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.gone[id]; ok {
+		delete(l.gone, id)
+		l.gen.Add(1)
+	}
+}
+
+// without returns p without the members that are gone.
+func (l *liveness) without(p *shard.Placement) *shard.Placement {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for id, until := range l.gone {
+		if now.After(until) {
+			delete(l.gone, id)
+			l.gen.Add(1)
+			continue
+		}
+		p = p.Without(id)
+	}
+	return p
+}
+
+// watch follows the connection of the member at addr until it shuts down,
+// and probes the member each time the connection drops. conns starts it
+// for every connection it makes.
+func (c *Cluster) watch(ctx context.Context, addr string, client peerpb.PeerClient, state func() connectivity.State, changed func(context.Context, connectivity.State) bool, connect func()) {
+	for {
+		s := state()
+		if s == connectivity.Shutdown || !changed(ctx, s) {
+			return
+		}
+		switch now := state(); {
+		case now == connectivity.Ready:
+			if id := c.memberAt(addr); id != "" {
+				c.live.alive(id)
+			}
+		case s == connectivity.Ready:
+			c.probe(ctx, addr, client)
+			connect() // keep a connection up, so the next drop is seen too
+		}
+	}
+}
+
+// memberAt is the id of the member whose gRPC address is addr, or "".
+func (c *Cluster) memberAt(addr string) string {
+	for _, m := range c.ring.Placement().Members() {
+		if m.GRPCAddr == addr && m.ID != c.self {
+			return m.ID
+		}
+	}
+	return ""
+}
+
+// probe calls the member at addr once; a refused connection marks it gone.
+func (c *Cluster) probe(ctx context.Context, addr string, client peerpb.PeerClient) {
+	id := c.memberAt(addr)
+	if id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, goneProbeTimeout)
+	defer cancel()
+	_, err := client.Stats(ctx, &peerpb.StatsRequest{})
+	switch {
+	case err == nil:
+		c.live.alive(id)
+	case refused(err):
+		c.logger.Info("a peer's gRPC port refuses connections: its groups go to their next owners until it answers again or the cluster drops it", "peer", id)
+		c.live.markGone(id)
+	}
+}
+
+// refused reports whether err is a refused or reset connection, which only
+// a process that is gone gives.
+func refused(err error) bool {
+	if status.Code(err) != codes.Unavailable {
+		return false
+	}
+	msg := status.Convert(err).Message()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset")
+}
