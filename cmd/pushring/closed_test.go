@@ -203,6 +203,14 @@ func everyRPC(client peerpb.PeerClient, groupKey string) (answers []proto.Messag
 		func() (proto.Message, error) { return client.Groups(ctx, &peerpb.GroupsRequest{}) },
 		func() (proto.Message, error) { return client.Stats(ctx, &peerpb.StatsRequest{}) },
 		func() (proto.Message, error) { return client.Wipe(ctx, &peerpb.WipeRequest{}) },
+		func() (proto.Message, error) { return client.Digest(ctx, &peerpb.DigestRequest{}) },
+		func() (proto.Message, error) {
+			stream, err := client.Pull(ctx, &peerpb.PullRequest{Peer: "intruder", ReplicationFactor: 2})
+			if err != nil {
+				return nil, err
+			}
+			return stream.Recv()
+		},
 	}
 	for _, call := range calls {
 		a, err := call()
