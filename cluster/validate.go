@@ -42,9 +42,13 @@ const (
 // ReceiveLimits are the push limits a received group must keep: the
 // --push.max-* flags of the ingester. A zero field is no limit.
 type ReceiveLimits struct {
-	MaxLabelsPerSeries  int
-	MaxLabelNameLength  int
+	// MaxLabelsPerSeries is --push.max-labels-per-series.
+	MaxLabelsPerSeries int
+	// MaxLabelNameLength is --push.max-label-name-length.
+	MaxLabelNameLength int
+	// MaxLabelValueLength is --push.max-label-value-length.
 	MaxLabelValueLength int
+	// MaxMetricNameLength is --push.max-metric-name-length.
 	MaxMetricNameLength int
 }
 
