@@ -43,8 +43,9 @@ type Store interface {
 	Snapshot() []store.GroupSnapshot
 	Stats() (groups, series int)
 	Wipe() int
-	// Entries and TombstoneOf serve replication and repair.
+	// Entries, TombstoneOf and GroupWire serve replication and repair.
 	Entries() []store.Entry
+	GroupWire(k store.GroupKey) (store.WireGroup, bool)
 	TombstoneOf(k store.GroupKey) (uint64, bool)
 }
 

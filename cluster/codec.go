@@ -31,6 +31,22 @@ func groupToPB(gs store.GroupSnapshot) (*peerpb.Group, error) {
 	return g, nil
 }
 
+// wireToPB is a group the store encoded for the peer protocol.
+func wireToPB(wg store.WireGroup) *peerpb.Group {
+	g := &peerpb.Group{Key: []byte(wg.Key.String()), Version: wg.Version, Families: make([]*peerpb.Family, 0, len(wg.Families))}
+	if !wg.Deadline.IsZero() {
+		g.DeadlineUnixNanos = wg.Deadline.UnixNano()
+	}
+	for _, f := range wg.Families {
+		pf := &peerpb.Family{Name: f.Name, MetricFamily: f.MetricFamily}
+		if !f.Time.IsZero() {
+			pf.TimeUnixNanos = f.Time.UnixNano()
+		}
+		g.Families = append(g.Families, pf)
+	}
+	return g
+}
+
 // groupFromPB decodes a group of the peer protocol.
 func groupFromPB(g *peerpb.Group) (store.GroupSnapshot, error) {
 	k, err := store.ParseGroupKey(string(g.GetKey()))

@@ -291,20 +291,15 @@ func (c *Cluster) handOffTo(ctx context.Context, w *handOffWork) (handed, left i
 			left++
 			continue
 		}
-		gs, ok := c.st.Group(k)
+		wg, ok := c.st.GroupWire(k)
 		if !ok {
 			continue // deleted or expired meanwhile
 		}
-		g, gerr := groupToPB(gs)
-		if gerr != nil {
-			c.logger.Error("hand-off: group does not encode", "group", gs.String(), "err", gerr)
-			left++
-			continue
-		}
+		g := wireToPB(wg)
 		if _, dup := b.items[string(g.Key)]; dup {
 			flush() // a tombstone of the same key is in this batch: send it first
 		}
-		add(g, sentItem{version: gs.Version})
+		add(g, sentItem{version: wg.Version})
 	}
 	flush()
 	return handed, left, err

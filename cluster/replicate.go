@@ -98,13 +98,8 @@ func (c *Cluster) copyTo(ctx context.Context, o shard.Member, req *peerpb.HandOf
 // stateOf is group k as the peer protocol carries it: its state, or its
 // tombstone if it was deleted; false if this peer has neither.
 func (c *Cluster) stateOf(k store.GroupKey) (*peerpb.Group, bool) {
-	if gs, ok := c.st.Group(k); ok {
-		g, err := groupToPB(gs)
-		if err != nil {
-			c.logger.Error("group does not encode", "group", gs.String(), "err", err)
-			return nil, false
-		}
-		return g, true
+	if wg, ok := c.st.GroupWire(k); ok {
+		return wireToPB(wg), true
 	}
 	if v, ok := c.st.TombstoneOf(k); ok {
 		return &peerpb.Group{Key: []byte(k.String()), Version: v, Deleted: true}, true

@@ -1,6 +1,11 @@
 package store
 
-import "sync/atomic"
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
 
 // Replication keeps every group on several peers but exposes it on one
 // (docs/design.md, "Replication"): the store holds the copies of every
@@ -82,4 +87,49 @@ func (s *Store) TombstoneOf(k GroupKey) (uint64, bool) {
 		return 0, false
 	}
 	return s.tombs.version(k, s.clock.Now(), s.cfg.TombstoneTTL)
+}
+
+// WireFamily is one family of a WireGroup: its name, the time of the push
+// that last wrote it, and its protobuf MetricFamily encoding.
+type WireFamily struct {
+	Name         string
+	Time         time.Time
+	MetricFamily []byte
+}
+
+// WireGroup is a group as the peer protocol carries it, encoded without
+// decoding the stored families first: the replica writes, hand-offs and
+// repairs copy groups this way.
+type WireGroup struct {
+	Key      GroupKey
+	Version  uint64
+	Deadline time.Time
+	Families []WireFamily // sorted by name
+}
+
+// GroupWire returns group k encoded for the peer protocol, and whether it
+// exists. Like Group it holds the lock only to copy out references.
+func (s *Store) GroupWire(k GroupKey) (WireGroup, bool) {
+	s.mu.Lock()
+	g := s.groups[k]
+	var r groupRef
+	if g != nil {
+		r = refOf(g)
+	}
+	s.mu.Unlock()
+	if g == nil {
+		return WireGroup{}, false
+	}
+	slices.SortFunc(r.fams, func(a, b *family) int { return strings.Compare(a.name, b.name) })
+	wg := WireGroup{Key: r.key, Version: r.version, Deadline: r.deadline, Families: make([]WireFamily, 0, len(r.fams))}
+	var sc textScratch
+	for _, f := range r.fams {
+		b, err := f.appendFileProtobuf(nil, &sc)
+		if err != nil {
+			s.logger.Error("stored family does not encode", "group", formatKey(r.key), "err", err)
+			continue
+		}
+		wg.Families = append(wg.Families, WireFamily{Name: f.name, Time: f.time, MetricFamily: b})
+	}
+	return wg, true
 }

@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"sync/atomic"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 	"testing"
 	"time"
 
@@ -18,7 +21,7 @@ type exposeOnly struct {
 }
 
 func (e *exposeOnly) Exposes(h uint64) bool { e.asked.Add(1); return e.hashes[h] }
-func (e *exposeOnly) Generation() uint64  { return e.gen.Load() }
+func (e *exposeOnly) Generation() uint64    { return e.gen.Load() }
 
 func TestExposureFiltersScrapeAndRange(t *testing.T) {
 	s, _ := newStore(t, nil)
@@ -75,4 +78,42 @@ func TestEntriesAndTombstoneOf(t *testing.T) {
 	require.False(t, byKey[a].Deleted)
 	require.Equal(t, group(t, s, a).Version, byKey[a].Version)
 	require.Equal(t, store.Entry{Key: b, Version: v, Deleted: true}, byKey[b])
+}
+
+// TestGroupWireIsTheGroup: the wire encoding of a group decodes to the
+// same families as its snapshot, for every kind of family.
+func TestGroupWireIsTheGroup(t *testing.T) {
+	s, _ := newStore(t, nil)
+	at := time.Unix(1700000000, 0)
+	k := key("job", "w", "instance", "i")
+	apply(t, s, textPush(t, k, true, at, `# HELP w_total Counted.
+# TYPE w_total counter
+w_total{a="x"} 3
+# TYPE w_hist histogram
+w_hist_bucket{le="1"} 1
+w_hist_bucket{le="+Inf"} 2
+w_hist_sum 3
+w_hist_count 2
+# TYPE w_sum summary
+w_sum{quantile="0.5"} 1
+w_sum_sum 2
+w_sum_count 3
+w_untyped 7
+`))
+	gs := group(t, s, k)
+	wg, ok := s.GroupWire(k)
+	require.True(t, ok)
+	require.Equal(t, gs.Key, wg.Key)
+	require.Equal(t, gs.Version, wg.Version)
+	require.Len(t, wg.Families, len(gs.Families))
+	for i, f := range wg.Families {
+		want := gs.Families[i]
+		require.Equal(t, want.Family.GetName(), f.Name)
+		require.True(t, want.Time.Equal(f.Time), f.Name)
+		got := &dto.MetricFamily{}
+		require.NoError(t, proto.Unmarshal(f.MetricFamily, got), f.Name)
+		require.True(t, proto.Equal(want.Family, got), "%s:\n%v\n%v", f.Name, want.Family, got)
+	}
+	_, ok = s.GroupWire(key("job", "none"))
+	require.False(t, ok)
 }

@@ -185,9 +185,11 @@ func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Durati
 		t.Log(dump())
 	}
 	// Each group is held by --cluster.replication-factor (2) peers, and
-	// each reports the copies it drops; a copy handed to a peer that held
-	// the other copy already is reported there only.
-	require.True(t, dropped >= formationGroups && dropped <= 2*formationGroups,
+	// each peer reports the copies it drops. A copy handed to a peer that
+	// had not begun to stop yet is reported there instead (once, if that
+	// peer held the other copy; as a third copy if not), so each group is
+	// reported at least once and at most once per peer.
+	require.True(t, dropped >= formationGroups && dropped <= 3*formationGroups,
 		"run %d: without a persistence file, every group is reported dropped, at most once per copy (%d reported)\n%s", run, dropped, dump())
 	return formed, stopped
 }
