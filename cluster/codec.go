@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pushring/pushring/internal/peerpb"
@@ -58,8 +57,8 @@ func groupFromPB(g *peerpb.Group) (store.GroupSnapshot, error) {
 		gs.Deadline = time.Unix(0, d)
 	}
 	for _, f := range g.GetFamilies() {
-		mf := &dto.MetricFamily{}
-		if err := proto.Unmarshal(f.GetMetricFamily(), mf); err != nil {
+		mf, err := decodeFamily(f.GetMetricFamily())
+		if err != nil {
 			return store.GroupSnapshot{}, fmt.Errorf("decode family %q: %w", f.GetName(), err)
 		}
 		if mf.GetName() != f.GetName() {

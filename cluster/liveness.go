@@ -22,7 +22,10 @@ import (
 // once; a refused connection (not a timeout: a frozen or cut-off peer
 // times out, and keeps its place until memberlist decides) marks the
 // member gone, and this peer's placement leaves it out until memberlist
-// catches up, a call to it succeeds, or goneFor passes. Its groups' next
+// catches up, a connection to it is up again, or goneFor passes. The mark
+// is for that process: once the member is no longer in the placement
+// (memberlist dropped it, or it restarted and joins again) or advertises
+// another gRPC address, it goes. Its groups' next
 // owners then take its pushes and expose its groups at their next scrape,
 // without waiting for the suspicion to run out. A gRPC port refuses
 // connections only when the process is gone or stopping, and a stopping
@@ -45,16 +48,23 @@ type liveness struct {
 	gen atomic.Uint64 // counts changes of gone; see exposure.Generation
 
 	mu   sync.Mutex
-	gone map[string]time.Time // member id → until
+	gone map[string]goneMark // by member id
 }
 
-func newLiveness() *liveness { return &liveness{now: time.Now, gone: map[string]time.Time{}} }
+// goneMark is a member whose gRPC address refused connections.
+type goneMark struct {
+	addr  string
+	until time.Time
+}
 
-// markGone leaves id out of the placement for goneFor.
-func (l *liveness) markGone(id string) {
+func newLiveness() *liveness { return &liveness{now: time.Now, gone: map[string]goneMark{}} }
+
+// markGone leaves id, whose gRPC address addr refused, out of the
+// placement for goneFor.
+func (l *liveness) markGone(id, addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.gone[id] = l.now().Add(goneFor)
+	l.gone[id] = goneMark{addr: addr, until: l.now().Add(goneFor)}
 	l.gen.Add(1)
 }
 
@@ -73,8 +83,8 @@ func (l *liveness) without(p *shard.Placement) *shard.Placement {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	for id, until := range l.gone {
-		if now.After(until) {
+	for id, g := range l.gone {
+		if m, ok := p.Member(id); !ok || m.GRPCAddr != g.addr || now.After(g.until) {
 			delete(l.gone, id)
 			l.gen.Add(1)
 			continue
@@ -129,7 +139,8 @@ func (c *Cluster) probe(ctx context.Context, addr string, client peerpb.PeerClie
 		c.live.alive(id)
 	case refused(err):
 		c.logger.Info("a peer's gRPC port refuses connections: its groups go to their next owners until it answers again or the cluster drops it", "peer", id)
-		c.live.markGone(id)
+		c.live.markGone(id, addr)
+		c.pokeHandOff() // its groups' next owners lack the copies it held
 	}
 }
 

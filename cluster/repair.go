@@ -69,8 +69,9 @@ func (c *Cluster) join(ctx context.Context) bool {
 }
 
 // pullAll pulls from every other member, at once, each within
-// --cluster.handoff-timeout. A member that does not answer is logged;
-// repair brings what it holds later.
+// --cluster.join-timeout (at least --cluster.handoff-timeout): a stream of
+// many batches. A member that does not answer is logged; repair brings
+// what it holds later.
 func (c *Cluster) pullAll(ctx context.Context) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -103,7 +104,7 @@ func (c *Cluster) pullFrom(ctx context.Context, p shard.Member) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandOffTimeout)
+	ctx, cancel := context.WithTimeout(ctx, max(c.cfg.Membership.JoinTimeout, c.cfg.HandOffTimeout))
 	defer cancel()
 	stream, err := client.Pull(ctx, &peerpb.PullRequest{Peer: c.self, ReplicationFactor: uint32(c.cfg.ReplicationFactor)})
 	if err != nil {

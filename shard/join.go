@@ -71,7 +71,7 @@ func (m *Membership) joinAtStart(ctx context.Context, ml *memberlist.Memberlist)
 
 // tryJoin resolves the seeds and joins the addresses of other peers.
 func (m *Membership) tryJoin(ctx context.Context, ml *memberlist.Memberlist) joinOutcome {
-	addrs, resolved := m.resolveSeeds(ctx, ml.LocalNode().Address())
+	addrs, resolved := m.resolveSeeds(ctx, m.gossipAddr)
 	switch {
 	case len(m.cfg.Peers) == 0:
 		return joinNoOthers
@@ -104,7 +104,7 @@ func (m *Membership) hasOthers() bool {
 // and a push/pull with any of them merges the two halves. A healthy
 // cluster contacts nobody.
 func (m *Membership) rejoin(ctx context.Context, ml *memberlist.Memberlist) {
-	addrs, resolved := m.resolveSeeds(ctx, ml.LocalNode().Address())
+	addrs, resolved := m.resolveSeeds(ctx, m.gossipAddr)
 	if resolved == 0 {
 		m.metrics.rejoins.WithLabelValues(resultFailure).Inc()
 		m.logger.Warn("re-join: no seed peer resolves to an address", "peers", m.cfg.Peers)

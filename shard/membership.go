@@ -71,6 +71,7 @@ type Membership struct {
 	lookupHost func(ctx context.Context, host string) ([]string, error)
 
 	ml         atomic.Pointer[memberlist.Memberlist] // nil until Start, and for a single peer
+	gossipAddr string                                // this peer's gossip address, set by Start (memberlist's own node changes under UpdateNode)
 	joinDone   atomic.Bool                           // the joins at start are over
 	joined     chan struct{}                         // closed when joinDone is set
 	serving    atomic.Bool                           // Serve was called (always, for a single peer)
@@ -216,6 +217,7 @@ func (m *Membership) start() error {
 			return err
 		}
 	}
+	m.gossipAddr = ml.LocalNode().Address()
 	m.ml.Store(ml)
 	m.lastChange.Store(m.now().UnixNano())
 	m.refresh() // the first placement, before the worker: the ring has one writer

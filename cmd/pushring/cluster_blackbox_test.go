@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -57,9 +58,11 @@ type procPeer struct {
 // own keeps a foreign test's peers out, should a seed port be reused.
 type procCluster struct {
 	label string
-	flags []string    // extra flags of every peer
-	peers []*procPeer // live peers, in start order
-	next  int         // number of the next peer's name
+	flags []string // extra flags of every peer
+	// perPeer, if set, gives the extra flags of one peer by name.
+	perPeer func(name string) []string
+	peers   []*procPeer // live peers, in start order
+	next    int         // number of the next peer's name
 }
 
 // startProcCluster starts n peers at once and waits until every one lists
@@ -134,8 +137,18 @@ func (c *procCluster) args(name, gossip string, seeds []string) []string {
 			args = append(args, "--cluster.peer="+s)
 		}
 	}
+	if c.perPeer != nil {
+		args = append(args, c.perPeer(name)...)
+	}
+	args = append(args, envClusterFlags()...)
 	return append(args, c.flags...)
 }
+
+// envClusterFlags are flags every clustered peer of the tests gets from
+// PUSHRING_TEST_CLUSTER_FLAGS (space-separated), e.g.
+// --cluster.replication-factor=1 to run the cluster tests with one copy
+// per group.
+func envClusterFlags() []string { return strings.Fields(os.Getenv("PUSHRING_TEST_CLUSTER_FLAGS")) }
 
 func (c *procCluster) gossipAddrs() []string {
 	var out []string

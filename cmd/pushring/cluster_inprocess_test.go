@@ -50,6 +50,7 @@ func startInProcPeer(t testing.TB, name string, seeds []string, extra ...string)
 	for _, s := range seeds {
 		args = append(args, "--cluster.peer="+s)
 	}
+	args = append(args, envClusterFlags()...)
 	args = append(args, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &inProcPeer{name: name, cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}}

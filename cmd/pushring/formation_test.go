@@ -85,6 +85,7 @@ func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Durati
 			"--cluster.label=" + label,
 			"--cluster.settle-timeout=1s",
 		}
+		args = append(args, envClusterFlags()...)
 		for _, g := range gossips { // its own address too, as a headless Service lists it
 			args = append(args, "--cluster.peer="+g)
 		}

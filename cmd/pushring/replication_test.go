@@ -10,15 +10,21 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushring/pushring/store"
 )
 
 // failoverBound is how long after a SIGKILL every group must be exposed by
@@ -167,7 +173,7 @@ func pushRoundsFor(client *http.Client, live []*procPeer, e procExpected, n int,
 	var r roundsResult
 	deleted := map[string]bool{}
 	name := e.job + "_value"
-	for start := time.Now(); time.Since(start) < d; {
+	for start := time.Now(); r.rounds == 0 || time.Since(start) < d; {
 		r.rounds++
 		base := float64(r.rounds + 1)
 		var ops []procPushOp
@@ -243,4 +249,98 @@ func procRunOpsCounting(client *http.Client, ops []procPushOp) procOpsResult {
 func instIndex(inst string) int {
 	i, _ := strconv.Atoi(inst[1:])
 	return i
+}
+
+// TestReplicationRestartTakesNewestState kills one of 3 peers that write
+// persistence files, pushes new values and deletes some groups while it is
+// down, and restarts it on its stale file: the first scrape of the
+// restarted peer, as soon as it is ready, already has only the newest
+// values and no deleted group, and the cluster converges to every group
+// exactly once.
+func TestReplicationRestartTakesNewestState(t *testing.T) {
+	dir := t.TempDir()
+	c := &procCluster{label: "pushring-test-" + strconv.FormatUint(rand.Uint64(), 36), perPeer: func(name string) []string {
+		return []string{"--persistence.file=" + filepath.Join(dir, name+".db"), "--persistence.interval=100ms"}
+	}}
+	c.start(t, 3)
+	c.waitMembers(t)
+	rnd := rand.New(rand.NewPCG(9, 10))
+	client := procPushClient(t)
+	const n = 600
+	e, ops := replicationGroups(c, rnd, "rs", n, 1)
+	procRunOps(t, client, ops)
+	procConverge(t, procConvergeTimeout, func() error { _, err := c.exactlyOnce(t, e); return err })
+
+	victim := c.peers[rnd.IntN(len(c.peers))]
+	file := filepath.Join(dir, victim.name+".db")
+	procConverge(t, procConvergeTimeout, func() error { // the file holds every copy the peer holds
+		held, err := c.held(t, victim.name)
+		if err != nil {
+			return err
+		}
+		groups, err := store.ReadFile(file)
+		if err != nil || len(groups) != held {
+			return fmt.Errorf("%s holds %d groups, its file %d (%v)", victim.name, held, len(groups), err)
+		}
+		return nil
+	})
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+	<-victim.done
+	c.peers = slices.DeleteFunc(c.peers, func(q *procPeer) bool { return q == victim })
+	r := pushRoundsFor(client, c.peers, e, n, time.Nanosecond) // one round: new values, a tenth deleted
+	require.Zero(t, r.failed, "pushes through the survivors: %s", r)
+	procConverge(t, procConvergeTimeout, func() error { _, err := c.exactlyOnce(t, e); return err })
+
+	// The same peer, same name and file, comes back.
+	back, err := c.tryPeer(t, gatewayBinary(t), victim.name, victim.gossip, c.gossipAddrs())
+	require.NoError(t, err)
+	c.peers = append(c.peers, back)
+	first, err := procScrapeAll(t, []*procPeer{back})
+	require.NoError(t, err)
+	stale := procStale(e, first[0])
+	require.Empty(t, stale, "the restarted peer's first scrape once ready exposes older state")
+	took := procConverge(t, procConvergeTimeout, func() error { _, err := c.exactlyOnce(t, e); return err })
+	t.Logf("%s restarted on its stale file: its first scrape had no stale group; every group exactly once %s after it was ready",
+		back.name, took.Round(time.Millisecond))
+}
+
+// held returns how many groups peer id holds, by /api/v1/cluster?stats=1.
+func (c *procCluster) held(t *testing.T, id string) (int, error) {
+	st, body := c.peers[0].do(t, http.MethodGet, "/api/v1/cluster?stats=1", nil, nil)
+	if st != http.StatusOK {
+		return 0, fmt.Errorf("/api/v1/cluster?stats=1 answers %d: %s", st, body)
+	}
+	var cs procClusterStatus
+	if err := json.Unmarshal([]byte(body), &cs); err != nil {
+		return 0, err
+	}
+	for _, p := range cs.Data.Peers {
+		if p.ID == id && p.Groups != nil {
+			return *p.Groups, nil
+		}
+	}
+	return 0, fmt.Errorf("peer %s is not listed with its groups: %s", id, body)
+}
+
+// procStale lists the groups of e.job in exposition body that are not in
+// e (deleted) or carry another value than e's.
+func procStale(e procExpected, body string) []string {
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var stale []string
+	name := e.job + "_value"
+	for _, m := range mfs[name].GetMetric() {
+		inst := labelValue(m, "instance")
+		want, ok := e.groups[inst]
+		switch {
+		case !ok:
+			stale = append(stale, inst+" (deleted)")
+		case want[name] != procMetricValue(m):
+			stale = append(stale, fmt.Sprintf("%s = %v, want %v", inst, procMetricValue(m), want[name]))
+		}
+	}
+	return stale
 }

@@ -361,9 +361,7 @@ var binaryFlags struct {
 	err   error
 }
 
-// checkFlagsExist: every flag the chart passes is one the binary knows,
-// except --cluster.replication-factor, which the chart passes only when
-// replicationFactor is set.
+// checkFlagsExist: every flag the chart passes is one the binary knows.
 func checkFlagsExist(t *testing.T, r rendered) {
 	t.Helper()
 	binaryFlags.Do(func() {
@@ -388,9 +386,6 @@ func checkFlagsExist(t *testing.T, r rendered) {
 	require.NoError(t, binaryFlags.err)
 	for _, a := range r.container(t).Args {
 		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if name == "cluster.replication-factor" {
-			continue
-		}
 		require.Truef(t, binaryFlags.flags[name], "%s: pushring --help does not list --%s", a, name)
 	}
 }

@@ -1,0 +1,96 @@
+package cluster
+
+import (
+	"math"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+)
+
+func testFamilies() []*dto.MetricFamily {
+	lp := func(n, v string) *dto.LabelPair { return &dto.LabelPair{Name: proto.String(n), Value: proto.String(v)} }
+	return []*dto.MetricFamily{
+		{Name: proto.String("g"), Help: proto.String("A gauge."), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{
+			{Label: []*dto.LabelPair{lp("a", "1"), lp("b", "")}, Gauge: &dto.Gauge{Value: proto.Float64(0)}},
+			{Label: []*dto.LabelPair{lp("a", "2"), lp("b", "x")}, Gauge: &dto.Gauge{Value: proto.Float64(math.Inf(-1))}, TimestampMs: proto.Int64(-5)},
+		}},
+		{Name: proto.String("c_total"), Type: dto.MetricType_COUNTER.Enum(), Unit: proto.String("seconds"), Metric: []*dto.Metric{
+			{Counter: &dto.Counter{Value: proto.Float64(3)}},
+		}},
+		{Name: proto.String("u"), Type: dto.MetricType_UNTYPED.Enum(), Metric: []*dto.Metric{{Untyped: &dto.Untyped{}}}},
+		{Name: proto.String("empty")},
+		// Not simple: the generic decoder.
+		{Name: proto.String("c2_total"), Type: dto.MetricType_COUNTER.Enum(), Metric: []*dto.Metric{
+			{Counter: &dto.Counter{Value: proto.Float64(1), CreatedTimestamp: nil, Exemplar: &dto.Exemplar{Value: proto.Float64(1), Label: []*dto.LabelPair{lp("id", "x")}}}},
+		}},
+		{Name: proto.String("h"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{SampleCount: proto.Uint64(2), SampleSum: proto.Float64(3), Bucket: []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(1)}}}},
+		}},
+		{Name: proto.String("s"), Type: dto.MetricType_SUMMARY.Enum(), Metric: []*dto.Metric{
+			{Summary: &dto.Summary{SampleCount: proto.Uint64(2), Quantile: []*dto.Quantile{{Quantile: proto.Float64(0.5), Value: proto.Float64(1)}}}},
+		}},
+	}
+}
+
+func TestDecodeFamilyIsProtoUnmarshal(t *testing.T) {
+	simple := 0
+	for _, mf := range testFamilies() {
+		b, err := proto.Marshal(mf)
+		require.NoError(t, err)
+		got, err := decodeFamily(b)
+		require.NoError(t, err)
+		require.True(t, proto.Equal(mf, got), "%s:\n%v\n%v", mf.GetName(), mf, got)
+		if _, ok := decodeSimpleFamily(b); ok {
+			simple++
+		}
+	}
+	require.Equal(t, 4, simple, "gauges, counters, untyped and empty families take the fast path")
+}
+
+// FuzzDecodeFamily: whatever the fast decoder accepts, proto.Unmarshal
+// decodes to the same family.
+func FuzzDecodeFamily(f *testing.F) {
+	for _, mf := range testFamilies() {
+		b, err := proto.Marshal(mf)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := decodeSimpleFamily(b)
+		if !ok {
+			return
+		}
+		want := &dto.MetricFamily{}
+		require.NoError(t, proto.Unmarshal(b, want), "the fast path accepted what proto.Unmarshal refuses")
+		require.True(t, proto.Equal(want, got), "\n%v\n%v", want, got)
+	})
+}
+
+func BenchmarkDecodeFamily(b *testing.B) {
+	mf := &dto.MetricFamily{Name: proto.String("bench_value"), Type: dto.MetricType_GAUGE.Enum()}
+	for i := range 400 {
+		mf.Metric = append(mf.Metric, &dto.Metric{Label: []*dto.LabelPair{
+			{Name: proto.String("job"), Value: proto.String("bench")}, {Name: proto.String("series"), Value: proto.String("s" + string(rune('a'+i%26)))},
+		}, Gauge: &dto.Gauge{Value: proto.Float64(float64(i))}})
+	}
+	enc, err := proto.Marshal(mf)
+	require.NoError(b, err)
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeFamily(enc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("proto.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := proto.Unmarshal(enc, &dto.MetricFamily{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
