@@ -109,6 +109,8 @@ type Cluster struct {
 	members *shard.Membership
 	ring    *shard.Ring // the members' placement; tests set their own
 	conns   *conns
+	tls     *peerTLS // nil without --cluster.tls-config
+	checks  *receiveChecks
 	// breakers pass over an owner that keeps failing, and bound the calls
 	// in flight to each.
 	breakers *breakers
@@ -146,18 +148,22 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	c := &Cluster{
 		cfg: cfg, ing: deps.Ingester, st: deps.Store, admit: deps.Admission, answer: deps.Answer,
 		logger: logger, metrics: newMetrics(reg), breakers: newBreakers(cfg.MaxInflight / 2), live: newLiveness(),
-		poke: make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),
+		checks: newReceiveChecks(cfg.Received, reg),
+		poke:   make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),
 	}
-	c.conns = newConns(c.watch)
-	mcfg := cfg.Membership
+	if err := c.setUpPeerPlane(); err != nil {
+		return nil, err
+	}
+	c.conns = newConns(c.watch, c.dialOptions)
+	mcfg := c.cfg.Membership
 	if cfg.clustered() {
-		l, err := net.Listen("tcp", mcfg.GRPCListenAddress)
+		l, err := net.Listen("tcp", c.grpcListenAddress())
 		if err != nil {
 			return nil, fmt.Errorf("listen on --cluster.grpc-listen-address %s: %w", mcfg.GRPCListenAddress, err)
 		}
 		c.grpcLis = l
 		mcfg.GRPCListenAddress = l.Addr().String() // the bound port, for :0
-		c.server = grpc.NewServer(peerpb.ServerOptions()...)
+		c.server = grpc.NewServer(c.serverOptions()...)
 		peerpb.RegisterPeerServer(c.server, &server{c: c})
 	}
 	m, err := shard.New(mcfg, deps.HTTPAddr, logger, reg)

@@ -95,7 +95,7 @@ func (s *server) HandOff(_ context.Context, req *peerpb.HandOffRequest) (*peerpb
 
 // receive stores one handed-over group or tombstone, or returns why not.
 func (c *Cluster) receive(g *peerpb.Group) (string, error) {
-	gs, err := groupFromPB(g)
+	gs, err := c.checkReceived(g)
 	if err != nil {
 		return rejectInvalid, err
 	}
