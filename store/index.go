@@ -12,8 +12,13 @@ import (
 type group struct {
 	key      GroupKey
 	families map[string]*slot // by family name
-	series   int              // sample lines of its families (family.samples)
-	version  uint64
+	// list holds the families of families, in no particular order; it is
+	// replaced, never changed, by every commit, so a persistence write
+	// copies it out under the lock with one read of the group instead of
+	// walking the map.
+	list    []*family
+	series  int // sample lines of its families (family.samples)
+	version uint64
 	// replaced is the version of the last write that set the group's
 	// pushed families as a whole (a PUT, Restore, a received hand-off); 0
 	// if none did. A hand-off copy older than it has nothing to add.

@@ -159,3 +159,17 @@ func TestStoreWriteFileDuringChanges(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// A write that fails part-way (here the file is closed under the encoders)
+// stops the copying out, ends every encoder and returns the error.
+func TestStoreWriteGroupsStopsOnFailure(t *testing.T) {
+	st := restoredStore(t, benchGroups(6*refBatch))
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	fw, err := newFileWriter(f)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	p := startEncoders(fw, 2, st.logger)
+	st.collect(p)
+	require.ErrorIs(t, p.stop(), os.ErrClosed)
+}
