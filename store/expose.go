@@ -171,6 +171,7 @@ type encoder struct {
 	// omDemoted.
 	exposed map[string]bool
 	hdr     []byte // scratch for headers
+	scratch renderScratch
 	size    []byte // scratch for a message length
 }
 
@@ -261,7 +262,7 @@ func (e *encoder) omFamily(fams []*family) error {
 		return err
 	}
 	for _, f := range fams {
-		body, err := f.openMetrics()
+		body, err := f.openMetrics(&e.store.cache)
 		if err != nil {
 			return err
 		}
@@ -281,7 +282,7 @@ func (e *encoder) omFamily(fams []*family) error {
 func (e *encoder) protoFamily(hdr []byte, fams []*family) error {
 	n := len(hdr)
 	for _, f := range fams {
-		pb, err := f.protobuf(true)
+		pb, err := f.protobufScratch(&e.store.cache, &e.scratch)
 		if err != nil {
 			return err
 		}
@@ -296,7 +297,7 @@ func (e *encoder) protoFamily(hdr []byte, fams []*family) error {
 		return err
 	}
 	for _, f := range fams {
-		pb, err := f.protobuf(true)
+		pb, err := f.protobufScratch(&e.store.cache, &e.scratch)
 		if err != nil {
 			return err
 		}

@@ -202,6 +202,9 @@ func (s *Store) setFamily(g *group, f *family) {
 		s.nSeries += f.samples - sl.fam.samples
 		s.nBytes += int64(len(f.data) - len(sl.fam.data))
 		g.series += f.samples - sl.fam.samples
+		if sl.fam != f {
+			s.cache.release(sl.fam)
+		}
 		sl.fam = f
 		e.typ = f.typ
 		return
@@ -236,6 +239,7 @@ func (s *Store) dropFamily(g *group, name string) {
 		return
 	}
 	s.forgetSeries(g, sl.fam)
+	s.cache.release(sl.fam)
 	delete(g.families, name)
 	s.nFamilies--
 	sl.dead = true

@@ -323,8 +323,8 @@ func (f *family) appendFileProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 	}
 	b = protowire.AppendTag(b, 3, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(f.typ))
-	if p := f.pb.Load(); p != nil {
-		b = append(b, *p...)
+	if p := f.kept(); p != nil {
+		b = append(b, p...)
 	} else if f.series() > 0 {
 		var err error
 		if b, err = f.renderProtobuf(b, sc); err != nil {
