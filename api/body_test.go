@@ -94,8 +94,9 @@ func TestTricklingBodyBelowMinRate(t *testing.T) {
 func TestBodyOverMemoryBudget(t *testing.T) {
 	ta := newBlockingAPI(t, 4, time.Second)
 	ta.API.bodies.maxBody = 1000
-	ta.API.bodies.budget = newBudget(4000)
-	// 1000 bytes, three lines: 1001 buffered, 1000 + 3×416 for decoding.
+	ta.API.bodies.budget = newBudget(20000)
+	// 1000 bytes, three lines: 1001 buffered, 12×1000 + 3×1200 for
+	// decoding and applying (ingest.DecodeCost).
 	body := "#" + strings.Repeat("x", 994) + "\nm 1\n"
 	codes := make(chan int, 1)
 	go func() { codes <- ta.do(http.MethodPut, "/metrics/job/a", strings.NewReader(body)).Code }()
@@ -104,17 +105,17 @@ func TestBodyOverMemoryBudget(t *testing.T) {
 	case code := <-codes:
 		t.Fatalf("the first push was answered %d instead of entering the ingester", code)
 	}
-	require.Equal(t, int64(3249), ta.bodies.budget.inUse())
+	require.Equal(t, int64(16601), ta.bodies.budget.inUse())
 
 	w := ta.do(http.MethodPut, "/metrics/job/b", strings.NewReader(body))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 	require.Equal(t, "1", w.Header().Get("Retry-After"))
-	require.Contains(t, w.Body.String(), "push refused: the push bodies being read and decoded hold the memory budget of 4000 bytes")
+	require.Contains(t, w.Body.String(), "push refused: the push bodies being read and decoded hold the memory budget of 20000 bytes")
 	require.Contains(t, w.Body.String(), "raise --push.memory-budget-bytes, or retry later")
 	require.Equal(t, []string{ingest.ReasonMemoryBudget}, ta.ing.refusedReasons())
 
 	r := ta.do(http.MethodGet, "/-/ready", nil)
-	require.Equal(t, http.StatusOK, r.Code, "3249 of 4000 is not nine tenths")
+	require.Equal(t, http.StatusOK, r.Code, "16601 of 20000 is not nine tenths")
 
 	ta.unblock()
 	require.Equal(t, http.StatusOK, <-codes)
