@@ -152,3 +152,26 @@ func TestBudgetBytes(t *testing.T) {
 		})
 	}
 }
+
+// A push another peer forwards is charged to the same budget as an HTTP
+// push, answered 503 with Retry-After over it, counted, and given back on
+// release.
+func TestBudgetChargesForwardedPushes(t *testing.T) {
+	ing := &fakeIngester{}
+	body := []byte("#" + strings.Repeat("x", 994) + "\nm 1\n") // as TestBodyOverMemoryBudget
+	cost := int64(len(body)) + ingest.DecodeCostOf(body, "")
+	b := NewBudget(Config{MemoryBudget: cost + cost/2, MaxBodyBytes: 1000}, ing)
+	release, err := b.ChargeForwarded(body, "")
+	require.NoError(t, err)
+	require.Equal(t, cost, b.b.inUse())
+
+	_, err = b.ChargeForwarded(body, "")
+	code, retry := Answer(err)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Equal(t, 1, retry)
+	require.ErrorContains(t, err, "raise --push.memory-budget-bytes")
+	require.Equal(t, []string{ingest.ReasonMemoryBudget}, ing.refusedReasons())
+
+	release()
+	require.Zero(t, b.b.inUse())
+}

@@ -26,12 +26,16 @@ const (
 // DecodeCost estimates, from above, the heap that decoding b as
 // contentType and applying it will take: what a budget should be charged
 // for it on top of b's own buffer, before the push is admitted.
-func DecodeCost(b *Body, contentType string) int64 {
-	n := int64(len(b.buf))
+func DecodeCost(b *Body, contentType string) int64 { return DecodeCostOf(b.buf, contentType) }
+
+// DecodeCostOf is DecodeCost of a decompressed body held in b: a push
+// another peer forwarded.
+func DecodeCostOf(b []byte, contentType string) int64 {
+	n := int64(len(b))
 	if isDelimitedProto(contentType) {
-		return protoCostPerByte*n + protoCostPerItem*int64(protoItems(b.buf))
+		return protoCostPerByte*n + protoCostPerItem*int64(protoItems(b))
 	}
-	lines := int64(bytes.Count(b.buf, []byte{'\n'})) + 1
+	lines := int64(bytes.Count(b, []byte{'\n'})) + 1
 	return textCostPerByte*n + textCostPerLine*lines
 }
 
