@@ -10,9 +10,9 @@ import (
 
 // A store writes its persistence file on several goroutines: the caller
 // copies out references to the (immutable) families of refBatch groups per
-// hold of the lock, and hands the batch to one of persistWorkers encoders,
-// which encodes it outside the lock into a buffer of whole map entries and
-// appends the buffer to the file. The map's entries may come in any order,
+// hold of the lock, and hands the batch to one of up to maxPersistWorkers
+// encoders, which encodes it outside the lock into a buffer of whole map
+// entries and appends the buffer to the file. The map's entries may come in any order,
 // so the encoders need not wait for each other, only for the file. Nothing
 // grows with the store: batchesPerWorker batches of references per encoder
 // and one buffer of encoded entries each.
