@@ -12,10 +12,10 @@ import (
 type group struct {
 	key      GroupKey
 	families map[string]*slot // by family name
-	// list holds the families of families, in no particular order; it is
-	// replaced, never changed, by every commit, so a persistence write
-	// copies it out under the lock with one read of the group instead of
-	// walking the map.
+	// list holds the family values of families, in no particular order.
+	// Every commit replaces it and nothing changes it, so a persistence
+	// write copies it out under the lock with one read of the group
+	// instead of walking the map.
 	list    []*family
 	series  int // sample lines of its families (family.samples)
 	version uint64
