@@ -67,12 +67,20 @@ type Admission interface {
 	Release()
 }
 
+// Budget charges a push forwarded to this peer to the memory budget HTTP
+// pushes are charged to, before it takes a slot; release gives it back once
+// the push is applied or refused. An error is the push's answer.
+type Budget interface {
+	ChargeForwarded(body []byte, contentType string) (release func(), err error)
+}
+
 // Deps are the components the cluster works with; the binary hands it the
 // concrete ones.
 type Deps struct {
 	Ingester  Ingester
 	Store     Store
 	Admission Admission
+	Budget    Budget
 	// Answer maps an error of a push to the HTTP status and Retry-After
 	// seconds (0: none) the pusher gets: the owner of a forwarded push
 	// answers as it would over HTTP, for the peer that took the push to
@@ -103,6 +111,7 @@ type Cluster struct {
 	ing     Ingester
 	st      Store
 	admit   Admission
+	budget  Budget
 	answer  func(error) (int, int)
 	logger  *slog.Logger
 	metrics *metrics
@@ -146,7 +155,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Cluster{
-		cfg: cfg, ing: deps.Ingester, st: deps.Store, admit: deps.Admission, answer: deps.Answer,
+		cfg: cfg, ing: deps.Ingester, st: deps.Store, admit: deps.Admission, budget: deps.Budget, answer: deps.Answer,
 		logger: logger, metrics: newMetrics(reg), breakers: newBreakers(cfg.MaxInflight / 2), live: newLiveness(),
 		checks: newReceiveChecks(cfg.Received, reg),
 		poke:   make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),

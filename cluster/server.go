@@ -27,6 +27,11 @@ type server struct {
 // HTTP, so the forwarding peer relays the same status and body.
 func (s *server) Push(ctx context.Context, req *peerpb.PushRequest) (*peerpb.PushResponse, error) {
 	c := s.c
+	release, err := c.budget.ChargeForwarded(req.GetBody(), req.GetContentType())
+	if err != nil {
+		return c.pushResponse(err), nil
+	}
+	defer release()
 	if err := c.admit.Acquire(ctx); err != nil {
 		c.ing.CountOverloaded()
 		return c.pushResponse(err), nil

@@ -54,6 +54,7 @@ func TestDefaults(t *testing.T) {
 		"push.min-body-rate":             "1024",
 		"store.max-bytes":                "268435456",
 		"store.max-failure-groups":       "10000",
+		"store.max-render-cache-bytes":   "67108864",
 		"web.enable-pprof":               "false",
 		"push.disable-consistency-check": "false",
 		"push.enable-utf8-names":         "false",

@@ -176,8 +176,9 @@ func wire(cfg *config, httpAddr string, logger *slog.Logger) (*gateway, error) {
 		return nil, err
 	}
 	admission := api.NewAdmission(cfg.api.MaxInflight, cfg.api.MaxQueueWait)
+	budget := api.NewBudget(cfg.api, ing)
 	cl, err := cluster.New(cfg.clusterConfig(), cluster.Deps{
-		Ingester: ing, Store: st, Admission: admission, Answer: api.Answer, HTTPAddr: httpAddr,
+		Ingester: ing, Store: st, Admission: admission, Budget: budget, Answer: api.Answer, HTTPAddr: httpAddr,
 	}, logger.With("component", "cluster"), reg)
 	if err != nil {
 		return nil, err
@@ -187,7 +188,7 @@ func wire(cfg *config, httpAddr string, logger *slog.Logger) (*gateway, error) {
 	apiCfg.BuildInfo = buildInfo()
 	apiCfg.StartTime = time.Now()
 	a, err := api.New(apiCfg, api.Deps{
-		Pusher: cl, Ingester: reloadAll{ing, cl}, Store: st, Cluster: clusterViews{cl}, Admission: admission, Own: reg,
+		Pusher: cl, Ingester: reloadAll{ing, cl}, Store: st, Cluster: clusterViews{cl}, Admission: admission, Budget: budget, Own: reg,
 	}, logger.With("component", "api"), reg)
 	if err != nil {
 		cl.Close()
