@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -94,6 +93,9 @@ type Deps struct {
 	Store     Store
 	Cluster   Cluster
 	Admission *Admission
+	// Budget is the push memory budget (NewBudget), shared with the
+	// cluster's peer server, which charges forwarded pushes to it.
+	Budget *Budget
 	// Own gathers the gateway's own metrics (go_*, process_*, pushring_*),
 	// which /metrics exposes next to the pushed ones.
 	Own prometheus.Gatherer
@@ -157,7 +159,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		ui:       ui,
 		admit:    deps.Admission,
 		bodies: &bodyReader{timeout: cfg.BodyTimeout, grace: min(bodyGrace, cfg.BodyTimeout), minRate: cfg.MinBodyRate, maxBody: cfg.MaxBodyBytes,
-			budget: newBudget(cfg.budgetBytes(debug.SetMemoryLimit(-1)))},
+			budget: deps.Budget.b},
 		views: make(chan struct{}, maxClusterViews),
 		quit:  make(chan struct{}),
 	}

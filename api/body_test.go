@@ -94,8 +94,9 @@ func TestTricklingBodyBelowMinRate(t *testing.T) {
 func TestBodyOverMemoryBudget(t *testing.T) {
 	ta := newBlockingAPI(t, 4, time.Second)
 	ta.API.bodies.maxBody = 1000
-	ta.API.bodies.budget = newBudget(4000)
-	// 1000 bytes, three lines: 1001 buffered, 1000 + 3×416 for decoding.
+	ta.API.bodies.budget = newBudget(20000)
+	// 1000 bytes, three lines: 1001 buffered, 12×1000 + 3×1200 for
+	// decoding and applying (ingest.DecodeCost).
 	body := "#" + strings.Repeat("x", 994) + "\nm 1\n"
 	codes := make(chan int, 1)
 	go func() { codes <- ta.do(http.MethodPut, "/metrics/job/a", strings.NewReader(body)).Code }()
@@ -104,17 +105,17 @@ func TestBodyOverMemoryBudget(t *testing.T) {
 	case code := <-codes:
 		t.Fatalf("the first push was answered %d instead of entering the ingester", code)
 	}
-	require.Equal(t, int64(3249), ta.bodies.budget.inUse())
+	require.Equal(t, int64(16601), ta.bodies.budget.inUse())
 
 	w := ta.do(http.MethodPut, "/metrics/job/b", strings.NewReader(body))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 	require.Equal(t, "1", w.Header().Get("Retry-After"))
-	require.Contains(t, w.Body.String(), "push refused: the push bodies being read and decoded hold the memory budget of 4000 bytes")
+	require.Contains(t, w.Body.String(), "push refused: the push bodies being read and decoded hold the memory budget of 20000 bytes")
 	require.Contains(t, w.Body.String(), "raise --push.memory-budget-bytes, or retry later")
 	require.Equal(t, []string{ingest.ReasonMemoryBudget}, ta.ing.refusedReasons())
 
 	r := ta.do(http.MethodGet, "/-/ready", nil)
-	require.Equal(t, http.StatusOK, r.Code, "3249 of 4000 is not nine tenths")
+	require.Equal(t, http.StatusOK, r.Code, "16601 of 20000 is not nine tenths")
 
 	ta.unblock()
 	require.Equal(t, http.StatusOK, <-codes)
@@ -150,4 +151,27 @@ func TestBudgetBytes(t *testing.T) {
 			require.Equal(t, tt.want, tt.cfg.budgetBytes(tt.limit))
 		})
 	}
+}
+
+// A push another peer forwards is charged to the same budget as an HTTP
+// push, answered 503 with Retry-After over it, counted, and given back on
+// release.
+func TestBudgetChargesForwardedPushes(t *testing.T) {
+	ing := &fakeIngester{}
+	body := []byte("#" + strings.Repeat("x", 994) + "\nm 1\n") // as TestBodyOverMemoryBudget
+	cost := int64(len(body)) + ingest.DecodeCostOf(body, "")
+	b := NewBudget(Config{MemoryBudget: cost + cost/2, MaxBodyBytes: 1000}, ing)
+	release, err := b.ChargeForwarded(body, "")
+	require.NoError(t, err)
+	require.Equal(t, cost, b.b.inUse())
+
+	_, err = b.ChargeForwarded(body, "")
+	code, retry := Answer(err)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Equal(t, 1, retry)
+	require.ErrorContains(t, err, "raise --push.memory-budget-bytes")
+	require.Equal(t, []string{ingest.ReasonMemoryBudget}, ing.refusedReasons())
+
+	release()
+	require.Zero(t, b.b.inUse())
 }

@@ -2,10 +2,43 @@ package api
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/pushring/pushring/ingest"
 )
+
+// Budget is a peer's push memory budget, shared by the pushes that arrive
+// over HTTP (the API reads and decodes their bodies under it) and the ones
+// other peers forward to this one (ChargeForwarded, called by the
+// cluster's peer server). Create one with NewBudget and hand it to New
+// (Deps.Budget) and to the cluster.
+type Budget struct {
+	b       *budget
+	refused func(reason string)
+}
+
+// NewBudget returns the budget cfg sets (--push.memory-budget-bytes, or a
+// quarter of the Go memory limit); ing counts the forwarded pushes it
+// refuses, as the API counts its own.
+func NewBudget(cfg Config, ing Ingester) *Budget {
+	return &Budget{b: newBudget(cfg.budgetBytes(debug.SetMemoryLimit(-1))), refused: ing.CountRefused}
+}
+
+// ChargeForwarded charges a push another peer forwarded, whose
+// decompressed body is body, as an HTTP push is charged: its bytes and
+// what decoding and applying them will take (ingest.DecodeCostOf). The
+// caller calls release once the push is applied or refused. Over the
+// budget it returns the error the push is answered with (503 with
+// Retry-After, naming the flag).
+func (b *Budget) ChargeForwarded(body []byte, contentType string) (release func(), err error) {
+	c := b.b.charge()
+	if err := c.take(int64(len(body)) + ingest.DecodeCostOf(body, contentType)); err != nil {
+		b.refused(ingest.ReasonMemoryBudget)
+		return nil, err
+	}
+	return c.release, nil
+}
 
 // budget is the one memory budget of the pushes being read and decoded
 // (shared/DESIGN.md decision 16): a body is charged for its buffer while

@@ -280,7 +280,7 @@ func newTestAPIExact(t *testing.T, cfg Config) *testAPI {
 	ta.own.MustRegister(g)
 	a, err := New(cfg, Deps{
 		Pusher: ta.ing, Ingester: ta.ing, Store: ta.st, Cluster: ta.cl,
-		Admission: NewAdmission(cfg.MaxInflight, cfg.MaxQueueWait), Own: ta.own,
+		Admission: NewAdmission(cfg.MaxInflight, cfg.MaxQueueWait), Budget: NewBudget(cfg, ta.ing), Own: ta.own,
 	}, promslog.NewNopLogger(), ta.reg)
 	require.NoError(t, err)
 	ta.API = a

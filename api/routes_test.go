@@ -94,7 +94,7 @@ func TestTelemetryPath(t *testing.T) {
 
 func TestConflictingTelemetryPathIsAnError(t *testing.T) {
 	ta := newTestAPI(t, Config{})
-	_, err := New(Config{TelemetryPath: "/-/healthy", MaxInflight: 1}, Deps{Pusher: ta.ing, Ingester: ta.ing, Store: ta.st, Cluster: ta.cl, Admission: NewAdmission(1, 0), Own: ta.own}, ta.logger, prometheus.NewRegistry())
+	_, err := New(Config{TelemetryPath: "/-/healthy", MaxInflight: 1}, Deps{Pusher: ta.ing, Ingester: ta.ing, Store: ta.st, Cluster: ta.cl, Admission: NewAdmission(1, 0), Budget: NewBudget(Config{}, ta.ing), Own: ta.own}, ta.logger, prometheus.NewRegistry())
 	require.ErrorContains(t, err, "web.telemetry-path")
 }
 

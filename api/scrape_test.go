@@ -139,7 +139,7 @@ func TestScrapeErrors(t *testing.T) {
 			return nil, errors.New("collector broke")
 		})
 		ta := newTestAPI(t, Config{})
-		a, err := New(Config{TelemetryPath: "/metrics", MaxInflight: 1}, Deps{Pusher: ta.ing, Ingester: ta.ing, Store: ta.st, Cluster: ta.cl, Admission: NewAdmission(1, 0), Own: bad}, promslog.NewNopLogger(), prometheus.NewRegistry())
+		a, err := New(Config{TelemetryPath: "/metrics", MaxInflight: 1}, Deps{Pusher: ta.ing, Ingester: ta.ing, Store: ta.st, Cluster: ta.cl, Admission: NewAdmission(1, 0), Budget: NewBudget(Config{}, ta.ing), Own: bad}, promslog.NewNopLogger(), prometheus.NewRegistry())
 		require.NoError(t, err)
 		ta.API = a
 		w := ta.do(http.MethodGet, "/metrics", nil)

@@ -67,12 +67,20 @@ type Admission interface {
 	Release()
 }
 
+// Budget charges a push forwarded to this peer to the memory budget HTTP
+// pushes are charged to, before it takes a slot; release gives it back once
+// the push is applied or refused. An error is the push's answer.
+type Budget interface {
+	ChargeForwarded(body []byte, contentType string) (release func(), err error)
+}
+
 // Deps are the components the cluster works with; the binary hands it the
 // concrete ones.
 type Deps struct {
 	Ingester  Ingester
 	Store     Store
 	Admission Admission
+	Budget    Budget
 	// Answer maps an error of a push to the HTTP status and Retry-After
 	// seconds (0: none) the pusher gets: the owner of a forwarded push
 	// answers as it would over HTTP, for the peer that took the push to
@@ -103,12 +111,15 @@ type Cluster struct {
 	ing     Ingester
 	st      Store
 	admit   Admission
+	budget  Budget
 	answer  func(error) (int, int)
 	logger  *slog.Logger
 	metrics *metrics
 	members *shard.Membership
 	ring    *shard.Ring // the members' placement; tests set their own
 	conns   *conns
+	tls     *peerTLS // nil without --cluster.tls-config
+	checks  *receiveChecks
 	// breakers pass over an owner that keeps failing, and bound the calls
 	// in flight to each.
 	breakers *breakers
@@ -144,20 +155,24 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Cluster{
-		cfg: cfg, ing: deps.Ingester, st: deps.Store, admit: deps.Admission, answer: deps.Answer,
+		cfg: cfg, ing: deps.Ingester, st: deps.Store, admit: deps.Admission, budget: deps.Budget, answer: deps.Answer,
 		logger: logger, metrics: newMetrics(reg), breakers: newBreakers(cfg.MaxInflight / 2), live: newLiveness(),
-		poke: make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),
+		checks: newReceiveChecks(cfg.Received, reg),
+		poke:   make(chan struct{}, 1), sweep: handOffSweep, closed: make(chan struct{}),
 	}
-	c.conns = newConns(c.watch)
-	mcfg := cfg.Membership
+	if err := c.setUpPeerPlane(); err != nil {
+		return nil, err
+	}
+	c.conns = newConns(c.watch, c.dialOptions)
+	mcfg := c.cfg.Membership
 	if cfg.clustered() {
-		l, err := net.Listen("tcp", mcfg.GRPCListenAddress)
+		l, err := net.Listen("tcp", c.grpcListenAddress())
 		if err != nil {
 			return nil, fmt.Errorf("listen on --cluster.grpc-listen-address %s: %w", mcfg.GRPCListenAddress, err)
 		}
 		c.grpcLis = l
 		mcfg.GRPCListenAddress = l.Addr().String() // the bound port, for :0
-		c.server = grpc.NewServer(peerpb.ServerOptions()...)
+		c.server = grpc.NewServer(c.serverOptions()...)
 		peerpb.RegisterPeerServer(c.server, &server{c: c})
 	}
 	m, err := shard.New(mcfg, deps.HTTPAddr, logger, reg)

@@ -77,6 +77,9 @@ type Config struct {
 	// FanoutTimeout bounds the calls to other peers behind the cluster
 	// views and the cluster-wide wipe.
 	FanoutTimeout time.Duration
+	// TLSConfigFile is --cluster.tls-config: mutual TLS for the peer gRPC
+	// and gossip (tls.go).
+	TLSConfigFile string
 	// ReplicationFactor is how many peers hold each group (its owners);
 	// never more than the live members.
 	ReplicationFactor int
@@ -100,6 +103,8 @@ type Config struct {
 	// at most half of it (0: unbounded), so a stuck owner cannot take every
 	// slot of the peers that forward to it.
 	MaxInflight int
+	// Received bounds what other peers send (validate.go): the push limits.
+	Received ReceiveLimits
 }
 
 // DefaultConfig returns the defaults RegisterFlags registers.
@@ -135,6 +140,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Deadline of the copy of a pushed group to each of its other owners. A copy that does not get through in time does not fail the push: the group is counted as under-replicated and repaired.")
 	fs.DurationVar(&c.TombstoneTTL, flagTombstoneTTL, d.TombstoneTTL,
 		"How long a peer remembers a delete, so that an older copy of the group (a peer or persistence file that returns, a late hand-off) does not bring it back. At most --store.max-groups deletes are remembered.")
+	c.registerSecurityFlags(fs)
 }
 
 // Validate checks the configuration.
@@ -146,7 +152,7 @@ func (c *Config) Validate() error {
 		flagcheck.Duration{Flag: flagFanoutTimeout, Value: c.FanoutTimeout},
 		flagcheck.Duration{Flag: flagReplicaTimeout, Value: c.ReplicationTimeout},
 		flagcheck.Duration{Flag: flagTombstoneTTL, Value: c.TombstoneTTL},
-	)}
+	), c.validateSecurity()}
 	if c.ReplicationFactor < 1 || c.ReplicationFactor > maxReplicationFactor {
 		errs = append(errs, fmt.Errorf("--%s must be between 1 and %d, got %d", flagRF, maxReplicationFactor, c.ReplicationFactor))
 	}

@@ -20,6 +20,7 @@ import (
 // connection has a watcher goroutine (see liveness.go), which ends when
 // the connection is closed; close waits for every watcher.
 type conns struct {
+	dial    func(addr string) []grpc.DialOption
 	watcher watcher // nil: no watchers
 
 	ctx      context.Context
@@ -35,9 +36,11 @@ type conns struct {
 type watcher func(ctx context.Context, addr string, client peerpb.PeerClient,
 	state func() connectivity.State, changed func(context.Context, connectivity.State) bool, connect func())
 
-func newConns(w watcher) *conns {
+// newConns makes the connections with the dial options dial gives an
+// address, and watches each with w.
+func newConns(w watcher, dial func(addr string) []grpc.DialOption) *conns {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conns{watcher: w, ctx: ctx, cancel: cancel, byAddr: map[string]*grpc.ClientConn{}}
+	return &conns{watcher: w, dial: dial, ctx: ctx, cancel: cancel, byAddr: map[string]*grpc.ClientConn{}}
 }
 
 // errNoAddress says a peer's metadata did not give its gRPC address.
@@ -56,7 +59,7 @@ func (p *conns) client(addr string) (peerpb.PeerClient, error) {
 	cc := p.byAddr[addr]
 	if cc == nil {
 		var err error
-		cc, err = grpc.NewClient("passthrough:///"+addr, peerpb.DialOptions()...)
+		cc, err = grpc.NewClient("passthrough:///"+addr, p.dial(addr)...)
 		if err != nil {
 			return nil, fmt.Errorf("peer %s: %w", addr, err)
 		}

@@ -122,7 +122,7 @@ func newTwoPeers(t *testing.T, icfg ingest.Config, addr string) *twoPeers {
 	cfg.Membership.PeerName = "peer-0"
 	cfg.ForwardTimeout = 2 * time.Second
 	cfg.DrainTimeout = 500 * time.Millisecond
-	c, err := New(cfg, Deps{Ingester: ing, Store: st, Admission: freeAdmission{}, Answer: answer, HTTPAddr: "127.0.0.1:9091"}, nil, prometheus.NewRegistry())
+	c, err := New(cfg, Deps{Ingester: ing, Store: st, Admission: freeAdmission{}, Budget: freeBudget{}, Answer: answer, HTTPAddr: "127.0.0.1:9091"}, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	p, err := shard.NewPlacement([]shard.Member{{ID: "peer-0"}, {ID: "peer-1", GRPCAddr: addr}})
 	require.NoError(t, err)

@@ -27,6 +27,11 @@ type server struct {
 // HTTP, so the forwarding peer relays the same status and body.
 func (s *server) Push(ctx context.Context, req *peerpb.PushRequest) (*peerpb.PushResponse, error) {
 	c := s.c
+	release, err := c.budget.ChargeForwarded(req.GetBody(), req.GetContentType())
+	if err != nil {
+		return c.pushResponse(err), nil
+	}
+	defer release()
 	if err := c.admit.Acquire(ctx); err != nil {
 		c.ing.CountOverloaded()
 		return c.pushResponse(err), nil
@@ -95,7 +100,7 @@ func (s *server) HandOff(_ context.Context, req *peerpb.HandOffRequest) (*peerpb
 
 // receive stores one handed-over group or tombstone, or returns why not.
 func (c *Cluster) receive(g *peerpb.Group) (string, error) {
-	gs, err := groupFromPB(g)
+	gs, err := c.checkReceived(g)
 	if err != nil {
 		return rejectInvalid, err
 	}

@@ -52,6 +52,16 @@ var errOverloaded = errors.Join(ingest.ErrOverloaded)
 
 type freeAdmission struct{}
 
+// freeBudget charges nothing; refusingBudget refuses every push, as a peer
+// whose push memory budget is full does.
+type freeBudget struct{}
+
+func (freeBudget) ChargeForwarded([]byte, string) (func(), error) { return func() {}, nil }
+
+type refusingBudget struct{}
+
+func (refusingBudget) ChargeForwarded([]byte, string) (func(), error) { return nil, errOverloaded }
+
 func (freeAdmission) Acquire(context.Context) error { return nil }
 func (freeAdmission) Release()                      {}
 
@@ -75,7 +85,7 @@ func lonePeer(t *testing.T, ing Ingester, adm Admission, cfg Config) (*Cluster, 
 	st, err := store.New(store.Config{TombstoneTTL: time.Hour}, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	cfg.Membership.PeerName = "peer-0"
-	c, err := New(cfg, Deps{Ingester: ing, Store: st, Admission: adm, Answer: answer, HTTPAddr: "127.0.0.1:9091"}, nil, prometheus.NewRegistry())
+	c, err := New(cfg, Deps{Ingester: ing, Store: st, Admission: adm, Budget: freeBudget{}, Answer: answer, HTTPAddr: "127.0.0.1:9091"}, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c, st
@@ -121,6 +131,25 @@ func TestServerPushOverloaded(t *testing.T) {
 	require.Equal(t, uint32(1), resp.GetRetryAfterSeconds())
 	require.Equal(t, 1, ing.overloaded, "counted under the ingester's overload reason")
 	require.Empty(t, ing.applied, "refused before it was applied")
+}
+
+// A forwarded push over the owner's push memory budget gets 503 with
+// Retry-After before it takes a slot or is applied.
+func TestServerPushOverBudget(t *testing.T) {
+	ing := &fakeIngester{}
+	st, err := store.New(store.Config{}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	cfg := testConfig()
+	cfg.Membership.PeerName = "peer-0"
+	c, err := New(cfg, Deps{Ingester: ing, Store: st, Admission: refusingAdmission{}, Budget: refusingBudget{}, Answer: answer, HTTPAddr: "127.0.0.1:9091"}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	resp, err := (&server{c: c}).Push(context.Background(), &peerpb.PushRequest{Method: http.MethodPut, Path: "/job/x", Body: []byte("m 1\n")})
+	require.NoError(t, err)
+	require.Equal(t, int32(http.StatusServiceUnavailable), resp.GetStatusCode())
+	require.Equal(t, uint32(1), resp.GetRetryAfterSeconds())
+	require.Zero(t, ing.overloaded, "refused by the budget, before admission")
+	require.Empty(t, ing.applied)
 }
 
 func TestServerHandOff(t *testing.T) {

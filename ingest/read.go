@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -58,27 +57,6 @@ func (b *Body) Bytes() ([]byte, error) {
 		return nil, b.err
 	}
 	return b.buf[b.off:], nil
-}
-
-// Heap that decoding takes, from BenchmarkDecodeCost: a decoded series
-// holds about 410 bytes besides its label values, and its label values
-// about once more their size. A text series is a line; a protobuf body is
-// charged as if its every 34 bytes were a series (a gauge with two short
-// labels), about 12 bytes of heap per body byte.
-const (
-	decodedSeriesBytes = 416
-	protoBytesPerByte  = 12
-)
-
-// DecodeCost estimates, from above, the heap that decoding b as
-// contentType will take: what a budget should be charged for it on top of
-// b's own buffer, before the push is admitted.
-func DecodeCost(b *Body, contentType string) int64 {
-	if isDelimitedProto(contentType) {
-		return protoBytesPerByte * int64(len(b.buf))
-	}
-	lines := int64(bytes.Count(b.buf, []byte{'\n'})) + 1
-	return int64(len(b.buf)) + decodedSeriesBytes*lines
 }
 
 // Content-Encodings a push may carry (case-insensitive). "identity" and no

@@ -56,6 +56,8 @@ type peerOpts struct {
 	lookup   func(context.Context, string) ([]string, error)
 	listen   string        // gossip address; default 127.0.0.1:0
 	join     time.Duration // --cluster.join-timeout; default 300 ms
+	keyFile  string        // --cluster.gossip-key-file
+	tls      *TransportTLS // gossip over TLS
 	joining  bool          // stays joining: Serve is not called
 }
 
@@ -73,6 +75,7 @@ func startPeer(t *testing.T, name string, o peerOpts) *testPeer {
 	cfg.SettleTimeout = 200 * time.Millisecond
 	cfg.LeaveTimeout = 2 * time.Second
 	cfg.tune = fastGossip
+	cfg.GossipKeyFile, cfg.TLS = o.keyFile, o.tls
 	p := &testPeer{name: name, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	m, err := New(cfg, fmt.Sprintf("0.0.0.0:%d", o.grpcPort+1), testLogger(t, name), p.reg)
 	require.NoError(t, err)

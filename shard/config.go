@@ -143,6 +143,13 @@ type Config struct {
 	// confirm the suspicion; memberlist's SuspicionMaxTimeoutMult.
 	SuspicionMaxTimeoutMult int
 
+	// GossipKeyFile is the file of gossip encryption keys (keyring.go);
+	// empty gossips in plaintext.
+	GossipKeyFile string
+	// TLS, when set, carries gossip over TLS (tls_transport.go) instead of
+	// memberlist's TCP and UDP. Set by the cluster from --cluster.tls-config.
+	TLS *TransportTLS
+
 	// tune adjusts the memberlist configuration after everything above is
 	// applied. Tests shorten memberlist's timings further with it.
 	tune func(*memberlist.Config)
@@ -202,6 +209,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.JoinTimeout, flagJoinTimeout, d.JoinTimeout,
 		"How long a starting peer keeps resolving and joining its seed peers, with backoff, before it serves as a cluster of one. It is not ready meanwhile, unless its seeds resolve to no address but its own (the first peer). 0 tries once.")
 	c.registerTimingFlags(fs, d)
+	c.registerSecurityFlags(fs, d)
 }
 
 // registerTimingFlags registers memberlist's failure detection and gossip
@@ -247,12 +255,13 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateTimings()...)
 	if c.ListenAddress == "" {
-		if c.AdvertiseAddress != "" || len(c.Peers) > 0 {
-			add("--%s and --%s need --%s", flagAdvertiseAddress, flagPeer, flagListenAddress)
+		if c.AdvertiseAddress != "" || len(c.Peers) > 0 || c.GossipKeyFile != "" {
+			add("--%s, --%s and --%s need --%s", flagAdvertiseAddress, flagPeer, flagGossipKeyFile, flagListenAddress)
 		}
 		return errors.Join(errs...)
 	}
 	errs = append(errs, c.validateGossip()...)
+	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }
 

@@ -52,6 +52,13 @@
 // that share the network. On shutdown it broadcasts a leave, so the other
 // peers drop it at once instead of after failed probes, then stops.
 //
+// With --cluster.gossip-key-file, memberlist encrypts every packet and
+// stream with the keyring of that file and drops what is not encrypted
+// with one of its keys (keyring.go); with --cluster.tls-config, gossip
+// runs over mutual TLS connections on the gossip TCP port instead of
+// plain TCP and UDP (tls_transport.go). Either keeps a node that cannot
+// prove itself out of the member list, and so out of every placement.
+//
 // Settled reports when the member list has been stable for
 // --cluster.settle-timeout after joining, for the readiness probe. With no
 // --cluster.listen-address, Membership is a single peer that owns

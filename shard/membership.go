@@ -66,7 +66,8 @@ type Membership struct {
 	self     atomic.Pointer[Member]
 	meta     metaDelegate
 	events   *eventDelegate
-	poke     chan struct{} // capacity 1; see eventDelegate
+	poke     chan struct{}       // capacity 1; see eventDelegate
+	keyring  *memberlist.Keyring // nil without --cluster.gossip-key-file
 
 	// startedAt is when New ran; peers advertise it as when they joined.
 	startedAt time.Time
@@ -116,6 +117,11 @@ func New(cfg Config, httpAddr string, logger *slog.Logger, reg prometheus.Regist
 	}
 	m.startedAt = m.now()
 	m.serving.Store(cfg.ListenAddress == "") // a single peer has no one to take state from
+	kr, err := newKeyring(cfg.GossipKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	m.keyring = kr
 	self := m.memberAt(advertiseHost(cfg))
 	if err := m.setSelf(self); err != nil {
 		return nil, err
@@ -202,8 +208,15 @@ func (m *Membership) start() error {
 		m.markJoined()
 		return nil
 	}
-	ml, err := memberlist.Create(m.memberlistConfig())
+	mc := m.memberlistConfig()
+	if err := m.secure(mc); err != nil {
+		return err
+	}
+	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if mc.Transport != nil {
+			_ = mc.Transport.Shutdown() // the error that matters is err
+		}
 		return fmt.Errorf("start gossip on %s: %w", m.cfg.ListenAddress, err)
 	}
 	if advertiseHost(m.cfg) == "" {

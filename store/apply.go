@@ -150,6 +150,10 @@ func (s *Store) commit(c *change) *group {
 	for _, b := range c.news {
 		s.setFamily(g, b.fam)
 	}
+	g.list = make([]*family, 0, len(g.families))
+	for _, sl := range g.families {
+		g.list = append(g.list, sl.fam)
+	}
 	return g
 }
 

@@ -88,7 +88,11 @@ func benchTextSize(b *testing.B, p Push) int64 {
 var benchT = time.Unix(1_700_000_000, 0)
 
 func newBenchStore(b *testing.B, groups int) *Store {
-	s, err := New(Config{}, nil, nil)
+	return newBenchStoreConfig(b, Config{}, groups)
+}
+
+func newBenchStoreConfig(b *testing.B, cfg Config, groups int) *Store {
+	s, err := New(cfg, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -285,7 +289,7 @@ func BenchmarkRenderProtobuf(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, f := range fams {
-			if _, err := f.protobuf(false); err != nil {
+			if _, err := f.protobuf(nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -434,4 +438,47 @@ func BenchmarkHeapAtSeriesLimit(b *testing.B) {
 	b.ReportMetric(perSeries, "B/series")
 	b.ReportMetric(float64(stored), "series")
 	b.ReportMetric(float64(refused), "refused")
+}
+
+// BenchmarkScrapeHeap400k scrapes a store of 10,000 edge-node groups
+// (420k series) in each format, from a store never scraped before, with
+// the render cache unbounded, at 16 MiB (smaller than the renderings) and
+// at its default, and reports what a scrape costs in memory: the heap it
+// leaves behind (retained-MB: renderings kept on the families), the bytes
+// it allocates on the first scrape and on the one after, and how long
+// the second takes (-benchtime 1x).
+func BenchmarkScrapeHeap400k(b *testing.B) {
+	for _, limit := range []int64{0, 16 << 20, DefaultMaxRenderCacheBytes} {
+		for _, f := range []Format{FormatText, FormatProtoDelim, FormatOpenMetrics} {
+			b.Run(fmt.Sprintf("cache=%dMiB/%s", limit>>20, f), func(b *testing.B) {
+				var retained, first, second float64
+				var secondTime time.Duration
+				for b.Loop() {
+					s := newBenchStoreConfig(b, Config{MaxRenderCacheBytes: limit}, 10_000)
+					before := liveHeap()
+					first = float64(allocatedBy(b, func() error { return s.WriteExposition(io.Discard, f, nil) }))
+					retained = float64(liveHeap() - before)
+					start := time.Now()
+					second = float64(allocatedBy(b, func() error { return s.WriteExposition(io.Discard, f, nil) }))
+					secondTime = time.Since(start)
+					runtime.KeepAlive(s)
+				}
+				b.ReportMetric(retained/(1<<20), "retained-MB")
+				b.ReportMetric(first/(1<<20), "alloc-MB/first")
+				b.ReportMetric(second/(1<<20), "alloc-MB/second")
+				b.ReportMetric(secondTime.Seconds()*1000, "ms/second")
+			})
+		}
+	}
+}
+
+// allocatedBy returns the bytes of heap fn allocates.
+func allocatedBy(b *testing.B, fn func() error) uint64 {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	if err := fn(); err != nil {
+		b.Fatal(err)
+	}
+	runtime.ReadMemStats(&m1)
+	return m1.TotalAlloc - m0.TotalAlloc
 }

@@ -17,10 +17,10 @@ import (
 const ownPrefix = "pushring_"
 
 // Defaults of the per-peer limits. BenchmarkHeapPerSeries measures ~245 B
-// of heap per stored series (~400 B once an OpenMetrics scrape has cached
-// its rendering; a protobuf scrape's cache costs about as much), so
-// DefaultMaxSeries means about 0.5–0.8 GiB of heap: what a peer sized for
-// the design's ~1M series holds with room for a burst. A series is a
+// of heap per stored series, so DefaultMaxSeries means about 0.5 GiB of
+// heap, plus at most DefaultMaxRenderCacheBytes of renderings kept for
+// protobuf and OpenMetrics scrapes: what a peer sized for the design's ~1M
+// series holds with room for a burst. A series is a
 // sample line, as Prometheus counts them.
 // DefaultMaxGroups allows 200k edge nodes of ~10 series each; every group
 // also carries its two push-time gauges, which count as series.
@@ -68,6 +68,12 @@ type Config struct {
 	// out; past this bound a refused push for a new group records no
 	// failure time. 0 is unlimited.
 	MaxFailureGroups int
+	// MaxRenderCacheBytes bounds the protobuf and OpenMetrics renderings
+	// that scrapes keep on stored families so that the next scrape in that
+	// format only copies them (renderCache). A scrape past it renders the
+	// rest for itself and keeps nothing, so the memory a scrape adds is
+	// bounded whatever the store's size. 0 is unlimited.
+	MaxRenderCacheBytes int64
 
 	// Clock tells Restore what time it is, so that a restored group whose
 	// TTL deadline has passed is not inserted, and stamps group versions.
@@ -90,8 +96,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"Most bytes of sample lines (as in the text exposition, label names and values included) this peer stores; unlike --store.max-series it bounds series with long label values. A push that would grow the store past it is refused whole with 429. 0: unlimited.")
 	fs.IntVar(&c.MaxFailureGroups, "store.max-failure-groups", DefaultMaxFailureGroups,
 		"Most failure-only groups (groups that exist only because pushes to them were refused) this peer stores. They do not count against --store.max-groups; past this limit a refused push for a new group records no failure time. 0: unlimited.")
+	fs.Int64Var(&c.MaxRenderCacheBytes, "store.max-render-cache-bytes", DefaultMaxRenderCacheBytes,
+		"Most bytes of protobuf and OpenMetrics renderings that scrapes keep on stored families for the next scrape in that format. Past it a scrape renders the rest afresh and keeps nothing, so scrapes add bounded memory whatever the store's size, at the cost of CPU per scrape. 0: unlimited.")
 	fs.IntVar(&c.MaxSeries, "store.max-series", DefaultMaxSeries,
-		"Most series (sample lines, as Prometheus counts them) this peer stores, push-time gauges included (~245 B of heap each, more once scraped as protobuf or OpenMetrics). A push that would grow the store past it is refused whole with 429; pushes that replace as many series as they add still succeed. 0: unlimited.")
+		"Most series (sample lines, as Prometheus counts them) this peer stores, push-time gauges included (~245 B of heap each; renderings kept for protobuf and OpenMetrics scrapes come on top, bounded by --store.max-render-cache-bytes). A push that would grow the store past it is refused whole with 429; pushes that replace as many series as they add still succeed. 0: unlimited.")
 }
 
 // Validate checks the configuration.
@@ -105,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFailureGroups < 0 {
 		errs = append(errs, fmt.Errorf("--store.max-failure-groups must not be negative, got %d", c.MaxFailureGroups))
+	}
+	if c.MaxRenderCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("--store.max-render-cache-bytes must not be negative, got %d", c.MaxRenderCacheBytes))
 	}
 	if c.MaxSeries < 0 {
 		errs = append(errs, fmt.Errorf("--store.max-series must not be negative, got %d", c.MaxSeries))

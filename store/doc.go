@@ -20,8 +20,9 @@
 //
 // The protobuf `metric` fields are not encoded at push time: most stores
 // are scraped as text only. The first protobuf scrape of a family value
-// renders them from its text lines and keeps them on the value
-// (protobuf.go). That needs the text to carry every field exactly, which a
+// renders them from its text lines and keeps them on the value while the
+// store's render cache (Config.MaxRenderCacheBytes) has room
+// (protobuf.go, render_cache.go). That needs the text to carry every field exactly, which a
 // push checks (textExact): a family with a metric it does not (unset
 // values, -0, NaN payloads such as stale markers, counts above 2^53,
 // exemplars, created timestamps, float or native histograms, unknown
@@ -87,8 +88,10 @@
 // repeated fields of concatenated messages, so the result is one merged
 // family per name. Protobuf fields (of families that did not keep them from
 // the push) and OpenMetrics bodies are rendered on the first scrape of a
-// family value in that format and cached on it. A scrape never re-encodes
-// a group that did not change.
+// family value in that format and kept on it while the render cache has
+// room; past that bound a scrape renders the rest for itself, into a
+// buffer it reuses, and keeps nothing, so what a scrape adds to the heap
+// does not grow with the store.
 //
 // # Snapshots and persistence
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
@@ -325,6 +326,17 @@ func (fw *fileWriter) snapshot(g GroupSnapshot) error {
 	}
 	fw.fams = fams
 	return fw.entry(g.Key, g.Version, g.Deadline, fams, len(g.Families))
+}
+
+// entry writes one map entry: the encoded key and a fileGroup whose Metrics
+// are fams, nFams entries already encoded.
+func (fw *fileWriter) entry(key GroupKey, version uint64, deadline time.Time, fams []byte, nFams int) error {
+	b, err := appendEntry(fw.buf[:0], key, version, deadline, fams, nFams)
+	fw.buf = b
+	if err != nil {
+		return err
+	}
+	return fw.writeEntries(b, 1)
 }
 
 // KeyJob is k.job, for the tests of the store package's callers.

@@ -174,6 +174,7 @@ type encoder struct {
 	// omDemoted.
 	exposed map[string]bool
 	hdr     []byte // scratch for headers
+	scratch renderScratch
 	size    []byte // scratch for a message length
 }
 
@@ -264,7 +265,7 @@ func (e *encoder) omFamily(fams []*family) error {
 		return err
 	}
 	for _, f := range fams {
-		body, err := f.openMetrics()
+		body, err := f.openMetrics(&e.store.cache)
 		if err != nil {
 			return err
 		}
@@ -284,7 +285,7 @@ func (e *encoder) omFamily(fams []*family) error {
 func (e *encoder) protoFamily(hdr []byte, fams []*family) error {
 	n := len(hdr)
 	for _, f := range fams {
-		pb, err := f.protobuf(true)
+		pb, err := f.protobufScratch(&e.store.cache, &e.scratch)
 		if err != nil {
 			return err
 		}
@@ -299,7 +300,7 @@ func (e *encoder) protoFamily(hdr []byte, fams []*family) error {
 		return err
 	}
 	for _, f := range fams {
-		pb, err := f.protobuf(true)
+		pb, err := f.protobufScratch(&e.store.cache, &e.scratch)
 		if err != nil {
 			return err
 		}

@@ -12,8 +12,13 @@ import (
 type group struct {
 	key      GroupKey
 	families map[string]*slot // by family name
-	series   int              // sample lines of its families (family.samples)
-	version  uint64
+	// list holds the family values of families, in no particular order.
+	// Every commit replaces it and nothing changes it, so a persistence
+	// write copies it out under the lock with one read of the group
+	// instead of walking the map.
+	list    []*family
+	series  int // sample lines of its families (family.samples)
+	version uint64
 	// replaced is the version of the last write that set the group's
 	// pushed families as a whole (a PUT, Restore, a received hand-off); 0
 	// if none did. A hand-off copy older than it has nothing to add.
@@ -201,6 +206,9 @@ func (s *Store) setFamily(g *group, f *family) {
 		s.nSeries += f.samples - sl.fam.samples
 		s.nBytes += int64(len(f.data) - len(sl.fam.data))
 		g.series += f.samples - sl.fam.samples
+		if sl.fam != f {
+			s.cache.release(sl.fam)
+		}
 		sl.fam = f
 		e.typ = f.typ
 		return
@@ -235,6 +243,7 @@ func (s *Store) dropFamily(g *group, name string) {
 		return
 	}
 	s.forgetSeries(g, sl.fam)
+	s.cache.release(sl.fam)
 	delete(g.families, name)
 	s.nFamilies--
 	sl.dead = true

@@ -172,7 +172,6 @@ type fileWriter struct {
 	buf     []byte // one entry
 	fams    []byte // the families of the entry being built
 	pb      []byte // one family's protobuf
-	text    textScratch
 	hdr     fileHeader
 	// lenAt is the file offset of the value's 9-byte message length; the
 	// 9-byte entry count follows the type id and the field delta.
@@ -196,11 +195,18 @@ func newFileWriter(f *os.File) (*fileWriter, error) {
 	return fw, err
 }
 
-// entry writes one map entry: the encoded key and a fileGroup whose Metrics
-// are fams, nFams entries already encoded.
-func (fw *fileWriter) entry(key GroupKey, version uint64, deadline time.Time, fams []byte, nFams int) error {
-	b := appendGobString(fw.buf[:0], key.String())
-	s := newGobStruct(b)
+// writeEntries writes n map entries already encoded in b.
+func (fw *fileWriter) writeEntries(b []byte, n uint64) error {
+	fw.entries += n
+	fw.size += uint64(len(b))
+	_, err := fw.w.Write(b)
+	return err
+}
+
+// appendEntry appends one map entry to b: the encoded key and a fileGroup
+// whose Metrics are fams, nFams entries already encoded.
+func appendEntry(b []byte, key GroupKey, version uint64, deadline time.Time, fams []byte, nFams int) ([]byte, error) {
+	s := newGobStruct(appendGobString(b, key.String()))
 	if enc := key.String(); enc != "" {
 		s.field(fgLabels)
 		n := strings.Count(enc, sep) + 1 // name sep value (sep name sep value)...
@@ -222,14 +228,10 @@ func (fw *fileWriter) entry(key GroupKey, version uint64, deadline time.Time, fa
 		s.field(fgDeadline)
 		var err error
 		if s.b, err = appendGobTime(s.b, deadline); err != nil {
-			return fmt.Errorf("%w: group %q: deadline: %w", ErrInvalidGroup, key.String(), err)
+			return b, fmt.Errorf("%w: group %q: deadline: %w", ErrInvalidGroup, key.String(), err)
 		}
 	}
-	fw.buf = s.end()
-	fw.entries++
-	fw.size += uint64(len(fw.buf))
-	_, err := fw.w.Write(fw.buf)
-	return err
+	return s.end(), nil
 }
 
 // appendFamily appends one entry of a group's Metrics map to b: the family
@@ -321,8 +323,8 @@ func (f *family) appendFileProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 	}
 	b = protowire.AppendTag(b, 3, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(f.typ))
-	if p := f.pb.Load(); p != nil {
-		b = append(b, *p...)
+	if p := f.kept(); p != nil {
+		b = append(b, p...)
 	} else if f.series() > 0 {
 		var err error
 		if b, err = f.renderProtobuf(b, sc); err != nil {
@@ -334,79 +336,4 @@ func (f *family) appendFileProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 		b = protowire.AppendString(b, f.unit)
 	}
 	return b, nil
-}
-
-// WriteFile replaces the persistence file at path with the store's groups,
-// as the package-level WriteFile does with a snapshot, but streaming: the
-// lock is held while the references to the (immutable) families of 256
-// groups are copied out, then released while they are encoded and written,
-// and so on. The extra memory is a batch of references, one group's
-// encoding and the write buffer, not a copy of the store. Each group is
-// written as it was at one instant; groups removed meanwhile are left out,
-// groups added may or may not be in the file. A family that does not encode (a bug: the store rendered it) is
-// logged and left out, as in Snapshot.
-func (s *Store) WriteFile(path string) error {
-	return writeFileWith(path, func(fw *fileWriter) error {
-		return s.rangeRefs(func(r groupRef) error { return fw.ref(s, r) })
-	})
-}
-
-// refBatch is how many groups rangeRefs copies out per hold of the lock.
-const refBatch = 256
-
-// rangeRefs calls fn with each group's references, in no particular order,
-// until fn fails. It copies out refBatch groups per hold of the lock and
-// calls fn for them with the lock released, resuming the same iteration of
-// the map afterwards: the map is only touched under the lock, and Go's map
-// iteration allows changes between steps (a group removed before it is
-// reached is not visited, one added may or may not be). Nothing grows with
-// the store: no key list. fn must not keep r.fams, which is reused.
-func (s *Store) rangeRefs(fn func(r groupRef) error) error {
-	refs := make([]groupRef, 0, refBatch)
-	var fams []*family // backing store of every refs[i].fams of a batch
-	flush := func() error {
-		s.mu.Unlock()
-		defer s.mu.Lock()
-		for _, r := range refs {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		refs, fams = refs[:0], fams[:0]
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, g := range s.groups {
-		at := len(fams)
-		for _, sl := range g.families {
-			fams = append(fams, sl.fam)
-		}
-		refs = append(refs, groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: fams[at:len(fams):len(fams)]})
-		if len(refs) == refBatch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
-}
-
-// ref writes one group of the store.
-func (fw *fileWriter) ref(s *Store, r groupRef) error {
-	fams, n := fw.fams[:0], 0
-	for _, f := range r.fams {
-		pb, err := f.appendFileProtobuf(fw.pb[:0], &fw.text)
-		if err != nil {
-			s.logger.Error("persistence: stored family does not encode", "group", formatKey(r.key), "err", err)
-			continue
-		}
-		fw.pb = pb
-		if fams, err = appendFamily(fams, f.name, f.time, pb); err != nil {
-			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, r.key.String(), err)
-		}
-		n++
-	}
-	fw.fams = fams
-	return fw.entry(r.key, r.version, r.deadline, fams, n)
 }

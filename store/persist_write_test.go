@@ -159,3 +159,49 @@ func TestStoreWriteFileDuringChanges(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// A write that fails part-way (here the file is closed under the encoders)
+// stops the copying out, ends every encoder and returns the error.
+func TestStoreWriteGroupsStopsOnFailure(t *testing.T) {
+	st := restoredStore(t, benchGroups(6*refBatch))
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	require.NoError(t, err)
+	fw, err := newFileWriter(f)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	p := startEncoders(fw, 2, st.logger)
+	st.collect(p)
+	require.ErrorIs(t, p.stop(), os.ErrClosed)
+}
+
+// The family list a group keeps for the writer follows every kind of
+// change: a PUT, a POST that adds a family, a POST that replaces one, a
+// PUT that drops the others, a refused push's failure time, a hand-off.
+func TestStoreWriteFileFollowsChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	st := newTestStore(t)
+	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	grouping := map[string]string{"job": "changes"}
+	fams := pushedFamilies()
+	check := func(step string) {
+		t.Helper()
+		require.NoError(t, st.WriteFile(path), step)
+		requireFileHolds(t, path, st.Snapshot())
+	}
+	require.NoError(t, applyFamilies(t, st, grouping, true, at, fams[0], fams[1]))
+	check("put")
+	require.NoError(t, applyFamilies(t, st, grouping, false, at.Add(time.Second), fams[2]))
+	check("post adding a family")
+	require.NoError(t, applyFamilies(t, st, grouping, false, at.Add(2*time.Second), fams[0]))
+	check("post replacing a family")
+	require.NoError(t, applyFamilies(t, st, grouping, true, at.Add(3*time.Second), fams[3]))
+	check("put dropping the others")
+	require.True(t, st.RecordFailure(NewGroupKey(grouping), at.Add(4*time.Second)))
+	require.True(t, st.RecordFailure(NewGroupKey(map[string]string{"job": "failing"}), at.Add(4*time.Second)))
+	check("failure times")
+	other := storedGroup(map[string]string{"job": "handed"}, at, time.Time{}, 1)
+	_, err := st.Receive(other)
+	require.NoError(t, err)
+	check("hand-off")
+	require.Len(t, st.Snapshot(), 3)
+}

@@ -163,12 +163,12 @@ func histogramExact(h *dto.Histogram) bool {
 }
 
 // protobuf returns the concatenated protobuf `metric` fields of f: the
-// ones kept when f was built, else the ones a scrape cached, else it
-// renders them from the text, and keeps them if cache is set. Concurrent
+// ones kept when f was built or by a scrape (kept), else it renders them
+// from the text, and keeps them if c has room (nil: never). Concurrent
 // first calls may both render; they produce the same bytes.
-func (f *family) protobuf(cache bool) ([]byte, error) {
-	if p := f.pb.Load(); p != nil {
-		return *p, nil
+func (f *family) protobuf(c *renderCache) ([]byte, error) {
+	if p := f.kept(); p != nil {
+		return p, nil
 	}
 	if f.series() == 0 {
 		return []byte{}, nil // what proto.Marshal writes for no metrics
@@ -177,13 +177,50 @@ func (f *family) protobuf(cache bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cache {
+	if c != nil {
 		if cap(pb)-len(pb) > len(pb)/8 { // kept for the family's life: trim
 			pb = append(make([]byte, 0, len(pb)), pb...)
 		}
-		f.pb.Store(&pb)
+		c.keep(f, &f.pbKept, pb)
 	}
 	return pb, nil
+}
+
+// protobufScratch is protobuf for a scrape: a rendering that c has no room
+// for is made in sc (returned, grown) instead of a new allocation, so a
+// scrape past the cache's bound allocates nothing per family. The result
+// is valid until the next call with sc.
+func (f *family) protobufScratch(c *renderCache, sc *renderScratch) ([]byte, error) {
+	if p := f.kept(); p != nil {
+		return p, nil
+	}
+	// The protobuf is about as long as the text or shorter.
+	if f.series() == 0 || !c.fits(len(f.data)) {
+		pb, err := f.renderProtobuf(sc.out[:0], &sc.text)
+		if err == nil {
+			sc.out = pb
+		}
+		return pb, err
+	}
+	return f.protobuf(c)
+}
+
+// renderScratch is the scratch space of a scrape's renderings.
+type renderScratch struct {
+	out  []byte
+	text textScratch
+}
+
+// kept returns the protobuf `metric` fields kept on f (eager or by a
+// scrape), or nil.
+func (f *family) kept() []byte {
+	if p := f.pb.Load(); p != nil {
+		return *p
+	}
+	if p := f.pbKept.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // renderProtobuf appends the protobuf fields of f, rendered from its text,

@@ -161,13 +161,14 @@ func requireRoundTrip(t *testing.T, mf *dto.MetricFamily, eager bool) {
 		require.True(t, proto.Equal(wantMF, dec), "%s: decoded %v, want %v", path, dec, wantMF)
 		require.Equal(t, eager, f.pb.Load() != nil, "%s: decode must not cache a rendering", path)
 
-		cached, err := f.protobuf(true)
+		cache := &renderCache{}
+		cached, err := f.protobuf(cache)
 		require.NoError(t, err)
 		require.Equal(t, want, cached, path)
 		if f.series() > 0 { // no metrics: nothing to render or cache
-			require.NotNil(t, f.pb.Load(), "%s: a scrape caches the rendering", path)
+			require.NotNil(t, f.kept(), "%s: a scrape caches the rendering", path)
 		}
-		again, err := f.protobuf(true)
+		again, err := f.protobuf(cache)
 		require.NoError(t, err)
 		require.Equal(t, unsafeData(cached), unsafeData(again), "%s: the second scrape reuses the cached bytes", path)
 	}
@@ -252,7 +253,7 @@ func TestLazyProtobufScrape(t *testing.T) {
 	cachedCount := func() int {
 		n := 0
 		for _, f := range fams() {
-			if f.pb.Load() != nil {
+			if f.kept() != nil {
 				n++
 			}
 		}

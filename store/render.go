@@ -41,12 +41,18 @@ type family struct {
 	// store's series gauge and --store.max-series count these.
 	samples int
 	// pb holds the protobuf encoding of the metrics as `metric` fields of a
-	// MetricFamily message, in the same order. It is set when the family
-	// is built if the text cannot carry every field (eager: see
-	// textExact), else on the first protobuf scrape.
-	pb  atomic.Pointer[[]byte]
-	om  atomic.Pointer[[]byte]
-	typ dto.MetricType
+	// MetricFamily message, in the same order, when the family is built if
+	// the text cannot carry every field (eager: see textExact). Otherwise
+	// a protobuf scrape renders them from the text and keeps them in
+	// pbKept if the store's renderCache has room; om likewise holds the
+	// OpenMetrics sample lines a scrape rendered.
+	pb     atomic.Pointer[[]byte]
+	pbKept atomic.Pointer[[]byte]
+	om     atomic.Pointer[[]byte]
+	// left is set once the family is no longer in the store: a scrape that
+	// still writes it keeps no rendering (renderCache).
+	left atomic.Bool
+	typ  dto.MetricType
 	// hasHelp distinguishes a family without HELP (text push without a HELP
 	// line: no HELP line at all) from an empty HELP (protobuf: "# HELP x ").
 	hasHelp bool
@@ -90,7 +96,7 @@ func (f *family) header() *dto.MetricFamily {
 // decode (persistence writes above all) visit every family, and keeping
 // what they rendered would cost the heap that rendering lazily saves.
 func (f *family) decode() (*dto.MetricFamily, error) {
-	pb, err := f.protobuf(false)
+	pb, err := f.protobuf(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -101,9 +107,10 @@ func (f *family) decode() (*dto.MetricFamily, error) {
 	return mf, nil
 }
 
-// openMetrics returns the OpenMetrics sample lines, rendering them on first
-// use. Concurrent first calls may both render; they produce the same bytes.
-func (f *family) openMetrics() ([]byte, error) {
+// openMetrics returns the OpenMetrics sample lines: the ones a scrape kept,
+// else it renders them and keeps them if c has room. Concurrent first calls
+// may both render; they produce the same bytes.
+func (f *family) openMetrics(c *renderCache) ([]byte, error) {
 	if p := f.om.Load(); p != nil {
 		return *p, nil
 	}
@@ -120,7 +127,7 @@ func (f *family) openMetrics() ([]byte, error) {
 		}
 		body = bytes.Clone(dropFirstLine(buf.Bytes()))
 	}
-	f.om.Store(&body)
+	c.keep(f, &f.om, body)
 	return body, nil
 }
 

@@ -147,7 +147,7 @@ func requireSameBuild(t *testing.T, b *builder, mf *dto.MetricFamily) {
 // was not kept eagerly, without caching it.
 func mustProtobuf(t *testing.T, f *family) []byte {
 	t.Helper()
-	pb, err := f.protobuf(false)
+	pb, err := f.protobuf(nil)
 	require.NoError(t, err)
 	return pb
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Names of the two gauges the gateway keeps in every group.
@@ -39,6 +40,7 @@ type Store struct {
 	changed    chan struct{}
 	expiryWake chan struct{} // buffer 1: a write set the earliest deadline; RunExpiry re-arms
 	builders   sync.Pool     // of *builder
+	cache      renderCache   // renderings scrapes keep on families
 
 	mu     sync.Mutex
 	groups map[GroupKey]*group
@@ -83,6 +85,11 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, er
 		expiryWake: make(chan struct{}, 1),
 	}
 	s.builders.New = func() any { return newBuilder() }
+	s.cache.limit = cfg.MaxRenderCacheBytes
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pushring_store_render_cache_bytes",
+		Help: "Bytes of protobuf and OpenMetrics renderings kept on stored families for the next scrape in that format (bounded by --store.max-render-cache-bytes).",
+	}, func() float64 { return float64(s.cache.bytes()) })
 	s.reset()
 	return s, nil
 }
@@ -146,6 +153,11 @@ func (s *Store) Wipe() int {
 	n := len(s.groups)
 	if n == 0 {
 		return 0
+	}
+	for _, g := range s.groups {
+		for _, f := range g.list {
+			s.cache.release(f)
+		}
 	}
 	s.reset()
 	s.changedLocked()

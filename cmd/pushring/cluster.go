@@ -19,6 +19,10 @@ func (c *config) clusterConfig() cluster.Config {
 	cc.AdminAPI = c.api.EnableAdminAPI
 	cc.PersistenceFile = c.persist.File
 	cc.MaxInflight = c.api.MaxInflight
+	cc.Received = cluster.ReceiveLimits{
+		MaxLabelsPerSeries: c.ingest.MaxLabelsPerSeries, MaxLabelNameLength: c.ingest.MaxLabelNameLength,
+		MaxLabelValueLength: c.ingest.MaxLabelValueLength, MaxMetricNameLength: c.ingest.MaxMetricNameLength,
+	}
 	return cc
 }
 

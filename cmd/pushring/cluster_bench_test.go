@@ -29,9 +29,18 @@ func BenchmarkClusterPush(b *testing.B) {
 }
 
 func benchClusterPushRF(b *testing.B, rf int) {
-	flag := fmt.Sprintf("--cluster.replication-factor=%d", rf)
-	p0 := startInProcPeer(b, "peer-0", nil, flag)
-	peers := []*inProcPeer{p0, startInProcPeer(b, "peer-1", []string{p0.gossip}, flag), startInProcPeer(b, "peer-2", []string{p0.gossip}, flag)}
+	peers, paths := startBenchCluster(b, fmt.Sprintf("--cluster.replication-factor=%d", rf))
+	for _, series := range []int{40, 400} {
+		b.Run(fmt.Sprintf("series=%d", series), func(b *testing.B) { benchClusterPush(b, peers, paths, series) })
+	}
+}
+
+// startBenchCluster starts a 3-peer in-process cluster with the extra
+// flags and returns its peers and the paths of 64 groups peer-1 owns:
+// pushed to peer-1 they are local, pushed to peer-0 they are forwarded.
+func startBenchCluster(b *testing.B, extra ...string) ([]*inProcPeer, []string) {
+	p0 := startInProcPeer(b, "peer-0", nil, extra...)
+	peers := []*inProcPeer{p0, startInProcPeer(b, "peer-1", []string{p0.gossip}, extra...), startInProcPeer(b, "peer-2", []string{p0.gossip}, extra...)}
 	waitConverged(b, peers)
 	var members []shard.Member
 	for _, p := range peers {
@@ -41,8 +50,6 @@ func benchClusterPushRF(b *testing.B, rf int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// 64 groups owned by peer-1: pushed to peer-1 they are local, pushed
-	// to peer-0 they are forwarded.
 	var paths []string
 	for i := 0; len(paths) < 64; i++ {
 		inst := fmt.Sprintf("node-%d", i)
@@ -50,9 +57,7 @@ func benchClusterPushRF(b *testing.B, rf int) {
 			paths = append(paths, "/metrics/job/bench/instance/"+inst)
 		}
 	}
-	for _, series := range []int{40, 400} {
-		b.Run(fmt.Sprintf("series=%d", series), func(b *testing.B) { benchClusterPush(b, peers, paths, series) })
-	}
+	return peers, paths
 }
 
 func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series int) {
@@ -80,6 +85,7 @@ func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series 
 	// serial: one pusher, so ns/op is the latency a pusher sees.
 	serial := func(b *testing.B, via *inProcPeer) {
 		b.ReportAllocs()
+		defer reportCPU(b, processCPU())
 		var took []time.Duration
 		for i := 0; b.Loop(); i++ {
 			start := time.Now()
@@ -96,6 +102,7 @@ func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series 
 	// process, so ns/op is the CPU of every peer a push passes through.
 	parallel := func(b *testing.B, via *inProcPeer) {
 		b.ReportAllocs()
+		defer reportCPU(b, processCPU())
 		b.RunParallel(func(pb *testing.PB) {
 			for i := 0; pb.Next(); i++ {
 				if !one(b, via, i) {

@@ -69,7 +69,7 @@ type procCluster struct {
 // all n as alive and is ready.
 func startProcCluster(t *testing.T, n int, flags ...string) *procCluster {
 	t.Helper()
-	c := &procCluster{label: "pushring-test-" + strconv.FormatUint(rand.Uint64(), 36), flags: flags}
+	c := &procCluster{label: "pushring-test-" + strconv.FormatUint(rand.Uint64(), 36), flags: append(harnessSecureFlags(t), flags...)}
 	c.start(t, n)
 	c.waitMembers(t)
 	return c

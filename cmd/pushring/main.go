@@ -124,7 +124,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	// then stop the peer protocol, and persist last.
 	var g runGroup
 	addStopper(&g, ctx, gw.api.Quit(), logger)
-	addReloader(&g, gw.ingester, logger)
+	addReloader(&g, reloadAll{gw.ingester, gw.cluster}, logger)
 	addLeave(&g, gw.cluster)
 	for _, l := range listeners {
 		addServer(&g, l, newServer(gw.api.Handler(), cfg.server, logger), cfg, logger)
@@ -176,8 +176,9 @@ func wire(cfg *config, httpAddr string, logger *slog.Logger) (*gateway, error) {
 		return nil, err
 	}
 	admission := api.NewAdmission(cfg.api.MaxInflight, cfg.api.MaxQueueWait)
+	budget := api.NewBudget(cfg.api, ing)
 	cl, err := cluster.New(cfg.clusterConfig(), cluster.Deps{
-		Ingester: ing, Store: st, Admission: admission, Answer: api.Answer, HTTPAddr: httpAddr,
+		Ingester: ing, Store: st, Admission: admission, Budget: budget, Answer: api.Answer, HTTPAddr: httpAddr,
 	}, logger.With("component", "cluster"), reg)
 	if err != nil {
 		return nil, err
@@ -187,7 +188,7 @@ func wire(cfg *config, httpAddr string, logger *slog.Logger) (*gateway, error) {
 	apiCfg.BuildInfo = buildInfo()
 	apiCfg.StartTime = time.Now()
 	a, err := api.New(apiCfg, api.Deps{
-		Pusher: cl, Ingester: ing, Store: st, Cluster: clusterViews{cl}, Admission: admission, Own: reg,
+		Pusher: cl, Ingester: reloadAll{ing, cl}, Store: st, Cluster: clusterViews{cl}, Admission: admission, Budget: budget, Own: reg,
 	}, logger.With("component", "api"), reg)
 	if err != nil {
 		cl.Close()
@@ -224,11 +225,11 @@ func addStopper(g *runGroup, ctx context.Context, quit <-chan struct{}, logger *
 	}, func() { close(stop) })
 }
 
-// addReloader adds the actor that re-reads the TTL rules file on SIGHUP. A
-// broken file keeps the rules in force; either way the process goes on,
-// and the ingester logs the outcome. It stops listening for SIGHUP when
-// interrupted.
-func addReloader(g *runGroup, ing *ingest.Ingester, logger *slog.Logger) {
+// addReloader adds the actor that re-reads the TTL rules file and the
+// gossip key file on SIGHUP. A broken file keeps what is in force; either
+// way the process goes on, and the outcome is logged. It stops listening
+// for SIGHUP when interrupted.
+func addReloader(g *runGroup, ing interface{ ReloadRules() error }, logger *slog.Logger) {
 	hup := make(chan os.Signal, 1) // signal.Notify drops signals it cannot deliver; one pending reload is enough
 	signal.Notify(hup, syscall.SIGHUP)
 	stop := make(chan struct{})
@@ -237,8 +238,8 @@ func addReloader(g *runGroup, ing *ingest.Ingester, logger *slog.Logger) {
 		for {
 			select {
 			case <-hup:
-				logger.Info("received SIGHUP, reloading the TTL rules")
-				_ = ing.ReloadRules() // logged by the ingester, with the file and the error
+				logger.Info("received SIGHUP, reloading the TTL rules and the gossip keys")
+				_ = ing.ReloadRules() // logged by the ingester and the membership, with the file and the error
 			case <-stop:
 				return nil
 			}

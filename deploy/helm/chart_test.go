@@ -16,6 +16,7 @@ import (
 	release "helm.sh/helm/v4/pkg/release/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -61,6 +62,9 @@ type rendered struct {
 	services []*corev1.Service
 	sa       *corev1.ServiceAccount
 	rules    *corev1.ConfigMap
+	tlsCfg   *corev1.ConfigMap
+	secret   *corev1.Secret
+	netpol   *networkingv1.NetworkPolicy
 	pdb      *policyv1.PodDisruptionBudget
 	monitor  *serviceMonitor
 }
@@ -111,8 +115,20 @@ func decodeInto(t *testing.T, out *rendered, i int, doc []byte) {
 		out.sa = new(corev1.ServiceAccount)
 		v = out.sa
 	case "v1 ConfigMap":
-		out.rules = new(corev1.ConfigMap)
-		v = out.rules
+		cm := new(corev1.ConfigMap)
+		if strings.Contains(string(doc), "tls.yml:") {
+			out.tlsCfg = cm
+		} else {
+			out.rules = cm
+		}
+		v = cm
+	case "v1 Secret":
+		require.Nil(t, out.secret, "two Secrets")
+		out.secret = new(corev1.Secret)
+		v = out.secret
+	case "networking.k8s.io/v1 NetworkPolicy":
+		out.netpol = new(networkingv1.NetworkPolicy)
+		v = out.netpol
 	case "policy/v1 PodDisruptionBudget":
 		out.pdb = new(policyv1.PodDisruptionBudget)
 		v = out.pdb
@@ -225,6 +241,19 @@ ttlRules:
 serviceAccount: {create: false, name: monitoring-sa}
 fullnameOverride: pushgateway
 `),
+		"closed peer plane": valuesOf(t, `
+security:
+  gossipKey: {existingSecret: my-gossip-key}
+  tls: {enabled: true, secretName: pushring-peer-tls, serverName: pushring-peers}
+probes:
+  httpHeaders:
+    - {name: Authorization, value: Basic cHJvYmU6c2VjcmV0}
+`),
+		"open peer plane": valuesOf(t, `
+security:
+  gossipKey: {enabled: false}
+  networkPolicy: {enabled: false}
+`),
 	}
 }
 
@@ -237,6 +266,7 @@ func TestChartRendersEveryCase(t *testing.T) {
 			checkSeed(t, r)
 			checkFlagsExist(t, r)
 			checkRules(t, r)
+			checkSecurity(t, r)
 		})
 	}
 }

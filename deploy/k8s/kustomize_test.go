@@ -87,7 +87,7 @@ func TestKustomizeBuildsEveryDirectory(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{baseDir, persistentDir, "optional/networkpolicy"} {
+	for _, want := range []string{baseDir, persistentDir, tlsDir} {
 		require.Containsf(t, dirs, want, "no kustomization in %s", want)
 	}
 }

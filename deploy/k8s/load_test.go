@@ -35,6 +35,8 @@ var decoders = map[string]func() any{
 	"kustomize.config.k8s.io/v1beta1 Kustomization": func() any { return new(kustomization) },
 	"kustomize.config.k8s.io/v1alpha1 Component":    func() any { return new(kustomization) },
 	"monitoring.coreos.com/v1 PodMonitor":           func() any { return new(podMonitor) },
+	"cert-manager.io/v1 Issuer":                     func() any { return new(certIssuer) },
+	"cert-manager.io/v1 Certificate":                func() any { return new(certificate) },
 }
 
 // kustomization is the subset of kustomize's Kustomization (and Component)
@@ -173,8 +175,11 @@ func TestEveryDocumentDecodesStrictly(t *testing.T) {
 		"base/statefulset.yaml",
 		"overlays/persistent/kustomization.yaml",
 		"overlays/persistent/statefulset-persistence.yaml",
-		"optional/networkpolicy/kustomization.yaml",
-		"optional/networkpolicy/networkpolicy.yaml",
+		"base/networkpolicy.yaml",
+		"optional/tls-cert-manager/kustomization.yaml",
+		"optional/tls-cert-manager/certificates.yaml",
+		"optional/tls-cert-manager/tls-config.yaml",
+		"optional/tls-cert-manager/statefulset-tls.yaml",
 		"prometheus/scrape-kubernetes-sd.yml",
 		"prometheus/scrape-http-sd.yml",
 		"prometheus/podmonitor.yaml",

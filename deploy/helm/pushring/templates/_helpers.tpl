@@ -52,3 +52,21 @@ app.kubernetes.io/part-of: pushring
 {{- define "pushring.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* The Secret holding the gossip key. */}}
+{{- define "pushring.gossipKeySecret" -}}
+{{- .Values.security.gossipKey.existingSecret | default (printf "%s-gossip-key" (include "pushring.fullname" .) | trunc 63 | trimSuffix "-") -}}
+{{- end }}
+
+{{/* The ConfigMap holding --cluster.tls-config. */}}
+{{- define "pushring.tlsConfigName" -}}
+{{- printf "%s-tls-config" (include "pushring.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/* Probe settings shared by the three probes: headers for basic auth. */}}
+{{- define "pushring.probeHeaders" -}}
+{{- with .Values.probes.httpHeaders }}
+httpHeaders:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
