@@ -42,6 +42,19 @@ const (
 	MethodPost Method = "post" // replace only the pushed families
 )
 
+// Route says which peer a push goes to.
+type Route string
+
+// The routes of a push.
+const (
+	// RouteNode sends node i's pushes to URLs[i%len], as a pusher
+	// configured with one peer's address does.
+	RouteNode Route = "node"
+	// RouteRandom sends every push to a peer chosen at random, as a
+	// Kubernetes Service in front of the peers does.
+	RouteRandom Route = "random"
+)
+
 // Config is one harness run. The defaults (DefaultConfig) model the
 // motivating fleet: client_golang pushers of 40 series every 10 s.
 type Config struct {
@@ -82,6 +95,11 @@ type Config struct {
 	PushgatewayFlags string
 	ReadyTimeout     time.Duration
 
+	Route        Route
+	KillAfter    time.Duration // SIGKILL spawned peer KillPeer this long after the push phase starts; 0 = never
+	KillPeer     int
+	RestartAfter time.Duration // start the killed peer again this long after the kill; 0 = it stays dead
+
 	Progress bool
 }
 
@@ -99,7 +117,7 @@ func DefaultConfig() Config {
 		Timeout: 10 * time.Second, KeepAlive: true, Seed: 1,
 		TTLGrace: 5 * time.Second, Scrapes: 10, ScrapeTimeout: time.Minute,
 		SourceDir: ".", PushgatewayBin: "/usr/bin/prometheus-pushgateway",
-		ReadyTimeout: 15 * time.Second, Progress: true,
+		ReadyTimeout: 15 * time.Second, Route: RouteNode, KillPeer: 1, Progress: true,
 	}
 }
 
@@ -126,6 +144,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Churn, "churn", c.Churn, "fraction of nodes that stop pushing halfway (with -ttl, -check expects their groups to expire)")
 	c.registerCheckFlags(fs)
 	c.registerSpawnFlags(fs)
+	c.registerKillFlags(fs)
 	fs.BoolVar(&c.Progress, "progress", c.Progress, "print a progress line on stderr every second")
 }
 
@@ -150,12 +169,16 @@ func (c *Config) registerSpawnFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", c.ReadyTimeout, "how long a spawned target may take to answer /-/ready")
 }
 
+func (c *Config) registerKillFlags(fs *flag.FlagSet) {
+	fs.Func("route", "node (node i pushes to peer i mod peers) or random (each push to a random live peer, as through a Kubernetes Service) (default "+string(c.Route)+")", enumSetter(&c.Route, RouteNode, RouteRandom))
+	fs.DurationVar(&c.KillAfter, "kill-peer-after", c.KillAfter, "fleet with -spawn N>1: SIGKILL spawned peer -kill-peer this long after the pushes start; pushes stop going to it from then on (0 = no kill)")
+	fs.IntVar(&c.KillPeer, "kill-peer", c.KillPeer, "index of the spawned peer -kill-peer-after kills (0-based; default the second)")
+	fs.DurationVar(&c.RestartAfter, "restart-after", c.RestartAfter, "start the killed peer again this long after the kill, same name and ports, no persistence file; pushes go to it again once /-/ready answers 200 (0 = it stays dead)")
+}
+
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
-	checks := []struct {
-		bad bool
-		msg string
-	}{
+	checks := []check{
 		{c.Nodes < 1, "-nodes must be at least 1"},
 		{c.Series < fixedSeries, fmt.Sprintf("-series must be at least %d (seq, timestamp and a %d-series histogram)", fixedSeries, fixedSeries-2)},
 		{c.Job == "", "-job must not be empty"},
@@ -174,12 +197,35 @@ func (c *Config) Validate() error {
 		{c.Spawn == 0 && !c.SpawnPushgateway && len(c.URLs) == 0, "-url is required without -spawn"},
 		{c.SDURL != "" && len(c.ScrapeURLs) > 0, "-sd-url and -scrape-urls exclude each other"},
 	}
+	checks = append(checks, c.killChecks()...)
 	for _, ch := range checks {
 		if ch.bad {
 			return errors.New(ch.msg)
 		}
 	}
 	return nil
+}
+
+// check is one rule of Validate: the message says what to change.
+type check struct {
+	bad bool
+	msg string
+}
+
+// killChecks are the rules of -kill-peer-after and -restart-after.
+func (c *Config) killChecks() []check {
+	if c.KillAfter == 0 && c.RestartAfter == 0 {
+		return nil
+	}
+	return []check{
+		{c.KillAfter <= 0, "-restart-after needs -kill-peer-after"},
+		{c.Mode != ModeFleet, "-kill-peer-after needs -mode=fleet"},
+		{c.Spawn < 2, "-kill-peer-after needs a spawned cluster (-spawn 2 or more)"},
+		{c.SpawnPushgateway, "-kill-peer-after and -spawn-pushgateway exclude each other"},
+		{c.KillPeer < 0 || c.KillPeer >= c.Spawn, fmt.Sprintf("-kill-peer must name a spawned peer, 0 to %d", c.Spawn-1)},
+		{c.RestartAfter < 0, "-restart-after must not be negative"},
+		{c.KillAfter+c.RestartAfter >= c.Duration, "-kill-peer-after + -restart-after must be within -duration"},
+	}
 }
 
 // workers returns the fleet's bound on pushes in flight.
