@@ -78,6 +78,7 @@ type Config struct {
 	Churn       float64 // fraction of nodes that stop pushing halfway
 
 	Check      bool
+	CheckWait  time.Duration // re-scrape until every live group is fine, at most this long
 	SDURL      string
 	ScrapeURLs []string
 	TTLGrace   time.Duration
@@ -94,6 +95,7 @@ type Config struct {
 	PushgatewayBin   string
 	PushgatewayFlags string
 	ReadyTimeout     time.Duration
+	WorkDir          string // keeps the spawned targets' binary and logs; "" = a temporary directory
 
 	Route        Route
 	KillAfter    time.Duration // SIGKILL spawned peer KillPeer this long after the push phase starts; 0 = never
@@ -150,6 +152,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 func (c *Config) registerCheckFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Check, "check", c.Check, "after the run, verify every group is exposed exactly once with its last pushed values")
+	fs.DurationVar(&c.CheckWait, "check-wait", c.CheckWait, "when the first scrape of -check finds problems with live groups, scrape again every second for at most this long until it finds none; the report keeps the first scrape's findings and how long it waited (0 = judge the first scrape)")
 	fs.StringVar(&c.SDURL, "sd-url", c.SDURL, "Prometheus HTTP-SD endpoint listing the peers to scrape for -check")
 	fs.Var((*listFlag)(&c.ScrapeURLs), "scrape-urls", "comma-separated /metrics URLs to scrape (default: each push URL + /metrics)")
 	fs.DurationVar(&c.TTLGrace, "ttl-grace", c.TTLGrace, "how long past TTL -check waits for churned groups to expire")
@@ -166,6 +169,7 @@ func (c *Config) registerSpawnFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.SpawnPushgateway, "spawn-pushgateway", c.SpawnPushgateway, "also start the real Pushgateway and run the same load against it")
 	fs.StringVar(&c.PushgatewayBin, "pushgateway-bin", c.PushgatewayBin, "Pushgateway binary for -spawn-pushgateway")
 	fs.StringVar(&c.PushgatewayFlags, "pushgateway-flags", c.PushgatewayFlags, "extra flags for the spawned Pushgateway (space-separated)")
+	fs.StringVar(&c.WorkDir, "work-dir", c.WorkDir, "directory for the spawned targets' binary and logs, kept after the run (default: a temporary one, removed)")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", c.ReadyTimeout, "how long a spawned target may take to answer /-/ready")
 }
 
@@ -188,7 +192,7 @@ func (c *Config) Validate() error {
 		{c.Concurrency < 1, "-concurrency must be at least 1"},
 		{c.Workers < 0, "-workers must not be negative"},
 		{c.Timeout <= 0, "-timeout must be positive: every request needs a bound"},
-		{c.TTL < 0 || c.TTLGrace < 0, "-ttl and -ttl-grace must not be negative"},
+		{c.TTL < 0 || c.TTLGrace < 0 || c.CheckWait < 0, "-ttl, -ttl-grace and -check-wait must not be negative"},
 		{c.Mode == ModeFleet && c.TTL > 0 && c.TTL <= c.Interval+c.Jitter, "-ttl must exceed -interval + -jitter, or live groups expire between pushes"},
 		{c.Churn < 0 || c.Churn >= 1, "-churn must be in [0, 1)"},
 		{c.Mode == ModeScrape && c.Scrapes < 1, "-scrapes must be at least 1"},

@@ -138,6 +138,11 @@ func writeFindings(w io.Writer, r Report) {
 	if r.Check == nil {
 		return
 	}
+	if r.Check.First != nil {
+		for _, p := range r.Check.First.Problems {
+			fmt.Fprintf(w, "%s check, first scrape: %s\n", r.Target, p)
+		}
+	}
 	for _, p := range r.Check.Problems {
 		fmt.Fprintf(w, "%s check: %s\n", r.Target, p)
 	}

@@ -88,6 +88,18 @@ func checkFields() []field {
 		{"lapsed (ttl ran out first)", c(func(k *CheckReport) string { return n(k.Lapsed) })},
 		{"churned expired/total", c(func(k *CheckReport) string { return fmt.Sprintf("%d/%d", k.Expired, k.Churned) })},
 		{"extra groups", c(func(k *CheckReport) string { return n(k.Extra) })},
+		{"first scrape ok/expected", c(func(k *CheckReport) string {
+			if k.First == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%d/%d", k.First.OKGroups, k.First.Expected)
+		})},
+		{"check waited", c(func(k *CheckReport) string {
+			if k.First == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.1fs", k.WaitedSeconds)
+		})},
 		{"check", c(func(k *CheckReport) string { return passFail(k.OK) })},
 	}
 }

@@ -27,11 +27,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, progress io.Write
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
 	}
-	dir, err := os.MkdirTemp("", "pushring-loadtest-")
+	dir, cleanup, err := workDir(cfg.WorkDir)
 	if err != nil {
-		return Summary{}, fmt.Errorf("create work dir: %w", err)
+		return Summary{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	var sum Summary
 	for _, spec := range targetSpecs(&cfg, dir, logger) {
 		rep, err := runSpec(ctx, &cfg, spec, logger, progress)
@@ -43,6 +43,22 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, progress io.Write
 		}
 	}
 	return sum, nil
+}
+
+// workDir returns the directory for the spawned targets' binary and logs:
+// dir itself, kept after the run, or a temporary one that cleanup removes.
+func workDir(dir string) (string, func(), error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", nil, fmt.Errorf("-work-dir: %w", err)
+		}
+		return dir, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "pushring-loadtest-")
+	if err != nil {
+		return "", nil, fmt.Errorf("create work dir: %w", err)
+	}
+	return dir, func() { _ = os.RemoveAll(dir) }, nil // a leftover temporary directory harms nothing
 }
 
 // runSpec starts one target, runs the load against it and stops it.
