@@ -21,7 +21,9 @@ LOADTEST_SCRAPE_FLAGS ?= -mode scrape -spawn 1 -spawn-pushgateway -groups 1000 -
 # Replication under load (issue 12): 3 spawned peers, 3,000 nodes pushing
 # every 5 s through random live peers; the second peer is SIGKILLed 30 s
 # in and started again 20 s later without a persistence file; 90 s of
-# pushes, then the completeness check.
+# pushes, then the completeness check of the first scrape after them (add
+# -check-wait 30s to see whether and when a failing check converges, and
+# -work-dir DIR to keep the peers' logs).
 LOADTEST_KILL_FLAGS ?= -spawn 3 -nodes 3000 -interval 5s -duration 90s -route random -kill-peer-after 30s -restart-after 20s -check
 
 .PHONY: loadtest loadtest-compare loadtest-scrape loadtest-kill
