@@ -25,8 +25,9 @@ type stats struct {
 	mu      sync.Mutex
 	classes map[ErrorClass]uint64
 	codes   map[string]uint64
-	retry   map[string]uint64 // by status code: answers that carried Retry-After
-	samples []string          // first few error messages, for the report
+	retry   map[string]uint64   // by status code: answers that carried Retry-After
+	samples []string            // first few error messages, for the report
+	sampled map[ErrorClass]bool // classes with a message in samples
 }
 
 // maxErrorSamples bounds how many error messages a report keeps, and
@@ -46,7 +47,7 @@ func oneLine(s string, n int) string {
 }
 
 func newStats() *stats {
-	return &stats{started: time.Now(), classes: map[ErrorClass]uint64{}, codes: map[string]uint64{}, retry: map[string]uint64{}}
+	return &stats{started: time.Now(), classes: map[ErrorClass]uint64{}, codes: map[string]uint64{}, retry: map[string]uint64{}, sampled: map[ErrorClass]bool{}}
 }
 
 // begin marks a push as sent and returns its start time.
@@ -76,9 +77,12 @@ func (s *stats) end(start time.Time, err error) {
 	if errors.As(err, &se) && se.RetryAfter != "" {
 		s.retry[codeKey(code)]++
 	}
-	if len(s.samples) < maxErrorSamples {
+	// The first few errors, and the first of every class beyond them, so
+	// that a rare class is not hidden behind a common one.
+	if len(s.samples) < maxErrorSamples || !s.sampled[class] {
 		s.samples = append(s.samples, oneLine(err.Error(), maxSampleLen))
 	}
+	s.sampled[class] = true
 }
 
 // errorCounts copies the per-class counts out.
