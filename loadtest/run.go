@@ -161,9 +161,9 @@ func pushClient(cfg *Config) (*http.Client, *http.Transport) {
 	return &http.Client{Timeout: cfg.Timeout, Transport: tr}, tr
 }
 
-// buildNodes creates the nodes, node i's pusher built for urls[i%len] (d's
-// router then picks where each push goes), and marks
-// the churned fraction (not in scrape mode) by a seeded shuffle.
+// buildNodes creates the nodes, node i's pusher built for urls[i%len] (its
+// doer's router then picks where each push goes), and marks the churned
+// fraction (not in scrape mode) by a seeded shuffle.
 func buildNodes(cfg *Config, urls []string, d doer) ([]*node, error) {
 	nodes := make([]*node, cfg.Nodes)
 	for i := range nodes {
