@@ -50,9 +50,10 @@
 // # Routing
 //
 // With -route node (the default) node i pushes to peer i mod peers, as a
-// pusher configured with one peer's address does. With -route random each
-// push goes to a peer chosen at random among those in service, as through
-// a Kubernetes Service.
+// pusher configured with one peer's address does, and to a random peer in
+// service while its own is out (killed). With -route random each push goes
+// to a peer chosen at random among those in service, as through a
+// Kubernetes Service. The choice is not seeded by -seed.
 //
 // # Killing a peer
 //
