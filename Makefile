@@ -80,5 +80,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzGroupKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./ingest/
 
 # Load harness targets: loadtest (short fleet run), loadtest-compare,
-# loadtest-scrape.
+# loadtest-scrape, loadtest-kill (a peer killed and restarted under a fleet).
 include loadtest/loadtest.mk

@@ -29,6 +29,11 @@ type CheckReport struct {
 	Extra      int          `json:"extra"`      // groups of the job nobody pushed in this run
 	OK         bool         `json:"ok"`
 	Problems   []string     `json:"problems,omitempty"`
+	// First is the first scrape's verdict when it found problems and
+	// -check-wait made the check scrape again; the fields above are then
+	// the last scrape's, WaitedSeconds after the first.
+	First         *CheckReport `json:"first_scrape,omitempty"`
+	WaitedSeconds float64      `json:"waited_seconds,omitempty"`
 }
 
 // PeerScrape is one peer's /metrics as the check saw it (last scrape).
@@ -42,6 +47,7 @@ type PeerScrape struct {
 // exposure is what the peers expose of one group.
 type exposure struct {
 	seqs    []float64 // one per exposed copy of the seq gauge
+	peers   []string  // the peer of each copy in seqs
 	metrics int       // metrics of the pushed families, all copies
 }
 
@@ -53,17 +59,45 @@ type checker struct {
 	nodes []*node
 }
 
-// run checks the live groups now, then waits (bounded) for churned groups
-// to expire when a TTL was sent.
+// run checks the live groups now and, with -check-wait, again every
+// second until they are all fine or the wait is over; then it waits
+// (bounded) for churned groups to expire when a TTL was sent.
 func (c *checker) run(ctx context.Context) *CheckReport {
+	start := time.Now()
+	rep, seen := c.checkLive(ctx)
+	if !rep.liveOK() && c.cfg.CheckWait > 0 {
+		first := *rep
+		deadline := start.Add(c.cfg.CheckWait)
+		for !rep.liveOK() && time.Now().Before(deadline) && sleepUntil(ctx, minTime(time.Now().Add(time.Second), deadline)) {
+			rep, seen = c.checkLive(ctx)
+		}
+		rep.First, rep.WaitedSeconds = &first, time.Since(start).Seconds()
+	}
+	c.awaitExpiry(ctx, rep, seen)
+	rep.OK = rep.liveOK() && rep.Expired == rep.Churned
+	return rep
+}
+
+// checkLive scrapes every peer once and judges the live groups.
+func (c *checker) checkLive(ctx context.Context) (*CheckReport, map[string]*exposure) {
 	rep := &CheckReport{}
 	scraped := time.Now()
 	seen := c.scrapeAll(ctx, rep)
 	c.compareLive(rep, seen, scraped)
 	c.countExtra(rep, seen)
-	c.awaitExpiry(ctx, rep, seen)
-	rep.OK = rep.Expected > 0 && rep.OKGroups == rep.Expected && rep.Expired == rep.Churned && peersOK(rep.Peers)
-	return rep
+	return rep, seen
+}
+
+// liveOK reports whether every live group was fine and every peer answered.
+func (r *CheckReport) liveOK() bool {
+	return r.Expected > 0 && r.OKGroups == r.Expected && peersOK(r.Peers)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // scrapeAll scrapes every peer and indexes the job's groups by instance.
@@ -95,15 +129,15 @@ func (c *checker) scrapePeer(ctx context.Context, url string, seen map[string]*e
 	groups := map[string]bool{}
 	for _, name := range pushedFamilies {
 		if mf := fams[name]; mf != nil {
-			c.index(mf, seen, groups)
+			c.index(mf, url, seen, groups)
 		}
 	}
 	ps.Groups = len(groups)
 	return nil
 }
 
-// index adds mf's metrics of the run's job to seen.
-func (c *checker) index(mf *dto.MetricFamily, seen map[string]*exposure, groups map[string]bool) {
+// index adds mf's metrics of the run's job, scraped from peer, to seen.
+func (c *checker) index(mf *dto.MetricFamily, peer string, seen map[string]*exposure, groups map[string]bool) {
 	for _, m := range mf.GetMetric() {
 		job, inst := groupLabels(m)
 		if job != c.cfg.Job {
@@ -118,6 +152,7 @@ func (c *checker) index(mf *dto.MetricFamily, seen map[string]*exposure, groups 
 		groups[inst] = true
 		if mf.GetName() == SeqMetric {
 			e.seqs = append(e.seqs, m.GetGauge().GetValue())
+			e.peers = append(e.peers, peer)
 		}
 	}
 }
@@ -181,9 +216,9 @@ func judge(n *node, e *exposure, want int) (verdict, string) {
 	case e == nil || len(e.seqs) == 0:
 		return groupMissing, fmt.Sprintf("missing: %s (last acknowledged seq %d)", n.name, n.acked)
 	case len(e.seqs) > 1:
-		return groupDuplicated, fmt.Sprintf("duplicated: %s exposed %d times", n.name, len(e.seqs))
+		return groupDuplicated, fmt.Sprintf("duplicated: %s exposed %d times (%v)", n.name, len(e.seqs), e.peers)
 	case e.seqs[0] < float64(n.acked) || e.seqs[0] > float64(n.attempted):
-		return groupStale, fmt.Sprintf("stale: %s exposes seq %v, last acknowledged %d (last sent %d)", n.name, e.seqs[0], n.acked, n.attempted)
+		return groupStale, fmt.Sprintf("stale: %s exposes seq %v at %s, last acknowledged %d (last sent %d)", n.name, e.seqs[0], e.peers[0], n.acked, n.attempted)
 	case e.metrics != want:
 		return groupIncomplete, fmt.Sprintf("incomplete: %s exposes %d of %d pushed metrics", n.name, e.metrics, want)
 	}

@@ -42,6 +42,19 @@ const (
 	MethodPost Method = "post" // replace only the pushed families
 )
 
+// Route says which peer a push goes to.
+type Route string
+
+// The routes of a push.
+const (
+	// RouteNode sends node i's pushes to URLs[i%len], as a pusher
+	// configured with one peer's address does.
+	RouteNode Route = "node"
+	// RouteRandom sends every push to a peer chosen at random, as a
+	// Kubernetes Service in front of the peers does.
+	RouteRandom Route = "random"
+)
+
 // Config is one harness run. The defaults (DefaultConfig) model the
 // motivating fleet: client_golang pushers of 40 series every 10 s.
 type Config struct {
@@ -65,6 +78,7 @@ type Config struct {
 	Churn       float64 // fraction of nodes that stop pushing halfway
 
 	Check      bool
+	CheckWait  time.Duration // re-scrape until every live group is fine, at most this long
 	SDURL      string
 	ScrapeURLs []string
 	TTLGrace   time.Duration
@@ -81,6 +95,12 @@ type Config struct {
 	PushgatewayBin   string
 	PushgatewayFlags string
 	ReadyTimeout     time.Duration
+	WorkDir          string // keeps the spawned targets' binary and logs; "" = a temporary directory
+
+	Route        Route
+	KillAfter    time.Duration // SIGKILL spawned peer KillPeer this long after the push phase starts; 0 = never
+	KillPeer     int
+	RestartAfter time.Duration // start the killed peer again this long after the kill; 0 = it stays dead
 
 	Progress bool
 }
@@ -99,7 +119,7 @@ func DefaultConfig() Config {
 		Timeout: 10 * time.Second, KeepAlive: true, Seed: 1,
 		TTLGrace: 5 * time.Second, Scrapes: 10, ScrapeTimeout: time.Minute,
 		SourceDir: ".", PushgatewayBin: "/usr/bin/prometheus-pushgateway",
-		ReadyTimeout: 15 * time.Second, Progress: true,
+		ReadyTimeout: 15 * time.Second, Route: RouteNode, KillPeer: 1, Progress: true,
 	}
 }
 
@@ -126,11 +146,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Churn, "churn", c.Churn, "fraction of nodes that stop pushing halfway (with -ttl, -check expects their groups to expire)")
 	c.registerCheckFlags(fs)
 	c.registerSpawnFlags(fs)
+	c.registerKillFlags(fs)
 	fs.BoolVar(&c.Progress, "progress", c.Progress, "print a progress line on stderr every second")
 }
 
 func (c *Config) registerCheckFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Check, "check", c.Check, "after the run, verify every group is exposed exactly once with its last pushed values")
+	fs.DurationVar(&c.CheckWait, "check-wait", c.CheckWait, "when the first scrape of -check finds problems with live groups, scrape again every second for at most this long until it finds none; the report keeps the first scrape's findings and how long it waited (0 = judge the first scrape)")
 	fs.StringVar(&c.SDURL, "sd-url", c.SDURL, "Prometheus HTTP-SD endpoint listing the peers to scrape for -check")
 	fs.Var((*listFlag)(&c.ScrapeURLs), "scrape-urls", "comma-separated /metrics URLs to scrape (default: each push URL + /metrics)")
 	fs.DurationVar(&c.TTLGrace, "ttl-grace", c.TTLGrace, "how long past TTL -check waits for churned groups to expire")
@@ -147,15 +169,20 @@ func (c *Config) registerSpawnFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.SpawnPushgateway, "spawn-pushgateway", c.SpawnPushgateway, "also start the real Pushgateway and run the same load against it")
 	fs.StringVar(&c.PushgatewayBin, "pushgateway-bin", c.PushgatewayBin, "Pushgateway binary for -spawn-pushgateway")
 	fs.StringVar(&c.PushgatewayFlags, "pushgateway-flags", c.PushgatewayFlags, "extra flags for the spawned Pushgateway (space-separated)")
+	fs.StringVar(&c.WorkDir, "work-dir", c.WorkDir, "directory for the spawned targets' binary and logs, kept after the run (default: a temporary one, removed)")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", c.ReadyTimeout, "how long a spawned target may take to answer /-/ready")
+}
+
+func (c *Config) registerKillFlags(fs *flag.FlagSet) {
+	fs.Func("route", "node (node i pushes to peer i mod peers) or random (each push to a random live peer, as through a Kubernetes Service) (default "+string(c.Route)+")", enumSetter(&c.Route, RouteNode, RouteRandom))
+	fs.DurationVar(&c.KillAfter, "kill-peer-after", c.KillAfter, "fleet with -spawn N>1: SIGKILL spawned peer -kill-peer this long after the pushes start; pushes stop going to it from then on (0 = no kill)")
+	fs.IntVar(&c.KillPeer, "kill-peer", c.KillPeer, "index of the spawned peer -kill-peer-after kills (0-based; default the second)")
+	fs.DurationVar(&c.RestartAfter, "restart-after", c.RestartAfter, "start the killed peer again this long after the kill, same name and ports, no persistence file; pushes go to it again once /-/ready answers 200 (0 = it stays dead)")
 }
 
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
-	checks := []struct {
-		bad bool
-		msg string
-	}{
+	checks := []check{
 		{c.Nodes < 1, "-nodes must be at least 1"},
 		{c.Series < fixedSeries, fmt.Sprintf("-series must be at least %d (seq, timestamp and a %d-series histogram)", fixedSeries, fixedSeries-2)},
 		{c.Job == "", "-job must not be empty"},
@@ -165,7 +192,7 @@ func (c *Config) Validate() error {
 		{c.Concurrency < 1, "-concurrency must be at least 1"},
 		{c.Workers < 0, "-workers must not be negative"},
 		{c.Timeout <= 0, "-timeout must be positive: every request needs a bound"},
-		{c.TTL < 0 || c.TTLGrace < 0, "-ttl and -ttl-grace must not be negative"},
+		{c.TTL < 0 || c.TTLGrace < 0 || c.CheckWait < 0, "-ttl, -ttl-grace and -check-wait must not be negative"},
 		{c.Mode == ModeFleet && c.TTL > 0 && c.TTL <= c.Interval+c.Jitter, "-ttl must exceed -interval + -jitter, or live groups expire between pushes"},
 		{c.Churn < 0 || c.Churn >= 1, "-churn must be in [0, 1)"},
 		{c.Mode == ModeScrape && c.Scrapes < 1, "-scrapes must be at least 1"},
@@ -174,12 +201,35 @@ func (c *Config) Validate() error {
 		{c.Spawn == 0 && !c.SpawnPushgateway && len(c.URLs) == 0, "-url is required without -spawn"},
 		{c.SDURL != "" && len(c.ScrapeURLs) > 0, "-sd-url and -scrape-urls exclude each other"},
 	}
+	checks = append(checks, c.killChecks()...)
 	for _, ch := range checks {
 		if ch.bad {
 			return errors.New(ch.msg)
 		}
 	}
 	return nil
+}
+
+// check is one rule of Validate: the message says what to change.
+type check struct {
+	bad bool
+	msg string
+}
+
+// killChecks are the rules of -kill-peer-after and -restart-after.
+func (c *Config) killChecks() []check {
+	if c.KillAfter == 0 && c.RestartAfter == 0 {
+		return nil
+	}
+	return []check{
+		{c.KillAfter <= 0, "-restart-after needs -kill-peer-after"},
+		{c.Mode != ModeFleet, "-kill-peer-after needs -mode=fleet"},
+		{c.Spawn < 2, "-kill-peer-after needs a spawned cluster (-spawn 2 or more)"},
+		{c.SpawnPushgateway, "-kill-peer-after and -spawn-pushgateway exclude each other"},
+		{c.KillPeer < 0 || c.KillPeer >= c.Spawn, fmt.Sprintf("-kill-peer must name a spawned peer, 0 to %d", c.Spawn-1)},
+		{c.RestartAfter < 0, "-restart-after must not be negative"},
+		{c.KillAfter+c.RestartAfter >= c.Duration, "-kill-peer-after + -restart-after must be within -duration"},
+	}
 }
 
 // workers returns the fleet's bound on pushes in flight.

@@ -26,6 +26,14 @@ func TestValidate(t *testing.T) {
 		{"ttl shorter than interval", func(c *Config) { c.TTL = 5 * time.Second }, "-ttl must exceed"},
 		{"churn everything", func(c *Config) { c.Churn = 1 }, "-churn"},
 		{"sd and scrape urls", func(c *Config) { c.SDURL, c.ScrapeURLs = "http://sd", []string{"http://a/metrics"} }, "exclude"},
+		{"negative check wait", func(c *Config) { c.CheckWait = -time.Second }, "-check-wait must not be negative"},
+		{"restart without kill", func(c *Config) { c.RestartAfter = time.Second }, "-restart-after needs -kill-peer-after"},
+		{"kill one peer", func(c *Config) { c.KillAfter, c.Spawn = time.Second, 1 }, "-spawn 2 or more"},
+		{"kill in closed mode", func(c *Config) { c.KillAfter, c.Spawn, c.Mode = time.Second, 3, ModeClosed }, "-mode=fleet"},
+		{"kill a peer not spawned", func(c *Config) { c.KillAfter, c.Spawn, c.KillPeer = time.Second, 3, 3 }, "-kill-peer must name a spawned peer, 0 to 2"},
+		{"kill beside the pushgateway", func(c *Config) { c.KillAfter, c.Spawn, c.SpawnPushgateway = time.Second, 3, true }, "exclude"},
+		{"restart after the end", func(c *Config) { c.KillAfter, c.Spawn, c.RestartAfter = 30*time.Second, 3, 30*time.Second }, "within -duration"},
+		{"kill and restart", func(c *Config) { c.KillAfter, c.Spawn, c.RestartAfter = 20*time.Second, 3, 20*time.Second }, ""},
 		{"closed by count alone is fine", func(c *Config) { c.Mode, c.Duration, c.Count = ModeClosed, 0, 10 }, ""},
 	}
 	for _, tt := range tests {

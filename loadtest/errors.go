@@ -17,6 +17,7 @@ const (
 	Class4xx        ErrorClass = "4xx"
 	Class5xx        ErrorClass = "5xx"
 	ClassCanceled   ErrorClass = "canceled" // the harness was interrupted
+	ClassKilled     ErrorClass = "killed"   // in flight to a peer the harness killed (-kill-peer-after)
 	ClassOther      ErrorClass = "other"    // 3xx/1xx answers, gather or encode errors
 )
 
@@ -27,8 +28,11 @@ func classify(err error) (ErrorClass, int) {
 	if errors.As(err, &se) {
 		return statusClass(se.Code), se.Code
 	}
+	var ke *KilledError
 	var ne net.Error
 	switch {
+	case errors.As(err, &ke):
+		return ClassKilled, 0
 	case errors.Is(err, context.Canceled):
 		return ClassCanceled, 0
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():

@@ -32,6 +32,7 @@ func TestClassify(t *testing.T) {
 		{"deadline", fmt.Errorf("push: %w", context.DeadlineExceeded), ClassTimeout, 0},
 		{"refused", &url.Error{Op: "Put", URL: "http://x", Err: syscall.ECONNREFUSED}, ClassConnection, 0},
 		{"canceled", &url.Error{Op: "Put", URL: "http://x", Err: context.Canceled}, ClassCanceled, 0},
+		{"in flight to a killed peer", &KilledError{Peer: "127.0.0.1:1", Err: &url.Error{Op: "Put", URL: "http://x", Err: syscall.ECONNRESET}}, ClassKilled, 0},
 		{"gather error", errors.New("pushed metric x already contains a job label"), ClassOther, 0},
 	}
 	for _, tt := range tests {

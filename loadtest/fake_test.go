@@ -26,12 +26,14 @@ type fakeGateway struct {
 	freezeEvery int  // store only the first push of every n-th group
 	duplicate   bool // render every group twice
 	honourTTL   bool // expire groups by the Pushring-TTL header
+	blankPages  int  // answer the first n scrapes with no group, as a peer that is still catching up
 
 	mu      sync.Mutex
 	order   []string // group keys by first arrival
 	groups  map[string]*fakeGroup
 	dropped map[string]bool // groups dropEvery dropped
 	frozen  map[string]bool // groups freezeEvery kept at their first push
+	renders int
 }
 
 // faults returns how many groups were dropped and frozen so far.
@@ -126,7 +128,11 @@ func (g *fakeGateway) store(key string, fams map[string]*dto.MetricFamily, merge
 func (g *fakeGateway) render(w http.ResponseWriter) {
 	g.mu.Lock()
 	merged := map[string]*dto.MetricFamily{}
+	g.renders++
 	for _, grp := range g.groups {
+		if g.renders <= g.blankPages {
+			break
+		}
 		if !grp.expires.IsZero() && time.Now().After(grp.expires) {
 			continue
 		}

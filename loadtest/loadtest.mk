@@ -18,7 +18,15 @@ LOADTEST_COMPARE_FLAGS ?= $(LOADTEST_FLAGS) -spawn-pushgateway
 # Scrape cost and memory of 40k series (1,000 groups × 40) per target.
 LOADTEST_SCRAPE_FLAGS ?= -mode scrape -spawn 1 -spawn-pushgateway -groups 1000 -series 40 -scrapes 10 -concurrency 8 -check
 
-.PHONY: loadtest loadtest-compare loadtest-scrape
+# Replication under load (issue 12): 3 spawned peers, 3,000 nodes pushing
+# every 5 s through random live peers; the second peer is SIGKILLed 30 s
+# in and started again 20 s later without a persistence file; 90 s of
+# pushes, then the completeness check of the first scrape after them (add
+# -check-wait 30s to see whether and when a failing check converges, and
+# -work-dir DIR to keep the peers' logs).
+LOADTEST_KILL_FLAGS ?= -spawn 3 -nodes 3000 -interval 5s -duration 90s -route random -kill-peer-after 30s -restart-after 20s -check
+
+.PHONY: loadtest loadtest-compare loadtest-scrape loadtest-kill
 
 loadtest:
 	$(LOADTEST) $(LOADTEST_FLAGS)
@@ -28,3 +36,6 @@ loadtest-compare:
 
 loadtest-scrape:
 	$(LOADTEST) $(LOADTEST_SCRAPE_FLAGS)
+
+loadtest-kill:
+	$(LOADTEST) $(LOADTEST_KILL_FLAGS)

@@ -196,3 +196,32 @@ func TestCheckFindsPeersThroughHTTPSD(t *testing.T) {
 	require.Equal(t, url+"/metrics", rep.Check.Peers[0].URL)
 	require.Equal(t, 20, rep.Check.Peers[0].Groups)
 }
+
+func TestCheckWaitRescrapesUntilEveryGroupIsThere(t *testing.T) {
+	t.Parallel()
+	cfg := quickFleet(startFake(t, &fakeGateway{blankPages: 2}))
+	cfg.CheckWait = time.Minute
+	rep := runFake(t, cfg)
+
+	c := rep.Check
+	require.True(t, c.OK, "problems: %v", c.Problems)
+	require.NotNil(t, c.First, "the first scrape found every group missing")
+	require.Equal(t, 20, c.First.Missing)
+	require.False(t, c.First.OK)
+	require.Greater(t, c.WaitedSeconds, 1.5, "two scrapes a second apart came back blank")
+	require.Less(t, c.WaitedSeconds, 30.0)
+}
+
+func TestCheckWaitEndsWithTheProblemsOfTheLastScrape(t *testing.T) {
+	t.Parallel()
+	cfg := quickFleet(startFake(t, &fakeGateway{freezeEvery: 5}))
+	cfg.CheckWait = 1500 * time.Millisecond
+	rep := runFake(t, cfg)
+
+	c := rep.Check
+	require.False(t, c.OK)
+	require.NotNil(t, c.First)
+	require.Positive(t, c.Stale)
+	require.Equal(t, c.First.Stale, c.Stale, "frozen groups stay stale")
+	require.GreaterOrEqual(t, c.WaitedSeconds, 1.5)
+}

@@ -35,6 +35,7 @@ type Report struct {
 	ScheduleLag     *Latency      `json:"schedule_lag,omitempty"`
 	Errors          ErrorCounts   `json:"errors"`
 	Goroutines      int           `json:"client_goroutines"` // left after the run, above the baseline
+	Kill            *KillReport   `json:"kill,omitempty"`
 	Check           *CheckReport  `json:"check,omitempty"`
 	Scrape          *ScrapeReport `json:"scrape,omitempty"`
 }
@@ -57,9 +58,13 @@ type ErrorCounts struct {
 	Status4xx   uint64            `json:"status_4xx"`
 	Status5xx   uint64            `json:"status_5xx"`
 	Canceled    uint64            `json:"canceled"`
+	Killed      uint64            `json:"killed_in_flight"` // on their way to a peer when the harness killed it
 	Other       uint64            `json:"other"`
 	StatusCodes map[string]uint64 `json:"status_codes"`
-	Samples     []string          `json:"samples,omitempty"`
+	// RetryAfter counts, by status code, the failed pushes whose answer
+	// carried a Retry-After header.
+	RetryAfter map[string]uint64 `json:"retry_after"`
+	Samples    []string          `json:"samples,omitempty"`
 }
 
 // summarize reads a histogram into a Latency.
@@ -122,6 +127,9 @@ func writeFindings(w io.Writer, r Report) {
 	for _, e := range r.Errors.Samples {
 		fmt.Fprintf(w, "%s error: %s\n", r.Target, e)
 	}
+	if r.Kill != nil && r.Kill.Error != "" {
+		fmt.Fprintf(w, "%s kill of %s: %s\n", r.Target, r.Kill.Peer, r.Kill.Error)
+	}
 	if r.Scrape != nil {
 		for _, e := range r.Scrape.Errors {
 			fmt.Fprintf(w, "%s scrape error: %s\n", r.Target, e)
@@ -129,6 +137,11 @@ func writeFindings(w io.Writer, r Report) {
 	}
 	if r.Check == nil {
 		return
+	}
+	if r.Check.First != nil {
+		for _, p := range r.Check.First.Problems {
+			fmt.Fprintf(w, "%s check, first scrape: %s\n", r.Target, p)
+		}
 	}
 	for _, p := range r.Check.Problems {
 		fmt.Fprintf(w, "%s check: %s\n", r.Target, p)

@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,6 +18,12 @@ type field struct {
 // only when some run has those sections.
 func reportFields(runs []Report) []field {
 	fs := pushFields()
+	for _, r := range runs {
+		if r.Kill != nil {
+			fs = append(fs, killFields()...)
+			break
+		}
+	}
 	for _, r := range runs {
 		if r.Check != nil {
 			fs = append(fs, checkFields()...)
@@ -52,6 +60,7 @@ func pushFields() []field {
 		}},
 		{"skipped ticks", func(r Report) string { return strconv.FormatUint(r.SkippedTicks, 10) }},
 		{"errors", func(r Report) string { return errorText(r.Errors) }},
+		{"failed by code (with Retry-After)", func(r Report) string { return codesText(r.Errors) }},
 		{"client goroutines left", func(r Report) string { return strconv.Itoa(r.Goroutines) }},
 	}
 }
@@ -79,6 +88,18 @@ func checkFields() []field {
 		{"lapsed (ttl ran out first)", c(func(k *CheckReport) string { return n(k.Lapsed) })},
 		{"churned expired/total", c(func(k *CheckReport) string { return fmt.Sprintf("%d/%d", k.Expired, k.Churned) })},
 		{"extra groups", c(func(k *CheckReport) string { return n(k.Extra) })},
+		{"first scrape ok/expected", c(func(k *CheckReport) string {
+			if k.First == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%d/%d", k.First.OKGroups, k.First.Expected)
+		})},
+		{"check waited", c(func(k *CheckReport) string {
+			if k.First == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.1fs", k.WaitedSeconds)
+		})},
 		{"check", c(func(k *CheckReport) string { return passFail(k.OK) })},
 	}
 }
@@ -117,12 +138,59 @@ func errorText(e ErrorCounts) string {
 	for _, c := range []struct {
 		name string
 		n    uint64
-	}{{"timeout", e.Timeout}, {"conn", e.Connection}, {"4xx", e.Status4xx}, {"5xx", e.Status5xx}, {"canceled", e.Canceled}, {"other", e.Other}} {
+	}{{"timeout", e.Timeout}, {"conn", e.Connection}, {"4xx", e.Status4xx}, {"5xx", e.Status5xx}, {"canceled", e.Canceled}, {"killed", e.Killed}, {"other", e.Other}} {
 		if c.n > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", c.name, c.n))
 		}
 	}
 	return fmt.Sprintf("%d (%s)", e.Total, strings.Join(parts, " "))
+}
+
+// codesText lists the failed pushes by status code, each with how many
+// of them carried Retry-After: "503×12 (12)".
+func codesText(e ErrorCounts) string {
+	if len(e.StatusCodes) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(e.StatusCodes)) {
+		parts = append(parts, fmt.Sprintf("%s×%d (%d)", code, e.StatusCodes[code], e.RetryAfter[code]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func killFields() []field {
+	k := func(get func(*KillReport) string) func(Report) string {
+		return func(r Report) string {
+			if r.Kill == nil {
+				return "-"
+			}
+			return get(r.Kill)
+		}
+	}
+	at := func(s float64) string {
+		if s == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1fs", s)
+	}
+	return []field{
+		{"killed peer", k(func(r *KillReport) string { return r.Peer })},
+		{"killed/restarted/ready at", k(func(r *KillReport) string {
+			s := at(r.KilledAt) + "/" + at(r.RestartedAt) + "/" + at(r.ReadyAt)
+			if r.NewPorts {
+				s += " (new ports)"
+			}
+			return s
+		})},
+		{"pushes in flight to it at the kill", k(func(r *KillReport) string { return strconv.FormatInt(r.InFlight, 10) })},
+		{"kill error", k(func(r *KillReport) string {
+			if r.Error == "" {
+				return "-"
+			}
+			return oneLine(r.Error, 60)
+		})},
+	}
 }
 
 func num(v float64) string {

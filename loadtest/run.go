@@ -27,11 +27,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, progress io.Write
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
 	}
-	dir, err := os.MkdirTemp("", "pushring-loadtest-")
+	dir, cleanup, err := workDir(cfg.WorkDir)
 	if err != nil {
-		return Summary{}, fmt.Errorf("create work dir: %w", err)
+		return Summary{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	var sum Summary
 	for _, spec := range targetSpecs(&cfg, dir, logger) {
 		rep, err := runSpec(ctx, &cfg, spec, logger, progress)
@@ -43,6 +43,22 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, progress io.Write
 		}
 	}
 	return sum, nil
+}
+
+// workDir returns the directory for the spawned targets' binary and logs:
+// dir itself, kept after the run, or a temporary one that cleanup removes.
+func workDir(dir string) (string, func(), error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", nil, fmt.Errorf("-work-dir: %w", err)
+		}
+		return dir, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "pushring-loadtest-")
+	if err != nil {
+		return "", nil, fmt.Errorf("create work dir: %w", err)
+	}
+	return dir, func() { _ = os.RemoveAll(dir) }, nil // a leftover temporary directory harms nothing
 }
 
 // runSpec starts one target, runs the load against it and stops it.
@@ -60,23 +76,22 @@ func runSpec(ctx context.Context, cfg *Config, spec targetSpec, logger *slog.Log
 func runTarget(ctx context.Context, cfg *Config, t *target, logger *slog.Logger, progress io.Writer) (Report, error) {
 	client, tr := pushClient(cfg)
 	var sent atomic.Uint64
-	nodes, err := buildNodes(cfg, t.pushURLs, doer{client: client, sent: &sent})
+	r, err := newRouter(cfg.Route, t.pushURLs)
+	if err != nil {
+		return Report{}, err
+	}
+	nodes, err := buildNodes(cfg, t.pushURLs, doer{client: client, sent: &sent, router: r})
 	if err != nil {
 		return Report{}, err
 	}
 	rssBefore := t.rss()
 	baseline := runtime.NumGoroutine()
 	st := newStats()
-	if cfg.Progress && progress != nil {
-		stop := startProgress(progress, "["+t.name+"]", st)
-		drive(ctx, cfg, nodes, st)
-		stop()
-	} else {
-		drive(ctx, cfg, nodes, st)
-	}
+	kill := pushPhase(ctx, cfg, t, r, nodes, st, logger, progress)
 	elapsed := time.Since(st.started)
 	tr.CloseIdleConnections()
 	rep := pushReport(cfg, t, st, elapsed, sent.Load())
+	rep.Kill = kill
 	rep.Goroutines = settleGoroutines(baseline)
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("run interrupted: %w", err)
@@ -94,6 +109,22 @@ func runTarget(ctx context.Context, cfg *Config, t *target, logger *slog.Logger,
 		rep.Check = (&checker{cfg: cfg, sc: scraper{client: sc.client}, peers: peers, nodes: nodes}).run(ctx)
 	}
 	return rep, nil
+}
+
+// pushPhase drives the nodes with the progress line and the killer when
+// cfg asks for them, and returns the killer's report (nil without one).
+func pushPhase(ctx context.Context, cfg *Config, t *target, r *router, nodes []*node, st *stats, logger *slog.Logger, progress io.Writer) *KillReport {
+	if cfg.Progress && progress != nil {
+		stop := startProgress(progress, "["+t.name+"]", st)
+		defer stop()
+	}
+	if cfg.KillAfter <= 0 || t.respawn == nil {
+		drive(ctx, cfg, nodes, st)
+		return nil
+	}
+	wait := startKiller(ctx, &killer{cfg: cfg, t: t, r: r, start: st.started, logger: logger})
+	drive(ctx, cfg, nodes, st)
+	return wait()
 }
 
 // drive runs the push phase of cfg.Mode.
@@ -130,11 +161,13 @@ func pushClient(cfg *Config) (*http.Client, *http.Transport) {
 	return &http.Client{Timeout: cfg.Timeout, Transport: tr}, tr
 }
 
-// buildNodes creates the nodes, node i pushing to urls[i%len], and marks
-// the churned fraction (not in scrape mode) by a seeded shuffle.
+// buildNodes creates the nodes, node i's pusher built for urls[i%len] (its
+// doer's router then picks where each push goes), and marks the churned
+// fraction (not in scrape mode) by a seeded shuffle.
 func buildNodes(cfg *Config, urls []string, d doer) ([]*node, error) {
 	nodes := make([]*node, cfg.Nodes)
 	for i := range nodes {
+		d.home = i
 		n, err := newNode(i, urls[i%len(urls)], cfg, d)
 		if err != nil {
 			return nil, err

@@ -205,28 +205,43 @@ func ports(n int) ([]int, error) {
 	return ps, nil
 }
 
-// spawnSet starts n peers of bin, each with argsFor(i, httpPorts), waits
-// until all are ready and returns them; on error it stops what it started.
-func spawnSet(ctx context.Context, cfg *Config, name, bin, dir string, n int, args func(i int, httpPorts []int) []string, logger *slog.Logger) ([]*process, error) {
-	httpPorts, err := ports(n)
-	if err != nil {
-		return nil, err
-	}
+// spawnSet starts a peer of bin on each of httpPorts, peer i with args(i),
+// then waits until all are ready and returns them; on error it stops what
+// it started. All start before any is waited for: a cluster peer is not
+// ready until it has joined its seeds, which are the peers after it.
+func spawnSet(ctx context.Context, cfg *Config, name, bin, dir string, httpPorts []int, args func(i int) []string, logger *slog.Logger) ([]*process, error) {
 	var procs []*process
-	for i := range n {
+	for i, port := range httpPorts {
 		peer := fmt.Sprintf("%s-%d", name, i)
-		p, err := startProcess(peer, bin, args(i, httpPorts), loopback(httpPorts[i]), filepath.Join(dir, peer+".log"))
-		if err == nil {
-			procs = append(procs, p)
-			err = p.waitReady(ctx, cfg.ReadyTimeout)
-		}
+		p, err := startProcess(peer, bin, args(i), loopback(port), filepath.Join(dir, peer+".log"))
 		if err != nil {
 			stopAll(procs)
 			return nil, err
 		}
-		logger.Info("spawned target", "name", peer, "pid", p.cmd.Process.Pid, "addr", p.addr, "log", p.logPath)
+		procs = append(procs, p)
+	}
+	for _, p := range procs {
+		if err := p.waitReady(ctx, cfg.ReadyTimeout); err != nil {
+			stopAll(procs)
+			return nil, err
+		}
+		logger.Info("spawned target", "name", p.name, "pid", p.cmd.Process.Pid, "addr", p.addr, "log", p.logPath)
 	}
 	return procs, nil
+}
+
+// startReady starts one peer and waits until it is ready; on error it
+// stops it.
+func startReady(ctx context.Context, cfg *Config, name, bin string, args []string, addr, logPath string) (*process, error) {
+	p, err := startProcess(name, bin, args, addr, logPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, cfg.ReadyTimeout); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
 }
 
 // stopAll stops every process, the last started first.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -136,4 +137,19 @@ func TestReadOwnRSS(t *testing.T) {
 	rss, err := readRSS(os.Getpid())
 	require.NoError(t, err)
 	require.Greater(t, rss, uint64(1<<20), "a Go test binary holds more than 1 MiB")
+}
+
+func TestWorkDirIsKeptOnlyWhenNamed(t *testing.T) {
+	named := filepath.Join(t.TempDir(), "run")
+	dir, cleanup, err := workDir(named)
+	require.NoError(t, err)
+	require.Equal(t, named, dir)
+	cleanup()
+	require.DirExists(t, named, "a named work dir keeps the logs")
+
+	dir, cleanup, err = workDir("")
+	require.NoError(t, err)
+	require.DirExists(t, dir)
+	cleanup()
+	require.NoDirExists(t, dir, "a temporary work dir is removed")
 }

@@ -1,6 +1,8 @@
 package loadtest
 
 import (
+	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +25,9 @@ type stats struct {
 	mu      sync.Mutex
 	classes map[ErrorClass]uint64
 	codes   map[string]uint64
-	samples []string // first few error messages, for the report
+	retry   map[string]uint64   // by status code: answers that carried Retry-After
+	samples []string            // first few error messages, for the report
+	sampled map[ErrorClass]bool // classes with a message in samples
 }
 
 // maxErrorSamples bounds how many error messages a report keeps, and
@@ -43,7 +47,7 @@ func oneLine(s string, n int) string {
 }
 
 func newStats() *stats {
-	return &stats{started: time.Now(), classes: map[ErrorClass]uint64{}, codes: map[string]uint64{}}
+	return &stats{started: time.Now(), classes: map[ErrorClass]uint64{}, codes: map[string]uint64{}, retry: map[string]uint64{}, sampled: map[ErrorClass]bool{}}
 }
 
 // begin marks a push as sent and returns its start time.
@@ -69,22 +73,26 @@ func (s *stats) end(start time.Time, err error) {
 	if code != 0 {
 		s.codes[codeKey(code)]++
 	}
-	if len(s.samples) < maxErrorSamples {
+	var se *StatusError
+	if errors.As(err, &se) && se.RetryAfter != "" {
+		s.retry[codeKey(code)]++
+	}
+	// The first few errors, and the first of every class beyond them, so
+	// that a rare class is not hidden behind a common one.
+	if len(s.samples) < maxErrorSamples || !s.sampled[class] {
 		s.samples = append(s.samples, oneLine(err.Error(), maxSampleLen))
 	}
+	s.sampled[class] = true
 }
 
 // errorCounts copies the per-class counts out.
 func (s *stats) errorCounts() ErrorCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	codes := make(map[string]uint64, len(s.codes))
-	for k, v := range s.codes {
-		codes[k] = v
-	}
 	return ErrorCounts{
 		Total: s.failed.Load(), Timeout: s.classes[ClassTimeout], Connection: s.classes[ClassConnection],
 		Status4xx: s.classes[Class4xx], Status5xx: s.classes[Class5xx], Canceled: s.classes[ClassCanceled],
-		Other: s.classes[ClassOther], StatusCodes: codes, Samples: append([]string(nil), s.samples...),
+		Killed: s.classes[ClassKilled], Other: s.classes[ClassOther],
+		StatusCodes: maps.Clone(s.codes), RetryAfter: maps.Clone(s.retry), Samples: append([]string(nil), s.samples...),
 	}
 }

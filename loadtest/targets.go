@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
+	"time"
 )
 
 // target is what one run drives: where to push, where to scrape, and the
@@ -14,6 +17,10 @@ type target struct {
 	pushURLs   []string
 	scrapeURLs []string // empty: derive from -sd-url, -scrape-urls or pushURLs
 	procs      []*process
+	// respawn starts peer i again after it was killed, on its old ports or
+	// (fresh) on new ones, and returns it once ready; nil when the target
+	// cannot.
+	respawn func(ctx context.Context, i int, fresh bool) (*process, error)
 }
 
 // targetSpec starts a target just before its run; stop undoes start.
@@ -64,14 +71,33 @@ func spawnPushring(ctx context.Context, cfg *Config, dir string, logger *slog.Lo
 			return nil, err
 		}
 	}
+	httpPorts, err := ports(cfg.Spawn)
+	if err != nil {
+		return nil, err
+	}
 	extra := splitFlags(cfg.TargetFlags)
-	procs, err := spawnSet(ctx, cfg, "pushring", bin, dir, cfg.Spawn, func(i int, httpPorts []int) []string {
+	procs, err := spawnSet(ctx, cfg, "pushring", bin, dir, httpPorts, func(i int) []string {
 		return peerArgs(i, httpPorts, clusterPorts, extra)
 	}, logger)
 	if err != nil {
 		return nil, err
 	}
-	return processTarget("pushring", procs), nil
+	t := processTarget("pushring", procs)
+	t.respawn = func(ctx context.Context, i int, fresh bool) (*process, error) {
+		h, c := httpPorts, clusterPorts
+		if fresh {
+			ps, err := ports(2)
+			if err != nil {
+				return nil, err
+			}
+			h, c = slices.Clone(h), slices.Clone(c)
+			h[i], c[i] = ps[0], ps[1]
+		}
+		name := procs[i].name
+		return startReady(ctx, cfg, name, bin, peerArgs(i, h, c, extra), loopback(h[i]),
+			filepath.Join(dir, fmt.Sprintf("%s.restart-%d.log", name, time.Now().UnixNano())))
+	}
+	return t, nil
 }
 
 // spawnPushgateway starts the real Pushgateway on loopback without
@@ -81,7 +107,11 @@ func spawnPushgateway(ctx context.Context, cfg *Config, dir string, logger *slog
 		return nil, fmt.Errorf("-spawn-pushgateway: %w (set -pushgateway-bin)", err)
 	}
 	extra := splitFlags(cfg.PushgatewayFlags)
-	procs, err := spawnSet(ctx, cfg, "pushgateway", cfg.PushgatewayBin, dir, 1, func(i int, httpPorts []int) []string {
+	httpPorts, err := ports(1)
+	if err != nil {
+		return nil, err
+	}
+	procs, err := spawnSet(ctx, cfg, "pushgateway", cfg.PushgatewayBin, dir, httpPorts, func(i int) []string {
 		return append([]string{"--web.listen-address=" + loopback(httpPorts[i]), "--persistence.file="}, extra...)
 	}, logger)
 	if err != nil {
@@ -98,6 +128,13 @@ func processTarget(name string, procs []*process) *target {
 		t.scrapeURLs = append(t.scrapeURLs, p.baseURL()+"/metrics")
 	}
 	return t
+}
+
+// replace puts p, a restart of peer i, in its place.
+func (t *target) replace(i int, p *process) {
+	t.procs[i] = p
+	t.pushURLs[i] = p.baseURL()
+	t.scrapeURLs[i] = p.baseURL() + "/metrics"
 }
 
 // stop stops the target's processes, if any.
