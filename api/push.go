@@ -47,12 +47,21 @@ func (a *API) handlePush(w http.ResponseWriter, r *http.Request) (ingest.Result,
 		defer c.release()
 		req.Body, req.ContentEncoding = body, ""
 	}
-	if err := a.admit.Acquire(r.Context()); err != nil {
-		a.ingester.CountOverloaded()
-		return ingest.Result{}, err
+	if ad, ok := a.pusher.(selfAdmitting); !ok || !ad.Admits() {
+		if err := a.admit.Acquire(r.Context()); err != nil {
+			a.ingester.CountOverloaded()
+			return ingest.Result{}, err
+		}
+		defer a.admit.Release()
 	}
-	defer a.admit.Release()
 	return a.pusher.Handle(r.Context(), req)
+}
+
+// selfAdmitting is a Pusher that takes the admission slots itself, for the
+// pushes it applies on this peer (the cluster: a push it forwards to
+// another peer holds no slot here while it waits).
+type selfAdmitting interface {
+	Admits() bool
 }
 
 // groupingPath returns the escaped path after "<prefix>/metrics", e.g.

@@ -90,6 +90,16 @@ func (bs *breakers) open(id string) bool {
 	return b != nil && !b.openUntil.IsZero() && bs.now().Before(b.openUntil)
 }
 
+// reset closes the breaker of owner id: it came back into the view, so
+// what its calls did before says nothing of it now.
+func (bs *breakers) reset(id string) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if b := bs.byPeer[id]; b != nil {
+		*b = breaker{inflight: b.inflight}
+	}
+}
+
 // forget drops the breakers of owners not in keep.
 func (bs *breakers) forget(keep map[string]bool) {
 	bs.mu.Lock()

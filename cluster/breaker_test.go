@@ -55,3 +55,17 @@ func TestBreakerBoundsInflightPerOwner(t *testing.T) {
 	_, err = bs.acquire("b")
 	require.NoError(t, err, "a slot came free")
 }
+
+func TestBreakerReset(t *testing.T) {
+	bs := newBreakers(0)
+	for range breakerThreshold {
+		release, err := bs.acquire("b")
+		require.NoError(t, err)
+		release(false)
+	}
+	require.True(t, bs.open("b"))
+	bs.reset("b")
+	require.False(t, bs.open("b"), "a member back in the view is called again at once")
+	_, err := bs.acquire("b")
+	require.NoError(t, err)
+}

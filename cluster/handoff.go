@@ -54,6 +54,7 @@ func (c *Cluster) runHandOff(ctx context.Context) {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	delay := handOffRetryMin
+	var prev map[string]bool // the members of the last pass
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,7 +70,14 @@ func (c *Cluster) runHandOff(ctx context.Context) {
 		retry.Stop()
 		view := c.placement()
 		c.conns.prune(view.Members())
-		c.breakers.forget(memberIDs(view))
+		ids := memberIDs(view)
+		c.breakers.forget(ids)
+		for id := range ids {
+			if prev != nil && !prev[id] {
+				c.breakers.reset(id) // back in the view: repair reaches it at once
+			}
+		}
+		prev = ids
 		out := c.handOffPass(ctx, view)
 		c.repairPass(ctx, view)
 		if out.left > 0 && ctx.Err() == nil {

@@ -21,9 +21,14 @@ import (
 // (Exposure); the others hold their copies silently and take over, with
 // no data to move, when it dies or leaves.
 
-// applyAndReplicate applies p here and copies its group's new state to
-// the group's other owners.
+// applyAndReplicate applies p here, in an admission slot of this peer,
+// and copies its group's new state to the group's other owners.
 func (c *Cluster) applyAndReplicate(ctx context.Context, p ingest.Parsed) (ingest.Result, error) {
+	if err := c.admit.Acquire(ctx); err != nil {
+		c.ing.CountOverloaded()
+		return ingest.Result{}, err
+	}
+	defer c.admit.Release()
 	res, err := c.ing.Apply(ctx, p)
 	if err != nil {
 		return res, err
@@ -106,6 +111,14 @@ func (c *Cluster) stateOf(k store.GroupKey) (*peerpb.Group, bool) {
 	}
 	return nil, false
 }
+
+// Admits reports that the cluster takes this peer's admission slots
+// itself (api.Pusher): only for the pushes it applies here. A push it
+// forwards holds no slot here while the owner works on it; the calls in
+// flight to each owner are bounded by its breaker instead (at most half of
+// --push.max-inflight), so peers that forward to each other never hold
+// each other's slots in a circle.
+func (c *Cluster) Admits() bool { return true }
 
 // isOwner reports whether this peer is one of the owners of groups with key
 // hash h in view.

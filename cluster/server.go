@@ -23,8 +23,9 @@ type server struct {
 
 // Push applies a push another peer forwarded here, whatever this peer's
 // own view says: a push is never forwarded twice. It takes an admission
-// slot like an HTTP push, and answers what this peer would answer over
-// HTTP, so the forwarding peer relays the same status and body.
+// slot like an HTTP push (applyAndReplicate does), and answers what this
+// peer would answer over HTTP, so the forwarding peer relays the same
+// status and body.
 func (s *server) Push(ctx context.Context, req *peerpb.PushRequest) (*peerpb.PushResponse, error) {
 	c := s.c
 	release, err := c.budget.ChargeForwarded(req.GetBody(), req.GetContentType())
@@ -32,11 +33,6 @@ func (s *server) Push(ctx context.Context, req *peerpb.PushRequest) (*peerpb.Pus
 		return c.pushResponse(err), nil
 	}
 	defer release()
-	if err := c.admit.Acquire(ctx); err != nil {
-		c.ing.CountOverloaded()
-		return c.pushResponse(err), nil
-	}
-	defer c.admit.Release()
 	header := http.Header{}
 	if req.GetTtl() != "" {
 		header.Set(ingest.TTLHeader, req.GetTtl())
