@@ -320,30 +320,8 @@ func (op procPushOp) do(client *http.Client) error {
 // succeed.
 func procRunOps(t *testing.T, client *http.Client, ops []procPushOp) {
 	t.Helper()
-	work := make(chan procPushOp)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for range procPushWorkers {
-		wg.Go(func() {
-			for op := range work {
-				if err := op.do(client); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for _, op := range ops {
-		work <- op
-	}
-	close(work)
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("%d of %d pushes failed, e.g.: %v", len(errs), len(ops), errors.Join(errs[:min(len(errs), 5)]...))
+	if res := procRunOpsCounting(client, ops); res.failed > 0 {
+		t.Fatalf("%d of %d pushes failed, e.g.: %v", res.failed, len(ops), errors.Join(res.errs...))
 	}
 }
 

@@ -96,12 +96,8 @@ func replicationGroups(c *procCluster, rnd *rand.Rand, job string, n int, base f
 // copies reports why the live peers do not hold want group copies in all
 // (each peer's own count, from /api/v1/cluster?stats=1).
 func (c *procCluster) copies(t *testing.T, want int) error {
-	st, body := c.peers[0].do(t, http.MethodGet, "/api/v1/cluster?stats=1", nil, nil)
-	if st != http.StatusOK {
-		return fmt.Errorf("/api/v1/cluster?stats=1 answers %d: %s", st, body)
-	}
-	var cs procClusterStatus
-	if err := json.Unmarshal([]byte(body), &cs); err != nil {
+	cs, body, err := c.stats(t)
+	if err != nil {
 		return err
 	}
 	total := 0
@@ -210,6 +206,7 @@ type procOpsResult struct {
 	done, failed int
 	slowest      time.Duration
 	ok           map[string]bool // instances whose push succeeded
+	errs         []error         // the first 5 failures
 }
 
 // procRunOpsCounting runs ops on procPushWorkers goroutines and counts
@@ -230,6 +227,9 @@ func procRunOpsCounting(client *http.Client, ops []procPushOp) procOpsResult {
 				res.slowest = max(res.slowest, took)
 				if err != nil {
 					res.failed++
+					if len(res.errs) < 5 {
+						res.errs = append(res.errs, err)
+					}
 				} else {
 					res.ok[op.instance] = true
 				}
@@ -304,14 +304,21 @@ func TestReplicationRestartTakesNewestState(t *testing.T) {
 		back.name, took.Round(time.Millisecond))
 }
 
-// held returns how many groups peer id holds, by /api/v1/cluster?stats=1.
-func (c *procCluster) held(t *testing.T, id string) (int, error) {
+// stats is the first live peer's /api/v1/cluster?stats=1, decoded, and
+// its body for messages.
+func (c *procCluster) stats(t *testing.T) (procClusterStatus, string, error) {
+	var cs procClusterStatus
 	st, body := c.peers[0].do(t, http.MethodGet, "/api/v1/cluster?stats=1", nil, nil)
 	if st != http.StatusOK {
-		return 0, fmt.Errorf("/api/v1/cluster?stats=1 answers %d: %s", st, body)
+		return cs, body, fmt.Errorf("/api/v1/cluster?stats=1 answers %d: %s", st, body)
 	}
-	var cs procClusterStatus
-	if err := json.Unmarshal([]byte(body), &cs); err != nil {
+	return cs, body, json.Unmarshal([]byte(body), &cs)
+}
+
+// held returns how many groups peer id holds, by /api/v1/cluster?stats=1.
+func (c *procCluster) held(t *testing.T, id string) (int, error) {
+	cs, body, err := c.stats(t)
+	if err != nil {
 		return 0, err
 	}
 	for _, p := range cs.Data.Peers {
