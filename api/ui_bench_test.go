@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pushring/pushring/internal/cputime"
 	"github.com/pushring/pushring/store"
 )
 
@@ -68,13 +69,11 @@ func BenchmarkGroupsPage(b *testing.B) {
 			a.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, bc.target, nil))
 			require.Equal(b, http.StatusOK, w.Code)
 			require.Contains(b, w.Body.String(), bc.want)
-			cpu0, ok := processCPU()
+			cpu := cputime.Start()
 			for b.Loop() {
 				a.Handler().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, bc.target, nil))
 			}
-			if cpu1, _ := processCPU(); ok {
-				b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
-			}
+			cpu.PerOp(b)
 			b.ReportMetric(float64(w.Body.Len()), "page-bytes")
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/pushring/pushring/ingest"
+	"github.com/pushring/pushring/internal/cputime"
 	"github.com/pushring/pushring/internal/peerpb"
 	"github.com/pushring/pushring/internal/testpki"
 )
@@ -62,7 +63,7 @@ func BenchmarkPeerHop(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(req.Body)))
-			defer reportCPU(b, processCPU())
+			defer cputime.Start().PerOp(b)
 			for b.Loop() {
 				if _, err := client.Push(context.Background(), req); err != nil {
 					b.Fatal(err)

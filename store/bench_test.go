@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/pushring/pushring/internal/cputime"
 )
 
 // benchFamilies describes the group a KubeEdge edge node pushes in the
@@ -116,7 +118,7 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.SetBytes(benchTextSize(b, pushes[0]))
 	b.ReportAllocs()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	i := 0
 	for b.Loop() {
 		p := pushes[i%groups]
@@ -126,7 +128,7 @@ func BenchmarkApply(b *testing.B) {
 		}
 		i++
 	}
-	cpu.report(b, i)
+	cpu.Report(b, i)
 }
 
 // BenchmarkApplyRefusedAtGroupLimit is a 40-series push for a new group
@@ -151,29 +153,6 @@ func BenchmarkApplyRefusedAtGroupLimit(b *testing.B) {
 			b.Fatalf("want ErrLimit, got %v", err)
 		}
 	}
-}
-
-// cpuMeter measures the process CPU time of a benchmark loop, garbage
-// collection on other threads included. On a machine shared with other
-// work it is steadier than ns/op, which counts time spent waiting for a
-// core.
-type cpuMeter struct {
-	start time.Duration
-	ok    bool
-}
-
-func startCPU() cpuMeter {
-	start, ok := processCPU()
-	return cpuMeter{start: start, ok: ok}
-}
-
-// report adds cpu-ns/op over n iterations.
-func (m cpuMeter) report(b *testing.B, n int) {
-	end, ok := processCPU()
-	if !m.ok || !ok || n == 0 {
-		return
-	}
-	b.ReportMetric(float64((end-m.start).Nanoseconds())/float64(n), "cpu-ns/op")
 }
 
 // BenchmarkApplyParallel is BenchmarkApply from GOMAXPROCS goroutines: the
@@ -206,7 +185,7 @@ func BenchmarkRender(b *testing.B) {
 	bl := newBuilder()
 	b.SetBytes(benchTextSize(b, p))
 	b.ReportAllocs()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	n := 0
 	for b.Loop() {
 		for _, mf := range p.Families {
@@ -216,7 +195,7 @@ func BenchmarkRender(b *testing.B) {
 		}
 		n++
 	}
-	cpu.report(b, n)
+	cpu.Report(b, n)
 }
 
 // BenchmarkRenderBaseline is what expfmt.MetricFamilyToText alone costs
@@ -227,9 +206,9 @@ func BenchmarkRenderBaseline(b *testing.B) {
 	var buf bytes.Buffer
 	b.SetBytes(benchTextSize(b, p))
 	b.ReportAllocs()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	n := 0
-	defer func() { cpu.report(b, n) }()
+	defer func() { cpu.Report(b, n) }()
 	for b.Loop() {
 		n++
 		for _, mf := range p.Families {

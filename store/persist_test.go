@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/pushring/pushring/internal/cputime"
 )
 
 // Families as a pusher sends them, without grouping labels. Every metric type,
@@ -497,13 +499,13 @@ func benchmarkWriteFile(b *testing.B, n int) {
 	require.NoError(b, err)
 	b.SetBytes(fi.Size())
 	b.ReportAllocs()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	for b.Loop() {
 		if err := WriteFile(path, groups); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b, b.N)
+	cpu.PerOp(b)
 }
 
 // BenchmarkStoreWriteFile200k writes the file of a store holding the 200k
@@ -517,13 +519,13 @@ func BenchmarkStoreWriteFile200k(b *testing.B) {
 	require.NoError(b, err)
 	b.SetBytes(fi.Size())
 	b.ReportAllocs()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	for b.Loop() {
 		if err := st.WriteFile(path); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b, b.N)
+	cpu.PerOp(b)
 }
 
 func BenchmarkReadFile(b *testing.B) {

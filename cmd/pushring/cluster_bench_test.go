@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushring/pushring/internal/cputime"
 	"github.com/pushring/pushring/shard"
 	"github.com/pushring/pushring/store"
 )
@@ -85,7 +86,7 @@ func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series 
 	// serial: one pusher, so ns/op is the latency a pusher sees.
 	serial := func(b *testing.B, via *inProcPeer) {
 		b.ReportAllocs()
-		defer reportCPU(b, processCPU())
+		defer cputime.Start().PerOp(b)
 		var took []time.Duration
 		for i := 0; b.Loop(); i++ {
 			start := time.Now()
@@ -102,7 +103,7 @@ func benchClusterPush(b *testing.B, peers []*inProcPeer, paths []string, series 
 	// process, so ns/op is the CPU of every peer a push passes through.
 	parallel := func(b *testing.B, via *inProcPeer) {
 		b.ReportAllocs()
-		defer reportCPU(b, processCPU())
+		defer cputime.Start().PerOp(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for i := 0; pb.Next(); i++ {
 				if !one(b, via, i) {

@@ -1,15 +1,15 @@
 //go:build unix
 
-package api
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU returns the CPU time (user and system) this process has used,
-// on every thread: the benchmark's own and the garbage collector's.
-func processCPU() (time.Duration, bool) {
+// process returns the user and system CPU time of every thread of this
+// process.
+func process() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
