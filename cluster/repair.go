@@ -139,29 +139,54 @@ func (s *server) Pull(req *peerpb.PullRequest, stream peerpb.Peer_PullServer) er
 		return status.Error(codes.InvalidArgument, "a pull names its peer and a replication factor between 1 and 5")
 	}
 	view := c.placement().With(shard.Member{ID: req.GetPeer()})
-	b := &peerpb.HandOffRequest{OriginPeer: c.self, Replica: true}
-	size := 0
+	b := newCopyBatcher(c.self, stream.Send)
 	for _, e := range c.st.Entries() {
 		if !ownedBy(view, e.Key.Hash(), rf, req.GetPeer()) {
 			continue
 		}
-		g, ok := c.stateOf(e.Key)
-		if !ok {
-			continue
-		}
-		if n := proto.Size(g); size > 0 && size+n > handOffBatchBytes {
-			if err := stream.Send(b); err != nil {
+		if g, ok := c.stateOf(e.Key); ok {
+			if err := b.add(g); err != nil {
 				return err
 			}
-			b, size = &peerpb.HandOffRequest{OriginPeer: c.self, Replica: true}, 0
 		}
-		b.Groups = append(b.Groups, g)
-		size += proto.Size(g)
 	}
-	if len(b.Groups) > 0 {
-		return stream.Send(b)
+	return b.flush()
+}
+
+// copyBatcher fills batches of copies of at most handOffBatchBytes (a
+// single larger group goes alone) and hands each to send.
+type copyBatcher struct {
+	self string
+	send func(*peerpb.HandOffRequest) error
+	req  *peerpb.HandOffRequest
+	size int
+}
+
+func newCopyBatcher(self string, send func(*peerpb.HandOffRequest) error) *copyBatcher {
+	return &copyBatcher{self: self, send: send, req: &peerpb.HandOffRequest{OriginPeer: self, Replica: true}}
+}
+
+// add puts g in the batch, sending the batch first if g would overfill it.
+func (b *copyBatcher) add(g *peerpb.Group) error {
+	n := proto.Size(g)
+	if b.size > 0 && b.size+n > handOffBatchBytes {
+		if err := b.flush(); err != nil {
+			return err
+		}
 	}
+	b.req.Groups = append(b.req.Groups, g)
+	b.size += n
 	return nil
+}
+
+// flush sends the batch if it holds anything and starts a new one.
+func (b *copyBatcher) flush() error {
+	if len(b.req.Groups) == 0 {
+		return nil
+	}
+	req := b.req
+	b.req, b.size = &peerpb.HandOffRequest{OriginPeer: b.self, Replica: true}, 0
+	return b.send(req)
 }
 
 // ownedBy reports whether id is one of the first rf owners of hash h in
@@ -324,32 +349,21 @@ func (c *Cluster) repairWith(ctx context.Context, m shard.Member, mine []store.E
 // and returns how many did not land.
 func (c *Cluster) sendCopies(ctx context.Context, m shard.Member, keys []store.GroupKey, reason string) int {
 	left := 0
-	req := &peerpb.HandOffRequest{OriginPeer: c.self, Replica: true}
-	size := 0
-	flush := func() {
-		if len(req.Groups) == 0 {
-			return
-		}
+	b := newCopyBatcher(c.self, func(req *peerpb.HandOffRequest) error {
 		bctx, cancel := context.WithTimeout(ctx, c.cfg.HandOffTimeout)
+		defer cancel()
 		result := c.copyTo(bctx, m, req)
-		cancel()
 		c.metrics.repairGroups.WithLabelValues(reason, result).Add(float64(len(req.Groups)))
 		if result != resultOK {
 			left += len(req.Groups)
 		}
-		req, size = &peerpb.HandOffRequest{OriginPeer: c.self, Replica: true}, 0
-	}
+		return nil // counted; the next batch is tried all the same
+	})
 	for _, k := range keys {
-		g, ok := c.stateOf(k)
-		if !ok {
-			continue
+		if g, ok := c.stateOf(k); ok {
+			_ = b.add(g) // send never fails
 		}
-		if n := proto.Size(g); size > 0 && size+n > handOffBatchBytes {
-			flush()
-		}
-		req.Groups = append(req.Groups, g)
-		size += proto.Size(g)
 	}
-	flush()
+	_ = b.flush()
 	return left
 }

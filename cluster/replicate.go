@@ -123,12 +123,7 @@ func (c *Cluster) Admits() bool { return true }
 // isOwner reports whether this peer is one of the owners of groups with key
 // hash h in view.
 func (c *Cluster) isOwner(view *shard.Placement, h uint64) bool {
-	for _, o := range view.Owners(h, c.cfg.ReplicationFactor) {
-		if o.ID == c.self {
-			return true
-		}
-	}
-	return false
+	return ownedBy(view, h, c.cfg.ReplicationFactor, c.self)
 }
 
 // Exposure is what this peer's store exposes on its scrape and in its
