@@ -37,6 +37,21 @@ func BenchmarkDecodeText(b *testing.B) {
 	benchmarkDecode(b, readTestdata(b, "node.prom"), "text/plain; version=0.0.4", "")
 }
 
+// BenchmarkDecodeTextExpfmt is BenchmarkDecodeText's parse by expfmt's
+// TextParser, which the push path used before scanText and still uses for
+// what scanText declines: the reference figure.
+func BenchmarkDecodeTextExpfmt(b *testing.B) {
+	body := readTestdata(b, "node.prom")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		fams, err := decodeText(bytes.NewReader(body), false)
+		if err != nil || len(fams) == 0 {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkDecodeTextGzip is BenchmarkDecodeText with a gzipped body;
 // SetBytes counts the compressed size.
 func BenchmarkDecodeTextGzip(b *testing.B) {

@@ -82,10 +82,16 @@ func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes in
 func decodeBytes(b []byte, contentType string, utf8Names bool) (map[string]*dto.MetricFamily, error) {
 	var fams map[string]*dto.MetricFamily
 	var err error
-	if isDelimitedProto(contentType) {
+	switch {
+	case isDelimitedProto(contentType):
 		fams, err = decodeProto(b)
-	} else {
-		fams, err = decodeText(bytes.NewReader(b), utf8Names)
+	default:
+		var ok bool
+		if fams, ok = scanText(b); !ok {
+			// Not in scanText's grammar: expfmt decides, and its error
+			// is the Pushgateway's.
+			fams, err = decodeText(bytes.NewReader(b), utf8Names)
+		}
 	}
 	if err != nil {
 		return nil, asBadRequest(err)

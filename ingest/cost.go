@@ -16,11 +16,16 @@ import (
 // several times over) and per item: a text line, or a protobuf message
 // (a metric, a label pair, a value, a bucket or quantile), each of which
 // the decoder allocates.
+//
+// A text line of a histogram bucket or a summary quantile costs less than
+// others: it adds a bucket to its metric, not a metric. Such lines are
+// counted by their le or quantile label, at most one per line.
 const (
-	textCostPerByte  = 12
-	textCostPerLine  = 1200
-	protoCostPerByte = 10
-	protoCostPerItem = 300
+	textCostPerByte    = 10
+	textCostPerLine    = 1400
+	textBucketDiscount = 1100
+	protoCostPerByte   = 10
+	protoCostPerItem   = 300
 )
 
 // DecodeCost estimates, from above, the heap that decoding b as
@@ -36,7 +41,8 @@ func DecodeCostOf(b []byte, contentType string) int64 {
 		return protoCostPerByte*n + protoCostPerItem*int64(protoItems(b))
 	}
 	lines := int64(bytes.Count(b, []byte{'\n'})) + 1
-	return textCostPerByte*n + textCostPerLine*lines
+	buckets := int64(bytes.Count(b, []byte(`le="`)) + bytes.Count(b, []byte(`quantile="`)))
+	return textCostPerByte*n + textCostPerLine*lines - textBucketDiscount*min(buckets, lines)
 }
 
 // Field numbers of io.prometheus.client messages that protoItems looks
