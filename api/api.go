@@ -14,7 +14,6 @@
 package api
 
 import (
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -67,6 +66,8 @@ type Store interface {
 	// WriteExposition writes every group merged with extra (the gateway's
 	// own families) in format f.
 	WriteExposition(w io.Writer, f store.Format, extra []*dto.MetricFamily) error
+	// WriteExpositionGzip is WriteExposition as one gzip member.
+	WriteExpositionGzip(w io.Writer, f store.Format, extra []*dto.MetricFamily) error
 	// Snapshot returns a deep copy of every group sorted by key; the caller
 	// owns it.
 	Snapshot() []store.GroupSnapshot
@@ -118,8 +119,6 @@ type API struct {
 	bodies   *bodyReader
 	handler  http.Handler
 	ui       *uiPage
-
-	gzipPool sync.Pool // *gzip.Writer, reused across scrapes
 
 	// views holds a token per cluster-wide view being built: each holds
 	// every peer's groups in memory, so only a few run at once.
@@ -346,22 +345,4 @@ func (a *API) pushFirst(mux *http.ServeMux) http.Handler {
 func (a *API) redirectToPrefix(w http.ResponseWriter, r *http.Request) error {
 	http.Redirect(w, r, a.prefix+"/", http.StatusMovedPermanently)
 	return nil
-}
-
-// newGzipWriter returns a pooled gzip writer reset to w.
-func (a *API) newGzipWriter(w io.Writer) *gzip.Writer {
-	if gz, ok := a.gzipPool.Get().(*gzip.Writer); ok {
-		gz.Reset(w)
-		return gz
-	}
-	// BestSpeed: a scrape is on the hot path of a 2-core peer, and the
-	// exposition text compresses well even at the fastest level.
-	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // the level is valid
-	return gz
-}
-
-// putGzipWriter returns gz to the pool.
-func (a *API) putGzipWriter(gz *gzip.Writer) {
-	gz.Reset(io.Discard)
-	a.gzipPool.Put(gz)
 }

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -131,6 +133,24 @@ func (f *fakeStore) WriteExposition(w io.Writer, format store.Format, extra []*d
 		return f.failErr
 	}
 	_, err := io.WriteString(w, body)
+	return err
+}
+
+func (f *fakeStore) WriteExpositionGzip(w io.Writer, format store.Format, extra []*dto.MetricFamily) error {
+	// Like the store, nothing reaches w when it fails before writing.
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	err := f.WriteExposition(zw, format, extra)
+	if err == nil {
+		err = zw.Close()
+	} else if f.failAt > 0 {
+		_ = zw.Flush()
+	}
+	if buf.Len() > 0 && (err == nil || f.failAt > 0) {
+		if _, werr := w.Write(buf.Bytes()); werr != nil {
+			return werr
+		}
+	}
 	return err
 }
 

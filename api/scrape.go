@@ -26,27 +26,19 @@ func (a *API) scrape(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", contentType)
 
 	out := &countingWriter{w: w}
-	var gz interface {
-		io.Writer
-		Close() error
-	}
+	write := a.store.WriteExposition
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
-		g := a.newGzipWriter(w)
-		defer a.putGzipWriter(g)
-		gz, out.w = g, g
+		// The store compresses, keeping what it compressed for the next
+		// scrape.
+		write = a.store.WriteExpositionGzip
 		w.Header().Set("Content-Encoding", "gzip")
 	}
-	if err := a.store.WriteExposition(out, format, own); err != nil {
+	if err := write(out, format, own); err != nil {
 		if out.n == 0 {
 			w.Header().Del("Content-Encoding")
 			return &scrapeError{err: err, contentType: n.errorContentType()}
 		}
 		return wrapf(errAbort, "write exposition: %v", err)
-	}
-	if gz != nil {
-		if err := gz.Close(); err != nil {
-			return wrapf(errAbort, "finish gzip stream: %v", err)
-		}
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ func (c *change) insert(b *built) {
 func (s *Store) commit(c *change) *group {
 	g := c.g
 	if g == nil {
-		g = &group{key: c.key, families: make(map[string]*slot, len(c.news)), failureOnly: c.failureOnly}
+		g = &group{key: c.key, families: make(map[string]*slot, len(c.news)), failureOnly: c.failureOnly, split: chunkSplit(c.key)}
 		s.groups[c.key] = g
 		if g.failureOnly {
 			s.nFailureOnly++

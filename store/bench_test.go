@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -460,4 +461,49 @@ func allocatedBy(b *testing.B, fn func() error) uint64 {
 	}
 	runtime.ReadMemStats(&m1)
 	return m1.TotalAlloc - m0.TotalAlloc
+}
+
+// BenchmarkScrapeGzip400k times text scrapes of 10,000 groups × 40 series
+// (420k lines): plain; gzipped by compress/gzip at BestSpeed over the
+// whole stream (what the api did before WriteExpositionGzip); and by
+// WriteExpositionGzip the first time (every family compressed and kept)
+// and after (the kept segments copied). wire-MB is the answer's size.
+func BenchmarkScrapeGzip400k(b *testing.B) {
+	s := newBenchStoreConfig(b, Config{MaxRenderCacheBytes: 1 << 30}, 10_000)
+	cases := []struct {
+		name  string
+		write func(w io.Writer) error
+		reset bool // drop the kept segments before every scrape
+	}{
+		{"plain", func(w io.Writer) error { return s.WriteExposition(w, FormatText, nil) }, false},
+		{"gzip-stream", func(w io.Writer) error {
+			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+			if err := s.WriteExposition(zw, FormatText, nil); err != nil {
+				return err
+			}
+			return zw.Close()
+		}, false},
+		{"segments-first", func(w io.Writer) error { return s.WriteExpositionGzip(w, FormatText, nil) }, true},
+		{"segments-kept", func(w io.Writer) error { return s.WriteExpositionGzip(w, FormatText, nil) }, false},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			cw := &countingDiscard{}
+			if err := c.write(cw); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if c.reset {
+					b.StopTimer()
+					s.dropGzipSegments()
+					b.StartTimer()
+				}
+				if err := c.write(io.Discard); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cw.n)/(1<<20), "wire-MB")
+		})
+	}
 }

@@ -80,12 +80,22 @@ const scrapeBufferSize = 64 << 10
 // or label names the scheme changes is decoded, escaped and rendered again
 // (the slow path; see escape.go); the others are written as they are.
 func (s *Store) WriteExposition(w io.Writer, f Format, extra []*dto.MetricFamily) error {
+	return s.writeExposition(w, nil, f, extra)
+}
+
+// writeExposition writes the exposition to w; with gz (which w then is),
+// the text of stored families goes to gz as their own segments.
+func (s *Store) writeExposition(w io.Writer, gz *gzipStream, f Format, extra []*dto.MetricFamily) error {
 	if f.Type() > FormatOpenMetrics || f.Escaping() > model.ValueEncodingEscaping {
 		return fmt.Errorf("write exposition: unknown format %d", int(f))
 	}
 	v := s.view()
 	own := sortedByName(extra)
-	e := &encoder{w: bufio.NewWriterSize(w, scrapeBufferSize), format: f.Type(), escaping: f.Escaping(), store: s}
+	size := scrapeBufferSize
+	if gz != nil {
+		size = 4096 // gz buffers what it compresses
+	}
+	e := &encoder{w: bufio.NewWriterSize(w, size), gz: gz, format: f.Type(), escaping: f.Escaping(), store: s}
 	if e.format == FormatOpenMetrics {
 		e.exposed = exposedNames(v.names, own)
 	}
@@ -94,12 +104,14 @@ func (s *Store) WriteExposition(w io.Writer, f Format, extra []*dto.MetricFamily
 	for err == nil && (i < len(v.names) || j < len(own)) {
 		switch {
 		case j == len(own) || (i < len(v.names) && v.names[i] < own[j].GetName()):
+			e.splits = v.membersSplits(i)
 			err = e.pushed(v.members(i))
 			i++
 		case i == len(v.names) || own[j].GetName() < v.names[i]:
 			err = e.merged(own[j], nil)
 			j++
 		default:
+			e.splits = v.membersSplits(i)
 			err = e.merged(own[j], v.members(i))
 			i++
 			j++
@@ -121,9 +133,10 @@ func (s *Store) WriteExposition(w io.Writer, f Format, extra []*dto.MetricFamily
 // byte order, the family values of its groups in key order. Family values
 // are immutable, so the bytes can be written after the lock is released.
 type view struct {
-	names []string
-	ends  []int // fams[ends[i-1]:ends[i]] belong to names[i]
-	fams  []*family
+	names  []string
+	ends   []int // fams[ends[i-1]:ends[i]] belong to names[i]
+	fams   []*family
+	splits []bool // splits[j]: fams[j]'s group is a chunk boundary (gzip.go)
 }
 
 func (v *view) members(i int) []*family {
@@ -134,16 +147,25 @@ func (v *view) members(i int) []*family {
 	return v.fams[start:v.ends[i]]
 }
 
+func (v *view) membersSplits(i int) []bool {
+	start := 0
+	if i > 0 {
+		start = v.ends[i-1]
+	}
+	return v.splits[start:v.ends[i]]
+}
+
 func (s *Store) view() view {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := s.sortedNamesLocked()
 	x := s.exposer()
-	v := view{names: names, ends: make([]int, len(names)), fams: make([]*family, 0, s.nFamilies)}
+	v := view{names: names, ends: make([]int, len(names)), fams: make([]*family, 0, s.nFamilies), splits: make([]bool, 0, s.nFamilies)}
 	for i, n := range names {
 		for _, sl := range s.names[n].sorted() {
 			if x.exposes(sl.g) {
 				v.fams = append(v.fams, sl.fam)
+				v.splits = append(v.splits, sl.g.split)
 			}
 		}
 		v.ends[i] = len(v.fams)
@@ -167,7 +189,9 @@ func sortedByName(mfs []*dto.MetricFamily) []*dto.MetricFamily {
 // encoder writes the merged families of one scrape.
 type encoder struct {
 	w        *bufio.Writer
-	format   Format // without escaping
+	gz       *gzipStream // a gzipped text scrape writes stored families here
+	splits   []bool      // of the stored families being written (view.splits)
+	format   Format      // without escaping
 	escaping model.EscapingScheme
 	store    *Store
 	// exposed holds every family name of an OpenMetrics scrape, for
@@ -249,6 +273,12 @@ func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
 func (e *encoder) textFamily(fams []*family) error {
 	if _, err := e.w.Write(e.hdr); err != nil {
 		return err
+	}
+	if e.gz != nil {
+		if err := e.w.Flush(); err != nil {
+			return err
+		}
+		return e.gz.chunks(fams, e.splits)
 	}
 	for _, f := range fams {
 		if _, err := e.w.Write(f.text()); err != nil {

@@ -35,6 +35,8 @@ type group struct {
 	// generation it holds for, plus one (0: not asked yet).
 	exposed   bool
 	exposeGen uint64
+	// split: a gzipped scrape may end a chunk after this group (gzip.go).
+	split bool
 }
 
 // slot is the place of one family name in one group. The name index lists

@@ -49,6 +49,9 @@ type family struct {
 	pb     atomic.Pointer[[]byte]
 	pbKept atomic.Pointer[[]byte]
 	om     atomic.Pointer[[]byte]
+	// id is unique among the families of the process: gzipped scrapes
+	// know a chunk of families by their ids (gzip.go).
+	id uint64
 	// left is set once the family is no longer in the store: a scrape that
 	// still writes it keeps no rendering (renderCache).
 	left atomic.Bool
@@ -312,9 +315,13 @@ func (b *builder) keepProtobuf(f *family, ms []*dto.Metric) error {
 	return nil
 }
 
+// familyIDs hands out family.id.
+var familyIDs atomic.Uint64
+
 // newFamily returns a family value with mf's header and no data.
 func newFamily(mf *dto.MetricFamily, name string, typ dto.MetricType) *family {
 	return &family{
+		id:   familyIDs.Add(1),
 		name: name, typ: typ,
 		help: mf.GetHelp(), hasHelp: mf.Help != nil,
 		unit: mf.GetUnit(), hasUnit: mf.Unit != nil,

@@ -8,7 +8,8 @@ import "sync/atomic"
 const DefaultMaxRenderCacheBytes = 64 << 20
 
 // renderCache accounts for the protobuf and OpenMetrics renderings that
-// scrapes keep on family values (family.pbKept, family.om), so that
+// scrapes keep on family values (family.pbKept, family.om), and the
+// gzipped chunks of text they keep (gzip.go), so that
 // together they never take more than a fixed number of bytes, however
 // large the store. A scrape keeps a rendering while there is room; past
 // that it renders the family for itself and drops the bytes once written,
@@ -53,6 +54,16 @@ func (c *renderCache) release(f *family) {
 			c.used.Add(-int64(cap(*p)))
 		}
 	}
+}
+
+// reserve takes room for n bytes if the cache has it, and reports whether
+// it did.
+func (c *renderCache) reserve(n int) bool {
+	if used := c.used.Add(int64(n)); c.limit > 0 && used > c.limit {
+		c.used.Add(-int64(n))
+		return false
+	}
+	return true
 }
 
 // fits reports whether the cache has room for n more bytes (a nil cache

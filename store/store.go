@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -38,9 +39,12 @@ type Store struct {
 	logger     *slog.Logger
 	metrics    *metrics
 	changed    chan struct{}
-	expiryWake chan struct{} // buffer 1: a write set the earliest deadline; RunExpiry re-arms
-	builders   sync.Pool     // of *builder
-	cache      renderCache   // renderings scrapes keep on families
+	expiryWake chan struct{}              // buffer 1: a write set the earliest deadline; RunExpiry re-arms
+	builders   sync.Pool                  // of *builder
+	gzips      sync.Pool                  // of *gzipStream
+	gzBuild    sync.Mutex                 // held by the gzipped scrape that builds the next chunk table
+	gzChunks   atomic.Pointer[chunkTable] // the compressed chunks of the last gzipped scrape (gzip.go)
+	cache      renderCache                // renderings scrapes keep on families
 
 	mu     sync.Mutex
 	groups map[GroupKey]*group

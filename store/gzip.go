@@ -1,0 +1,353 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// WriteExpositionGzip is WriteExposition gzipped, without compressing
+// again what did not change since the last gzipped scrape.
+//
+// The answer is one gzip member (any gzip reader takes it, not only those
+// that read concatenated members): its deflate stream is a run of
+// segments, each compressed on its own with an empty history and ended on
+// a byte boundary by a sync flush, so a segment made by one scrape can be
+// copied into the stream of the next. The stored families of a text scrape
+// are cut into chunks: the families of one name of up to chunkMembers
+// consecutive groups, cut where a group's key hash says so (group.split),
+// so a group that comes or goes changes only its own chunk. Each chunk is
+// one segment, kept in a table (gzipChunks) under the id of its first
+// family with the ids of all, while the render cache has room; a chunk
+// whose families are the same ones next time is copied. Headers, the
+// gateway's own families and the other formats are compressed as they
+// are written, one segment between two chunks. The CRC-32 and size of the
+// trailer are computed over the text as it is written, and for a kept
+// chunk combined from the chunk's own (crc.go).
+//
+// A chunk compresses as well as the stream does within it; what is lost
+// are matches across chunk and segment boundaries (BENCHMARKS.md has the
+// sizes).
+func (s *Store) WriteExpositionGzip(w io.Writer, f Format, extra []*dto.MetricFamily) (err error) {
+	z := s.newGzipStream(w)
+	defer s.putGzipStream(z)
+	defer func() {
+		if err != nil {
+			s.abandonChunks(z)
+		} else {
+			s.finishChunks(z)
+		}
+	}()
+	if err := z.header(); err != nil {
+		return fmt.Errorf("write exposition: %w", err)
+	}
+	if err := s.writeExposition(z, z, f, extra); err != nil {
+		return err
+	}
+	if err := z.close(); err != nil {
+		return fmt.Errorf("write exposition: %w", err)
+	}
+	return nil
+}
+
+// gzipStream writes one gzip member made of deflate segments. As an
+// io.Writer it takes bytes to be compressed with the next segment; family
+// writes the stored segment of a family.
+type gzipStream struct {
+	out   *bufio.Writer
+	fw    *flate.Writer
+	seg   bytes.Buffer // fw's output for one segment
+	live  []byte       // bytes written since the last segment
+	crc   uint32
+	size  uint32 // ISIZE: the uncompressed size modulo 2^32
+	cache *renderCache
+	// table holds the chunks the last gzipped scrape kept; next collects
+	// those this one uses or makes, and replaces table at its end.
+	table *chunkTable
+	next  *chunkTable
+}
+
+// The header of the member: deflate, no name or time, XFL 4 (the fastest
+// compression, as gzip.BestSpeed writes it), OS unknown.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255}
+
+// finalBlock ends a deflate stream that is on a byte boundary: an empty
+// stored block with BFINAL set.
+var finalBlock = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
+
+func (s *Store) newGzipStream(w io.Writer) *gzipStream {
+	z, _ := s.gzips.Get().(*gzipStream)
+	if z == nil {
+		// BestSpeed, as the Pushgateway's answer and the api's: the text
+		// compresses well even at the fastest level.
+		fw, _ := flate.NewWriter(io.Discard, flate.BestSpeed) // the level is valid
+		z = &gzipStream{out: bufio.NewWriterSize(io.Discard, scrapeBufferSize), fw: fw}
+	}
+	z.out.Reset(w)
+	z.live, z.crc, z.size, z.cache = z.live[:0], 0, 0, &s.cache
+	z.table = s.gzChunks.Load()
+	// One scrape at a time builds the next table; one that runs beside it
+	// reads the table and keeps nothing.
+	if s.gzBuild.TryLock() {
+		z.table = s.gzChunks.Load() // the builder's own writes are all in
+		z.next = &chunkTable{byFirst: make(map[uint64]*chunk, len(z.table.byFirstOrNil()))}
+	}
+	return z
+}
+
+// finishChunks makes the chunks this scrape used or made (if it built)
+// the table of the next, and gives the room of the others back to the
+// render cache.
+func (s *Store) finishChunks(z *gzipStream) {
+	if z.next == nil {
+		return
+	}
+	s.gzChunks.Store(z.next)
+	s.cache.used.Add(-(z.table.bytesOrZero() - z.next.carried))
+	s.gzBuild.Unlock()
+}
+
+// abandonChunks undoes a failed build: the table stays, and the room of
+// the chunks made for the next one is given back.
+func (s *Store) abandonChunks(z *gzipStream) {
+	if z.next == nil {
+		return
+	}
+	s.cache.used.Add(-(z.next.bytes - z.next.carried))
+	s.gzBuild.Unlock()
+}
+
+func (s *Store) putGzipStream(z *gzipStream) {
+	z.out.Reset(io.Discard)
+	z.fw.Reset(io.Discard)
+	if z.seg.Cap() > maxPooledSegment {
+		z.seg = bytes.Buffer{}
+	}
+	if cap(z.live) > maxPooledSegment {
+		z.live = nil
+	}
+	z.cache, z.table, z.next = nil, nil, nil
+	s.gzips.Put(z)
+}
+
+// maxPooledSegment is the largest buffer a pooled gzipStream keeps.
+const maxPooledSegment = 1 << 20
+
+func (z *gzipStream) header() error {
+	_, err := z.out.Write(gzipHeader)
+	return err
+}
+
+// Write takes p to be compressed with the next segment.
+func (z *gzipStream) Write(p []byte) (int, error) {
+	z.live = append(z.live, p...)
+	if len(z.live) >= scrapeBufferSize {
+		if err := z.flushLive(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// chunks writes fams, the stored families of one name in group key order
+// (splits[i]: a chunk may end after fams[i]), chunk by chunk.
+func (z *gzipStream) chunks(fams []*family, splits []bool) error {
+	if err := z.flushLive(); err != nil {
+		return err
+	}
+	start, size := 0, 0
+	for i, f := range fams {
+		size += len(f.data)
+		if i+1 < len(fams) && !splits[i] && i+1-start < chunkMembers && size < chunkBytes {
+			continue
+		}
+		if err := z.chunk(fams[start : i+1]); err != nil {
+			return err
+		}
+		start, size = i+1, 0
+	}
+	return nil
+}
+
+// A chunk ends after a group whose split is set (1 in 128 on average), or
+// at chunkMembers families, or past chunkBytes of text.
+const (
+	chunkMembers = 256
+	chunkBytes   = 64 << 10
+)
+
+// chunk writes the segment of fams: the one kept by an earlier scrape if
+// it holds the same families, else it compresses them and keeps that.
+func (z *gzipStream) chunk(fams []*family) error {
+	var text int
+	for _, f := range fams {
+		text += len(f.data)
+	}
+	if text == 0 {
+		return nil
+	}
+	if c := z.table.lookup(fams); c != nil {
+		if z.next != nil && z.next.add(c) {
+			z.next.carried += int64(len(c.seg))
+		}
+		z.crc = crcCombine(z.crc, c.crc, c.op)
+		z.size += uint32(c.n) //nolint:gosec // ISIZE is the size modulo 2^32
+		_, err := z.out.Write(c.seg)
+		return err
+	}
+	var crc uint32
+	for _, f := range fams {
+		crc = crc32.Update(crc, crc32.IEEETable, f.text())
+	}
+	op := shiftOp(uint64(text))
+	z.crc = crcCombine(z.crc, crc, op)
+	z.size += uint32(text) //nolint:gosec // ISIZE is the size modulo 2^32
+	z.seg.Reset()
+	z.fw.Reset(&z.seg)
+	for _, f := range fams {
+		if _, err := z.fw.Write(f.text()); err != nil {
+			return err
+		}
+	}
+	if err := z.fw.Flush(); err != nil {
+		return err
+	}
+	seg := z.seg.Bytes()
+	if z.next != nil && z.next.byFirst[fams[0].id] == nil && z.cache.reserve(len(seg)) {
+		c := newChunk(fams, seg)
+		c.crc, c.op, c.n = crc, op, uint64(text)
+		z.next.add(c)
+	}
+	_, err := z.out.Write(seg)
+	return err
+}
+
+// flushLive compresses the bytes written since the last segment as a
+// segment of their own.
+func (z *gzipStream) flushLive() error {
+	if len(z.live) == 0 {
+		return nil
+	}
+	seg, err := z.deflate(z.live)
+	if err != nil {
+		return err
+	}
+	z.sum(z.live)
+	z.live = z.live[:0]
+	_, err = z.out.Write(seg)
+	return err
+}
+
+// deflate compresses p with an empty history and a sync flush at the end;
+// the result is valid until the next call.
+func (z *gzipStream) deflate(p []byte) ([]byte, error) {
+	z.seg.Reset()
+	z.fw.Reset(&z.seg)
+	if _, err := z.fw.Write(p); err != nil {
+		return nil, err
+	}
+	if err := z.fw.Flush(); err != nil {
+		return nil, err
+	}
+	return z.seg.Bytes(), nil
+}
+
+func (z *gzipStream) sum(p []byte) {
+	z.crc = crc32.Update(z.crc, crc32.IEEETable, p)
+	z.size += uint32(len(p)) //nolint:gosec // ISIZE is the size modulo 2^32 (RFC 1952)
+}
+
+// close writes what is left, the final block and the trailer, and flushes.
+func (z *gzipStream) close() error {
+	if err := z.flushLive(); err != nil {
+		return err
+	}
+	var trailer [8]byte
+	binary.LittleEndian.PutUint32(trailer[:4], z.crc)
+	binary.LittleEndian.PutUint32(trailer[4:], z.size)
+	if _, err := z.out.Write(finalBlock); err != nil {
+		return err
+	}
+	if _, err := z.out.Write(trailer[:]); err != nil {
+		return err
+	}
+	return z.out.Flush()
+}
+
+// chunkSplit decides group.split: one key in 128, by a remix of its hash
+// (the placement uses the hash as it is).
+func chunkSplit(k GroupKey) bool {
+	return (k.Hash()*0x9e3779b97f4a7c15)>>57 == 0
+}
+
+// chunkTable holds kept chunks by the id of their first family. It is
+// immutable once a scrape has published it.
+type chunkTable struct {
+	byFirst map[uint64]*chunk
+	bytes   int64 // of every seg
+	carried int64 // of the segs taken over from the table before
+}
+
+// chunk is the segment of some families, their ids, and the CRC-32,
+// shiftOp and length of their text.
+type chunk struct {
+	ids []uint64
+	seg []byte
+	crc uint32
+	op  uint32
+	n   uint64
+}
+
+func newChunk(fams []*family, seg []byte) *chunk {
+	c := &chunk{ids: make([]uint64, len(fams)), seg: bytes.Clone(seg)}
+	for i, f := range fams {
+		c.ids[i] = f.id
+	}
+	return c
+}
+
+// lookup returns the chunk of exactly fams, or nil.
+func (t *chunkTable) lookup(fams []*family) *chunk {
+	if t == nil {
+		return nil
+	}
+	c := t.byFirst[fams[0].id]
+	if c == nil || len(c.ids) != len(fams) {
+		return nil
+	}
+	for i, f := range fams {
+		if c.ids[i] != f.id {
+			return nil
+		}
+	}
+	return c
+}
+
+func (t *chunkTable) add(c *chunk) bool {
+	if _, ok := t.byFirst[c.ids[0]]; ok {
+		return false
+	}
+	t.byFirst[c.ids[0]] = c
+	t.bytes += int64(len(c.seg))
+	return true
+}
+
+func (t *chunkTable) byFirstOrNil() map[uint64]*chunk {
+	if t == nil {
+		return nil
+	}
+	return t.byFirst
+}
+
+func (t *chunkTable) bytesOrZero() int64 {
+	if t == nil {
+		return 0
+	}
+	return t.bytes
+}
