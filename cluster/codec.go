@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"github.com/pushring/pushring/ingest"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -57,7 +58,7 @@ func groupFromPB(g *peerpb.Group) (store.GroupSnapshot, error) {
 		gs.Deadline = time.Unix(0, d)
 	}
 	for _, f := range g.GetFamilies() {
-		mf, err := decodeFamily(f.GetMetricFamily())
+		mf, err := ingest.DecodeFamily(f.GetMetricFamily())
 		if err != nil {
 			return store.GroupSnapshot{}, fmt.Errorf("decode family %q: %w", f.GetName(), err)
 		}

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // The Content-Type a push must carry to be read as delimited protobuf
@@ -156,10 +155,10 @@ func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
 		if size > uint64(len(b)) {
 			return nil, io.ErrUnexpectedEOF
 		}
-		mf := &dto.MetricFamily{}
-		// Unmarshal copies every string and byte slice it keeps, so the
-		// pooled buffer may be reused afterwards.
-		if err := proto.Unmarshal(b[:size], mf); err != nil {
+		// DecodeFamily copies every string and byte slice it keeps, so
+		// the pooled buffer may be reused afterwards.
+		mf, err := DecodeFamily(b[:size])
+		if err != nil {
 			return nil, err
 		}
 		b = b[size:]

@@ -82,7 +82,10 @@ type slab[T any] struct {
 
 func (s *slab[T]) new() *T {
 	if len(s.buf) == cap(s.buf) {
-		n := max(s.next, 8)
+		n := s.next
+		if n <= 0 {
+			n = 8
+		}
 		s.buf = make([]T, 0, n)
 		s.next = n * 2
 	}

@@ -1,4 +1,4 @@
-package cluster
+package ingest
 
 import (
 	"math"
@@ -39,7 +39,7 @@ func TestDecodeFamilyIsProtoUnmarshal(t *testing.T) {
 	for _, mf := range testFamilies() {
 		b, err := proto.Marshal(mf)
 		require.NoError(t, err)
-		got, err := decodeFamily(b)
+		got, err := DecodeFamily(b)
 		require.NoError(t, err)
 		require.True(t, proto.Equal(mf, got), "%s:\n%v\n%v", mf.GetName(), mf, got)
 		if _, ok := decodeSimpleFamily(b); ok {
@@ -80,7 +80,7 @@ func BenchmarkDecodeFamily(b *testing.B) {
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := decodeFamily(enc); err != nil {
+			if _, err := DecodeFamily(enc); err != nil {
 				b.Fatal(err)
 			}
 		}
