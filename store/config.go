@@ -68,9 +68,9 @@ type Config struct {
 	// out; past this bound a refused push for a new group records no
 	// failure time. 0 is unlimited.
 	MaxFailureGroups int
-	// MaxRenderCacheBytes bounds the protobuf and OpenMetrics renderings
-	// that scrapes keep on stored families so that the next scrape in that
-	// format only copies them (renderCache). A scrape past it renders the
+	// MaxRenderCacheBytes bounds the protobuf and OpenMetrics renderings and
+	// the gzipped text chunks that scrapes keep so that the next scrape in
+	// that format only copies them (renderCache). A scrape past it renders the
 	// rest for itself and keeps nothing, so the memory a scrape adds is
 	// bounded whatever the store's size. 0 is unlimited.
 	MaxRenderCacheBytes int64
@@ -97,7 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxFailureGroups, "store.max-failure-groups", DefaultMaxFailureGroups,
 		"Most failure-only groups (groups that exist only because pushes to them were refused) this peer stores. They do not count against --store.max-groups; past this limit a refused push for a new group records no failure time. 0: unlimited.")
 	fs.Int64Var(&c.MaxRenderCacheBytes, "store.max-render-cache-bytes", DefaultMaxRenderCacheBytes,
-		"Most bytes of protobuf and OpenMetrics renderings that scrapes keep on stored families for the next scrape in that format. Past it a scrape renders the rest afresh and keeps nothing, so scrapes add bounded memory whatever the store's size, at the cost of CPU per scrape. 0: unlimited.")
+		"Most bytes of protobuf and OpenMetrics renderings and gzipped text chunks that scrapes keep for the next scrape in that format. Past it a scrape renders the rest afresh and keeps nothing, so scrapes add bounded memory whatever the store's size, at the cost of CPU per scrape. 0: unlimited.")
 	fs.IntVar(&c.MaxSeries, "store.max-series", DefaultMaxSeries,
 		"Most series (sample lines, as Prometheus counts them) this peer stores, push-time gauges included (~245 B of heap each; renderings kept for protobuf and OpenMetrics scrapes come on top, bounded by --store.max-render-cache-bytes). A push that would grow the store past it is refused whole with 429; pushes that replace as many series as they add still succeed. 0: unlimited.")
 }

@@ -52,6 +52,9 @@ type slot struct {
 // nameEntry indexes one family name across groups.
 type nameEntry struct {
 	name string // interned: every family of this name shares the string
+	// help is the HELP of the family last set under the name: families
+	// with the same HELP share its string (internHelp).
+	help string
 	// typ is the type every live member has. The checks keep it so; only a
 	// family alone under its name may change type.
 	typ  dto.MetricType
@@ -198,12 +201,24 @@ func sortBuilt(bs []*built) {
 	slices.SortFunc(bs, func(a, b *built) int { return strings.Compare(a.name, b.name) })
 }
 
+// internHelp makes f share e's HELP string when they are equal: a fleet
+// pushes the same HELP for a family from every group, and one copy is
+// enough. Otherwise f's HELP becomes the one shared next.
+func (e *nameEntry) internHelp(f *family) {
+	if f.help == e.help {
+		f.help = e.help
+	} else {
+		e.help = f.help
+	}
+}
+
 // setFamily stores f as g's family of its name, replacing the old one, and
 // keeps the indexes in step. The caller holds s.mu and has checked f.
 func (s *Store) setFamily(g *group, f *family) {
 	if sl := g.families[f.name]; sl != nil {
 		e := s.names[f.name]
 		f.name = e.name
+		e.internHelp(f)
 		s.reindexSeries(g, sl.fam.hashes, f.hashes)
 		s.nSeries += f.samples - sl.fam.samples
 		s.nBytes += int64(len(f.data) - len(sl.fam.data))
@@ -227,6 +242,7 @@ func (s *Store) setFamily(g *group, f *family) {
 		}
 	}
 	f.name = e.name
+	e.internHelp(f)
 	e.typ = f.typ
 	sl := &slot{g: g, fam: f}
 	e.slots = append(e.slots, sl)

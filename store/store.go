@@ -92,7 +92,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, er
 	s.cache.limit = cfg.MaxRenderCacheBytes
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pushring_store_render_cache_bytes",
-		Help: "Bytes of protobuf and OpenMetrics renderings kept on stored families for the next scrape in that format (bounded by --store.max-render-cache-bytes).",
+		Help: "Bytes of protobuf and OpenMetrics renderings and gzipped text chunks kept for the next scrape in that format (bounded by --store.max-render-cache-bytes).",
 	}, func() float64 { return float64(s.cache.bytes()) })
 	s.reset()
 	return s, nil
