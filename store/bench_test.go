@@ -507,3 +507,21 @@ func BenchmarkScrapeGzip400k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScrapeGzip40k is a warm gzipped text scrape of 1,000 groups × 40
+// series: the kept chunks copied.
+func BenchmarkScrapeGzip40k(b *testing.B) {
+	s := newBenchStore(b, 1000)
+	own := benchOwnFamilies()
+	cw := &countingDiscard{}
+	if err := s.WriteExpositionGzip(cw, FormatText, own); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.WriteExpositionGzip(io.Discard, FormatText, own); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cw.n)/(1<<10), "wire-KB")
+}

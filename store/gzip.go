@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -158,6 +159,9 @@ func (z *gzipStream) Write(p []byte) (int, error) {
 // chunks writes fams, the stored families of one name in group key order
 // (splits[i]: a chunk may end after fams[i]), chunk by chunk.
 func (z *gzipStream) chunks(fams []*family, splits []bool) error {
+	if !slices.ContainsFunc(fams, func(f *family) bool { return len(f.data) > 0 }) {
+		return nil // the header stays with the live bytes
+	}
 	if err := z.flushLive(); err != nil {
 		return err
 	}
@@ -228,21 +232,35 @@ func (z *gzipStream) chunk(fams []*family) error {
 	return err
 }
 
-// flushLive compresses the bytes written since the last segment as a
-// segment of their own.
+// flushLive writes the bytes written since the last segment as a segment
+// of their own: compressed, or as a stored block when they are few (a
+// family's HELP and TYPE lines between two chunks), where building a
+// Huffman code would cost more than the bytes it saves.
 func (z *gzipStream) flushLive() error {
 	if len(z.live) == 0 {
 		return nil
 	}
-	seg, err := z.deflate(z.live)
-	if err != nil {
-		return err
-	}
 	z.sum(z.live)
+	var err error
+	if len(z.live) <= storedMax {
+		var hdr [5]byte // BFINAL 0, BTYPE 00, padded to the byte; LEN; NLEN
+		binary.LittleEndian.PutUint16(hdr[1:], uint16(len(z.live)))
+		binary.LittleEndian.PutUint16(hdr[3:], ^uint16(len(z.live)))
+		if _, err = z.out.Write(hdr[:]); err == nil {
+			_, err = z.out.Write(z.live)
+		}
+	} else {
+		var seg []byte
+		if seg, err = z.deflate(z.live); err == nil {
+			_, err = z.out.Write(seg)
+		}
+	}
 	z.live = z.live[:0]
-	_, err = z.out.Write(seg)
 	return err
 }
+
+// storedMax is the most live bytes written as a stored block.
+const storedMax = 512
 
 // deflate compresses p with an empty history and a sync flush at the end;
 // the result is valid until the next call.
