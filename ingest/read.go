@@ -73,7 +73,21 @@ var supportedEncodings = []string{"gzip", "snappy", "identity"}
 // content is kept in the returned Body instead (see Body). A nil r is an
 // empty body.
 func ReadBody(r io.Reader, encoding string, maxBytes int64, charge func(int64) error) (*Body, error) {
+	return ReadBodySized(r, encoding, maxBytes, -1, charge)
+}
+
+// ReadBodySized is ReadBody of a body whose Content-Length is size (-1:
+// unknown). An uncompressed body of a known size within maxBytes is read
+// into a buffer of exactly that size (plus the byte that tells its end),
+// instead of one grown from readChunk.
+func ReadBodySized(r io.Reader, encoding string, maxBytes, size int64, charge func(int64) error) (*Body, error) {
 	b := &Body{}
+	if size >= 0 && (maxBytes <= 0 || size <= maxBytes) && (encoding == "" || strings.EqualFold(encoding, "identity")) {
+		if err := charge(size + 1); err != nil {
+			return nil, err
+		}
+		b.buf = make([]byte, 0, size+1)
+	}
 	if r == nil {
 		r = emptyBody{}
 	}

@@ -79,3 +79,40 @@ func TestReadBodyErrors(t *testing.T) {
 		})
 	}
 }
+
+// A body of a known size is read into a buffer of that size, charged
+// once; a size over the limit, a compressed body or a size that is wrong
+// fall back to growing the buffer.
+func TestReadBodySized(t *testing.T) {
+	body := []byte(strings.Repeat("m 1\n", 1000))
+	size := int64(len(body))
+	for _, c := range []struct {
+		name      string
+		size, max int64
+		exact     bool
+	}{
+		{"known size", size, 1 << 20, true},
+		{"no limit", size, 0, true},
+		{"unknown size", -1, 1 << 20, false},
+		{"declared short", size / 2, 1 << 20, false},
+		{"over the limit", size, size - 1, false},
+	} {
+		var charged int64
+		b, err := ReadBodySized(bytes.NewReader(body), "", c.max, c.size, func(n int64) error { charged += n; return nil })
+		require.NoError(t, err, c.name)
+		if c.max > 0 && size > c.max {
+			require.ErrorIs(t, b.Err(), ErrTooLarge, c.name)
+			continue
+		}
+		require.NoError(t, b.Err(), c.name)
+		require.Equal(t, body, b.buf, c.name)
+		require.Equal(t, int64(cap(b.buf)), charged, "%s: every byte of the buffer, none twice", c.name)
+		if c.exact {
+			require.Equal(t, len(body)+1, cap(b.buf), c.name)
+		}
+	}
+	_, err := ReadBodySized(bytes.NewReader(body), "", 0, size, func(int64) error { return errTestCharge })
+	require.ErrorIs(t, err, errTestCharge)
+}
+
+var errTestCharge = errors.New("over budget")
