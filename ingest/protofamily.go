@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"math"
 
 	dto "github.com/prometheus/client_model/go"
@@ -32,6 +33,7 @@ func DecodeFamily(b []byte) (*dto.MetricFamily, error) {
 const (
 	mfName, mfHelp, mfType, mfMetric, mfUnit = 1, 2, 3, 4, 5
 	mLabel, mGauge, mCounter, mUntyped, mTS  = 1, 2, 3, 5, 6
+	mHistogram                               = 7
 	lpName, lpValue                          = 1, 2
 	valueField                               = 1
 )
@@ -128,15 +130,19 @@ func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
 // protoSlabs holds what decodeSimpleFamily carves a family's metrics
 // from, and the copy of the message its label strings are cut from.
 type protoSlabs struct {
-	s        string
-	metrics  slab[dto.Metric]
-	pairs    slab[dto.LabelPair]
-	strs     slab[string]
-	floats   slab[float64]
-	gauges   slab[dto.Gauge]
-	counters slab[dto.Counter]
-	untyped  slab[dto.Untyped]
-	labels   []*dto.LabelPair
+	s          string
+	metrics    slab[dto.Metric]
+	pairs      slab[dto.LabelPair]
+	strs       slab[string]
+	floats     slab[float64]
+	uints      slab[uint64]
+	stamps     slab[timestamppb.Timestamp]
+	histograms slab[dto.Histogram]
+	buckets    slab[dto.Bucket]
+	gauges     slab[dto.Gauge]
+	counters   slab[dto.Counter]
+	untyped    slab[dto.Untyped]
+	labels     []*dto.LabelPair
 }
 
 // simpleMetricLabels reports whether a Metric has only the fields
@@ -154,7 +160,7 @@ func simpleMetricLabels(b []byte) (int, bool) {
 		case f.num == mLabel && f.typ == protowire.BytesType:
 			n++
 		case f.num == mTS && f.typ == protowire.VarintType:
-		case (f.num == mGauge || f.num == mCounter || f.num == mUntyped) && f.typ == protowire.BytesType:
+		case (f.num == mGauge || f.num == mCounter || f.num == mUntyped || f.num == mHistogram) && f.typ == protowire.BytesType:
 		default:
 			return 0, false
 		}
@@ -187,27 +193,36 @@ func (d *protoSlabs) metric(b []byte, off int, m *dto.Metric) bool {
 			}
 			d.labels = append(d.labels, lp)
 			continue
-		case mGauge, mCounter, mUntyped:
+		case mGauge, mCounter, mUntyped, mHistogram:
 		default:
 			return false
 		}
-		if m.Gauge != nil || m.Counter != nil || m.Untyped != nil {
+		if m.Gauge != nil || m.Counter != nil || m.Untyped != nil || m.Histogram != nil {
 			return false // a second value: proto.Unmarshal merges them
 		}
-		val, ok := simpleValue(f.v, &d.floats)
-		if !ok {
-			return false
-		}
 		switch f.num {
-		case mGauge:
-			m.Gauge = d.gauges.new()
-			m.Gauge.Value = val
+		case mGauge, mUntyped:
+			val, ok := simpleValue(f.v, &d.floats)
+			if !ok {
+				return false
+			}
+			if f.num == mGauge {
+				m.Gauge = d.gauges.new()
+				m.Gauge.Value = val
+			} else {
+				m.Untyped = d.untyped.new()
+				m.Untyped.Value = val
+			}
 		case mCounter:
 			m.Counter = d.counters.new()
-			m.Counter.Value = val
+			if !d.counter(f.v, m.Counter) {
+				return false
+			}
 		default:
-			m.Untyped = d.untyped.new()
-			m.Untyped.Value = val
+			m.Histogram = d.histograms.new()
+			if !d.histogram(f.v, m.Histogram) {
+				return false
+			}
 		}
 	}
 	if len(d.labels) > start {
@@ -256,4 +271,142 @@ func simpleValue(b []byte, floats *slab[float64]) (*float64, bool) {
 		*val = math.Float64frombits(f.x)
 	}
 	return val, true
+}
+
+// Field numbers of Counter, Histogram, Bucket and Timestamp that the fast
+// path decodes (metrics.proto, timestamp.proto).
+const (
+	cValue, cCreated                         = 1, 3
+	hCount, hSum, hBucket, hCountF, hCreated = 1, 2, 3, 4, 15
+	bCount, bUpper, bCountF                  = 1, 2, 4
+	tsSeconds, tsNanos                       = 1, 2
+)
+
+// counter decodes a Counter with a value and a created timestamp into c.
+func (d *protoSlabs) counter(b []byte, c *dto.Counter) bool {
+	for rest := b; len(rest) > 0; {
+		f, r, ok := nextField(rest)
+		if !ok {
+			return false
+		}
+		rest = r
+		switch {
+		case f.num == cValue && f.typ == protowire.Fixed64Type:
+			c.Value = d.setFloat(c.Value, f.x)
+		case f.num == cCreated && f.typ == protowire.BytesType && c.CreatedTimestamp == nil:
+			c.CreatedTimestamp = d.stamps.new()
+			if !timestamp(f.v, c.CreatedTimestamp) {
+				return false
+			}
+		default:
+			return false // an exemplar, a second timestamp (merged), anything else
+		}
+	}
+	return true
+}
+
+// histogram decodes a classic Histogram (counts, sum, buckets, a created
+// timestamp; no native histogram or exemplar fields) into h.
+func (d *protoSlabs) histogram(b []byte, h *dto.Histogram) bool {
+	n := 0
+	for rest := b; len(rest) > 0; {
+		f, r, ok := nextField(rest)
+		if !ok {
+			return false
+		}
+		rest = r
+		if f.num == hBucket {
+			n++
+		}
+	}
+	if n > 0 {
+		h.Bucket = make([]*dto.Bucket, 0, n)
+	}
+	for rest := b; len(rest) > 0; {
+		f, r, _ := nextField(rest) // read once above
+		rest = r
+		switch {
+		case f.num == hCount && f.typ == protowire.VarintType:
+			h.SampleCount = d.setUint(h.SampleCount, f.x)
+		case f.num == hCountF && f.typ == protowire.Fixed64Type:
+			h.SampleCountFloat = d.setFloat(h.SampleCountFloat, f.x)
+		case f.num == hSum && f.typ == protowire.Fixed64Type:
+			h.SampleSum = d.setFloat(h.SampleSum, f.x)
+		case f.num == hBucket && f.typ == protowire.BytesType:
+			bk := d.buckets.new()
+			if !d.bucket(f.v, bk) {
+				return false
+			}
+			h.Bucket = append(h.Bucket, bk)
+		case f.num == hCreated && f.typ == protowire.BytesType && h.CreatedTimestamp == nil:
+			h.CreatedTimestamp = d.stamps.new()
+			if !timestamp(f.v, h.CreatedTimestamp) {
+				return false
+			}
+		default:
+			return false // native histogram fields, exemplars, anything else
+		}
+	}
+	return true
+}
+
+// bucket decodes a Bucket without an exemplar into bk.
+func (d *protoSlabs) bucket(b []byte, bk *dto.Bucket) bool {
+	for rest := b; len(rest) > 0; {
+		f, r, ok := nextField(rest)
+		if !ok {
+			return false
+		}
+		rest = r
+		switch {
+		case f.num == bCount && f.typ == protowire.VarintType:
+			bk.CumulativeCount = d.setUint(bk.CumulativeCount, f.x)
+		case f.num == bCountF && f.typ == protowire.Fixed64Type:
+			bk.CumulativeCountFloat = d.setFloat(bk.CumulativeCountFloat, f.x)
+		case f.num == bUpper && f.typ == protowire.Fixed64Type:
+			bk.UpperBound = d.setFloat(bk.UpperBound, f.x)
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// timestamp decodes a google.protobuf.Timestamp into ts.
+func timestamp(b []byte, ts *timestamppb.Timestamp) bool {
+	for rest := b; len(rest) > 0; {
+		f, r, ok := nextField(rest)
+		if !ok || f.typ != protowire.VarintType {
+			return false
+		}
+		rest = r
+		switch f.num {
+		case tsSeconds:
+			ts.Seconds = int64(f.x)
+		case tsNanos:
+			ts.Nanos = int32(f.x) //nolint:gosec // truncated as proto.Unmarshal does
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// setFloat stores the fixed64 x as a float in p, or in a new one from the
+// slab: a repeated scalar field keeps its last value, as in
+// proto.Unmarshal.
+func (d *protoSlabs) setFloat(p *float64, x uint64) *float64 {
+	if p == nil {
+		p = d.floats.new()
+	}
+	*p = math.Float64frombits(x)
+	return p
+}
+
+func (d *protoSlabs) setUint(p *uint64, x uint64) *uint64 {
+	if p == nil {
+		p = d.uints.new()
+	}
+	*p = x
+	return p
 }

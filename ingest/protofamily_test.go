@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"math"
 	"testing"
 
@@ -28,6 +29,22 @@ func testFamilies() []*dto.MetricFamily {
 		{Name: proto.String("h"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{
 			{Histogram: &dto.Histogram{SampleCount: proto.Uint64(2), SampleSum: proto.Float64(3), Bucket: []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(1)}}}},
 		}},
+		// Fast: what client_golang sends for counters and classic histograms.
+		{Name: proto.String("c3_total"), Type: dto.MetricType_COUNTER.Enum(), Metric: []*dto.Metric{
+			{Label: []*dto.LabelPair{lp("a", "1")}, Counter: &dto.Counter{Value: proto.Float64(7), CreatedTimestamp: &timestamppb.Timestamp{Seconds: 1_700_000_000, Nanos: 5}}},
+		}},
+		{Name: proto.String("h2"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{SampleCountFloat: proto.Float64(2.5), SampleSum: proto.Float64(-1), CreatedTimestamp: &timestamppb.Timestamp{Seconds: 3},
+				Bucket: []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCountFloat: proto.Float64(1.5)}, {UpperBound: proto.Float64(math.Inf(1)), CumulativeCount: proto.Uint64(3)}}}},
+			{Label: []*dto.LabelPair{lp("x", "y")}, Histogram: &dto.Histogram{}},
+		}},
+		// Not simple: a native histogram, a bucket exemplar.
+		{Name: proto.String("nh"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{SampleCount: proto.Uint64(1), Schema: proto.Int32(3), ZeroThreshold: proto.Float64(1e-9), PositiveSpan: []*dto.BucketSpan{{Offset: proto.Int32(0), Length: proto.Uint32(1)}}, PositiveDelta: []int64{1}}},
+		}},
+		{Name: proto.String("he"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{Bucket: []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(1), Exemplar: &dto.Exemplar{Value: proto.Float64(0.5)}}}}},
+		}},
 		{Name: proto.String("s"), Type: dto.MetricType_SUMMARY.Enum(), Metric: []*dto.Metric{
 			{Summary: &dto.Summary{SampleCount: proto.Uint64(2), Quantile: []*dto.Quantile{{Quantile: proto.Float64(0.5), Value: proto.Float64(1)}}}},
 		}},
@@ -46,7 +63,7 @@ func TestDecodeFamilyIsProtoUnmarshal(t *testing.T) {
 			simple++
 		}
 	}
-	require.Equal(t, 4, simple, "gauges, counters, untyped and empty families take the fast path")
+	require.Equal(t, 7, simple, "gauges, counters, untyped, classic histograms and empty families take the fast path")
 }
 
 // FuzzDecodeFamily: whatever the fast decoder accepts, proto.Unmarshal
