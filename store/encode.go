@@ -1,6 +1,7 @@
 package store
 
 import (
+	"github.com/prometheus/common/model"
 	"math"
 	"strconv"
 
@@ -206,3 +207,84 @@ func appendTextFloat(b []byte, f float64) []byte {
 // maxPlainInt is the largest whole number strconv's shortest 'g' format
 // writes without an exponent: from 1e6 on it switches to 1e+06.
 const maxPlainInt = 999_999
+
+// appendComplexSamples appends the text lines of summaries and histograms
+// with legacy names as expfmt writes them: the quantiles, or the buckets
+// (and a +Inf bucket when none is given), then _sum and _count. It
+// reports false, leaving the rendering to expfmt, for a metric with a
+// timestamp or without its summary or histogram (the checks refuse both
+// before rendering).
+func appendComplexSamples(b []byte, name string, typ dto.MetricType, ms []*dto.Metric) ([]byte, bool) {
+	for _, m := range ms {
+		if m.TimestampMs != nil {
+			return b, false
+		}
+		switch typ {
+		case dto.MetricType_SUMMARY:
+			s := m.Summary
+			if s == nil {
+				return b, false
+			}
+			for _, q := range s.Quantile {
+				b = appendSample(b, name, "", m.Label, model.QuantileLabel, q.GetQuantile(), q.GetValue())
+			}
+			b = appendSample(b, name, "_sum", m.Label, "", 0, s.GetSampleSum())
+			b = appendSample(b, name, "_count", m.Label, "", 0, float64(s.GetSampleCount()))
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			h := m.Histogram
+			if h == nil {
+				return b, false
+			}
+			infSeen := false
+			for _, bk := range h.Bucket {
+				v := bk.GetCumulativeCountFloat()
+				if v == 0 {
+					v = float64(bk.GetCumulativeCount())
+				}
+				b = appendSample(b, name, "_bucket", m.Label, model.BucketLabel, bk.GetUpperBound(), v)
+				infSeen = infSeen || math.IsInf(bk.GetUpperBound(), +1)
+			}
+			count := h.GetSampleCountFloat()
+			if count == 0 {
+				count = float64(h.GetSampleCount())
+			}
+			if !infSeen {
+				b = appendSample(b, name, "_bucket", m.Label, model.BucketLabel, math.Inf(+1), count)
+			}
+			b = appendSample(b, name, "_sum", m.Label, "", 0, h.GetSampleSum())
+			b = appendSample(b, name, "_count", m.Label, "", 0, count)
+		default:
+			return b, false
+		}
+	}
+	return b, true
+}
+
+// appendSample appends one text line: name and suffix, the label pairs and
+// the extra label (le or quantile, when extra is not ""), the value.
+func appendSample(b []byte, name, suffix string, ls []*dto.LabelPair, extra string, extraValue, value float64) []byte {
+	b = append(b, name...)
+	b = append(b, suffix...)
+	if len(ls) > 0 || extra != "" {
+		sep := byte('{')
+		for _, lp := range ls {
+			b = append(b, sep)
+			sep = ','
+			b = append(b, lp.GetName()...)
+			b = append(b, '=', '"')
+			b = appendEscaped(b, lp.GetValue(), true)
+			b = append(b, '"')
+		}
+		if extra != "" {
+			b = append(b, sep)
+			b = append(b, extra...)
+			b = append(b, '=', '"')
+			b = appendTextFloat(b, extraValue)
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ' ')
+	b = appendTextFloat(b, value)
+	return append(b, '\n')
+}

@@ -329,8 +329,9 @@ func newFamily(mf *dto.MetricFamily, name string, typ dto.MetricType) *family {
 }
 
 // renderText returns the text 0.0.4 sample lines of ms, as expfmt writes
-// them, in a buffer that is only valid until the next call. Summaries and
-// histograms go through expfmt; the rest takes the faster equivalent.
+// them, in a buffer that is only valid until the next call. Families with
+// UTF-8 names go through expfmt, the rest through its faster equivalents
+// (encode.go; TestComplexSamplesAreExpfmts).
 func (b *builder) renderText(name string, typ dto.MetricType, ms []*dto.Metric, utf8Names bool) ([]byte, error) {
 	if len(ms) == 0 {
 		return nil, nil
@@ -338,6 +339,12 @@ func (b *builder) renderText(name string, typ dto.MetricType, ms []*dto.Metric, 
 	if hasSimpleText(typ) && !utf8Names { // expfmt quotes UTF-8 names
 		b.text = appendTextSamples(b.text[:0], name, typ, ms)
 		return b.text, nil
+	}
+	if !utf8Names {
+		var ok bool
+		if b.text, ok = appendComplexSamples(b.text[:0], name, typ, ms); ok {
+			return b.text, nil
+		}
 	}
 	b.buf.Reset()
 	b.name, b.typ = name, typ
