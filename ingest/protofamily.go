@@ -77,7 +77,7 @@ func nextField(b []byte) (f field, rest []byte, ok bool) {
 // name, HELP and unit, which the store keeps, are copies of their own.
 func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
 	mf := &dto.MetricFamily{}
-	n, labels := 0, 0 // metrics, label pairs
+	n, labels, buckets := 0, 0, 0 // metrics, label pairs, histogram buckets
 	for rest := b; len(rest) > 0; {
 		f, r, ok := nextField(rest)
 		if !ok {
@@ -94,12 +94,13 @@ func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
 		case f.num == mfType && f.typ == protowire.VarintType:
 			mf.Type = dto.MetricType(int32(f.x)).Enum()
 		case f.num == mfMetric && f.typ == protowire.BytesType:
-			k, ok := simpleMetricLabels(f.v)
+			k, nb, ok := simpleMetricLabels(f.v)
 			if !ok {
 				return nil, false
 			}
 			n++
 			labels += k
+			buckets += nb
 		default:
 			return nil, false
 		}
@@ -108,8 +109,9 @@ func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
 		return mf, true
 	}
 	d := protoSlabs{s: string(b)}
-	d.metrics.next, d.floats.next, d.pairs.next, d.strs.next = n, n, labels, 2*labels
-	d.gauges.next, d.counters.next, d.untyped.next = n, n, n
+	d.metrics.next, d.pairs.next, d.strs.next = n, labels, 2*labels
+	d.gauges.next, d.counters.next, d.untyped.next, d.histograms.next, d.stamps.next = n, n, n, n, n
+	d.floats.next, d.uints.next, d.buckets.next = 2*n+2*buckets, n+buckets, max(buckets, 1)
 	d.labels = make([]*dto.LabelPair, 0, labels)
 	mf.Metric = make([]*dto.Metric, 0, n)
 	for rest := b; len(rest) > 0; {
@@ -146,26 +148,37 @@ type protoSlabs struct {
 }
 
 // simpleMetricLabels reports whether a Metric has only the fields
-// decodeSimpleFamily decodes (labels, a gauge, counter or untyped value,
-// a timestamp), and how many labels.
-func simpleMetricLabels(b []byte) (int, bool) {
-	n := 0
+// decodeSimpleFamily decodes at its level (labels, a gauge, counter,
+// untyped or histogram value, a timestamp), and how many labels and
+// histogram buckets it has.
+func simpleMetricLabels(b []byte) (labels, buckets int, ok bool) {
 	for rest := b; len(rest) > 0; {
 		f, r, ok := nextField(rest)
 		if !ok {
-			return 0, false
+			return 0, 0, false
 		}
 		rest = r
 		switch {
 		case f.num == mLabel && f.typ == protowire.BytesType:
-			n++
+			labels++
 		case f.num == mTS && f.typ == protowire.VarintType:
-		case (f.num == mGauge || f.num == mCounter || f.num == mUntyped || f.num == mHistogram) && f.typ == protowire.BytesType:
+		case f.num == mHistogram && f.typ == protowire.BytesType:
+			for h := f.v; len(h) > 0; {
+				g, r, ok := nextField(h)
+				if !ok {
+					return 0, 0, false
+				}
+				h = r
+				if g.num == hBucket {
+					buckets++
+				}
+			}
+		case (f.num == mGauge || f.num == mCounter || f.num == mUntyped) && f.typ == protowire.BytesType:
 		default:
-			return 0, false
+			return 0, 0, false
 		}
 	}
-	return n, true
+	return labels, buckets, true
 }
 
 // metric decodes a Metric with labels, one gauge, counter or untyped

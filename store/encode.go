@@ -3,6 +3,7 @@ package store
 import (
 	"github.com/prometheus/common/model"
 	"math"
+	"slices"
 	"strconv"
 
 	dto "github.com/prometheus/client_model/go"
@@ -215,6 +216,7 @@ const maxPlainInt = 999_999
 // timestamp or without its summary or histogram (the checks refuse both
 // before rendering).
 func appendComplexSamples(b []byte, name string, typ dto.MetricType, ms []*dto.Metric) ([]byte, bool) {
+	b = slices.Grow(b, complexTextSize(name, ms))
 	for _, m := range ms {
 		if m.TimestampMs != nil {
 			return b, false
@@ -258,6 +260,22 @@ func appendComplexSamples(b []byte, name string, typ dto.MetricType, ms []*dto.M
 		}
 	}
 	return b, true
+}
+
+// complexTextSize estimates the text of summaries or histograms ms from
+// above, so that their buffer grows once (append would grow a large one
+// by a quarter at a time).
+func complexTextSize(name string, ms []*dto.Metric) int {
+	n := 0
+	for _, m := range ms {
+		line := len(name) + len("_bucket{le=\"\"} ") + 2*24 + 1
+		for _, lp := range m.Label {
+			line += len(lp.GetName()) + 2*len(lp.GetValue()) + 4
+		}
+		lines := 3 + len(m.GetHistogram().GetBucket()) + len(m.GetSummary().GetQuantile())
+		n += lines * line
+	}
+	return n
 }
 
 // appendSample appends one text line: name and suffix, the label pairs and
