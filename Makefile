@@ -80,5 +80,6 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzGroupKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./ingest/
 
 # Load harness targets: loadtest (short fleet run), loadtest-compare,
-# loadtest-scrape, loadtest-kill (a peer killed and restarted under a fleet).
+# loadtest-scrape, loadtest-kill (a peer killed and restarted under a fleet),
+# pushbench (push throughput beside the Pushgateway and a floor handler).
 include loadtest/loadtest.mk

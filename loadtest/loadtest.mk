@@ -26,7 +26,13 @@ LOADTEST_SCRAPE_FLAGS ?= -mode scrape -spawn 1 -spawn-pushgateway -groups 1000 -
 # -work-dir DIR to keep the peers' logs).
 LOADTEST_KILL_FLAGS ?= -spawn 3 -nodes 3000 -interval 5s -duration 90s -route random -kill-peer-after 30s -restart-after 20s -check
 
-.PHONY: loadtest loadtest-compare loadtest-scrape loadtest-kill
+# pushbench: closed-loop pushes of one node's fixed body replayed by wrk
+# (1,000 groups, 16 connections) into pushring, Debian's Pushgateway, the
+# Pushgateway 1.11.5 (.ci/run builds it into ~/.cache/pushring-ci) and a
+# handler that only reads the body: BENCHMARKS.md, "Performance".
+PUSHBENCH_FLAGS ?= -targets pushring,pushgateway,pushgateway-current,floor -formats text,protobuf -duration 10s -rounds 2
+
+.PHONY: loadtest loadtest-compare loadtest-scrape loadtest-kill pushbench
 
 loadtest:
 	$(LOADTEST) $(LOADTEST_FLAGS)
@@ -39,3 +45,7 @@ loadtest-scrape:
 
 loadtest-kill:
 	$(LOADTEST) $(LOADTEST_KILL_FLAGS)
+
+pushbench:
+	$(GO) build -o bin/pushring ./cmd/pushring
+	$(GO) run ./loadtest/cmd/pushbench -pushring-bin bin/pushring $(PUSHBENCH_FLAGS)
