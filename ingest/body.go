@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // The Content-Type a push must carry to be read as delimited protobuf
@@ -146,22 +147,43 @@ func decodeText(r io.Reader, utf8Names bool) (fams map[string]*dto.MetricFamily,
 // families without metrics are kept (the store prunes them on exposition).
 func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
 	fams := map[string]*dto.MetricFamily{}
+	// One set of slabs, and one copy of the body for the label strings,
+	// serve every family of the push.
+	d := &protoSlabs{}
+	var all protoCounts
+	for rest := b; len(rest) > 0; {
+		size, w := protowire.ConsumeVarint(rest)
+		if w < 0 || size > uint64(len(rest)-w) {
+			break // the loop below reports it
+		}
+		if c, ok := countFamily(rest[w : w+int(size)]); ok {
+			all.add(c)
+		}
+		rest = rest[w+int(size):]
+	}
+	d.reserve(all)
+	body, off := b, 0
+	text := func() string { return string(body) }
 	for len(b) > 0 {
 		size, n := protowire.ConsumeVarint(b)
 		if n < 0 {
 			return nil, protowire.ParseError(n)
 		}
-		b = b[n:]
+		b, off = b[n:], off+n
 		if size > uint64(len(b)) {
 			return nil, io.ErrUnexpectedEOF
 		}
-		// DecodeFamily copies every string and byte slice it keeps, so
-		// the pooled buffer may be reused afterwards.
-		mf, err := DecodeFamily(b[:size])
-		if err != nil {
-			return nil, err
+		msg := b[:size]
+		// Every string is copied out of the pooled buffer, so it may be
+		// reused afterwards.
+		mf, ok := d.family(msg, text, off)
+		if !ok {
+			mf = &dto.MetricFamily{}
+			if err := proto.Unmarshal(msg, mf); err != nil {
+				return nil, err
+			}
 		}
-		b = b[size:]
+		b, off = b[size:], off+int(size)
 		fams[mf.GetName()] = mf
 	}
 	return fams, nil

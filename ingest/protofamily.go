@@ -76,8 +76,16 @@ func nextField(b []byte) (f field, rest []byte, ok bool) {
 // Label names and values are substrings of one copy of b; the family's
 // name, HELP and unit, which the store keeps, are copies of their own.
 func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
+	d := &protoSlabs{}
+	return d.family(b, func() string { return string(b) }, 0)
+}
+
+// family decodes the MetricFamily b if every field of it is one the fast
+// path expects. b is at offset off of the string d.s, which text returns
+// the first time it is needed (label strings are cut from it).
+func (d *protoSlabs) family(b []byte, text func() string, off int) (*dto.MetricFamily, bool) {
 	mf := &dto.MetricFamily{}
-	n, labels, buckets := 0, 0, 0 // metrics, label pairs, histogram buckets
+	var c protoCounts
 	for rest := b; len(rest) > 0; {
 		f, r, ok := nextField(rest)
 		if !ok {
@@ -94,26 +102,21 @@ func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
 		case f.num == mfType && f.typ == protowire.VarintType:
 			mf.Type = dto.MetricType(int32(f.x)).Enum()
 		case f.num == mfMetric && f.typ == protowire.BytesType:
-			k, nb, ok := simpleMetricLabels(f.v)
-			if !ok {
+			if !countMetric(f.v, &c) {
 				return nil, false
 			}
-			n++
-			labels += k
-			buckets += nb
 		default:
 			return nil, false
 		}
 	}
-	if n == 0 {
+	if c.metrics == 0 {
 		return mf, true
 	}
-	d := protoSlabs{s: string(b)}
-	d.metrics.next, d.pairs.next, d.strs.next = n, labels, 2*labels
-	d.gauges.next, d.counters.next, d.untyped.next, d.histograms.next, d.stamps.next = n, n, n, n, n
-	d.floats.next, d.uints.next, d.buckets.next = 2*n+2*buckets, n+buckets, max(buckets, 1)
-	d.labels = make([]*dto.LabelPair, 0, labels)
-	mf.Metric = make([]*dto.Metric, 0, n)
+	if d.s == "" {
+		d.s = text()
+	}
+	d.reserve(c)
+	mf.Metric = make([]*dto.Metric, 0, c.metrics)
 	for rest := b; len(rest) > 0; {
 		f, r, _ := nextField(rest) // read once above
 		rest = r
@@ -121,12 +124,48 @@ func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
 			continue
 		}
 		m := d.metrics.new()
-		if !d.metric(f.v, len(b)-len(r)-len(f.v), m) {
+		if !d.metric(f.v, off+len(b)-len(r)-len(f.v), m) {
 			return nil, false
 		}
 		mf.Metric = append(mf.Metric, m)
 	}
 	return mf, true
+}
+
+// countFamily counts what the MetricFamily b takes from the slabs, and
+// reports whether the fast path can decode it.
+func countFamily(b []byte) (protoCounts, bool) {
+	var c protoCounts
+	for rest := b; len(rest) > 0; {
+		f, r, ok := nextField(rest)
+		if !ok {
+			return c, false
+		}
+		rest = r
+		if f.num == mfMetric && f.typ == protowire.BytesType && !countMetric(f.v, &c) {
+			return c, false
+		}
+	}
+	return c, true
+}
+
+// reserve makes room in the slabs for what c counts: a slab that has not
+// that much left starts a chunk of at least that size.
+func (d *protoSlabs) reserve(c protoCounts) {
+	d.metrics.reserve(c.metrics)
+	d.pairs.reserve(c.labels)
+	d.strs.reserve(2 * c.labels)
+	d.floats.reserve(c.gauges + c.counters + c.untyped + 2*c.histograms + 2*c.buckets)
+	d.uints.reserve(c.histograms + c.buckets)
+	d.buckets.reserve(c.buckets)
+	d.gauges.reserve(c.gauges)
+	d.counters.reserve(c.counters)
+	d.untyped.reserve(c.untyped)
+	d.histograms.reserve(c.histograms)
+	d.stamps.reserve(c.counters + c.histograms)
+	if cap(d.labels)-len(d.labels) < c.labels {
+		d.labels = make([]*dto.LabelPair, 0, max(c.labels, 2*cap(d.labels)))
+	}
 }
 
 // protoSlabs holds what decodeSimpleFamily carves a family's metrics
@@ -147,38 +186,63 @@ type protoSlabs struct {
 	labels     []*dto.LabelPair
 }
 
-// simpleMetricLabels reports whether a Metric has only the fields
-// decodeSimpleFamily decodes at its level (labels, a gauge, counter,
-// untyped or histogram value, a timestamp), and how many labels and
-// histogram buckets it has.
-func simpleMetricLabels(b []byte) (labels, buckets int, ok bool) {
+// protoCounts counts what a family's metrics take from the slabs.
+type protoCounts struct {
+	metrics, labels, buckets              int
+	gauges, counters, untyped, histograms int
+}
+
+func (c *protoCounts) add(o protoCounts) {
+	c.metrics += o.metrics
+	c.labels += o.labels
+	c.buckets += o.buckets
+	c.gauges += o.gauges
+	c.counters += o.counters
+	c.untyped += o.untyped
+	c.histograms += o.histograms
+}
+
+// countMetric reports whether a Metric has only the fields decodeSimpleFamily
+// decodes at its level (labels, a gauge, counter, untyped or histogram
+// value, a timestamp), and adds what it takes to c.
+func countMetric(b []byte, c *protoCounts) bool {
+	c.metrics++
 	for rest := b; len(rest) > 0; {
 		f, r, ok := nextField(rest)
-		if !ok {
-			return 0, 0, false
+		if !ok || (f.num != mTS && f.typ != protowire.BytesType) {
+			return false
 		}
 		rest = r
-		switch {
-		case f.num == mLabel && f.typ == protowire.BytesType:
-			labels++
-		case f.num == mTS && f.typ == protowire.VarintType:
-		case f.num == mHistogram && f.typ == protowire.BytesType:
+		switch f.num {
+		case mLabel:
+			c.labels++
+		case mTS:
+			if f.typ != protowire.VarintType {
+				return false
+			}
+		case mGauge:
+			c.gauges++
+		case mCounter:
+			c.counters++
+		case mUntyped:
+			c.untyped++
+		case mHistogram:
+			c.histograms++
 			for h := f.v; len(h) > 0; {
 				g, r, ok := nextField(h)
 				if !ok {
-					return 0, 0, false
+					return false
 				}
 				h = r
 				if g.num == hBucket {
-					buckets++
+					c.buckets++
 				}
 			}
-		case (f.num == mGauge || f.num == mCounter || f.num == mUntyped) && f.typ == protowire.BytesType:
 		default:
-			return 0, 0, false
+			return false
 		}
 	}
-	return labels, buckets, true
+	return true
 }
 
 // metric decodes a Metric with labels, one gauge, counter or untyped

@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"io"
 	"math"
 	"testing"
 
@@ -109,5 +111,45 @@ func BenchmarkDecodeFamily(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+// referenceProto decodes a delimited body with proto.Unmarshal alone.
+func referenceProto(b []byte) (map[string]*dto.MetricFamily, error) {
+	fams := map[string]*dto.MetricFamily{}
+	for len(b) > 0 {
+		size, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if size > uint64(len(b)) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		mf := &dto.MetricFamily{}
+		if err := proto.Unmarshal(b[:size], mf); err != nil {
+			return nil, err
+		}
+		b = b[size:]
+		fams[mf.GetName()] = mf
+	}
+	return fams, nil
+}
+
+// FuzzDecodeProto: a protobuf push body decodes to what proto.Unmarshal
+// makes of each of its messages, families of every kind side by side (the
+// fast path shares its slabs and its copy of the body across them).
+func FuzzDecodeProto(f *testing.F) {
+	f.Add(encodeDelimited(f, testFamilies()...))
+	f.Add(encodeDelimited(f, sortedFamilies(parseText(f, string(readTestdata(f, "node.prom"))))...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeProto(b)
+		want, wantErr := referenceProto(b)
+		if wantErr != nil {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		requireSameFamilies(t, want, got)
 	})
 }

@@ -93,6 +93,15 @@ func (s *slab[T]) new() *T {
 	return &s.buf[len(s.buf)-1]
 }
 
+// reserve makes sure the next n values come from one chunk: if the
+// current one has fewer left, the next chunk has at least n.
+func (s *slab[T]) reserve(n int) {
+	if cap(s.buf)-len(s.buf) < n {
+		s.buf = s.buf[:0:0]
+		s.next = max(s.next, n)
+	}
+}
+
 // size sizes the slabs for b: every sample is a line, and every label pair
 // has an '='.
 func (p *textParser) size(b []byte) {
