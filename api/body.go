@@ -53,7 +53,7 @@ func (br *bodyReader) read(w http.ResponseWriter, r *http.Request) (*ingest.Body
 	defer br.reading.Add(-1)
 	c := br.budget.charge()
 	p := newPacedReader(r.Body, http.NewResponseController(w), br.timeout, br.grace, br.minRate)
-	body, err := ingest.ReadBodySized(p, r.Header.Get("Content-Encoding"), br.maxBody, r.ContentLength, c.take)
+	body, err := ingest.ReadBody(p, r.Header.Get("Content-Encoding"), br.maxBody, r.ContentLength, c.take)
 	if err == nil {
 		p.done()
 		// Decoding turns the bytes into families that take more room

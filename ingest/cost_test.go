@@ -61,7 +61,7 @@ func pushAllocates(t *testing.T, body []byte, contentType string) (allocated int
 	t.Helper()
 	st := newRealStore(t, store.Config{})
 	in, _ := newTestIngester(t, DefaultConfig(), st)
-	b, err := ReadBody(bytes.NewReader(body), "", 0, func(int64) error { return nil })
+	b, err := ReadBody(bytes.NewReader(body), "", 0, -1, func(int64) error { return nil })
 	require.NoError(t, err)
 	var before, after runtime.MemStats
 	runtime.GC()

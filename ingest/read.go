@@ -72,15 +72,12 @@ var supportedEncodings = []string{"gzip", "snappy", "identity"}
 // is returned wrapped; the Body is then nil. Any refusal of the body's
 // content is kept in the returned Body instead (see Body). A nil r is an
 // empty body.
-func ReadBody(r io.Reader, encoding string, maxBytes int64, charge func(int64) error) (*Body, error) {
-	return ReadBodySized(r, encoding, maxBytes, -1, charge)
-}
-
-// ReadBodySized is ReadBody of a body whose Content-Length is size (-1:
-// unknown). An uncompressed body of a known size within maxBytes is read
-// into a buffer of exactly that size (plus the byte that tells its end),
-// instead of one grown from readChunk.
-func ReadBodySized(r io.Reader, encoding string, maxBytes, size int64, charge func(int64) error) (*Body, error) {
+//
+// size is the body's Content-Length, -1 if unknown: an uncompressed body
+// of a known size within maxBytes is read into a buffer of exactly that
+// size (plus the byte that tells its end), instead of one grown from
+// readChunk.
+func ReadBody(r io.Reader, encoding string, maxBytes, size int64, charge func(int64) error) (*Body, error) {
 	b := &Body{}
 	if size >= 0 && (maxBytes <= 0 || size <= maxBytes) && (encoding == "" || strings.EqualFold(encoding, "identity")) {
 		if err := charge(size + 1); err != nil {

@@ -29,7 +29,7 @@ func (r *errReader) Read(p []byte) (int, error) {
 func TestReadBodyChargesWhatItBuffers(t *testing.T) {
 	gz := gzipBytes(t, []byte(strings.Repeat("m 1\n", 100_000)))
 	var charged int64
-	b, err := ReadBody(bytes.NewReader(gz), "GZIP", 0, func(n int64) error { charged += n; return nil })
+	b, err := ReadBody(bytes.NewReader(gz), "GZIP", 0, -1, func(n int64) error { charged += n; return nil })
 	require.NoError(t, err)
 	require.NoError(t, b.Err())
 	require.Equal(t, 400_000, b.Len(), "decompressed")
@@ -42,7 +42,7 @@ func TestReadBodyChargesWhatItBuffers(t *testing.T) {
 func TestReadBodyStopsWhenTheBudgetRefuses(t *testing.T) {
 	refused := errors.New("over budget")
 	var charged int64
-	_, err := ReadBody(strings.NewReader(strings.Repeat("m 1\n", 100_000)), "", 0, func(n int64) error {
+	_, err := ReadBody(strings.NewReader(strings.Repeat("m 1\n", 100_000)), "", 0, -1, func(n int64) error {
 		if charged+n > 100_000 {
 			return refused
 		}
@@ -57,9 +57,9 @@ func TestReadBodyStopsWhenTheBudgetRefuses(t *testing.T) {
 // is kept in the Body for Handle to answer in its order of checks.
 func TestReadBodyErrors(t *testing.T) {
 	free := func(int64) error { return nil }
-	_, err := ReadBody(&errReader{data: []byte("m 1\n"), err: io.ErrClosedPipe}, "", 0, free)
+	_, err := ReadBody(&errReader{data: []byte("m 1\n"), err: io.ErrClosedPipe}, "", 0, -1, free)
 	require.ErrorIs(t, err, io.ErrClosedPipe)
-	_, err = ReadBody(&errReader{data: gzipBytes(t, []byte("m 1\n"))[:12], err: io.ErrClosedPipe}, "gzip", 0, free)
+	_, err = ReadBody(&errReader{data: gzipBytes(t, []byte("m 1\n"))[:12], err: io.ErrClosedPipe}, "gzip", 0, -1, free)
 	require.ErrorIs(t, err, io.ErrClosedPipe, "a connection failing under gzip is still the connection's")
 
 	for _, tt := range []struct {
@@ -71,7 +71,7 @@ func TestReadBodyErrors(t *testing.T) {
 		{"unsupported encoding", "br", "m 1\n", 415},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := ReadBody(strings.NewReader(tt.body), tt.encoding, 16, free)
+			b, err := ReadBody(strings.NewReader(tt.body), tt.encoding, 16, -1, free)
 			require.NoError(t, err)
 			require.Equal(t, tt.status, statusOf(b.Err()))
 			_, err = DecodeBody(b, "", "", 16)
@@ -83,7 +83,7 @@ func TestReadBodyErrors(t *testing.T) {
 // A body of a known size is read into a buffer of that size, charged
 // once; a size over the limit, a compressed body or a size that is wrong
 // fall back to growing the buffer.
-func TestReadBodySized(t *testing.T) {
+func TestReadBodyOfKnownSize(t *testing.T) {
 	body := []byte(strings.Repeat("m 1\n", 1000))
 	size := int64(len(body))
 	for _, c := range []struct {
@@ -98,7 +98,7 @@ func TestReadBodySized(t *testing.T) {
 		{"over the limit", size, size - 1, false},
 	} {
 		var charged int64
-		b, err := ReadBodySized(bytes.NewReader(body), "", c.max, c.size, func(n int64) error { charged += n; return nil })
+		b, err := ReadBody(bytes.NewReader(body), "", c.max, c.size, func(n int64) error { charged += n; return nil })
 		require.NoError(t, err, c.name)
 		if c.max > 0 && size > c.max {
 			require.ErrorIs(t, b.Err(), ErrTooLarge, c.name)
@@ -111,7 +111,7 @@ func TestReadBodySized(t *testing.T) {
 			require.Equal(t, len(body)+1, cap(b.buf), c.name)
 		}
 	}
-	_, err := ReadBodySized(bytes.NewReader(body), "", 0, size, func(int64) error { return errTestCharge })
+	_, err := ReadBody(bytes.NewReader(body), "", 0, size, func(int64) error { return errTestCharge })
 	require.ErrorIs(t, err, errTestCharge)
 }
 
