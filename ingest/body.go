@@ -21,9 +21,10 @@ import (
 // The Content-Type a push must carry to be read as delimited protobuf
 // (expfmt.FmtProtoDelim, what client_golang's push package sends).
 const (
-	protoMediaType = "application/vnd.google.protobuf"
-	protoMessage   = "io.prometheus.client.MetricFamily"
-	protoEncoding  = "delimited"
+	protoContentType = protoMediaType + "; proto=" + protoMessage + "; encoding=" + protoEncoding
+	protoMediaType   = "application/vnd.google.protobuf"
+	protoMessage     = "io.prometheus.client.MetricFamily"
+	protoEncoding    = "delimited"
 )
 
 // maxPooledBuffer is the largest body buffer kept for reuse: typical pushes
@@ -108,8 +109,11 @@ func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
 // protobuf. Like the Pushgateway it needs both parameters with exactly these
 // values; the media type and parameter names are case-insensitive.
 func isDelimitedProto(contentType string) bool {
-	if contentType == "" {
+	switch contentType {
+	case "":
 		return false
+	case protoContentType: // what client_golang sends, without parsing it
+		return true
 	}
 	mt, params, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == protoMediaType &&

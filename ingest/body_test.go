@@ -367,3 +367,19 @@ func TestDecodeBodyParserPanic(t *testing.T) {
 	}
 	require.True(t, proto.Equal(before, earlier["s"]))
 }
+
+// client_golang's Content-Type is recognised without parsing; its
+// variations still are, by parsing.
+func TestIsDelimitedProto(t *testing.T) {
+	require.Equal(t, string(expfmt.NewFormat(expfmt.TypeProtoDelim)), protoContentType)
+	for ct, want := range map[string]bool{
+		protoContentType: true,
+		"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited":   true,
+		"Application/Vnd.Google.Protobuf; Proto=io.prometheus.client.MetricFamily; Encoding=delimited": true,
+		"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily":                     false,
+		"text/plain; version=0.0.4": false,
+		"":                          false,
+	} {
+		require.Equal(t, want, isDelimitedProto(ct), "%q", ct)
+	}
+}
