@@ -130,6 +130,23 @@ func valueField(typ dto.MetricType) protowire.Number {
 	return fieldMetricUntyped
 }
 
+// lineValue is simpleValue for buildSimple: a counter may also carry a
+// created timestamp (client_golang sets one on every counter it
+// exposes), which its text line leaves out; created says so, and the
+// family then keeps its protobuf bytes, as the general path does.
+func lineValue(m *dto.Metric) (num protowire.Number, v *float64, created, ok bool) {
+	if num, v, ok := simpleValue(m); ok {
+		return num, v, false, true
+	}
+	c := m.Counter
+	if c == nil || c.CreatedTimestamp == nil || c.Exemplar != nil || len(c.ProtoReflect().GetUnknown()) > 0 ||
+		m.Gauge != nil || m.Untyped != nil || m.Summary != nil || m.Histogram != nil || m.TimestampMs != nil ||
+		len(m.ProtoReflect().GetUnknown()) > 0 {
+		return 0, nil, false, false
+	}
+	return fieldMetricCounter, c.Value, true, true
+}
+
 // appendSimpleMetric appends m's text line to w.text and returns its
 // series hash, or reports false (with the buffer in any state) if m does
 // not qualify for buildSimple. The checks are checkMetric's for these
@@ -138,9 +155,12 @@ func valueField(typ dto.MetricType) protowire.Number {
 // known to be valid. It sets w.inexact if the line does not carry m
 // exactly.
 func appendSimpleMetric(w simpleBufs, name string, typ dto.MetricType, m, prev *dto.Metric) (simpleBufs, uint64, bool) {
-	num, v, ok := simpleValue(m)
+	num, v, created, ok := lineValue(m)
 	if !ok || num != valueField(typ) {
 		return w, 0, false
+	}
+	if created {
+		w.inexact = true // the text has no created timestamp
 	}
 	line := len(w.text)
 	w.text = append(w.text, name...)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -83,6 +84,13 @@ func TestBuildSimple(t *testing.T) {
 		{"two values", g, []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}, Counter: &dto.Counter{Value: proto.Float64(2)}}}, false, false},
 		{"counter with exemplar", dto.MetricType_COUNTER, []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1),
 			Exemplar: &dto.Exemplar{Label: []*dto.LabelPair{lpair("trace_id", "abc")}, Value: proto.Float64(1)}}}}, false, false},
+		{"counter with created timestamp", dto.MetricType_COUNTER, []*dto.Metric{
+			{Label: []*dto.LabelPair{lpair("a", "1")}, Counter: &dto.Counter{Value: proto.Float64(3), CreatedTimestamp: &timestamppb.Timestamp{Seconds: 1_700_000_000, Nanos: 7}}},
+			simpleMetric(dto.MetricType_COUNTER, 1, lpair("a", "0")),
+		}, true, false},
+		{"counter with created timestamp and exemplar", dto.MetricType_COUNTER, []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1),
+			CreatedTimestamp: &timestamppb.Timestamp{Seconds: 5},
+			Exemplar:         &dto.Exemplar{Label: []*dto.LabelPair{lpair("trace_id", "abc")}, Value: proto.Float64(1)}}}}, false, false},
 		{"value of another type", g, []*dto.Metric{simpleMetric(dto.MetricType_COUNTER, 1)}, false, true},
 		{"duplicate label name", g, []*dto.Metric{simpleMetric(g, 1, lpair("a", "1"), lpair("a", "2"))}, false, true},
 		{"invalid label name", g, []*dto.Metric{simpleMetric(g, 1, lpair("", "1"))}, false, true},
@@ -173,7 +181,11 @@ func TestBuildSimpleRandom(t *testing.T) {
 			if rnd.IntN(10) == 0 && len(ls) > 1 {
 				ls[0], ls[1] = ls[1], ls[0]
 			}
-			mf.Metric = append(mf.Metric, simpleMetric(typ, floats[rnd.IntN(len(floats))], ls...))
+			m := simpleMetric(typ, floats[rnd.IntN(len(floats))], ls...)
+			if typ == dto.MetricType_COUNTER && rnd.IntN(3) == 0 {
+				m.Counter.CreatedTimestamp = &timestamppb.Timestamp{Seconds: rnd.Int64N(2_000_000_000), Nanos: rnd.Int32N(1_000_000_000)}
+			}
+			mf.Metric = append(mf.Metric, m)
 		}
 		t.Run(fmt.Sprint(i), func(t *testing.T) { requireSameBuild(t, b, mf) })
 	}
