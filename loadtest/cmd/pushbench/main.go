@@ -266,7 +266,12 @@ func (c *config) wrkRun(ctx context.Context, addr, script string, d time.Duratio
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w: %s", err, outb)
 	}
-	out := string(outb)
+	return parseWrk(string(outb))
+}
+
+// parseWrk reads the rate and the failures (non-2xx answers and socket
+// errors) from wrk's report.
+func parseWrk(out string) (result, error) {
 	m := rateRE.FindStringSubmatch(out)
 	if m == nil {
 		return result{}, fmt.Errorf("wrk printed no rate: %s", out)
