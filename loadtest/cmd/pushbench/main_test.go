@@ -45,11 +45,13 @@ func TestScript(t *testing.T) {
 		require.NoError(t, err)
 		want, err := loadtest.NodeBody(f, 40, 1)
 		require.NoError(t, err)
-		// The protobuf bodies differ in their created timestamps only.
-		require.Len(t, body, len(want))
 		if f == loadtest.FormatText {
 			require.Equal(t, string(want), string(body))
+			continue
 		}
+		// Protobuf bodies differ in their counters' created timestamps,
+		// whose varints may differ in length by a byte each.
+		require.InDelta(t, len(want), len(body), 40)
 	}
 }
 
