@@ -65,6 +65,7 @@ type gzipStream struct {
 	fw    *flate.Writer
 	seg   bytes.Buffer // fw's output for one segment
 	live  []byte       // bytes written since the last segment
+	parts [][]byte     // scratch: the texts of a chunk
 	crc   uint32
 	size  uint32 // ISIZE: the uncompressed size modulo 2^32
 	cache *renderCache
@@ -97,7 +98,7 @@ func (s *Store) newGzipStream(w io.Writer) *gzipStream {
 	// reads the table and keeps nothing.
 	if s.gzBuild.TryLock() {
 		z.table = s.gzChunks.Load() // the builder's own writes are all in
-		z.next = &chunkTable{byFirst: make(map[uint64]*chunk, len(z.table.byFirstOrNil()))}
+		z.next = &chunkTable{byFirst: make(map[uint64]*chunk, z.table.len())}
 	}
 	return z
 }
@@ -212,23 +213,21 @@ func (z *gzipStream) chunk(fams []*family) error {
 	op := shiftOp(uint64(text))
 	z.crc = crcCombine(z.crc, crc, op)
 	z.size += uint32(text) //nolint:gosec // ISIZE is the size modulo 2^32
-	z.seg.Reset()
-	z.fw.Reset(&z.seg)
+	z.parts = z.parts[:0]
 	for _, f := range fams {
-		if _, err := z.fw.Write(f.text()); err != nil {
-			return err
-		}
+		z.parts = append(z.parts, f.text())
 	}
-	if err := z.fw.Flush(); err != nil {
+	seg, err := z.deflate(z.parts...)
+	clear(z.parts) // hold no family's text past the scrape
+	if err != nil {
 		return err
 	}
-	seg := z.seg.Bytes()
 	if z.next != nil && z.next.byFirst[fams[0].id] == nil && z.cache.reserve(len(seg)) {
 		c := newChunk(fams, seg)
 		c.crc, c.op, c.n = crc, op, uint64(text)
 		z.next.add(c)
 	}
-	_, err := z.out.Write(seg)
+	_, err = z.out.Write(seg)
 	return err
 }
 
@@ -262,13 +261,16 @@ func (z *gzipStream) flushLive() error {
 // storedMax is the most live bytes written as a stored block.
 const storedMax = 512
 
-// deflate compresses p with an empty history and a sync flush at the end;
-// the result is valid until the next call.
-func (z *gzipStream) deflate(p []byte) ([]byte, error) {
+// deflate compresses parts, one after the other, as one segment: an empty
+// history and a sync flush at the end. The result is valid until the next
+// call.
+func (z *gzipStream) deflate(parts ...[]byte) ([]byte, error) {
 	z.seg.Reset()
 	z.fw.Reset(&z.seg)
-	if _, err := z.fw.Write(p); err != nil {
-		return nil, err
+	for _, p := range parts {
+		if _, err := z.fw.Write(p); err != nil {
+			return nil, err
+		}
 	}
 	if err := z.fw.Flush(); err != nil {
 		return nil, err
@@ -356,11 +358,12 @@ func (t *chunkTable) add(c *chunk) bool {
 	return true
 }
 
-func (t *chunkTable) byFirstOrNil() map[uint64]*chunk {
+// len returns the number of chunks; a nil table has none.
+func (t *chunkTable) len() int {
 	if t == nil {
-		return nil
+		return 0
 	}
-	return t.byFirst
+	return len(t.byFirst)
 }
 
 func (t *chunkTable) bytesOrZero() int64 {
