@@ -1,0 +1,30 @@
+package ingest
+
+// slab hands out pointers to zeroed values of T carved from chunks it
+// allocates; a chunk is never reallocated, so the pointers stay valid.
+type slab[T any] struct {
+	buf  []T
+	next int // size of the next chunk
+}
+
+func (s *slab[T]) new() *T {
+	if len(s.buf) == cap(s.buf) {
+		n := s.next
+		if n <= 0 {
+			n = 8
+		}
+		s.buf = make([]T, 0, n)
+		s.next = n * 2
+	}
+	s.buf = s.buf[:len(s.buf)+1]
+	return &s.buf[len(s.buf)-1]
+}
+
+// reserve makes sure the next n values come from one chunk: if the
+// current one has fewer left, the next chunk has at least n.
+func (s *slab[T]) reserve(n int) {
+	if cap(s.buf)-len(s.buf) < n {
+		s.buf = s.buf[:0:0]
+		s.next = max(s.next, n)
+	}
+}
