@@ -36,7 +36,7 @@ import (
 // are matches across chunk and segment boundaries (BENCHMARKS.md has the
 // sizes).
 func (s *Store) WriteExpositionGzip(w io.Writer, f Format, extra []*dto.MetricFamily) (err error) {
-	z := s.newGzipStream(w)
+	z := s.newGzipStream(w, f.Type() == FormatText)
 	defer s.putGzipStream(z)
 	defer func() {
 		if err != nil {
@@ -83,7 +83,10 @@ var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255}
 // stored block with BFINAL set.
 var finalBlock = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
 
-func (s *Store) newGzipStream(w io.Writer) *gzipStream {
+// newGzipStream returns a stream to w; with build, it may build the next
+// chunk table. Only text scrapes write chunks, so only they build: a
+// scrape in another format would leave an empty table behind.
+func (s *Store) newGzipStream(w io.Writer, build bool) *gzipStream {
 	z, _ := s.gzips.Get().(*gzipStream)
 	if z == nil {
 		// BestSpeed, as the Pushgateway's answer and the api's: the text
@@ -94,9 +97,9 @@ func (s *Store) newGzipStream(w io.Writer) *gzipStream {
 	z.out.Reset(w)
 	z.live, z.crc, z.size, z.cache = z.live[:0], 0, 0, &s.cache
 	z.table = s.gzChunks.Load()
-	// One scrape at a time builds the next table; one that runs beside it
-	// reads the table and keeps nothing.
-	if s.gzBuild.TryLock() {
+	// One text scrape at a time builds the next table; one that runs
+	// beside it reads the table and keeps nothing.
+	if build && s.gzBuild.TryLock() {
 		z.table = s.gzChunks.Load() // the builder's own writes are all in
 		z.next = &chunkTable{byFirst: make(map[uint64]*chunk, z.table.len())}
 	}
@@ -199,7 +202,7 @@ func (z *gzipStream) chunk(fams []*family) error {
 	}
 	if c := z.table.lookup(fams); c != nil {
 		if z.next != nil && z.next.add(c) {
-			z.next.carried += int64(len(c.seg))
+			z.next.carried += c.cost()
 		}
 		z.crc = crcCombine(z.crc, c.crc, c.op)
 		z.size += uint32(c.n) //nolint:gosec // ISIZE is the size modulo 2^32
@@ -222,7 +225,7 @@ func (z *gzipStream) chunk(fams []*family) error {
 	if err != nil {
 		return err
 	}
-	if z.next != nil && z.next.byFirst[fams[0].id] == nil && z.cache.reserve(len(seg)) {
+	if z.next != nil && z.next.byFirst[fams[0].id] == nil && z.cache.reserve(int(chunkCost(len(fams), len(seg)))) {
 		c := newChunk(fams, seg)
 		c.crc, c.op, c.n = crc, op, uint64(text)
 		z.next.add(c)
@@ -310,8 +313,8 @@ func chunkSplit(k GroupKey) bool {
 // immutable once a scrape has published it.
 type chunkTable struct {
 	byFirst map[uint64]*chunk
-	bytes   int64 // of every seg
-	carried int64 // of the segs taken over from the table before
+	bytes   int64 // the cost of every chunk
+	carried int64 // the cost of the chunks taken over from the table before
 }
 
 // chunk is the segment of some families, their ids, and the CRC-32,
@@ -323,6 +326,13 @@ type chunk struct {
 	op  uint32
 	n   uint64
 }
+
+// cost is what a kept chunk takes, as the render cache counts it.
+func (c *chunk) cost() int64 { return chunkCost(len(c.ids), len(c.seg)) }
+
+// chunkCost is the memory of a kept chunk of n families and seg bytes:
+// the segment, the ids, and the chunk and its table entry.
+func chunkCost(n, seg int) int64 { return int64(seg + 8*n + 96) }
 
 func newChunk(fams []*family, seg []byte) *chunk {
 	c := &chunk{ids: make([]uint64, len(fams)), seg: bytes.Clone(seg)}
@@ -354,7 +364,7 @@ func (t *chunkTable) add(c *chunk) bool {
 		return false
 	}
 	t.byFirst[c.ids[0]] = c
-	t.bytes += int64(len(c.seg))
+	t.bytes += c.cost()
 	return true
 }
 

@@ -112,6 +112,22 @@ func TestWriteExpositionGzipCache(t *testing.T) {
 	require.LessOrEqual(t, small.cache.bytes(), int64(2<<10))
 }
 
+// A gzipped scrape in another format keeps the text chunks for the next
+// text scrape: only text scrapes build the table.
+func TestWriteExpositionGzipOtherFormatsKeepChunks(t *testing.T) {
+	s, err := New(Config{}, nil, nil)
+	require.NoError(t, err)
+	fillBench(t, s, 50)
+	require.NoError(t, s.WriteExpositionGzip(io.Discard, FormatText, nil))
+	chunks, bytes := s.gzChunks.Load().len(), s.gzChunks.Load().bytes
+	require.Positive(t, chunks)
+	for _, f := range []Format{FormatOpenMetrics, FormatProtoDelim} {
+		require.NoError(t, s.WriteExpositionGzip(io.Discard, f, nil))
+		require.Equal(t, chunks, s.gzChunks.Load().len(), f.String())
+		require.Equal(t, bytes, s.gzChunks.Load().bytes, f.String())
+	}
+}
+
 // dropGzipSegments forgets every kept chunk, so the next gzipped scrape
 // compresses everything again. No scrape may run meanwhile.
 func (s *Store) dropGzipSegments() {
