@@ -29,6 +29,11 @@ import (
 //
 // Family names and HELP texts are copied out of the body: the store keeps
 // them, and a substring would keep the whole body alive.
+//
+// One known difference: expfmt joins the lines of a histogram or summary
+// by a 64-bit FNV-1a hash of their labels without comparing the labels,
+// so two label sets crafted to collide (about 2^32 work) become one
+// metric there and two here, as they should.
 func scanText(b []byte) (map[string]*dto.MetricFamily, bool) {
 	p := textParser{s: string(b)}
 	p.size(b)
