@@ -313,26 +313,23 @@ func checkFileFamilies(fams []FamilySnapshot) error {
 
 // snapshot writes one group of a snapshot; WriteFile has checked it.
 func (fw *fileWriter) snapshot(g GroupSnapshot) error {
-	fams := fw.fams[:0]
+	var fams []byte
 	for _, fs := range g.Families {
-		pb, err := proto.MarshalOptions{}.MarshalAppend(fw.pb[:0], fs.Family)
+		pb, err := proto.MarshalOptions{}.MarshalAppend(nil, fs.Family)
 		if err != nil {
 			return fmt.Errorf("encode family %q of group %q: %w", fs.Family.GetName(), g.Key.String(), err)
 		}
-		fw.pb = pb
 		if fams, err = appendFamily(fams, fs.Family.GetName(), fs.Time, pb); err != nil {
 			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, g.Key.String(), err)
 		}
 	}
-	fw.fams = fams
 	return fw.entry(g.Key, g.Version, g.Deadline, fams, len(g.Families))
 }
 
 // entry writes one map entry: the encoded key and a fileGroup whose Metrics
 // are fams, nFams entries already encoded.
 func (fw *fileWriter) entry(key GroupKey, version uint64, deadline time.Time, fams []byte, nFams int) error {
-	b, err := appendEntry(fw.buf[:0], key, version, deadline, fams, nFams)
-	fw.buf = b
+	b, err := appendEntry(nil, key, version, deadline, fams, nFams)
 	if err != nil {
 		return err
 	}

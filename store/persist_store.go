@@ -210,8 +210,32 @@ func warm(refs []groupRef) int {
 	return n
 }
 
-// group appends the map entry of one group to e.out.
+// group appends the map entry of one group to e.out, its families
+// encoded in place. A family that does not encode sends the group to
+// groupLeavingOut.
 func (e *entryEncoder) group(r groupRef, logger *slog.Logger) error {
+	start := e.out
+	s := entryHead(e.out, r.key, len(r.fams))
+	for _, f := range r.fams {
+		pb, err := f.appendFileProtobuf(e.pb[:0], &e.text)
+		if err != nil {
+			e.out = start
+			return e.groupLeavingOut(r, logger)
+		}
+		e.pb = pb
+		if s.b, err = appendFamily(s.b, f.name, f.time, pb); err != nil {
+			e.out = start
+			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, r.key.String(), err)
+		}
+	}
+	out, err := s.entryTail(start, r.key, r.version, r.deadline)
+	e.out = out
+	return err
+}
+
+// groupLeavingOut appends the map entry of one group to e.out without the
+// families that do not encode, and logs them.
+func (e *entryEncoder) groupLeavingOut(r groupRef, logger *slog.Logger) error {
 	fams, n := e.fams[:0], 0
 	for _, f := range r.fams {
 		pb, err := f.appendFileProtobuf(e.pb[:0], &e.text)

@@ -166,12 +166,10 @@ const (
 // durable.
 type fileWriter struct {
 	f       *os.File
+	sf      *syncingFile // f, synced on the side as it grows
 	w       *bufio.Writer
 	entries uint64
 	size    uint64 // bytes of the value's message written so far
-	buf     []byte // one entry
-	fams    []byte // the families of the entry being built
-	pb      []byte // one family's protobuf
 	hdr     fileHeader
 	// lenAt is the file offset of the value's 9-byte message length; the
 	// 9-byte entry count follows the type id and the field delta.
@@ -183,7 +181,8 @@ func newFileWriter(f *os.File) (*fileWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	fw := &fileWriter{f: f, w: bufio.NewWriterSize(f, 256<<10), hdr: hdr, lenAt: int64(len(hdr.types))}
+	sf := &syncingFile{f: f}
+	fw := &fileWriter{f: f, sf: sf, w: bufio.NewWriterSize(sf, 256<<10), hdr: hdr, lenAt: int64(len(hdr.types))}
 	var pre []byte
 	pre = append(pre, hdr.types...)
 	pre = append(pre, make([]byte, fixedUintLen)...) // message length, filled in by finish
@@ -206,6 +205,15 @@ func (fw *fileWriter) writeEntries(b []byte, n uint64) error {
 // appendEntry appends one map entry to b: the encoded key and a fileGroup
 // whose Metrics are fams, nFams entries already encoded.
 func appendEntry(b []byte, key GroupKey, version uint64, deadline time.Time, fams []byte, nFams int) ([]byte, error) {
+	s := entryHead(b, key, nFams)
+	s.b = append(s.b, fams...)
+	return s.entryTail(b, key, version, deadline)
+}
+
+// entryHead starts one map entry in b: the encoded key, then the fileGroup
+// up to its Metrics, whose nFams entries (appendFamily) the caller appends
+// to the returned struct's bytes before it calls entryTail.
+func entryHead(b []byte, key GroupKey, nFams int) gobStruct {
 	s := newGobStruct(appendGobString(b, key.String()))
 	if enc := key.String(); enc != "" {
 		s.field(fgLabels)
@@ -218,8 +226,14 @@ func appendEntry(b []byte, key GroupKey, version uint64, deadline time.Time, fam
 	}
 	if nFams > 0 {
 		s.field(fgMetrics)
-		s.b = append(appendGobUint(s.b, uint64(nFams)), fams...)
+		s.b = appendGobUint(s.b, uint64(nFams))
 	}
+	return s
+}
+
+// entryTail ends the entry entryHead started in s and returns its bytes, or
+// b, the bytes before the entry, and an error.
+func (s *gobStruct) entryTail(b []byte, key GroupKey, version uint64, deadline time.Time) ([]byte, error) {
 	if version != 0 {
 		s.field(fgVersion)
 		s.b = appendGobUint(s.b, version)
@@ -258,9 +272,12 @@ func (fw *fileWriter) finish() error {
 		err = fmt.Errorf("write persistence file: %w", err)
 	} else if err = fw.patch(); err != nil {
 		err = fmt.Errorf("write persistence file: %w", err)
+	} else if err = fw.sf.wait(); err != nil {
+		err = fmt.Errorf("sync persistence file: %w", err)
 	} else if err = fw.f.Sync(); err != nil {
 		err = fmt.Errorf("sync persistence file: %w", err)
 	}
+	fw.sf.wait() // after an error above: the sync on the side must end before the close
 	if cerr := fw.f.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close persistence file: %w", cerr)
 	}
@@ -295,6 +312,9 @@ func writeFileWith(path string, fill func(*fileWriter) error) error {
 		err = fill(fw)
 	}
 	if err != nil {
+		if fw != nil {
+			fw.sf.wait()
+		}
 		f.Close()
 		os.Remove(f.Name())
 		return err

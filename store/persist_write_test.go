@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"strconv"
 	"sync"
 	"testing"
@@ -204,4 +206,43 @@ func TestStoreWriteFileFollowsChanges(t *testing.T) {
 	require.NoError(t, err)
 	check("hand-off")
 	require.Len(t, st.Snapshot(), 3)
+}
+
+// A stored family that does not encode (a bug: the store rendered its text)
+// is logged and left out of its group; the group's other families and the
+// other groups are written whole, whichever batch they are in.
+func TestStoreWriteFileLeavesOutFamilyThatDoesNotEncode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	var logged strings.Builder
+	clock := stoppedClock{time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)}
+	st, err := New(Config{Clock: clock}, slog.New(slog.NewTextHandler(&logged, nil)), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, st.Restore(benchGroups(3*refBatch)))
+	want := st.Snapshot()
+
+	broken := NewGroupKey(map[string]string{"job": "bench", "instance": "7"})
+	st.mu.Lock()
+	g := st.groups[broken]
+	var f *family
+	for _, c := range g.list {
+		if c.name == "jobs_processed_total" {
+			f = c
+		}
+	}
+	require.NotNil(t, f)
+	require.Nil(t, f.kept(), "the family renders its protobuf from its text")
+	f.data = []byte("not a sample line\n")
+	st.mu.Unlock()
+
+	require.NoError(t, st.WriteFile(path))
+	require.Contains(t, logged.String(), "persistence: stored family does not encode")
+	require.Contains(t, logged.String(), "jobs_processed_total")
+	for i := range want {
+		if want[i].Key == broken {
+			want[i].Families = slices.DeleteFunc(want[i].Families, func(fs FamilySnapshot) bool {
+				return fs.Family.GetName() == "jobs_processed_total"
+			})
+		}
+	}
+	requireFileHolds(t, path, want)
 }
