@@ -24,6 +24,7 @@ import (
 	"github.com/pushring/pushring/api"
 	"github.com/pushring/pushring/cluster"
 	"github.com/pushring/pushring/ingest"
+	"github.com/pushring/pushring/internal/procmetrics"
 	"github.com/pushring/pushring/store"
 )
 
@@ -154,7 +155,7 @@ func wire(cfg *config, httpAddr string, logger *slog.Logger) (*gateway, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		procmetrics.New(), // client_golang's process families, cheaper per scrape
 		versioncollector.NewCollector(programName),
 	)
 	reserved, err := store.ReservedFamilies(reg)
