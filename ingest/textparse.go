@@ -403,25 +403,15 @@ func (p *textParser) setValue(m *dto.Metric, mf *dto.MetricFamily, typ dto.Metri
 		}
 		switch {
 		case isCount:
-			if u := uint64(v); v == float64(u) {
-				h.SampleCount = &u
-			} else {
-				if v < 0 {
-					return false
-				}
-				h.SampleCountFloat = p.float(v)
+			if !p.count(v, &h.SampleCount, &h.SampleCountFloat) {
+				return false
 			}
 		case isSum:
 			h.SampleSum = p.float(v)
 		case !math.IsNaN(bound):
 			bk := &dto.Bucket{UpperBound: p.float(bound)}
-			if u := uint64(v); v == float64(u) {
-				bk.CumulativeCount = &u
-			} else {
-				if v < 0 {
-					return false
-				}
-				bk.CumulativeCountFloat = p.float(v)
+			if !p.count(v, &bk.CumulativeCount, &bk.CumulativeCountFloat) {
+				return false
 			}
 			h.Bucket = append(h.Bucket, bk)
 		}
@@ -496,6 +486,21 @@ func sameLabelSet(a, b []*dto.LabelPair) bool {
 			return false
 		}
 	}
+	return true
+}
+
+// count records a histogram count as expfmt does: a value that is an
+// integer as the integer count, any other as the float count, which may
+// not be negative.
+func (p *textParser) count(v float64, integer **uint64, float **float64) bool {
+	if u := uint64(v); v == float64(u) {
+		*integer = &u
+		return true
+	}
+	if v < 0 {
+		return false
+	}
+	*float = p.float(v)
 	return true
 }
 
