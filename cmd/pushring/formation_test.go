@@ -50,8 +50,14 @@ func TestClusterFormsAndStopsTogether(t *testing.T) {
 	runs := formationRuns(t)
 	var formed, stopped []time.Duration
 	for run := range runs {
-		f, s := formAndStop(t, bin, run)
-		formed, stopped = append(formed, f), append(stopped, s)
+		for attempt := 1; ; attempt++ {
+			f, s, portTaken := formAndStop(t, bin, run)
+			if !portTaken {
+				formed, stopped = append(formed, f), append(stopped, s)
+				break
+			}
+			require.Less(t, attempt, 3, "run %d: a port was taken before a peer bound it, %d times", run, attempt)
+		}
 	}
 	slices.Sort(formed)
 	slices.Sort(stopped)
@@ -64,8 +70,12 @@ func TestClusterFormsAndStopsTogether(t *testing.T) {
 const formationGroups = 60
 
 // formAndStop is one run; it returns how long the peers took to list each
-// other, and how long all three took to exit once signalled together.
-func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Duration) {
+// other, and how long all three took to exit once signalled together. A
+// peer whose port another process took between loopbackAddr and its bind
+// (its own peers' outgoing connections use ephemeral ports too) exits at
+// once; then the run's peers are stopped and portTaken asks for another
+// run on new ports.
+func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Duration, portTaken bool) {
 	t.Helper()
 	label := "formation-" + strconv.FormatUint(rand.Uint64(), 36)
 	gossips, https := make([]string, 3), make([]string, 3)
@@ -96,16 +106,20 @@ func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Durati
 		peers[i], exits[i] = cmd, make(chan error, 1)
 		go func() { exits[i] <- cmd.Wait() }()
 	}
-	t.Cleanup(func() {
+	// killAll ends every peer still running; an exit stays in its channel,
+	// so a second call finds them all ended.
+	killAll := func() {
 		for i, cmd := range peers {
 			select {
-			case <-exits[i]:
+			case err := <-exits[i]:
+				exits[i] <- err
 			default:
 				_ = cmd.Process.Kill()
-				<-exits[i]
+				exits[i] <- <-exits[i]
 			}
 		}
-	})
+	}
+	t.Cleanup(killAll)
 	dump := func() string {
 		var b strings.Builder
 		for i, l := range logs {
@@ -122,6 +136,11 @@ func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Durati
 			n, err := sdTargets(client, addr)
 			if err == nil && n == 3 {
 				break
+			}
+			if exitedOnTakenPort(exits, logs) {
+				t.Logf("run %d: a peer's port was taken before it bound it; running again on new ports", run)
+				killAll()
+				return 0, 0, true
 			}
 			if time.Since(start) > formationDeadline {
 				t.Fatalf("run %d: peer-%d lists %d of 3 peers %s after the start (last error: %v)\n%s", run, i, n, formationDeadline, err, dump())
@@ -192,7 +211,23 @@ func formAndStop(t *testing.T, bin string, run int) (formed, stopped time.Durati
 	// reported at least once and at most once per peer.
 	require.True(t, dropped >= formationGroups && dropped <= 3*formationGroups,
 		"run %d: without a persistence file, every group is reported dropped, at most once per copy (%d reported)\n%s", run, dropped, dump())
-	return formed, stopped
+	return formed, stopped, false
+}
+
+// exitedOnTakenPort reports whether a peer has exited because a port it
+// was given was in use. A peer's exit stays in its channel.
+func exitedOnTakenPort(exits []chan error, logs []*lockedBuffer) bool {
+	for i, exit := range exits {
+		select {
+		case err := <-exit:
+			exit <- err
+			if strings.Contains(logs[i].String(), "address already in use") {
+				return true
+			}
+		default:
+		}
+	}
+	return false
 }
 
 var (
