@@ -78,6 +78,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGroupingPath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzGroupKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./ingest/
+	$(GO) test -run '^$$' -fuzz '^FuzzRenderMatchesReference$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./store/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTextFloat$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./store/
 
 # Load harness targets: loadtest (short fleet run), loadtest-compare,
 # loadtest-scrape, loadtest-kill (a peer killed and restarted under a fleet),

@@ -512,13 +512,7 @@ func benchmarkWriteFile(b *testing.B, n int) {
 // groups of BenchmarkWriteFile200k, as the persister does: from the store,
 // one group at a time (-benchtime 1x is enough).
 func BenchmarkStoreWriteFile200k(b *testing.B) {
-	st := restoredStore(b, benchGroups(200_000))
-	path := filepath.Join(b.TempDir(), "f")
-	require.NoError(b, st.WriteFile(path))
-	fi, err := os.Stat(path)
-	require.NoError(b, err)
-	b.SetBytes(fi.Size())
-	b.ReportAllocs()
+	st, path := writtenStore200k(b)
 	cpu := cputime.Start()
 	for b.Loop() {
 		if err := st.WriteFile(path); err != nil {
@@ -526,6 +520,42 @@ func BenchmarkStoreWriteFile200k(b *testing.B) {
 		}
 	}
 	cpu.PerOp(b)
+}
+
+// BenchmarkStoreWriteFile200kSpaced is BenchmarkStoreWriteFile200k with
+// the peer idle for 5 s before each write, as between the writes of a
+// persister (--persistence.interval, 5m by default): each write starts
+// with cold caches, and the disk has finished with the previous file.
+// The pauses are not timed (-benchtime 8x: about a minute); cpu-ns/op is
+// the process's CPU over the writes and the pauses.
+func BenchmarkStoreWriteFile200kSpaced(b *testing.B) {
+	st, path := writtenStore200k(b)
+	b.ResetTimer()
+	b.StopTimer()
+	cpu := cputime.Start()
+	for range b.N {
+		time.Sleep(5 * time.Second)
+		b.StartTimer()
+		if err := st.WriteFile(path); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+	}
+	cpu.PerOp(b)
+}
+
+// writtenStore200k returns a store holding the groups of
+// BenchmarkWriteFile200k and the path of the file it wrote once (the
+// benchmark's bytes per write).
+func writtenStore200k(b *testing.B) (*Store, string) {
+	st := restoredStore(b, benchGroups(200_000))
+	path := filepath.Join(b.TempDir(), "f")
+	require.NoError(b, st.WriteFile(path))
+	fi, err := os.Stat(path)
+	require.NoError(b, err)
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	return st, path
 }
 
 func BenchmarkReadFile(b *testing.B) {

@@ -195,10 +195,19 @@ func newFileWriter(f *os.File) (*fileWriter, error) {
 }
 
 // writeEntries writes n map entries already encoded in b.
+// A large b (a batch of the store's groups) goes to the file as it is,
+// after what the buffer holds, instead of being copied through the buffer.
 func (fw *fileWriter) writeEntries(b []byte, n uint64) error {
 	fw.entries += n
 	fw.size += uint64(len(b))
-	_, err := fw.w.Write(b)
+	if len(b) < fw.w.Size()/4 {
+		_, err := fw.w.Write(b)
+		return err
+	}
+	if err := fw.w.Flush(); err != nil {
+		return err
+	}
+	_, err := fw.sf.Write(b)
 	return err
 }
 

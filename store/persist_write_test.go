@@ -246,3 +246,29 @@ func TestStoreWriteFileLeavesOutFamilyThatDoesNotEncode(t *testing.T) {
 	}
 	requireFileHolds(t, path, want)
 }
+
+// BenchmarkEncodeEntries encodes the map entries of 2,000 groups of
+// BenchmarkStoreWriteFile200k's shape, as one encoder of a persistence
+// write does, without the file: the CPU side of a write, per group.
+func BenchmarkEncodeEntries(b *testing.B) {
+	st := restoredStore(b, benchGroups(2000))
+	var refs []groupRef
+	st.mu.Lock()
+	for _, g := range st.groups {
+		refs = append(refs, groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: g.list})
+	}
+	st.mu.Unlock()
+	var e entryEncoder
+	logger := slog.New(slog.DiscardHandler)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.out = e.out[:0]
+		for _, r := range refs {
+			if err := e.group(r, logger); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.SetBytes(int64(len(e.out)))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(refs)), "ns/group")
+}

@@ -2,11 +2,11 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
@@ -235,8 +235,8 @@ func (f *family) renderProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 // textScratch is the scratch space of renderProtobuf, reused by a caller
 // that renders many families (a persistence write).
 type textScratch struct {
-	mbuf, val []byte
-	complex   complexText
+	val     []byte
+	complex complexText
 }
 
 // complexProtobuf appends the protobuf fields of a summary or histogram
@@ -272,101 +272,66 @@ func (f *family) parsedProtobuf() ([]byte, error) {
 // untyped family called name from its text lines, as appendSimple encodes
 // them: label pairs with name and value, then the value. It reads only
 // what appendSimpleMetric and appendTextSamples write (every line
-// name{label="value",...} value), without building dto structs: the first
-// protobuf scrape of the usual family costs about what encoding it at push
-// time did.
+// name{label="value",...} value), in one pass per line, without building
+// dto structs: the first protobuf scrape of the usual family costs less
+// than encoding it at push time did.
 func (sc *textScratch) appendSimpleProtobuf(b []byte, name string, typ dto.MetricType, text []byte) ([]byte, error) {
-	mbuf, val := sc.mbuf, sc.val
-	defer func() { sc.mbuf, sc.val = mbuf, val }()
-	num := valueField(typ)
+	val := sc.val
+	defer func() { sc.val = val }()
+	num := bytesTag(valueField(typ))
 	for len(text) > 0 {
-		end := bytes.IndexByte(text, '\n')
-		if end < 0 || !bytes.HasPrefix(text, []byte(name)) {
-			return nil, fmt.Errorf("render protobuf of family %q: malformed text line %q", name, text)
+		if len(text) <= len(name) || string(text[:len(name)]) != name {
+			return nil, fmt.Errorf("render protobuf of family %q: malformed text line %q", name, firstLine(text))
 		}
-		line := text[len(name):end]
-		text = text[end+1:]
-		mbuf = mbuf[:0]
+		line := text[len(name):]
+		// The Metric is written in place after a one-byte length, which
+		// putLength fixes up.
+		at := len(b)
+		b = append(b, tagMetric, 0)
 		var ok bool
-		if len(line) > 0 && line[0] == '{' {
-			if mbuf, val, line, ok = appendTextLabels(mbuf, val, line[1:]); !ok {
-				return nil, fmt.Errorf("render protobuf of family %q: malformed labels in %q", name, line)
+		if line[0] == '{' {
+			if b, val, line, ok = appendTextLabels(b, val, line[1:]); !ok {
+				return nil, fmt.Errorf("render protobuf of family %q: malformed labels in %q", name, firstLine(text))
 			}
 		}
 		if len(line) < 2 || line[0] != ' ' {
-			return nil, fmt.Errorf("render protobuf of family %q: malformed text line %q", name, line)
+			return nil, fmt.Errorf("render protobuf of family %q: malformed text line %q", name, firstLine(text))
 		}
-		v, err := strconv.ParseFloat(string(line[1:]), 64)
-		if err != nil {
-			return nil, fmt.Errorf("render protobuf of family %q: %w", name, err)
+		v, rest, ok := scanLineValue(line[1:])
+		if !ok {
+			return nil, fmt.Errorf("render protobuf of family %q: malformed value in %q", name, firstLine(text))
 		}
-		mbuf = protowire.AppendTag(mbuf, num, protowire.BytesType)
-		mbuf = protowire.AppendVarint(mbuf, uint64(valueSize(&v)))
-		mbuf = protowire.AppendTag(mbuf, fieldValue, protowire.Fixed64Type)
-		mbuf = protowire.AppendFixed64(mbuf, math.Float64bits(v))
-		b = protowire.AppendTag(b, metricField, protowire.BytesType)
-		b = protowire.AppendBytes(b, mbuf)
+		text = rest
+		b = append(b, num, 1+8, tagValue)
+		b = appendFixed64(b, math.Float64bits(v))
+		b = putLength(b, at+1)
 	}
 	return b, nil
 }
 
-// appendTextLabels appends the label pairs of a text line, which starts
-// after its '{', as `label` fields, and returns the rest of the line after
-// the '}'. val is scratch for an unescaped value.
-func appendTextLabels(b, val, line []byte) (_, _, rest []byte, ok bool) {
-	for {
-		eq := bytes.IndexByte(line, '=')
-		if eq < 0 || len(line) < eq+2 || line[eq+1] != '"' {
-			return b, val, line, false
-		}
-		ln := line[:eq]
-		line = line[eq+2:]
-		i := bytes.IndexByte(line, '"')
-		v := line[:max(i, 0)]
-		if bytes.IndexByte(v, '\\') >= 0 { // escaped: the rare case
-			val, i = unescapeLabelValue(val[:0], line)
-			v = val
-		}
-		if i < 0 || i+1 >= len(line) {
-			return b, val, line, false
-		}
-		size := protowire.SizeTag(fieldLabelName) + protowire.SizeBytes(len(ln)) +
-			protowire.SizeTag(fieldLabelValue) + protowire.SizeBytes(len(v))
-		b = protowire.AppendTag(b, fieldMetricLabel, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(size))
-		b = protowire.AppendTag(b, fieldLabelName, protowire.BytesType)
-		b = protowire.AppendBytes(b, ln)
-		b = protowire.AppendTag(b, fieldLabelValue, protowire.BytesType)
-		b = protowire.AppendBytes(b, v)
-		switch line[i+1] {
-		case ',':
-			line = line[i+2:]
-		case '}':
-			return b, val, line[i+2:], true
-		default:
-			return b, val, line, false
-		}
+// putLength fills in the length of the message that b holds from at+1 on,
+// as a varint at b[at], where one byte was left for it: it moves the
+// message up if the length takes more.
+func putLength(b []byte, at int) []byte {
+	n := len(b) - at - 1
+	if n < 0x80 {
+		b[at] = byte(n)
+		return b
 	}
+	var l [binary.MaxVarintLen64]byte
+	ln := protowire.AppendVarint(l[:0], uint64(n))
+	b = append(b, ln[1:]...)
+	copy(b[at+len(ln):], b[at+1:at+1+n])
+	copy(b[at:], ln)
+	return b
 }
 
-// unescapeLabelValue appends the value of an escaped label value that
-// starts line (after its opening quote) to val and returns the index of
-// its closing quote in line, or -1.
-func unescapeLabelValue(val, line []byte) ([]byte, int) {
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '"':
-			return val, i
-		case c == '\\' && i+1 < len(line):
-			i++
-			if c = line[i]; c == 'n' {
-				c = '\n'
-			}
-		}
-		val = append(val, c)
+// firstLine returns text up to its first '\n', for an error message.
+func firstLine(text []byte) []byte {
+	if i := bytes.IndexByte(text, '\n'); i >= 0 {
+		return text[:i]
 	}
-	return val, -1
+	return text
 }
 
 // parseText returns the metrics f's text lines describe, which are the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"math"
-	"strconv"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -31,7 +30,6 @@ var errComplexText = errors.New("summary or histogram text not in the expected l
 // complexText reads summary and histogram text; its buffers are reused.
 type complexText struct {
 	entries []byte // Quantile or Bucket messages of the current metric, framed
-	body    []byte // the Summary or Histogram message
 	metric  []byte // the Metric message
 	val     []byte
 	lastAt  int  // where the last entry starts in entries
@@ -49,9 +47,9 @@ type complexText struct {
 // each histogram again, as parseText does. Anything else is errComplexText.
 func (sc *complexText) appendProtobuf(b []byte, name string, typ dto.MetricType, text []byte, infAdded bool) ([]byte, int, error) {
 	sc.entries, sc.haveSum, sc.lastInf = sc.entries[:0], false, false
-	special, entrySuffix, outer := "quantile", "", fieldMetricSummary
+	special, entrySuffix, outer := "quantile=", "", fieldMetricSummary
 	if typ != dto.MetricType_SUMMARY {
-		special, entrySuffix, outer = "le", "_bucket", fieldMetricHistogram
+		special, entrySuffix, outer = "le=", "_bucket", fieldMetricHistogram
 	}
 	n := 0
 	for len(text) > 0 {
@@ -87,45 +85,44 @@ func (sc *complexText) appendProtobuf(b []byte, name string, typ dto.MetricType,
 }
 
 // entry reads a quantile or bucket line, from its '{': the special label
-// is last and its value (a number) has no quote or escape.
+// (special is its name and '=') is last and its value (a number) has no
+// quote or escape.
 func (sc *complexText) entry(line []byte, special string, summary bool) error {
-	shut := bytes.LastIndex(line, []byte("\"} "))
-	if shut < 0 {
+	sp := bytes.LastIndexByte(line, ' ')
+	if sp < 2 || line[sp-1] != '}' || line[sp-2] != '"' {
 		return errComplexText
 	}
+	shut := sp - 2
 	open := bytes.LastIndexByte(line[:shut], '"')
-	if open < len(special)+2 || string(line[open-len(special)-1:open]) != special+"=" ||
-		(line[open-len(special)-2] != '{' && line[open-len(special)-2] != ',') {
+	if open < len(special)+1 || string(line[open-len(special):open]) != special ||
+		(line[open-len(special)-1] != '{' && line[open-len(special)-1] != ',') {
 		return errComplexText
 	}
-	key, err := strconv.ParseFloat(string(line[open+1:shut]), 64)
-	if err != nil {
+	key, ok := parseTextFloat(line[open+1 : shut])
+	if !ok {
 		return errComplexText
 	}
-	v, err := strconv.ParseFloat(string(line[shut+3:]), 64)
-	if err != nil {
+	v, ok := parseTextFloat(line[sp+1:])
+	if !ok {
 		return errComplexText
-	}
-	var msg [2 * (1 + 8)]byte
-	var m []byte
-	if summary {
-		m = protowire.AppendTag(msg[:0], fieldQuantileQ, protowire.Fixed64Type)
-		m = protowire.AppendFixed64(m, math.Float64bits(key))
-		m = protowire.AppendTag(m, fieldQuantileValue, protowire.Fixed64Type)
-		m = protowire.AppendFixed64(m, math.Float64bits(v))
-	} else {
-		m = protowire.AppendTag(msg[:0], fieldBucketCount, protowire.VarintType)
-		m = protowire.AppendVarint(m, uint64(v))
-		m = protowire.AppendTag(m, fieldBucketBound, protowire.Fixed64Type)
-		m = protowire.AppendFixed64(m, math.Float64bits(key))
-		sc.lastInf = math.IsInf(key, 1)
 	}
 	if sc.haveSum {
 		return errComplexText
 	}
 	sc.lastAt = len(sc.entries)
-	sc.entries = protowire.AppendTag(sc.entries, fieldQuantileOrBkt, protowire.BytesType)
-	sc.entries = protowire.AppendBytes(sc.entries, m)
+	if summary {
+		sc.entries = append(sc.entries, tagQuantileOrBkt, 2*(1+8), tagQuantileQ)
+		sc.entries = appendFixed64(sc.entries, math.Float64bits(key))
+		sc.entries = append(sc.entries, tagQuantileValue)
+		sc.entries = appendFixed64(sc.entries, math.Float64bits(v))
+		return nil
+	}
+	count := uint64(v)
+	sc.entries = append(sc.entries, tagQuantileOrBkt, byte(1+protowire.SizeVarint(count)+1+8), tagBucketCount)
+	sc.entries = appendVarint(sc.entries, count)
+	sc.entries = append(sc.entries, tagBucketBound)
+	sc.entries = appendFixed64(sc.entries, math.Float64bits(key))
+	sc.lastInf = math.IsInf(key, 1)
 	return nil
 }
 
@@ -145,11 +142,9 @@ func (sc *complexText) readSum(line []byte) error {
 	if len(line) < 2 || line[0] != ' ' {
 		return errComplexText
 	}
-	v, err := strconv.ParseFloat(string(line[1:]), 64)
-	if err != nil {
+	if sc.sum, ok = parseTextFloat(line[1:]); !ok {
 		return errComplexText
 	}
-	sc.sum = v
 	return nil
 }
 
@@ -163,8 +158,8 @@ func (sc *complexText) count(b, line []byte, outer protowire.Number, dropInf boo
 	if sp < 0 {
 		return nil, errComplexText
 	}
-	v, err := strconv.ParseFloat(string(line[sp+1:]), 64)
-	if err != nil {
+	v, ok := parseTextFloat(line[sp+1:])
+	if !ok {
 		return nil, errComplexText
 	}
 	entries := sc.entries
@@ -174,17 +169,23 @@ func (sc *complexText) count(b, line []byte, outer protowire.Number, dropInf boo
 		}
 		entries = entries[:sc.lastAt]
 	}
-	// Fields in number order, as proto.Marshal writes them.
-	body := protowire.AppendTag(sc.body[:0], fieldSampleCount, protowire.VarintType)
-	body = protowire.AppendVarint(body, uint64(v))
-	body = protowire.AppendTag(body, fieldSampleSum, protowire.Fixed64Type)
-	body = protowire.AppendFixed64(body, math.Float64bits(sc.sum))
-	body = append(body, entries...)
-	m := protowire.AppendTag(sc.metric, outer, protowire.BytesType)
-	m = protowire.AppendBytes(m, body)
-	b = protowire.AppendTag(b, metricField, protowire.BytesType)
-	b = protowire.AppendBytes(b, m)
-	sc.entries, sc.body, sc.metric = sc.entries[:0], body[:0], m[:0]
+	// Fields in number order, as proto.Marshal writes them, straight into
+	// b: the Metric (labels, then the Summary or Histogram) in a `metric`
+	// field.
+	count := uint64(v)
+	body := 1 + protowire.SizeVarint(count) + 1 + 8 + len(entries)
+	metric := len(sc.metric) + 1 + protowire.SizeBytes(body)
+	b = append(b, tagMetric)
+	b = appendVarint(b, uint64(metric))
+	b = append(b, sc.metric...)
+	b = append(b, bytesTag(outer))
+	b = appendVarint(b, uint64(body))
+	b = append(b, tagSampleCount)
+	b = appendVarint(b, count)
+	b = append(b, tagSampleSum)
+	b = appendFixed64(b, math.Float64bits(sc.sum))
+	b = append(b, entries...)
+	sc.entries, sc.metric = sc.entries[:0], sc.metric[:0]
 	sc.lastInf, sc.haveSum = false, false
 	return b, nil
 }

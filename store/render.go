@@ -28,18 +28,15 @@ const metricField protowire.Number = 4
 // exceptions are the protobuf and OpenMetrics renderings, made on the first
 // scrape in that format (protobuf.go) and published atomically.
 type family struct {
+	// The fields a scrape or a persistence write reads come first, so
+	// that they share as few cache lines as they can: the families of a
+	// store lie all over the heap, and each line is a wait for memory.
 	name string
-	help string
-	unit string
-	time time.Time // of the push that last wrote the family
 	// data holds the text 0.0.4 sample lines (no HELP or TYPE), in the
 	// client_golang metric order.
 	data   []byte
-	hashes []uint64 // series hashes, sorted
-	// samples counts the lines of data: the series Prometheus ingests from
-	// the family (a histogram's buckets, _sum and _count each count). The
-	// store's series gauge and --store.max-series count these.
-	samples int
+	hashes []uint64  // series hashes, sorted
+	time   time.Time // of the push that last wrote the family
 	// pb holds the protobuf encoding of the metrics as `metric` fields of a
 	// MetricFamily message, in the same order, when the family is built if
 	// the text cannot carry every field (eager: see textExact). Otherwise
@@ -48,14 +45,7 @@ type family struct {
 	// OpenMetrics sample lines a scrape rendered.
 	pb     atomic.Pointer[[]byte]
 	pbKept atomic.Pointer[[]byte]
-	om     atomic.Pointer[[]byte]
-	// id is unique among the families of the process: gzipped scrapes
-	// know a chunk of families by their ids (gzip.go).
-	id uint64
-	// left is set once the family is no longer in the store: a scrape that
-	// still writes it keeps no rendering (renderCache).
-	left atomic.Bool
-	typ  dto.MetricType
+	typ    dto.MetricType
 	// hasHelp distinguishes a family without HELP (text push without a HELP
 	// line: no HELP line at all) from an empty HELP (protobuf: "# HELP x ").
 	hasHelp bool
@@ -68,6 +58,19 @@ type family struct {
 	// (escape.go). Its text quotes those names; its protobuf bytes are
 	// kept from the start, so nothing parses that text back.
 	utf8 bool
+	help string
+	unit string
+	// samples counts the lines of data: the series Prometheus ingests from
+	// the family (a histogram's buckets, _sum and _count each count). The
+	// store's series gauge and --store.max-series count these.
+	samples int
+	om      atomic.Pointer[[]byte]
+	// id is unique among the families of the process: gzipped scrapes
+	// know a chunk of families by their ids (gzip.go).
+	id uint64
+	// left is set once the family is no longer in the store: a scrape that
+	// still writes it keeps no rendering (renderCache).
+	left atomic.Bool
 }
 
 // text returns the text 0.0.4 sample lines.
