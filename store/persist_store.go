@@ -209,6 +209,9 @@ func warm(refs []groupRef) int {
 			for i := 0; i < len(f.data); i += 64 {
 				n += int(f.data[i])
 			}
+			if len(f.data) > 0 { // the last line, when data is not aligned
+				n += int(f.data[len(f.data)-1])
+			}
 		}
 	}
 	return n

@@ -30,7 +30,7 @@ var errComplexText = errors.New("summary or histogram text not in the expected l
 // complexText reads summary and histogram text; its buffers are reused.
 type complexText struct {
 	entries []byte // Quantile or Bucket messages of the current metric, framed
-	metric  []byte // the Metric message
+	metric  []byte // the label fields of the current Metric (from its _sum line)
 	val     []byte
 	lastAt  int  // where the last entry starts in entries
 	lastInf bool // the last bucket read is +Inf

@@ -65,11 +65,11 @@ func parseTextFloat(s []byte) (float64, bool) {
 
 // scanFloat reads the decimal number that starts s, [-]digits[.digits]
 // followed by an optional exponent, and returns its value and length. It
-// computes only numbers of at most 19 significant digits whose value is
-// at most 2^53 and whose exponent is within ±22: one correctly rounded
-// multiplication or division of two exactly held numbers (the exact case
-// strconv tries first), which covers every value appendTextFloat writes
-// for integers and short decimals. For any other start of s it reports
+// computes only numbers whose significant digits, read as an integer,
+// are at most 2^53 and whose decimal exponent is within ±22: one
+// correctly rounded multiplication or division of two exactly held
+// numbers (the exact case strconv tries first), which covers every value
+// appendTextFloat writes for integers and short decimals. For any other start of s it reports
 // false, and the caller asks strconv.
 func scanFloat(s []byte) (float64, int, bool) {
 	i, neg := 0, false
@@ -198,7 +198,12 @@ func appendTextLabels(b, val, line []byte) (_, _, rest []byte, ok bool) {
 			if line[i] == '"' {
 				break
 			}
-			esc = true // a backslash: the next byte is escaped
+			// A backslash: the next byte is escaped, and is not the
+			// line's end.
+			if i+1 < len(line) && line[i+1] == '\n' {
+				return b, val, line, false
+			}
+			esc = true
 			i += 2
 		}
 		if i+1 >= len(line) {

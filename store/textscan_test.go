@@ -100,6 +100,7 @@ func TestRenderMatchesReference(t *testing.T) {
 		{dto.MetricType_COUNTER, "m{a=\"1\"} 1e+400\n"},
 		{dto.MetricType_COUNTER, "m{a=\"1\"} 1"},
 		{dto.MetricType_COUNTER, "m{a=\"1\n\"} 1\n"},
+		{dto.MetricType_COUNTER, "m{a=\"x\\\n\"} 1\n"}, // an escaped line end
 		{dto.MetricType_UNTYPED, "m{a=1} 1\n"},
 		{dto.MetricType_UNTYPED, "n 1\n"},
 		{dto.MetricType_UNTYPED, "m  1\n"},
