@@ -303,7 +303,7 @@ func (sc *textScratch) appendSimpleProtobuf(b []byte, name string, typ dto.Metri
 		}
 		text = rest
 		b = append(b, num, 1+8, tagValue)
-		b = appendFixed64(b, math.Float64bits(v))
+		b = protowire.AppendFixed64(b, math.Float64bits(v))
 		b = putLength(b, at+1)
 	}
 	return b, nil

@@ -112,16 +112,16 @@ func (sc *complexText) entry(line []byte, special string, summary bool) error {
 	sc.lastAt = len(sc.entries)
 	if summary {
 		sc.entries = append(sc.entries, tagQuantileOrBkt, 2*(1+8), tagQuantileQ)
-		sc.entries = appendFixed64(sc.entries, math.Float64bits(key))
+		sc.entries = protowire.AppendFixed64(sc.entries, math.Float64bits(key))
 		sc.entries = append(sc.entries, tagQuantileValue)
-		sc.entries = appendFixed64(sc.entries, math.Float64bits(v))
+		sc.entries = protowire.AppendFixed64(sc.entries, math.Float64bits(v))
 		return nil
 	}
 	count := uint64(v)
 	sc.entries = append(sc.entries, tagQuantileOrBkt, byte(1+protowire.SizeVarint(count)+1+8), tagBucketCount)
 	sc.entries = appendVarint(sc.entries, count)
 	sc.entries = append(sc.entries, tagBucketBound)
-	sc.entries = appendFixed64(sc.entries, math.Float64bits(key))
+	sc.entries = protowire.AppendFixed64(sc.entries, math.Float64bits(key))
 	sc.lastInf = math.IsInf(key, 1)
 	return nil
 }
@@ -183,7 +183,7 @@ func (sc *complexText) count(b, line []byte, outer protowire.Number, dropInf boo
 	b = append(b, tagSampleCount)
 	b = appendVarint(b, count)
 	b = append(b, tagSampleSum)
-	b = appendFixed64(b, math.Float64bits(sc.sum))
+	b = protowire.AppendFixed64(b, math.Float64bits(sc.sum))
 	b = append(b, entries...)
 	sc.entries, sc.metric = sc.entries[:0], sc.metric[:0]
 	sc.lastInf, sc.haveSum = false, false
