@@ -64,8 +64,8 @@ func parseTextFloat(s []byte) (float64, bool) {
 // are at most 2^53 and whose decimal exponent is within ±22: one
 // correctly rounded multiplication or division of two exactly held
 // numbers (the exact case strconv tries first), which covers every value
-// appendTextFloat writes for integers and short decimals. For any other start of s it reports
-// false, and the caller asks strconv.
+// appendTextFloat writes for integers and short decimals. For any other
+// start of s it reports false, and the caller asks strconv.
 func scanFloat(s []byte) (float64, int, bool) {
 	i, neg := 0, false
 	if len(s) > 0 && s[0] == '-' {
