@@ -145,7 +145,7 @@ func checkExemplars(name string, m *dto.Metric) error {
 	for _, ex := range exs {
 		for _, lp := range ex.GetLabel() {
 			switch {
-			case !model.LegacyValidation.IsValidLabelName(lp.GetName()):
+			case !legacyLabelName(lp.GetName()):
 				return fmt.Errorf("collected metric %q has an exemplar with an invalid label name: %q", name, lp.GetName())
 			case !utf8.ValidString(lp.GetValue()):
 				return fmt.Errorf("collected metric %q has an exemplar label named %q whose value is not utf8: %q", name, lp.GetName(), lp.GetValue())

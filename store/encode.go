@@ -166,6 +166,45 @@ func appendTextSamples(b []byte, name string, typ dto.MetricType, ms []*dto.Metr
 	return b
 }
 
+// appendOwnText appends an own family (one of the gateway's, gathered for
+// the scrape) as expfmt.MetricFamilyToText writes it. It covers what
+// registries gather: legacy names, values present, no timestamps; for
+// anything else it reports false with b as it was, and expfmt renders.
+func appendOwnText(b []byte, mf *dto.MetricFamily) ([]byte, bool) {
+	name, typ := mf.GetName(), mf.GetType()
+	if len(mf.Metric) == 0 || hasUTF8Names(name, mf.Metric) {
+		return b, false
+	}
+	simple := hasSimpleText(typ)
+	for _, m := range mf.Metric {
+		if m.TimestampMs != nil || (simple && !hasSimpleValue(typ, m)) {
+			return b, false
+		}
+	}
+	start := len(b)
+	b = appendTextHeader(b, name, typ, mf.GetHelp(), mf.Help != nil)
+	if simple {
+		return appendTextSamples(b, name, typ, mf.Metric), true
+	}
+	b, ok := appendComplexSamples(b, name, typ, mf.Metric)
+	if !ok {
+		return b[:start], false
+	}
+	return b, true
+}
+
+// hasSimpleValue reports whether m has the value of typ, a counter, gauge
+// or untyped (expfmt refuses a metric without it).
+func hasSimpleValue(typ dto.MetricType, m *dto.Metric) bool {
+	switch typ {
+	case dto.MetricType_COUNTER:
+		return m.Counter != nil
+	case dto.MetricType_GAUGE:
+		return m.Gauge != nil
+	}
+	return m.Untyped != nil
+}
+
 // hasSimpleText reports whether appendTextSamples can render typ.
 func hasSimpleText(typ dto.MetricType) bool {
 	return typ == dto.MetricType_COUNTER || typ == dto.MetricType_GAUGE || typ == dto.MetricType_UNTYPED

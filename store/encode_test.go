@@ -2,15 +2,24 @@ package store
 
 import (
 	"bytes"
+	"maps"
 	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pushring/pushring/internal/procmetrics"
 )
 
 // TestMetricEncoderMatchesProtoMarshal checks that the encoder writes the
@@ -99,4 +108,77 @@ func TestTextSamplesMatchExpfmt(t *testing.T) {
 	}
 	require.False(t, hasSimpleText(dto.MetricType_SUMMARY))
 	require.False(t, hasSimpleText(dto.MetricType_HISTOGRAM))
+}
+
+// TestOwnTextIsExpfmts checks that appendOwnText writes what
+// expfmt.MetricFamilyToText writes for the families a registry gathers
+// (the Go and process collectors, every kind of vector, escapes in help
+// and label values), for a peer's own families as captured, and for
+// random summaries and histograms; and that it declines what it does
+// not cover, leaving the buffer as it was.
+func TestOwnTextIsExpfmts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), procmetrics.New())
+	cv := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "own_requests_total", Help: "Back\\slash and\nnewline."}, []string{"code", "path"})
+	cv.WithLabelValues("200", "/a\"b\\c\nd").Add(3)
+	cv.WithLabelValues("500", "").Add(0.25)
+	gv := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "own_gauge", Help: ""}, []string{"l"})
+	gv.WithLabelValues("x").Set(math.NaN())
+	gv.WithLabelValues("y").Set(math.Inf(-1))
+	gv.WithLabelValues("z").Set(1234567.125)
+	hv := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "own_seconds", Help: "H.", Buckets: []float64{0.001, 0.5, 1, 10}}, []string{"handler"})
+	hv.WithLabelValues("push").Observe(0.7)
+	hv.WithLabelValues("scrape").Observe(20)
+	sv := prometheus.NewSummaryVec(prometheus.SummaryOpts{Name: "own_summary", Help: "S.", Objectives: map[float64]float64{0.5: 0.05, 0.99: 0.001}}, []string{"k"})
+	sv.WithLabelValues("v").Observe(3)
+	untyped := prometheus.NewUntypedFunc(prometheus.UntypedOpts{Name: "own_untyped", Help: "U."}, func() float64 { return -0.5 })
+	reg.MustRegister(cv, gv, hv, sv, untyped)
+	gathered, err := reg.Gather()
+	require.NoError(t, err)
+
+	fams := append(gathered, realOwnFamiliesT(t)...)
+	rng := rand.New(rand.NewPCG(7, 17))
+	for range 300 {
+		fams = append(fams, randomComplex(rng, dto.MetricType_SUMMARY), randomComplex(rng, dto.MetricType_HISTOGRAM))
+	}
+	for _, mf := range fams {
+		var want bytes.Buffer
+		_, err := expfmt.MetricFamilyToText(&want, mf)
+		require.NoError(t, err, mf.GetName())
+		got, ok := appendOwnText([]byte("prefix\n"), mf)
+		require.True(t, ok, mf.GetName())
+		require.Equal(t, "prefix\n"+want.String(), string(got), mf.GetName())
+	}
+
+	declined := map[string]*dto.MetricFamily{
+		"timestamp":  {Name: proto.String("t"), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}, TimestampMs: proto.Int64(5)}}},
+		"no value":   {Name: proto.String("c_total"), Type: dto.MetricType_COUNTER.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}},
+		"no summary": {Name: proto.String("s"), Type: dto.MetricType_SUMMARY.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}},
+		"UTF-8 name": {Name: proto.String("own.metric"), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}},
+		"UTF-8 label": {Name: proto.String("g"), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{
+			Label: []*dto.LabelPair{{Name: proto.String("a.b"), Value: proto.String("v")}}, Gauge: &dto.Gauge{Value: proto.Float64(1)},
+		}}},
+		"no metrics": {Name: proto.String("e"), Type: dto.MetricType_GAUGE.Enum()},
+	}
+	for what, mf := range declined {
+		got, ok := appendOwnText([]byte("prefix\n"), mf)
+		require.False(t, ok, what)
+		require.Equal(t, "prefix\n", string(got), what)
+	}
+}
+
+// realOwnFamiliesT reads testdata/own-families.txt: a peer's own families.
+func realOwnFamiliesT(t *testing.T) []*dto.MetricFamily {
+	f, err := os.Open("testdata/own-families.txt")
+	require.NoError(t, err)
+	defer f.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	byName, err := p.TextToMetricFamilies(f)
+	require.NoError(t, err)
+	require.NotEmpty(t, byName)
+	var own []*dto.MetricFamily
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		own = append(own, byName[name])
+	}
+	return own
 }

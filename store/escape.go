@@ -17,8 +17,40 @@ import (
 // non-legacy name or label name, marked when they are built, and the
 // scrape of every other family stays a copy of pre-rendered bytes.
 
-// legacyName reports whether s is a legacy metric name.
-func legacyName(s string) bool { return model.LegacyValidation.IsValidMetricName(s) }
+// legacyName reports whether s is a legacy metric name, as
+// model.LegacyValidation.IsValidMetricName does: [a-zA-Z_:][a-zA-Z0-9_:]*.
+// A byte loop: every byte of a non-ASCII rune is refused on its own.
+func legacyName(s string) bool {
+	if s == "" || isDigit(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isLegacyNameByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// legacyLabelName reports whether s is a legacy label name, as
+// model.LegacyValidation.IsValidLabelName does: [a-zA-Z_][a-zA-Z0-9_]*.
+func legacyLabelName(s string) bool {
+	if s == "" || isDigit(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == ':' || !isLegacyNameByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isLegacyNameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) || c == '_' || c == ':'
+}
 
 // hasUTF8Names reports whether the family name or a label name of ms is not
 // a legacy name.
@@ -28,7 +60,7 @@ func hasUTF8Names(name string, ms []*dto.Metric) bool {
 	}
 	for _, m := range ms {
 		for _, lp := range m.GetLabel() {
-			if !model.LegacyValidation.IsValidLabelName(lp.GetName()) {
+			if !legacyLabelName(lp.GetName()) {
 				return true
 			}
 		}
@@ -37,16 +69,16 @@ func hasUTF8Names(name string, ms []*dto.Metric) bool {
 }
 
 // escapes reports whether the encoder's scheme changes the family name or
-// a label name of fams.
-func (e *encoder) escapes(name string, fams []*family) bool {
+// a label name of the stored families mems.
+func (e *encoder) escapes(name string, mems []member) bool {
 	if e.escaping == model.NoEscaping {
 		return false
 	}
 	if !legacyName(name) {
 		return true
 	}
-	for _, f := range fams {
-		if f.utf8 {
+	for _, m := range mems {
+		if m.utf8 {
 			return true
 		}
 	}

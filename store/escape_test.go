@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"testing"
 	"time"
 
@@ -89,4 +91,43 @@ func TestEscapedNameFreedOnDelete(t *testing.T) {
 	require.True(t, s.Delete(a))
 	apply(t, s, famPush(b, true, at, fam("a_b", dto.MetricType_GAUGE, nil, gaugeM(1))))
 	checkInvariants(t, s)
+}
+
+// A family replaced by one with a UTF-8 label name under the same family
+// name is escaped from the next scrape on, and no longer once it is
+// replaced by a legacy one again: the scrape's view follows the
+// replacement.
+func TestEscapingFollowsReplacedFamily(t *testing.T) {
+	s, err := store.New(store.Config{}, nil, nil)
+	require.NoError(t, err)
+	key := store.NewGroupKey(map[string]string{"job": "j"})
+	push := func(label string) {
+		t.Helper()
+		require.NoError(t, s.Apply(store.Push{Key: key, Replace: true, Time: time.Unix(1_700_000_000, 0),
+			Families: map[string]*dto.MetricFamily{"m": {Name: proto.String("m"), Type: dto.MetricType_GAUGE.Enum(),
+				Metric: []*dto.Metric{{Label: []*dto.LabelPair{{Name: proto.String("job"), Value: proto.String("j")}, {Name: proto.String(label), Value: proto.String("v")}}, Gauge: &dto.Gauge{Value: proto.Float64(1)}}}}}}))
+	}
+	scrape := func(gzipped bool) string {
+		t.Helper()
+		var b bytes.Buffer
+		f := store.FormatText.WithEscaping(model.UnderscoreEscaping)
+		if !gzipped {
+			require.NoError(t, s.WriteExposition(&b, f, nil))
+			return b.String()
+		}
+		require.NoError(t, s.WriteExpositionGzip(&b, f, nil))
+		zr, err := gzip.NewReader(&b)
+		require.NoError(t, err)
+		out, err := io.ReadAll(zr)
+		require.NoError(t, err)
+		return string(out)
+	}
+	for _, gzipped := range []bool{false, true} {
+		push("l")
+		require.Contains(t, scrape(gzipped), `m{job="j",l="v"} 1`)
+		push("a.b")
+		require.Contains(t, scrape(gzipped), `m{a_b="v",job="j"} 1`, "escaped once the family has a UTF-8 label name")
+		push("l")
+		require.Contains(t, scrape(gzipped), `m{job="j",l="v"} 1`)
+	}
 }

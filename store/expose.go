@@ -104,14 +104,15 @@ func (s *Store) writeExposition(w io.Writer, gz *gzipStream, f Format, extra []*
 	for err == nil && (i < len(v.names) || j < len(own)) {
 		switch {
 		case j == len(own) || (i < len(v.names) && v.names[i] < own[j].GetName()):
-			e.splits = v.membersSplits(i)
+			e.mems = v.memberData(i)
 			err = e.pushed(v.members(i))
 			i++
 		case i == len(v.names) || own[j].GetName() < v.names[i]:
+			e.mems = nil
 			err = e.merged(own[j], nil)
 			j++
 		default:
-			e.splits = v.membersSplits(i)
+			e.mems = v.memberData(i)
 			err = e.merged(own[j], v.members(i))
 			i++
 			j++
@@ -133,10 +134,10 @@ func (s *Store) writeExposition(w io.Writer, gz *gzipStream, f Format, extra []*
 // byte order, the family values of its groups in key order. Family values
 // are immutable, so the bytes can be written after the lock is released.
 type view struct {
-	names  []string
-	ends   []int // fams[ends[i-1]:ends[i]] belong to names[i]
-	fams   []*family
-	splits []bool // splits[j]: fams[j]'s group is a chunk boundary (gzip.go)
+	names []string
+	ends  []int // fams[ends[i-1]:ends[i]] belong to names[i]
+	fams  []*family
+	mems  []member // mems[j]: what the slot of fams[j] holds of it and its group
 }
 
 func (v *view) members(i int) []*family {
@@ -147,12 +148,12 @@ func (v *view) members(i int) []*family {
 	return v.fams[start:v.ends[i]]
 }
 
-func (v *view) membersSplits(i int) []bool {
+func (v *view) memberData(i int) []member {
 	start := 0
 	if i > 0 {
 		start = v.ends[i-1]
 	}
-	return v.splits[start:v.ends[i]]
+	return v.mems[start:v.ends[i]]
 }
 
 func (s *Store) view() view {
@@ -160,12 +161,12 @@ func (s *Store) view() view {
 	defer s.mu.Unlock()
 	names := s.sortedNamesLocked()
 	x := s.exposer()
-	v := view{names: names, ends: make([]int, len(names)), fams: make([]*family, 0, s.nFamilies), splits: make([]bool, 0, s.nFamilies)}
+	v := view{names: names, ends: make([]int, len(names)), fams: make([]*family, 0, s.nFamilies), mems: make([]member, 0, s.nFamilies)}
 	for i, n := range names {
 		for _, sl := range s.names[n].sorted() {
 			if x.exposes(sl.g) {
 				v.fams = append(v.fams, sl.fam)
-				v.splits = append(v.splits, sl.g.split)
+				v.mems = append(v.mems, sl.member)
 			}
 		}
 		v.ends[i] = len(v.fams)
@@ -190,7 +191,7 @@ func sortedByName(mfs []*dto.MetricFamily) []*dto.MetricFamily {
 type encoder struct {
 	w        *bufio.Writer
 	gz       *gzipStream // a gzipped text scrape writes stored families here
-	splits   []bool      // of the stored families being written (view.splits)
+	mems     []member    // of the stored families being written (view.mems)
 	format   Format      // without escaping
 	escaping model.EscapingScheme
 	store    *Store
@@ -210,7 +211,7 @@ func (e *encoder) pushed(fams []*family) error {
 		return nil
 	}
 	lead := fams[i]
-	if e.escapes(lead.name, fams) {
+	if e.escapes(lead.name, e.mems) {
 		return e.escaped(lead.header(), fams)
 	}
 	switch e.format {
@@ -233,12 +234,12 @@ func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
 	if len(fams) > 0 && fams[0].typ != own.GetType() {
 		e.store.logger.Warn("pushed family has another type than the own family of the same name; not exposed",
 			"family", own.GetName(), "own_type", own.GetType(), "pushed_type", fams[0].typ)
-		fams = nil
+		fams, e.mems = nil, nil
 	}
 	if len(own.Metric) == 0 && !slices.ContainsFunc(fams, func(f *family) bool { return f.series() > 0 }) {
 		return nil
 	}
-	if e.escapes(own.GetName(), fams) || ownEscapes(own, e.escaping) {
+	if e.escapes(own.GetName(), e.mems) || ownEscapes(own, e.escaping) {
 		return e.escaped(own, fams)
 	}
 	switch e.format {
@@ -262,6 +263,8 @@ func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
 		e.hdr = e.hdr[:0]
 		if len(own.Metric) == 0 {
 			e.hdr = appendTextHeader(e.hdr, own.GetName(), own.GetType(), own.GetHelp(), own.Help != nil)
+		} else if b, ok := appendOwnText(e.hdr, own); ok {
+			e.hdr = b
 		} else if _, err := expfmt.MetricFamilyToText(e.w, own); err != nil {
 			return err
 		}
@@ -278,7 +281,7 @@ func (e *encoder) textFamily(fams []*family) error {
 		if err := e.w.Flush(); err != nil {
 			return err
 		}
-		return e.gz.chunks(fams, e.splits)
+		return e.gz.chunks(fams, e.mems)
 	}
 	for _, f := range fams {
 		if _, err := e.w.Write(f.text()); err != nil {
@@ -477,17 +480,23 @@ func openMetricsType(name string, typ dto.MetricType) (omName, omType string) {
 // appendEscaped escapes a HELP text as the exposition formats do: backslash
 // and newline, and in OpenMetrics also the double quote.
 func appendEscaped(b []byte, s string, quote bool) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\':
-			b = append(b, `\\`...)
-		case c == '\n':
-			b = append(b, `\n`...)
-		case c == '"' && quote:
-			b = append(b, `\"`...)
-		default:
-			b = append(b, c)
+	for {
+		i := 0
+		for i < len(s) && s[i] != '\\' && s[i] != '\n' && (s[i] != '"' || !quote) {
+			i++
 		}
+		b = append(b, s[:i]...) // most values have nothing to escape: one copy
+		if i == len(s) {
+			return b
+		}
+		switch s[i] {
+		case '\\':
+			b = append(b, `\\`...)
+		case '\n':
+			b = append(b, `\n`...)
+		default:
+			b = append(b, `\"`...)
+		}
+		s = s[i+1:]
 	}
-	return b
 }

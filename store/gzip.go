@@ -3,13 +3,13 @@ package store
 import (
 	"bufio"
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"slices"
 
+	"github.com/klauspost/compress/flate"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -160,22 +160,24 @@ func (z *gzipStream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// chunks writes fams, the stored families of one name in group key order
-// (splits[i]: a chunk may end after fams[i]), chunk by chunk.
-func (z *gzipStream) chunks(fams []*family, splits []bool) error {
-	if !slices.ContainsFunc(fams, func(f *family) bool { return len(f.data) > 0 }) {
+// chunks writes fams, the stored families of one name in group key order,
+// chunk by chunk. mems[i] is what the slot of fams[i] holds: its size, id
+// and whether a chunk may end after it. A kept chunk is found and copied
+// from mems alone; only the families of a chunk compressed anew are read.
+func (z *gzipStream) chunks(fams []*family, mems []member) error {
+	if !slices.ContainsFunc(mems, func(m member) bool { return m.size > 0 }) {
 		return nil // the header stays with the live bytes
 	}
 	if err := z.flushLive(); err != nil {
 		return err
 	}
 	start, size := 0, 0
-	for i, f := range fams {
-		size += len(f.data)
-		if i+1 < len(fams) && !splits[i] && i+1-start < chunkMembers && size < chunkBytes {
+	for i, m := range mems {
+		size += m.size
+		if i+1 < len(mems) && !m.split && i+1-start < chunkMembers && size < chunkBytes {
 			continue
 		}
-		if err := z.chunk(fams[start : i+1]); err != nil {
+		if err := z.chunk(fams[start:i+1], mems[start:i+1], size); err != nil {
 			return err
 		}
 		start, size = i+1, 0
@@ -190,17 +192,14 @@ const (
 	chunkBytes   = 64 << 10
 )
 
-// chunk writes the segment of fams: the one kept by an earlier scrape if
-// it holds the same families, else it compresses them and keeps that.
-func (z *gzipStream) chunk(fams []*family) error {
-	var text int
-	for _, f := range fams {
-		text += len(f.data)
-	}
+// chunk writes the segment of fams (text bytes in all): the one kept by
+// an earlier scrape if it holds the same families, else it compresses
+// them and keeps that.
+func (z *gzipStream) chunk(fams []*family, mems []member, text int) error {
 	if text == 0 {
 		return nil
 	}
-	if c := z.table.lookup(fams); c != nil {
+	if c := z.table.lookup(mems); c != nil {
 		if z.next != nil && z.next.add(c) {
 			z.next.carried += c.cost()
 		}
@@ -225,8 +224,8 @@ func (z *gzipStream) chunk(fams []*family) error {
 	if err != nil {
 		return err
 	}
-	if z.next != nil && z.next.byFirst[fams[0].id] == nil && z.cache.reserve(int(chunkCost(len(fams), len(seg)))) {
-		c := newChunk(fams, seg)
+	if z.next != nil && z.next.byFirst[mems[0].id] == nil && z.cache.reserve(int(chunkCost(len(mems), len(seg)))) {
+		c := newChunk(mems, seg)
 		c.crc, c.op, c.n = crc, op, uint64(text)
 		z.next.add(c)
 	}
@@ -334,25 +333,25 @@ func (c *chunk) cost() int64 { return chunkCost(len(c.ids), len(c.seg)) }
 // the segment, the ids, and the chunk and its table entry.
 func chunkCost(n, seg int) int64 { return int64(seg + 8*n + 96) }
 
-func newChunk(fams []*family, seg []byte) *chunk {
-	c := &chunk{ids: make([]uint64, len(fams)), seg: bytes.Clone(seg)}
-	for i, f := range fams {
-		c.ids[i] = f.id
+func newChunk(mems []member, seg []byte) *chunk {
+	c := &chunk{ids: make([]uint64, len(mems)), seg: bytes.Clone(seg)}
+	for i, m := range mems {
+		c.ids[i] = m.id
 	}
 	return c
 }
 
-// lookup returns the chunk of exactly fams, or nil.
-func (t *chunkTable) lookup(fams []*family) *chunk {
+// lookup returns the chunk of exactly the families of mems, or nil.
+func (t *chunkTable) lookup(mems []member) *chunk {
 	if t == nil {
 		return nil
 	}
-	c := t.byFirst[fams[0].id]
-	if c == nil || len(c.ids) != len(fams) {
+	c := t.byFirst[mems[0].id]
+	if c == nil || len(c.ids) != len(mems) {
 		return nil
 	}
-	for i, f := range fams {
-		if c.ids[i] != f.id {
+	for i, m := range mems {
+		if c.ids[i] != m.id {
 			return nil
 		}
 	}

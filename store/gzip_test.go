@@ -73,8 +73,9 @@ func TestWriteExpositionGzip(t *testing.T) {
 		}
 	}
 	require.NoError(t, s.Apply(changed))
+	check("after a push with new values")
 	require.True(t, s.Delete(NewGroupKey(map[string]string{"job": "edgecore", "instance": "edge-node-00004"})))
-	check("after a push with new values and a delete")
+	check("after a delete")
 }
 
 // An empty store gzips to a valid empty member; the kept segments give

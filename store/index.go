@@ -44,9 +44,28 @@ type group struct {
 // (and the sorted member list a scrape walks) changes only when a group
 // gains or loses a family name.
 type slot struct {
-	g    *group
-	fam  *family
+	g   *group
+	fam *family
+	// member is what a gzipped text scrape reads of fam and g, copied here
+	// so that a scrape whose chunks are kept reads the slots and not the
+	// families and groups behind them (each another wait for memory).
+	member
 	dead bool // the group no longer has this family; lazily removed from nameEntry.slots
+}
+
+// member is what a scrape's view holds of a stored family besides the
+// family itself (expose.go).
+type member struct {
+	id    uint64 // fam.id
+	size  int    // len(fam.data)
+	split bool   // g.split
+	utf8  bool   // fam.utf8
+}
+
+// setFam makes f the slot's family.
+func (sl *slot) setFam(f *family) {
+	sl.fam = f
+	sl.id, sl.size, sl.utf8 = f.id, len(f.data), f.utf8
 }
 
 // nameEntry indexes one family name across groups.
@@ -226,7 +245,7 @@ func (s *Store) setFamily(g *group, f *family) {
 		if sl.fam != f {
 			s.cache.release(sl.fam)
 		}
-		sl.fam = f
+		sl.setFam(f)
 		e.typ = f.typ
 		return
 	}
@@ -244,7 +263,9 @@ func (s *Store) setFamily(g *group, f *family) {
 	f.name = e.name
 	e.internHelp(f)
 	e.typ = f.typ
-	sl := &slot{g: g, fam: f}
+	sl := &slot{g: g}
+	sl.setFam(f)
+	sl.split = g.split
 	e.slots = append(e.slots, sl)
 	e.live++
 	e.dirty = true

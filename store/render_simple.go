@@ -208,7 +208,7 @@ func appendSimpleMetric(w simpleBufs, name string, typ dto.MetricType, m, prev *
 
 // validLabelName is checkMetric's test of a label name.
 func validLabelName(ln string) bool {
-	return model.LegacyValidation.IsValidLabelName(ln) && !strings.HasPrefix(ln, model.ReservedLabelPrefix)
+	return legacyLabelName(ln) && !strings.HasPrefix(ln, model.ReservedLabelPrefix)
 }
 
 // appendLabelValue appends v escaped for a quoted label value, or reports
