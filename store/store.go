@@ -42,6 +42,7 @@ type Store struct {
 	expiryWake chan struct{}              // buffer 1: a write set the earliest deadline; RunExpiry re-arms
 	builders   sync.Pool                  // of *builder
 	gzips      sync.Pool                  // of *gzipStream
+	views      sync.Pool                  // of *view
 	gzBuild    sync.Mutex                 // held by the gzipped scrape that builds the next chunk table
 	gzChunks   atomic.Pointer[chunkTable] // the compressed chunks of the last gzipped scrape (gzip.go)
 	cache      renderCache                // renderings scrapes keep on families
