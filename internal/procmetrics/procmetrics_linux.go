@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -28,12 +29,33 @@ type collector struct {
 	bootTime float64 // seconds since the epoch, 0 if unknown
 	mu       sync.Mutex
 	buf      []byte
+	files    *openFiles
+}
+
+// openFiles holds /proc/self/stat and /proc/self/net/netstat open between
+// collections (-1: not open). Each read starts at offset 0, where the
+// kernel renders the file anew, so the collector pays for the rendering
+// and not for the path walk, open and close as well. They are closed
+// when the collector is garbage collected.
+type openFiles struct {
+	stat, netstat int
+}
+
+func (f *openFiles) close() {
+	for _, fd := range []*int{&f.stat, &f.netstat} {
+		if *fd >= 0 {
+			_ = syscall.Close(*fd)
+			*fd = -1
+		}
+	}
 }
 
 // New returns the process collector.
 func New() prometheus.Collector {
-	c := &collector{descs: newDescs(), pageSize: float64(os.Getpagesize()), buf: make([]byte, 0, 4<<10)}
+	c := &collector{descs: newDescs(), pageSize: float64(os.Getpagesize()), buf: make([]byte, 0, 4<<10),
+		files: &openFiles{stat: -1, netstat: -1}}
 	c.bootTime, _ = c.readBootTime() // 0 if unreadable: Collect tries again
+	runtime.AddCleanup(c, (*openFiles).close, c.files)
 	return c
 }
 
@@ -106,6 +128,39 @@ func (c *collector) read(path string) ([]byte, error) {
 	}
 }
 
+// readOpen returns the content of a /proc file kept open in *fd (opened
+// on first use), in c.buf. After an error the file is closed, to be
+// opened again next time.
+func (c *collector) readOpen(fd *int, path string) ([]byte, error) {
+	if *fd < 0 {
+		f, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		*fd = f
+	}
+	b := c.buf[:0]
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, len(b))
+		}
+		n, err := syscall.Pread(*fd, b[len(b):cap(b)], int64(len(b)))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			_ = syscall.Close(*fd)
+			*fd = -1
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			c.buf = b
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
+}
+
 // stat is what the collector takes from /proc/self/stat.
 type stat struct {
 	utime, stime, start, vsize, rss uint64
@@ -116,7 +171,7 @@ type stat struct {
 // 3 is the state; utime and stime are fields 14 and 15, starttime 22,
 // vsize 23 and rss (pages) 24 (proc(5)).
 func (c *collector) readStat() (stat, error) {
-	b, err := c.read("/proc/self/stat")
+	b, err := c.readOpen(&c.files.stat, "/proc/self/stat")
 	if err != nil {
 		return stat{}, err
 	}
@@ -181,7 +236,7 @@ func (c *collector) readBootTime() (float64, error) {
 // not have reads 0, and so do both without IpExt lines, as in
 // client_golang's collector.
 func (c *collector) readOctets() (in, out float64, err error) {
-	b, err := c.read("/proc/self/net/netstat")
+	b, err := c.readOpen(&c.files.netstat, "/proc/self/net/netstat")
 	if err != nil {
 		return 0, 0, err
 	}

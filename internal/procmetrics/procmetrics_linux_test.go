@@ -1,7 +1,11 @@
 package procmetrics
 
 import (
+	"io"
+	"net"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -25,4 +29,54 @@ func TestOctetsWithoutIpExt(t *testing.T) {
 	require.Equal(t, 6789.0, out)
 	_, _, err = octetsOf([]byte("IpExt: InOctets OutOctets\nIpExt: 1\n"))
 	require.Error(t, err)
+}
+
+// The files kept open are read anew on every collection: the CPU time
+// grows while the test burns CPU, and so do the bytes received after a
+// loopback exchange.
+func TestCollectionsReadAnew(t *testing.T) {
+	c := New().(*collector)
+	first := gather(t, c)
+	cpu0 := value(first["process_cpu_seconds_total"])
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for value(gather(t, c)["process_cpu_seconds_total"]) <= cpu0 {
+		require.True(t, time.Now().Before(deadline), "the CPU time never grew")
+		for i := range 1_000_000 {
+			x += i
+		}
+	}
+	_ = x
+
+	in0 := value(gather(t, c)["process_network_receive_bytes_total"])
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, conn)
+			conn.Close()
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	_, err = conn.Write(make([]byte, 256<<10))
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+	for value(gather(t, c)["process_network_receive_bytes_total"]) <= in0 {
+		require.True(t, time.Now().Before(deadline), "the received bytes never grew")
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A read that fails (here: a directory in place of the file) leaves
+	// the families out once; the file is opened again for the next one.
+	require.NoError(t, syscall.Close(c.files.stat))
+	dir, err := syscall.Open(t.TempDir(), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	c.files.stat = dir
+	require.NotContains(t, gather(t, c), "process_cpu_seconds_total")
+	require.Equal(t, -1, c.files.stat, "the failed file is closed")
+	require.Contains(t, gather(t, c), "process_cpu_seconds_total")
+	require.GreaterOrEqual(t, c.files.stat, 0)
 }
