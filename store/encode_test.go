@@ -138,8 +138,15 @@ func TestOwnTextIsExpfmts(t *testing.T) {
 
 	fams := append(gathered, realOwnFamiliesT(t)...)
 	rng := rand.New(rand.NewPCG(7, 17))
-	for range 300 {
-		fams = append(fams, randomComplex(rng, dto.MetricType_SUMMARY), randomComplex(rng, dto.MetricType_HISTOGRAM))
+	helps := []string{"", "Plain.", "Back\\slash\nnewline \"quoted\"."}
+	for i := range 300 {
+		for _, typ := range []dto.MetricType{dto.MetricType_SUMMARY, dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM} {
+			mf := randomComplex(rng, typ)
+			if i%4 > 0 {
+				mf.Help = proto.String(helps[i%len(helps)])
+			}
+			fams = append(fams, mf)
+		}
 	}
 	for _, mf := range fams {
 		var want bytes.Buffer
@@ -159,6 +166,14 @@ func TestOwnTextIsExpfmts(t *testing.T) {
 			Label: []*dto.LabelPair{{Name: proto.String("a.b"), Value: proto.String("v")}}, Gauge: &dto.Gauge{Value: proto.Float64(1)},
 		}}},
 		"no metrics": {Name: proto.String("e"), Type: dto.MetricType_GAUGE.Enum()},
+		"colon in a label name": {Name: proto.String("g"), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{
+			Label: []*dto.LabelPair{{Name: proto.String("a:b"), Value: proto.String("v")}}, Gauge: &dto.Gauge{Value: proto.Float64(1)},
+		}}},
+		"unknown type": {Name: proto.String("u"), Type: dto.MetricType(42).Enum(), Metric: []*dto.Metric{{Untyped: &dto.Untyped{Value: proto.Float64(1)}}}},
+		"no histogram": {Name: proto.String("h"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}},
+		"timestamped histogram": {Name: proto.String("h"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{{
+			Histogram: &dto.Histogram{SampleCount: proto.Uint64(1), SampleSum: proto.Float64(1)}, TimestampMs: proto.Int64(5),
+		}}},
 	}
 	for what, mf := range declined {
 		got, ok := appendOwnText([]byte("prefix\n"), mf)

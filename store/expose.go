@@ -186,6 +186,9 @@ func (s *Store) view() *view {
 }
 
 // putView gives v's buffers back for the next scrape, holding no family.
+// The pool keeps at most one view per scrape that ran at the same time,
+// each as large as the store's view was then, until the garbage collector
+// empties it: the memory those scrapes held anyway.
 func (s *Store) putView(v *view) {
 	clear(v.fams)
 	v.names, v.ends, v.fams, v.mems = nil, v.ends[:0], v.fams[:0], v.mems[:0]
