@@ -15,9 +15,11 @@ import (
 // before storing a push.
 //
 // It runs on every push, so it walks each metric's sorted labels against the
-// sorted grouping labels once and allocates the added pairs per family in
-// one block. Added and overwritten pairs share their name and value strings
-// within one call; like all proto strings they must not be written through.
+// sorted grouping labels once and allocates the new label slices per family
+// in one block. An added pair is one message per label and call, shared by
+// every metric that lacked the label; overwritten pairs share its name and
+// value strings. Like all the push's proto messages and strings, they must
+// not be written through.
 //
 // ls are the key's labels (key.Labels(), which the ingester computes once
 // per push). The pushed families keep pointers into ls, which must not be
@@ -32,7 +34,8 @@ func sanitize(fams map[string]*dto.MetricFamily, ls []store.Label) {
 // target is a label every metric of the push ends up with.
 type target struct {
 	name, value *string
-	force       bool // a grouping label; false for the instance="" default
+	force       bool           // a grouping label; false for the instance="" default
+	pair        *dto.LabelPair // name and value, added where a metric lacks the label
 }
 
 // targetsOf returns the grouping labels ls (sorted by name), plus the
@@ -48,6 +51,11 @@ func targetsOf(ls []store.Label) []target {
 		name, value := instanceLabel, ""
 		ts = append(ts, target{name: &name, value: &value})
 		slices.SortFunc(ts, func(a, b target) int { return strings.Compare(*a.name, *b.name) })
+	}
+	pairs := make([]dto.LabelPair, len(ts))
+	for i := range ts {
+		pairs[i].Name, pairs[i].Value = ts[i].name, ts[i].value
+		ts[i].pair = &pairs[i]
 	}
 	return ts
 }
@@ -67,7 +75,7 @@ func sanitizeFamily(mf *dto.MetricFamily, ts []target) {
 	if added == 0 {
 		return
 	}
-	a := arena{slots: make([]*dto.LabelPair, 0, slots), pairs: make([]dto.LabelPair, added)}
+	a := arena{slots: make([]*dto.LabelPair, 0, slots)}
 	for _, m := range mf.GetMetric() {
 		if n := overwrite(m.Label, ts); n > 0 {
 			m.Label = a.merge(m.Label, ts, n)
@@ -104,10 +112,9 @@ func overwrite(ls []*dto.LabelPair, ts []target) (missing int) {
 	return missing
 }
 
-// arena hands out the label slices and pairs of one family.
+// arena hands out the label slices of one family.
 type arena struct {
 	slots []*dto.LabelPair
-	pairs []dto.LabelPair
 }
 
 // merge returns ls (sorted) with the missing targets inserted in order, in
@@ -123,10 +130,7 @@ func (a *arena) merge(ls []*dto.LabelPair, ts []target, missing int) []*dto.Labe
 		if i < len(ls) && ls[i].GetName() == *t.name {
 			continue
 		}
-		p := &a.pairs[0]
-		a.pairs = a.pairs[1:]
-		p.Name, p.Value = t.name, t.value
-		a.slots = append(a.slots, p)
+		a.slots = append(a.slots, t.pair)
 	}
 	a.slots = append(a.slots, ls[i:]...)
 	end := start + len(ls) + missing
