@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -196,4 +197,107 @@ func realOwnFamiliesT(t *testing.T) []*dto.MetricFamily {
 		own = append(own, byName[name])
 	}
 	return own
+}
+
+// TestOwnTextRandomFamilies gives appendOwnText random families of every
+// type, with what a registry never gathers mixed in: nil label pairs,
+// names expfmt must quote, timestamps, exemplars, created timestamps,
+// native histogram fields, a metric without its value. Whatever it takes
+// it writes as expfmt does, and it never takes what expfmt refuses;
+// whatever it declines leaves the buffer as it was.
+func TestOwnTextRandomFamilies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(99, 1))
+	floats := []float64{0, 1, -1, math.Copysign(0, -1), 0.5, 999999, 1e6, -999999, -1e6, 1e-9, 1e21, math.NaN(), math.Inf(1), math.Inf(-1), 1 << 52, 0.1}
+	float := func() float64 {
+		if rng.IntN(4) == 0 {
+			return float64(rng.IntN(3_000_000) - 1_500_000)
+		}
+		return floats[rng.IntN(len(floats))]
+	}
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	names := []string{"m", "m", "m", "m_total", "a:b", "x.y", "0a", "", "ü"}
+	labelNames := []string{"l", "l", "le", "quantile", "a:b", "a.b", "", "__name__", "_x9"}
+	values := []string{"", "v", "q\"", "b\\s", "n\nl", "ü", "\xff"}
+	helps := []*string{nil, proto.String(""), proto.String("h"), proto.String("a\\b\nc\"d")}
+	types := []dto.MetricType{dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_SUMMARY, dto.MetricType_UNTYPED,
+		dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM, dto.MetricType(9)}
+	taken := 0
+	for range 50_000 {
+		typ := types[rng.IntN(len(types))]
+		mf := &dto.MetricFamily{Name: proto.String(pick(names)), Help: helps[rng.IntN(len(helps))], Type: typ.Enum()}
+		for range rng.IntN(4) {
+			m := &dto.Metric{}
+			for range rng.IntN(3) {
+				if rng.IntN(30) == 0 {
+					m.Label = append(m.Label, nil)
+					continue
+				}
+				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(pick(labelNames)), Value: proto.String(pick(values))})
+			}
+			if rng.IntN(20) == 0 {
+				m.TimestampMs = proto.Int64(5)
+			}
+			// Mostly the value of the family's type; sometimes another.
+			value := typ
+			if rng.IntN(12) == 0 {
+				value = types[rng.IntN(len(types))]
+			}
+			switch value {
+			case dto.MetricType_COUNTER:
+				m.Counter = &dto.Counter{Value: proto.Float64(float())}
+				if rng.IntN(2) == 0 {
+					m.Counter.Exemplar = &dto.Exemplar{Value: proto.Float64(1), Label: []*dto.LabelPair{{Name: proto.String("t"), Value: proto.String("x")}}}
+					m.Counter.CreatedTimestamp = timestamppb.New(time.Unix(1_700_000_000, 0))
+				}
+			case dto.MetricType_GAUGE:
+				m.Gauge = &dto.Gauge{Value: proto.Float64(float())}
+			case dto.MetricType_UNTYPED:
+				m.Untyped = &dto.Untyped{Value: proto.Float64(float())}
+			case dto.MetricType_SUMMARY:
+				s := &dto.Summary{SampleCount: proto.Uint64(rng.Uint64N(100)), SampleSum: proto.Float64(float())}
+				for range rng.IntN(3) {
+					s.Quantile = append(s.Quantile, &dto.Quantile{Quantile: proto.Float64(float()), Value: proto.Float64(float())})
+				}
+				m.Summary = s
+			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+				h := &dto.Histogram{SampleSum: proto.Float64(float())}
+				if rng.IntN(2) == 0 {
+					h.SampleCount = proto.Uint64(rng.Uint64N(100))
+				} else {
+					h.SampleCountFloat = proto.Float64(float())
+				}
+				if rng.IntN(4) == 0 {
+					h.Schema, h.ZeroThreshold = proto.Int32(3), proto.Float64(1e-128)
+					h.PositiveSpan = []*dto.BucketSpan{{Offset: proto.Int32(0), Length: proto.Uint32(1)}}
+					h.PositiveDelta = []int64{2}
+					h.CreatedTimestamp = timestamppb.New(time.Unix(1_700_000_000, 0))
+				}
+				for range rng.IntN(4) {
+					b := &dto.Bucket{UpperBound: proto.Float64(float())}
+					if rng.IntN(2) == 0 {
+						b.CumulativeCount = proto.Uint64(rng.Uint64N(100))
+					} else {
+						b.CumulativeCountFloat = proto.Float64(float())
+					}
+					if rng.IntN(3) == 0 {
+						b.Exemplar = &dto.Exemplar{Value: proto.Float64(1)}
+					}
+					h.Bucket = append(h.Bucket, b)
+				}
+				m.Histogram = h
+			}
+			mf.Metric = append(mf.Metric, m)
+		}
+		var want bytes.Buffer
+		_, expfmtErr := expfmt.MetricFamilyToText(&want, mf)
+		got, ok := appendOwnText([]byte("prefix\n"), mf)
+		if !ok {
+			require.Equal(t, "prefix\n", string(got), "declined, but the buffer changed: %v", mf)
+			continue
+		}
+		taken++
+		require.NoError(t, expfmtErr, "taken where expfmt refuses: %v", mf)
+		require.Equal(t, "prefix\n"+want.String(), string(got), "%v", mf)
+	}
+	require.Greater(t, taken, 5_000, "appendOwnText takes a good share of the families (7,215 of the 50,000 with this seed)")
 }
