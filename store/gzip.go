@@ -173,7 +173,11 @@ func (z *gzipStream) chunks(fams []*family, mems []member) error {
 	}
 	start, size := 0, 0
 	for i, m := range mems {
-		size += m.size
+		if m.size == maxMemberSize {
+			size += len(fams[i].data) // 4 GiB or more: not in the member
+		} else {
+			size += int(m.size)
+		}
 		if i+1 < len(mems) && !m.split && i+1-start < chunkMembers && size < chunkBytes {
 			continue
 		}

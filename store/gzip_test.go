@@ -169,3 +169,24 @@ func TestWriteExpositionGzipConcurrent(t *testing.T) {
 	require.NoError(t, s.WriteExpositionGzip(io.Discard, FormatText, nil))
 	require.Equal(t, s.gzChunks.Load().bytes, s.cache.bytes())
 }
+
+// A family of 4 GiB or more does not fit its slot's size; the scrape then
+// reads the size from the family. Simulated here by marking every slot so.
+func TestWriteExpositionGzipSaturatedSizes(t *testing.T) {
+	s, err := New(Config{}, nil, nil)
+	require.NoError(t, err)
+	fillBench(t, s, 30)
+	s.mu.Lock()
+	for _, e := range s.names {
+		for _, sl := range e.slots {
+			sl.size = maxMemberSize
+		}
+	}
+	s.mu.Unlock()
+	for range 2 { // compressed, then kept
+		var plain, zipped bytes.Buffer
+		require.NoError(t, s.WriteExposition(&plain, FormatText, nil))
+		require.NoError(t, s.WriteExpositionGzip(&zipped, FormatText, nil))
+		require.Equal(t, plain.String(), string(gunzipOne(t, zipped.Bytes())))
+	}
+}

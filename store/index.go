@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -49,23 +50,28 @@ type slot struct {
 	// member is what a gzipped text scrape reads of fam and g, copied here
 	// so that a scrape whose chunks are kept reads the slots and not the
 	// families and groups behind them (each another wait for memory).
+	// With it a slot is 32 bytes.
 	member
-	dead bool // the group no longer has this family; lazily removed from nameEntry.slots
 }
 
 // member is what a scrape's view holds of a stored family besides the
-// family itself (expose.go).
+// family itself (expose.go), in 16 bytes.
 type member struct {
-	id    uint64 // fam.id
-	size  int    // len(fam.data)
-	split bool   // g.split
-	utf8  bool   // fam.utf8
+	id uint64 // fam.id
+	// size is len(fam.data), or maxMemberSize for that or more: the
+	// scrape then reads the length from the family.
+	size  uint32
+	split bool // g.split
+	utf8  bool // fam.utf8
+	dead  bool // the group no longer has this family; lazily removed from nameEntry.slots
 }
+
+const maxMemberSize = math.MaxUint32
 
 // setFam makes f the slot's family.
 func (sl *slot) setFam(f *family) {
 	sl.fam = f
-	sl.id, sl.size, sl.utf8 = f.id, len(f.data), f.utf8
+	sl.id, sl.size, sl.utf8 = f.id, uint32(min(len(f.data), maxMemberSize)), f.utf8 //nolint:gosec // bounded by min
 }
 
 // nameEntry indexes one family name across groups.
