@@ -516,8 +516,12 @@ func BenchmarkScrapeGzip400k(b *testing.B) {
 // scrape run): what every gzipped scrape pays for them, rendered and
 // compressed anew because their values change.
 func BenchmarkScrapeGzipOwn(b *testing.B) {
-	s := newBenchStore(b, 0)
-	own := realOwnFamilies(b)
+	benchScrapeGzip(b, newBenchStore(b, 0), realOwnFamilies(b))
+}
+
+// benchScrapeGzip times gzipped text scrapes of s with own, after one
+// that keeps the chunks, and reports the answer's size.
+func benchScrapeGzip(b *testing.B, s *Store, own []*dto.MetricFamily) {
 	cw := &countingDiscard{}
 	if err := s.WriteExpositionGzip(cw, FormatText, own); err != nil {
 		b.Fatal(err)
@@ -531,17 +535,21 @@ func BenchmarkScrapeGzipOwn(b *testing.B) {
 	b.ReportMetric(float64(cw.n)/(1<<10), "wire-KB")
 }
 
-// realOwnFamilies reads testdata/own-families.txt: a peer's own families.
-func realOwnFamilies(b *testing.B) []*dto.MetricFamily {
+// realOwnFamilies reads testdata/own-families.txt: a peer's own families,
+// sorted by name.
+func realOwnFamilies(tb testing.TB) []*dto.MetricFamily {
 	f, err := os.Open("testdata/own-families.txt")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer f.Close()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	byName, err := p.TextToMetricFamilies(f)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
+	}
+	if len(byName) == 0 {
+		tb.Fatal("testdata/own-families.txt holds no family")
 	}
 	own := make([]*dto.MetricFamily, 0, len(byName))
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
@@ -553,17 +561,5 @@ func realOwnFamilies(b *testing.B) []*dto.MetricFamily {
 // BenchmarkScrapeGzip40k is a warm gzipped text scrape of 1,000 groups × 40
 // series: the kept chunks copied.
 func BenchmarkScrapeGzip40k(b *testing.B) {
-	s := newBenchStore(b, 1000)
-	own := benchOwnFamilies()
-	cw := &countingDiscard{}
-	if err := s.WriteExpositionGzip(cw, FormatText, own); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.WriteExpositionGzip(io.Discard, FormatText, own); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(cw.n)/(1<<10), "wire-KB")
+	benchScrapeGzip(b, newBenchStore(b, 1000), benchOwnFamilies())
 }

@@ -2,11 +2,8 @@ package store
 
 import (
 	"bytes"
-	"maps"
 	"math"
 	"math/rand/v2"
-	"os"
-	"slices"
 	"testing"
 	"time"
 
@@ -14,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -137,7 +133,7 @@ func TestOwnTextIsExpfmts(t *testing.T) {
 	gathered, err := reg.Gather()
 	require.NoError(t, err)
 
-	fams := append(gathered, realOwnFamiliesT(t)...)
+	fams := append(gathered, realOwnFamilies(t)...)
 	rng := rand.New(rand.NewPCG(7, 17))
 	helps := []string{"", "Plain.", "Back\\slash\nnewline \"quoted\"."}
 	for i := range 300 {
@@ -181,22 +177,6 @@ func TestOwnTextIsExpfmts(t *testing.T) {
 		require.False(t, ok, what)
 		require.Equal(t, "prefix\n", string(got), what)
 	}
-}
-
-// realOwnFamiliesT reads testdata/own-families.txt: a peer's own families.
-func realOwnFamiliesT(t *testing.T) []*dto.MetricFamily {
-	f, err := os.Open("testdata/own-families.txt")
-	require.NoError(t, err)
-	defer f.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	byName, err := p.TextToMetricFamilies(f)
-	require.NoError(t, err)
-	require.NotEmpty(t, byName)
-	var own []*dto.MetricFamily
-	for _, name := range slices.Sorted(maps.Keys(byName)) {
-		own = append(own, byName[name])
-	}
-	return own
 }
 
 // TestOwnTextRandomFamilies gives appendOwnText random families of every
