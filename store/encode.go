@@ -175,15 +175,14 @@ func appendOwnText(b []byte, mf *dto.MetricFamily) ([]byte, bool) {
 	if len(mf.Metric) == 0 || hasUTF8Names(name, mf.Metric) {
 		return b, false
 	}
-	simple := hasSimpleText(typ)
 	for _, m := range mf.Metric {
-		if m.TimestampMs != nil || (simple && !hasSimpleValue(typ, m)) {
-			return b, false
+		if m.TimestampMs != nil || !hasValueOf(typ, m) {
+			return b, false // expfmt writes the timestamp, or refuses the metric
 		}
 	}
 	start := len(b)
 	b = appendTextHeader(b, name, typ, mf.GetHelp(), mf.Help != nil)
-	if simple {
+	if hasSimpleText(typ) {
 		return appendTextSamples(b, name, typ, mf.Metric), true
 	}
 	b, ok := appendComplexSamples(b, name, typ, mf.Metric)
@@ -191,18 +190,6 @@ func appendOwnText(b []byte, mf *dto.MetricFamily) ([]byte, bool) {
 		return b[:start], false
 	}
 	return b, true
-}
-
-// hasSimpleValue reports whether m has the value of typ, a counter, gauge
-// or untyped (expfmt refuses a metric without it).
-func hasSimpleValue(typ dto.MetricType, m *dto.Metric) bool {
-	switch typ {
-	case dto.MetricType_COUNTER:
-		return m.Counter != nil
-	case dto.MetricType_GAUGE:
-		return m.Gauge != nil
-	}
-	return m.Untyped != nil
 }
 
 // hasSimpleText reports whether appendTextSamples can render typ.
