@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -104,28 +103,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// read returns the content of a /proc file, in c.buf.
+// read returns the content of a /proc file read once, in c.buf.
 func (c *collector) read(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	fd := -1
+	b, err := c.readOpen(&fd, path)
+	if fd >= 0 {
+		_ = syscall.Close(fd)
 	}
-	defer f.Close()
-	b := c.buf[:0]
-	for {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, len(b))
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		c.buf = b
-		switch {
-		case errors.Is(err, io.EOF):
-			return b, nil
-		case err != nil:
-			return nil, err
-		}
-	}
+	return b, err
 }
 
 // readOpen returns the content of a /proc file kept open in *fd (opened
