@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pushring/pushring/internal/portowner"
 )
 
 // stopGrace is how long a spawned target may take to exit after SIGTERM
@@ -80,16 +82,33 @@ func (p *process) stop() {
 }
 
 // waitReady polls /-/ready until it answers 200, the process exits or
-// timeout passes.
+// timeout passes. The answer counts only if the process holds the
+// listener: another process may have taken the port between freePort and
+// the bind, and the run would then measure that process.
 func (p *process) waitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	_, portText, err := net.SplitHostPort(p.addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return fmt.Errorf("%s: port of %s: %w", p.name, p.addr, err)
+	}
 	client := &http.Client{Timeout: time.Second}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if readyOnce(ctx, client, p.baseURL()+"/-/ready") {
-			return nil
+			mine, err := portowner.Listens(p.cmd.Process.Pid, port)
+			if mine || errors.Is(err, portowner.ErrUnsupported) {
+				return nil
+			}
+			if err == nil {
+				return fmt.Errorf("%s: another process holds %s (it took the port before %s could bind it); run again. log:\n%s",
+					p.name, p.addr, p.name, p.logTail())
+			}
 		}
 		select {
 		case <-p.exited:
@@ -128,7 +147,7 @@ func (p *process) logTail() string {
 }
 
 // freePort asks the kernel for an unused loopback port. Another process
-// may take it before the target binds it; the ready wait then fails.
+// may take it before the target binds it; waitReady then says so.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -95,6 +96,25 @@ func TestSpawnReportsAnExitingTarget(t *testing.T) {
 	cfg.GatewayBin = "/bin/false"
 	_, err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
 	require.ErrorContains(t, err, "exited before it was ready")
+}
+
+// TestSpawnRefusesAnotherProcessOnItsPort hands a spawned process a port
+// that another server holds and answers /-/ready on: the run must stop
+// with that said, not measure the other server. The spawned process
+// (sleep) never binds, so only the owner check can tell.
+func TestSpawnRefusesAnotherProcessOnItsPort(t *testing.T) {
+	holder, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: &fakeGateway{}, ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(holder) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	sleep, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+
+	cfg := spawnConfig(t, 1)
+	_, err = startReady(context.Background(), &cfg, "squatted", sleep, []string{"60"},
+		holder.Addr().String(), filepath.Join(t.TempDir(), "squatted.log"))
+	require.ErrorContains(t, err, "another process holds "+holder.Addr().String())
 }
 
 func TestPeerArgs(t *testing.T) {

@@ -100,9 +100,9 @@ func (c *procCluster) start(t *testing.T, n int) []*procPeer {
 	return started
 }
 
-// tryPeer starts one peer; a gossip port another process took meanwhile
-// shows as an early exit and is retried on another port (tryStart
-// retries nothing: startGateway does that for the HTTP port).
+// tryPeer starts one peer; an HTTP or gossip port another process took
+// meanwhile makes the attempt fail, and it is retried on new ports
+// (tryStart retries nothing).
 func (c *procCluster) tryPeer(t *testing.T, bin, name, gossip string, seeds []string) (*procPeer, error) {
 	var err error
 	for attempt := range 3 {
@@ -113,8 +113,12 @@ func (c *procCluster) tryPeer(t *testing.T, bin, name, gossip string, seeds []st
 			}
 			gossip = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		}
+		httpPort, perr := freePort()
+		if perr != nil {
+			return nil, perr
+		}
 		var g *gw
-		if g, err = tryStart(t, kindPushring, bin, c.args(name, gossip, seeds)); err == nil {
+		if g, err = tryStart(t, kindPushring, bin, c.args(name, gossip, seeds), httpPort); err == nil {
 			return &procPeer{gw: g, name: name, gossip: gossip}, nil
 		}
 	}

@@ -39,6 +39,7 @@ import (
 	"google.golang.org/protobuf/encoding/protodelim"
 
 	"github.com/pushring/pushring/internal/poll"
+	"github.com/pushring/pushring/internal/portowner"
 )
 
 const (
@@ -232,14 +233,18 @@ func startKind(t *testing.T, kind string, flags ...string) *gw {
 
 // startGateway starts bin on a free loopback port with an empty
 // --persistence.file unless flags set one (Debian's default file is shared
-// state) and waits until
-// /-/ready answers 200. A port lost to another process between probing and
-// binding shows as an early exit and is retried.
+// state) and waits until /-/ready answers 200 and the gateway is the one
+// listening there. A port lost to another process between probing and binding
+// is retried on another port.
 func startGateway(t *testing.T, kind, bin string, flags []string) *gw {
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		g, err := tryStart(t, kind, bin, flags)
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("start %s: %v", kind, err)
+		}
+		g, err := tryStart(t, kind, bin, flags, port)
 		if err == nil {
 			return g
 		}
@@ -249,11 +254,10 @@ func startGateway(t *testing.T, kind, bin string, flags []string) *gw {
 	return nil
 }
 
-func tryStart(t *testing.T, kind, bin string, flags []string) (*gw, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+// errPortLost is what tryStart returns when another process holds the port.
+var errPortLost = errors.New("the port is held by another process")
+
+func tryStart(t *testing.T, kind, bin string, flags []string, port int) (*gw, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	args := []string{"--web.listen-address=" + addr}
 	if !slices.ContainsFunc(flags, func(f string) bool { return strings.HasPrefix(f, "--persistence.file=") }) {
@@ -294,7 +298,18 @@ func tryStart(t *testing.T, kind, bin string, flags []string) (*gw, error) {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return g, nil
+				// The answer is the gateway's only if it holds the
+				// listener: another process may have taken the port
+				// first (the Pushgateway 1.5.1 then stays up, port-less).
+				mine, err := portowner.Listens(g.cmd.Process.Pid, port)
+				switch {
+				case mine || errors.Is(err, portowner.ErrUnsupported):
+					return g, nil
+				case err == nil:
+					_ = g.cmd.Process.Kill()
+					<-g.done
+					return nil, fmt.Errorf("%s on %s: %w\n%s", kind, addr, errPortLost, g.logs)
+				}
 			}
 		}
 		select {
@@ -340,13 +355,35 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
+// handedOut holds every port freePort has returned in this test binary.
+// Parallel subtests probe ports at the same time, and the kernel readily
+// gives a just-closed port to the next probe; without this two gateways of
+// one run could be told the same port.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort asks the kernel for an unused loopback port that this test
+// binary has not handed out before. Another process may still take it
+// before the gateway binds it; tryStart notices and retries.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		handedOut.Lock()
+		taken := handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if !taken {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no loopback port left that this test run has not handed out")
 }
 
 // response is what the suite compares of an HTTP answer.
@@ -868,6 +905,35 @@ func allowSet(h http.Header) string {
 
 // TestCompatHarnessNormalization pins what the normalizers keep and drop:
 // they must hide only timestamps, never a difference the suite compares.
+// TestHarnessNotFooledByPortHolder gives each gateway a port that another
+// server already holds and answers /-/ready on: the harness must see that
+// the gateway lost the port instead of taking the holder's answer for the
+// gateway's (a CI run once compared pushring with another test's pushring).
+func TestHarnessNotFooledByPortHolder(t *testing.T) {
+	t.Parallel()
+	holder, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "OK")
+	})}
+	go func() { _ = srv.Serve(holder) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	port := holder.Addr().(*net.TCPAddr).Port
+	// The Pushgateway 1.5.1 stays up without its port, so only the owner
+	// check can tell; pushring exits, and either sign is enough.
+	t.Run(kindPushgateway, func(t *testing.T) {
+		requireTool(t, pushgatewayBin)
+		g, err := tryStart(t, kindPushgateway, pushgatewayBin, nil, port)
+		require.ErrorIs(t, err, errPortLost)
+		require.Nil(t, g)
+	})
+	t.Run(kindPushring, func(t *testing.T) {
+		g, err := tryStart(t, kindPushring, gatewayBinary(t), nil, port)
+		require.Error(t, err)
+		require.Nil(t, g)
+	})
+}
+
 func TestCompatHarnessNormalization(t *testing.T) {
 	t.Parallel()
 	t.Run("api", func(t *testing.T) {

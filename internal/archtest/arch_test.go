@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"ingest":       {"store"},
 	"store":        {},
 	"shard":        {"internal/flagcheck"},
-	"loadtest":     {},
+	"loadtest":     {"internal/portowner"},
 }
 
 // noGRPC lists the packages that must not depend on gRPC, directly or

@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pushring/pushring/internal/portowner"
 	"github.com/pushring/pushring/loadtest"
 )
 
@@ -167,7 +168,7 @@ func (c *config) measure(ctx context.Context, target string, f loadtest.Format) 
 			<-done
 		}
 	}()
-	if err := waitReady(ctx, "http://"+addr, 20*time.Second); err != nil {
+	if err := waitReady(ctx, cmd.Process.Pid, port, 20*time.Second); err != nil {
 		return result{}, fmt.Errorf("%w (log: %s)", err, logf.Name())
 	}
 	script, err := c.script(f)
@@ -314,16 +315,26 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
-func waitReady(ctx context.Context, base string, timeout time.Duration) error {
+// waitReady polls /-/ready on port until process pid answers 200: an
+// answer from a process that took the port first is an error, not a
+// target to measure.
+func waitReady(ctx context.Context, pid, port int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/-/ready", nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				mine, err := portowner.Listens(pid, port)
+				if mine || errors.Is(err, portowner.ErrUnsupported) {
+					return nil
+				}
+				if err == nil {
+					return fmt.Errorf("another process holds %s (it took the port before the target bound it); run again", base)
+				}
 			}
 		}
 		select {
