@@ -9,6 +9,7 @@ import (
 	"mime"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/golang/snappy"
 	dto "github.com/prometheus/client_model/go"
@@ -53,14 +54,24 @@ const (
 // parsed, so a body over the limit is always a 413, whatever it holds, and
 // the protobuf path can unmarshal in place.
 func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64, utf8Names bool) (map[string]*dto.MetricFamily, int64, error) {
+	fams, _, n, err := decodeBodyPooled(body, contentType, contentEncoding, maxBytes, utf8Names, false)
+	return fams, n, err
+}
+
+// decodeBodyPooled is decodeBody that, with pool, may decode into memory
+// kept for the next push: the caller then owns the families only until it
+// calls release, which it must call once (on success) when nothing uses
+// them any more. Without pool, release does nothing.
+func decodeBodyPooled(body io.Reader, contentType, contentEncoding string, maxBytes int64, utf8Names, pool bool) (map[string]*dto.MetricFamily, func(), int64, error) {
 	if b, ok := body.(*Body); ok {
-		// Read and decompressed by the api before admission.
+		// Read and decompressed by the api before admission, and never
+		// changed afterwards: the parse may point into it.
 		raw, err := b.Bytes()
 		if err != nil {
-			return nil, int64(b.Len()), err
+			return nil, noRelease, int64(b.Len()), err
 		}
-		fams, err := decodeBytes(raw, contentType, utf8Names)
-		return fams, int64(len(raw)), err
+		fams, release, err := decodeBytes(raw, contentType, utf8Names, pool, true)
+		return fams, release, int64(len(raw)), err
 	}
 	d := getDecoder()
 	defer putDecoder(d)
@@ -68,36 +79,50 @@ func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes in
 		body = emptyBody{}
 	}
 	if !supportedEncoding(contentEncoding) {
-		return nil, 0, unsupportedEncoding(contentEncoding)
+		return nil, noRelease, 0, unsupportedEncoding(contentEncoding)
 	}
 	err := d.read(body, contentEncoding, maxBytes)
 	n := int64(d.buf.Len())
 	if err != nil {
-		return nil, n, asBadRequest(err)
+		return nil, noRelease, n, asBadRequest(err)
 	}
-	fams, err := decodeBytes(d.buf.Bytes(), contentType, utf8Names)
-	return fams, n, err
+	// d.buf goes back to its pool on return: the parse copies it.
+	fams, release, err := decodeBytes(d.buf.Bytes(), contentType, utf8Names, pool, false)
+	return fams, release, n, err
 }
 
-// decodeBytes parses a whole decompressed body.
-func decodeBytes(b []byte, contentType string, utf8Names bool) (map[string]*dto.MetricFamily, error) {
+// noRelease is the release of families that are not pooled.
+func noRelease() {}
+
+// decodeBytes parses a whole decompressed body; with pool, into memory
+// from a pool that release hands back (stable as for scanTextPooled).
+func decodeBytes(b []byte, contentType string, utf8Names, pool, stable bool) (map[string]*dto.MetricFamily, func(), error) {
 	var fams map[string]*dto.MetricFamily
+	release := noRelease
 	var err error
-	switch {
-	case isDelimitedProto(contentType):
+	switch proto := isDelimitedProto(contentType); {
+	case proto && pool:
+		fams, release, err = decodeProtoPooled(b, stable)
+	case proto:
 		fams, err = decodeProto(b)
 	default:
 		var ok bool
-		if fams, ok = scanText(b); !ok {
+		if pool {
+			fams, release, ok = scanTextPooled(b, stable)
+		} else {
+			fams, ok = scanText(b)
+		}
+		if !ok {
 			// Not in scanText's grammar: expfmt decides, and its error
 			// is the Pushgateway's.
+			release = noRelease
 			fams, err = decodeText(bytes.NewReader(b), utf8Names)
 		}
 	}
 	if err != nil {
-		return nil, asBadRequest(err)
+		return nil, noRelease, asBadRequest(err)
 	}
-	return fams, nil
+	return fams, release, nil
 }
 
 // emptyBody stands in for a nil body.
@@ -114,6 +139,11 @@ func isDelimitedProto(contentType string) bool {
 		return false
 	case protoContentType: // what client_golang sends, without parsing it
 		return true
+	}
+	// Neither is a text type, whose parameters need no parsing to tell.
+	// (No other character folds to an ASCII letter of "text/".)
+	if len(contentType) >= 5 && strings.EqualFold(contentType[:5], "text/") {
+		return false
 	}
 	mt, params, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == protoMediaType &&
@@ -150,10 +180,37 @@ func decodeText(r io.Reader, utf8Names bool) (fams map[string]*dto.MetricFamily,
 // repeated family name replaces the earlier family, as in the Pushgateway;
 // families without metrics are kept (the store prunes them on exposition).
 func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
-	fams := map[string]*dto.MetricFamily{}
+	return (&protoSlabs{}).decode(b, false)
+}
+
+// protoDecoders keeps protoSlabs between pushes, as textParsers keeps
+// text parsers.
+var protoDecoders = sync.Pool{New: func() any { return new(protoSlabs) }}
+
+// decodeProtoPooled is decodeProto with slabs from protoDecoders; release
+// and stable are as for scanTextPooled.
+func decodeProtoPooled(b []byte, stable bool) (map[string]*dto.MetricFamily, func(), error) {
+	d := protoDecoders.Get().(*protoSlabs)
+	if d.releaser == nil {
+		d.releaser = d.release
+	}
+	fams, err := d.decode(b, stable)
+	if err != nil {
+		d.release()
+		return nil, noRelease, err
+	}
+	return fams, d.releaser, nil
+}
+
+// decode is decodeProto into d. With stable, label strings are cut from b
+// itself, which must then not change while the families live.
+func (d *protoSlabs) decode(b []byte, stable bool) (map[string]*dto.MetricFamily, error) {
+	if d.fams == nil {
+		d.fams = map[string]*dto.MetricFamily{}
+	}
+	fams := d.fams
 	// One set of slabs, and one copy of the body for the label strings,
 	// serve every family of the push.
-	d := &protoSlabs{}
 	var all protoCounts
 	for rest := b; len(rest) > 0; {
 		size, w := protowire.ConsumeVarint(rest)
@@ -166,8 +223,14 @@ func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
 		rest = rest[w+int(size):]
 	}
 	d.reserve(all)
+	d.metricsRead = all.metrics
 	body, off := b, 0
-	text := func() string { return string(body) }
+	text := func() string {
+		if stable {
+			return unsafe.String(unsafe.SliceData(body), len(body))
+		}
+		return string(body)
+	}
 	for len(b) > 0 {
 		size, n := protowire.ConsumeVarint(b)
 		if n < 0 {

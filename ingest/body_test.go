@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"mime"
 	"strings"
 	"testing"
 
@@ -381,5 +382,18 @@ func TestIsDelimitedProto(t *testing.T) {
 		"":                          false,
 	} {
 		require.Equal(t, want, isDelimitedProto(ct), "%q", ct)
+	}
+	// The shortcut for text types decides as parsing does.
+	parsed := func(ct string) bool {
+		mt, params, err := mime.ParseMediaType(ct)
+		return err == nil && mt == protoMediaType && params["proto"] == protoMessage && params["encoding"] == protoEncoding
+	}
+	for _, ct := range []string{
+		"text/plain; version=0.0.4; charset=utf-8", "TEXT/plain", "Text/", "text/", "text", " text/plain",
+		"\u212aext/plain", "text/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+		" application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+		"\tapplication/vnd.google.protobuf;encoding=delimited;proto=io.prometheus.client.MetricFamily",
+	} {
+		require.Equal(t, parsed(ct), isDelimitedProto(ct), "%q", ct)
 	}
 }

@@ -24,8 +24,8 @@ const (
 	textCostPerByte    = 10
 	textCostPerLine    = 1400
 	textBucketDiscount = 1100
-	protoCostPerByte   = 10
-	protoCostPerItem   = 300
+	protoCostPerByte   = 9
+	protoCostPerItem   = 280
 )
 
 // DecodeCost estimates, from above, the heap that decoding b as

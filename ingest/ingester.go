@@ -34,7 +34,9 @@ type Result struct {
 // Store is what the ingester needs of the store. Implementations are safe
 // for concurrent use and do not block on I/O.
 type Store interface {
-	// Apply checks and applies one push, taking ownership of its families.
+	// Apply checks and applies one push. It must not keep p.Families, or
+	// anything in them, once it returns: the ingester reuses their memory
+	// for later pushes.
 	// A rejection wraps store.ErrInconsistent, or is a *store.LimitError
 	// when the peer holds as many groups or series as it may.
 	Apply(p store.Push) error
@@ -192,10 +194,13 @@ func (in *Ingester) apply(ctx context.Context, p Parsed) (Result, string, error)
 // families). Every check runs before the store sees the push, so a rejected
 // push changes nothing.
 func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) {
-	p, reason, err := in.prepare(r)
+	p, release, reason, err := in.prepare(r)
 	if err != nil {
 		return Result{}, reason, err
 	}
+	// The families live in a pooled parser's memory until the store has
+	// rendered them (it keeps no client structs).
+	defer release()
 	if err := ctx.Err(); err != nil {
 		return Result{}, "", fmt.Errorf("push abandoned before it was applied: %w", err)
 	}
@@ -212,28 +217,30 @@ func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) 
 // prepare turns a push request into a store.Push, or fails with the
 // rejection reason. The order is the Pushgateway's where it has one (path
 // errors before body errors); the cheap checks of the URL and headers come
-// before the body is read.
-func (in *Ingester) prepare(r Parsed) (store.Push, string, error) {
+// before the body is read. On success the caller calls release once the
+// store is done with the push's families.
+func (in *Ingester) prepare(r Parsed) (_ store.Push, release func(), reason string, _ error) {
 	if r.keyErr != nil {
-		return store.Push{}, reasonPath, r.keyErr
+		return store.Push{}, nil, reasonPath, r.keyErr
 	}
 	ls := r.key.Labels()
 	if err := in.limits.checkKey(ls); err != nil {
-		return store.Push{}, limitReason(err), err
+		return store.Push{}, nil, limitReason(err), err
 	}
 	if r.ttlErr != nil {
-		return store.Push{}, reasonTTL, r.ttlErr
+		return store.Push{}, nil, reasonTTL, r.ttlErr
 	}
-	fams, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names)
+	fams, release, n, err := decodeBodyPooled(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names, true)
 	in.metrics.bodyBytes.Observe(float64(n))
 	if err != nil {
-		return store.Push{}, bodyReason(err), err
+		return store.Push{}, nil, bodyReason(err), err
 	}
 	sanitize(fams, ls)
 	if err := in.limits.check(fams); err != nil {
-		return store.Push{}, limitReason(err), err
+		release()
+		return store.Push{}, nil, limitReason(err), err
 	}
-	return store.Push{Key: r.key, Replace: r.Method == http.MethodPut, Families: fams, Time: in.now(), TTL: r.ttl}, "", nil
+	return store.Push{Key: r.key, Replace: r.Method == http.MethodPut, Families: fams, Time: in.now(), TTL: r.ttl}, release, "", nil
 }
 
 // delete removes a group; the body is ignored. It answers 202 whether or

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pushring/pushring/store"
 )
@@ -23,7 +24,8 @@ import (
 // The real store is what cmd/pushring hands the ingester.
 var _ Store = (*store.Store)(nil)
 
-// fakeStore records what the ingester asks of the store.
+// fakeStore records what the ingester asks of the store. Like any Store
+// it keeps no pushed family once Apply returns: it records copies.
 type fakeStore struct {
 	mu       sync.Mutex
 	pushes   []store.Push
@@ -37,6 +39,11 @@ func (f *fakeStore) Apply(p store.Push) error {
 	if f.applyErr != nil {
 		return f.applyErr
 	}
+	fams := make(map[string]*dto.MetricFamily, len(p.Families))
+	for name, mf := range p.Families {
+		fams[name] = proto.CloneOf(mf)
+	}
+	p.Families = fams
 	f.pushes = append(f.pushes, p)
 	return nil
 }

@@ -171,19 +171,23 @@ func (d *protoSlabs) reserve(c protoCounts) {
 // protoSlabs holds what decodeSimpleFamily carves a family's metrics
 // from, and the copy of the message its label strings are cut from.
 type protoSlabs struct {
-	s          string
-	metrics    slab[dto.Metric]
-	pairs      slab[dto.LabelPair]
-	strs       slab[string]
-	floats     slab[float64]
-	uints      slab[uint64]
-	stamps     slab[timestamppb.Timestamp]
-	histograms slab[dto.Histogram]
-	buckets    slab[dto.Bucket]
-	gauges     slab[dto.Gauge]
-	counters   slab[dto.Counter]
-	untyped    slab[dto.Untyped]
-	labels     []*dto.LabelPair
+	s        string
+	fams     map[string]*dto.MetricFamily
+	releaser func() // release as a func value, made once
+	// metricsRead counts the metrics of the push, to bound what is pooled.
+	metricsRead int
+	metrics     slab[dto.Metric]
+	pairs       slab[dto.LabelPair]
+	strs        slab[string]
+	floats      slab[float64]
+	uints       slab[uint64]
+	stamps      slab[timestamppb.Timestamp]
+	histograms  slab[dto.Histogram]
+	buckets     slab[dto.Bucket]
+	gauges      slab[dto.Gauge]
+	counters    slab[dto.Counter]
+	untyped     slab[dto.Untyped]
+	labels      []*dto.LabelPair
 }
 
 // protoCounts counts what a family's metrics take from the slabs.
@@ -486,4 +490,33 @@ func (d *protoSlabs) setUint(p *uint64, x uint64) *uint64 {
 	}
 	*p = x
 	return p
+}
+
+// release zeroes what d handed out and puts it back in protoDecoders,
+// unless the push had more than maxPooledLines metrics. With
+// poisonReleased (tests), it poisons what it would reuse instead.
+func (d *protoSlabs) release() {
+	if poisonReleased.Load() {
+		d.poison()
+		return
+	}
+	if d.metricsRead > maxPooledLines {
+		return
+	}
+	d.metrics.reuse()
+	d.pairs.reuse()
+	d.strs.reuse()
+	d.floats.reuse()
+	d.uints.reuse()
+	d.stamps.reuse()
+	d.histograms.reuse()
+	d.buckets.reuse()
+	d.gauges.reuse()
+	d.counters.reuse()
+	d.untyped.reuse()
+	clear(d.labels)
+	d.labels = d.labels[:0]
+	clear(d.fams)
+	d.s, d.metricsRead = "", 0
+	protoDecoders.Put(d)
 }

@@ -144,6 +144,13 @@ func FuzzDecodeProto(f *testing.F) {
 	f.Add(encodeDelimited(f, sortedFamilies(parseText(f, string(readTestdata(f, "node.prom"))))...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decodeProto(b)
+		// Pooled slabs, reused from input to input, decode the same.
+		pooled, release, pooledErr := decodeProtoPooled(b, len(b)%2 == 0)
+		require.Equal(t, err == nil, pooledErr == nil, "pooled slabs decide %q otherwise", b)
+		if err == nil {
+			requireSameFamilies(t, got, pooled)
+			release()
+		}
 		want, wantErr := referenceProto(b)
 		if wantErr != nil {
 			require.Error(t, err)

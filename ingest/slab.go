@@ -1,7 +1,8 @@
 package ingest
 
 // slab hands out pointers to zeroed values of T carved from chunks it
-// allocates; a chunk is never reallocated, so the pointers stay valid.
+// allocates; a chunk is never reallocated, so the pointers stay valid
+// until reuse.
 type slab[T any] struct {
 	buf  []T
 	next int // size of the next chunk
@@ -13,6 +14,9 @@ func (s *slab[T]) new() *T {
 		if n <= 0 {
 			n = 8
 		}
+		// At least double: a reused slab then grows its one chunk to
+		// what a push of the usual size needs.
+		n = max(n, 2*cap(s.buf))
 		s.buf = make([]T, 0, n)
 		s.next = n * 2
 	}
@@ -27,4 +31,13 @@ func (s *slab[T]) reserve(n int) {
 		s.buf = s.buf[:0:0]
 		s.next = max(s.next, n)
 	}
+}
+
+// reuse zeroes every value the current chunk handed out and keeps that
+// chunk for the next parse; earlier chunks are left to the collector.
+// Every pointer handed out before is invalid afterwards.
+func (s *slab[T]) reuse() {
+	clear(s.buf)
+	s.buf = s.buf[:0]
+	s.next = 0
 }

@@ -5,7 +5,9 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
@@ -40,11 +42,89 @@ func scanText(b []byte) (map[string]*dto.MetricFamily, bool) {
 	return p.parse()
 }
 
+// textParsers keeps parsers between pushes, so that a push of the usual
+// size carves its families from the slabs, label slice and maps of an
+// earlier one instead of allocating them: the garbage of building client
+// structs for every push was most of the push path's allocations, and the
+// collector's work grew with it.
+var textParsers = sync.Pool{New: func() any { return new(textParser) }}
+
+// maxPooledLines is the most lines (protobuf: metrics) a parser may have
+// read to go back to its pool. A pooled parser then holds under 1 MiB
+// that no budget is charged for, at most one per push in flight (and the
+// pool lets go of idle ones within two collections); one rare big push
+// does not pin its slabs.
+const maxPooledLines = 1 << 10
+
+// scanTextPooled is scanText with a parser from textParsers. The families
+// are the parser's: the caller hands them back with release once nothing
+// uses them (the store keeps no client structs), and must not touch them
+// afterwards.
+//
+// With stable, b stays unchanged for as long as the families live (a
+// *Body), so label names and values are substrings of b itself rather
+// than of a copy; family names and HELP texts are copied out as always.
+func scanTextPooled(b []byte, stable bool) (fams map[string]*dto.MetricFamily, release func(), ok bool) {
+	p := textParsers.Get().(*textParser)
+	if p.releaser == nil {
+		p.releaser = p.release
+	}
+	if stable {
+		p.s = unsafe.String(unsafe.SliceData(b), len(b))
+	} else {
+		p.s = string(b)
+	}
+	p.size(b)
+	fams, ok = p.parse()
+	if !ok {
+		p.release()
+		return nil, nil, false
+	}
+	return fams, p.releaser, true
+}
+
+// release zeroes what the parser handed out and puts it back in
+// textParsers, unless it read more than maxPooledLines. With
+// poisonReleased (tests), it poisons what it would reuse instead.
+func (p *textParser) release() {
+	if poisonReleased.Load() {
+		p.poison()
+		return
+	}
+	if p.lines > maxPooledLines {
+		return
+	}
+	p.metrics.reuse()
+	p.floats.reuse()
+	p.pairs.reuse()
+	p.counters.reuse()
+	p.gauges.reuse()
+	p.untyped.reuse()
+	p.stamps.reuse()
+	p.strs.reuse()
+	p.families.reuse()
+	p.types.reuse()
+	clear(p.labels)
+	p.labels = p.labels[:0]
+	clear(p.fams)
+	clear(p.complex)
+	clear(p.histograms)
+	p.histograms = p.histograms[:0]
+	clear(p.line)
+	p.line = p.line[:0]
+	p.s, p.pos, p.lines = "", 0, 0
+	p.last, p.lastName, p.lastSum, p.lastCnt = nil, "", false, false
+	textParsers.Put(p)
+}
+
 // textParser is the state of one scanText call.
 type textParser struct {
-	s    string
-	pos  int
-	fams map[string]*dto.MetricFamily
+	s     string
+	pos   int
+	lines int // in s, as size counted them
+	fams  map[string]*dto.MetricFamily
+	// releaser is release as a func value, made once per parser.
+	releaser func()
 
 	metrics  slab[dto.Metric]
 	floats   slab[float64]
@@ -80,15 +160,21 @@ type complexMetric struct {
 
 // size sizes the slabs for b: every sample is a line, and every label pair
 // has an '='.
+// A parser from textParsers keeps its chunks where they are big enough.
 func (p *textParser) size(b []byte) {
 	lines := bytes.Count(b, []byte{'\n'}) + 1
 	pairs := bytes.Count(b, []byte{'='})
-	p.metrics.next = lines
-	p.floats.next = lines
-	p.pairs.next = pairs
-	p.strs.next = 2 * pairs
-	p.labels = make([]*dto.LabelPair, 0, pairs)
-	p.fams = make(map[string]*dto.MetricFamily, 16)
+	p.lines = lines
+	p.metrics.reserve(lines)
+	p.floats.reserve(lines)
+	p.pairs.reserve(pairs)
+	p.strs.reserve(2 * pairs)
+	if cap(p.labels) < pairs {
+		p.labels = make([]*dto.LabelPair, 0, pairs)
+	}
+	if p.fams == nil {
+		p.fams = make(map[string]*dto.MetricFamily, 16)
+	}
 }
 
 func (p *textParser) parse() (map[string]*dto.MetricFamily, bool) {

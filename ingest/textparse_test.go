@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"bytes"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -184,6 +186,42 @@ func TestScanTextAccepts(t *testing.T) {
 	}
 }
 
+// TestScanTextPooledReuse parses the accepted shapes, real clients' bodies
+// and a push too big to be pooled again and again, in shuffled orders, with
+// parsers from the pool: each parse builds what a fresh parser builds, and
+// the families of earlier parses are not read after their release.
+func TestScanTextPooledReuse(t *testing.T) {
+	var bodies [][]byte
+	for _, b := range clientBodies(t) {
+		bodies = append(bodies, b)
+	}
+	var big strings.Builder
+	big.WriteString("# TYPE big counter\n")
+	for i := range maxPooledLines + 10 {
+		fmt.Fprintf(&big, "big{i=\"%d\"} %d\n", i, i)
+	}
+	bodies = append(bodies, []byte(big.String()),
+		[]byte("# TYPE h histogram\nh_bucket{le=\"1\",a=\"1\"} 1\nh_bucket{a=\"1\",le=\"+Inf\"} 2\nh_sum{a=\"1\"} 3\nh_count{a=\"1\"} 2\n"),
+		[]byte("m{a=\"1\"} 1\nm{a=\"2\"} 2\nn 3 4\n"),
+		[]byte("m{a=\"1\"} 1\nm{a=\"1\"} 2\nx{"), // declined after some lines
+	)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 20 {
+		rng.Shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] })
+		for i, b := range bodies {
+			want, wantOK := scanText(b)
+			got, release, ok := scanTextPooled(b, (round+i)%2 == 0)
+			require.Equal(t, wantOK, ok, "round %d body %d", round, i)
+			if !ok {
+				require.Nil(t, got)
+				continue
+			}
+			requireSameFamilies(t, want, got)
+			release()
+		}
+	}
+}
+
 // FuzzScanText is the differential test of the fast parser: for every
 // input it takes, expfmt (with either name validation) takes it too and
 // builds the same families. Inputs it declines go to expfmt, which makes
@@ -200,9 +238,14 @@ func FuzzScanText(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		got, ok := scanText(body)
+		// A pooled parser, reused from input to input, builds the same.
+		pooled, release, pok := scanTextPooled(body, len(body)%2 == 0)
+		require.Equal(t, ok, pok, "a pooled parser decides %q otherwise", body)
 		if !ok {
 			return
 		}
+		requireSameFamilies(t, got, pooled)
+		release()
 		for _, scheme := range []model.ValidationScheme{model.LegacyValidation, model.UTF8Validation} {
 			want, err := expfmtText(body, scheme)
 			require.NoError(t, err, "scanText took %q, expfmt refuses it", body)

@@ -132,24 +132,34 @@ func checkMetric(name string, typ dto.MetricType, m *dto.Metric) error {
 // OpenMetrics and protobuf scrapes carry: a name Prometheus would not
 // accept or a value that is not UTF-8 would fail the whole scrape.
 func checkExemplars(name string, m *dto.Metric) error {
-	var exs []*dto.Exemplar
 	if c := m.GetCounter(); c != nil {
-		exs = append(exs, c.GetExemplar())
-	}
-	if h := m.GetHistogram(); h != nil {
-		exs = append(exs, h.GetExemplars()...)
-		for _, b := range h.GetBucket() {
-			exs = append(exs, b.GetExemplar())
+		if err := checkExemplar(name, c.GetExemplar()); err != nil {
+			return err
 		}
 	}
-	for _, ex := range exs {
-		for _, lp := range ex.GetLabel() {
-			switch {
-			case !legacyLabelName(lp.GetName()):
-				return fmt.Errorf("collected metric %q has an exemplar with an invalid label name: %q", name, lp.GetName())
-			case !utf8.ValidString(lp.GetValue()):
-				return fmt.Errorf("collected metric %q has an exemplar label named %q whose value is not utf8: %q", name, lp.GetName(), lp.GetValue())
+	if h := m.GetHistogram(); h != nil {
+		for _, ex := range h.GetExemplars() {
+			if err := checkExemplar(name, ex); err != nil {
+				return err
 			}
+		}
+		for _, b := range h.GetBucket() {
+			if err := checkExemplar(name, b.GetExemplar()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkExemplar is checkExemplars for one exemplar (nil: none).
+func checkExemplar(name string, ex *dto.Exemplar) error {
+	for _, lp := range ex.GetLabel() {
+		switch {
+		case !legacyLabelName(lp.GetName()):
+			return fmt.Errorf("collected metric %q has an exemplar with an invalid label name: %q", name, lp.GetName())
+		case !utf8.ValidString(lp.GetValue()):
+			return fmt.Errorf("collected metric %q has an exemplar label named %q whose value is not utf8: %q", name, lp.GetName(), lp.GetValue())
 		}
 	}
 	return nil
