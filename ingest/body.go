@@ -46,23 +46,19 @@ const (
 // decompression (0 = no limit). A *Body from ReadBody is decoded as it was
 // read, whatever contentEncoding says. Errors wrap ErrBadRequest (their
 // text is the Pushgateway's 400 body), ErrTooLarge or
-// ErrUnsupportedEncoding. The returned map is never nil on success and the
-// caller owns it. It also reports how many decompressed bytes it read, for
+// ErrUnsupportedEncoding. The returned map is never nil on success. It
+// also reports how many decompressed bytes it read, for
 // the body size histogram.
 //
 // The body is read completely (never more than the limit) before it is
 // parsed, so a body over the limit is always a 413, whatever it holds, and
 // the protobuf path can unmarshal in place.
-func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64, utf8Names bool) (map[string]*dto.MetricFamily, int64, error) {
-	fams, _, n, err := decodeBodyPooled(body, contentType, contentEncoding, maxBytes, utf8Names, false)
-	return fams, n, err
-}
-
-// decodeBodyPooled is decodeBody that, with pool, may decode into memory
-// kept for the next push: the caller then owns the families only until it
-// calls release, which it must call once (on success) when nothing uses
-// them any more. Without pool, release does nothing.
-func decodeBodyPooled(body io.Reader, contentType, contentEncoding string, maxBytes int64, utf8Names, pool bool) (map[string]*dto.MetricFamily, func(), int64, error) {
+//
+// Without pool the caller owns the families. With pool they may live in
+// memory kept for the next push: the caller owns them only until it calls
+// release, which it must call once (on success) when nothing uses them
+// any more.
+func decodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64, utf8Names, pool bool) (map[string]*dto.MetricFamily, func(), int64, error) {
 	if b, ok := body.(*Body); ok {
 		// Read and decompressed by the api before admission, and never
 		// changed afterwards: the parse may point into it.

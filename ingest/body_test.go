@@ -202,7 +202,7 @@ func TestDecodeBodyLimit(t *testing.T) {
 func TestDecodeBodyStopsReadingAtLimit(t *testing.T) {
 	const limit = 1 << 10
 	body := &countingReader{r: bytes.NewReader(make([]byte, 1<<20))}
-	_, n, err := decodeBody(body, "", "", limit, false)
+	_, _, n, err := decodeBody(body, "", "", limit, false, false)
 	require.ErrorIs(t, err, ErrTooLarge)
 	require.Equal(t, int64(limit), n)
 	require.LessOrEqual(t, body.n, int64(limit+1))

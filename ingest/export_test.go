@@ -11,7 +11,7 @@ import (
 // DecodeBody is decodeBody without the byte count, legacy names only, for
 // the tests, fuzz targets and benchmarks of the decoder.
 func DecodeBody(body io.Reader, contentType, contentEncoding string, maxBytes int64) (map[string]*dto.MetricFamily, error) {
-	fams, _, err := decodeBody(body, contentType, contentEncoding, maxBytes, false)
+	fams, _, _, err := decodeBody(body, contentType, contentEncoding, maxBytes, false, false)
 	return fams, err
 }
 

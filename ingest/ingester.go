@@ -230,7 +230,7 @@ func (in *Ingester) prepare(r Parsed) (_ store.Push, release func(), reason stri
 	if r.ttlErr != nil {
 		return store.Push{}, nil, reasonTTL, r.ttlErr
 	}
-	fams, release, n, err := decodeBodyPooled(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names, true)
+	fams, release, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names, true)
 	in.metrics.bodyBytes.Observe(float64(n))
 	if err != nil {
 		return store.Push{}, nil, bodyReason(err), err

@@ -48,7 +48,9 @@ func (s *Store) Apply(p Push) error {
 	if err := s.refuseNewGroupEarly(p.Key); err != nil {
 		return err
 	}
-	news, failure := s.buildPush(p)
+	b := s.builders.Get().(*builder)
+	defer s.putBuilder(b)
+	news, failure := s.buildPush(b, p)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -56,7 +58,7 @@ func (s *Store) Apply(p Push) error {
 	if p.Replace {
 		c.drop = dropPushed
 	}
-	s.addFailureFamily(c, failure, p.Time)
+	s.addFailureFamily(b, c, failure, p.Time)
 	if reason, err := s.checkLimits(c); err != nil {
 		return rejected(reason, err)
 	}
@@ -75,13 +77,12 @@ func (s *Store) Apply(p Push) error {
 }
 
 // buildPush validates and renders the pushed families and the new
-// push_time_seconds outside the lock. The pushed push_failure_time_seconds,
-// if any, is returned apart: whether it is used depends on the group.
-func (s *Store) buildPush(p Push) (news []*built, failure *built) {
-	b := s.builders.Get().(*builder)
-	defer s.builders.Put(b)
-	slab := make([]built, len(p.Families)+1) // one allocation for all of them
-	news = make([]*built, 0, len(p.Families)+2)
+// push_time_seconds outside the lock, into b's scratch: they live until b
+// goes back to its pool. The pushed push_failure_time_seconds, if any, is
+// returned apart: whether it is used depends on the group.
+func (s *Store) buildPush(b *builder, p Push) (news []*built, failure *built) {
+	slab := b.builtSlots(len(p.Families) + 1)
+	news = b.news[:0]
 	for name, mf := range p.Families {
 		if mf == nil || name == PushTimeName {
 			continue
@@ -102,22 +103,32 @@ func (s *Store) buildPush(p Push) (news []*built, failure *built) {
 	b.buildInto(&slab[0], timeGauge(PushTimeName, p.Key, p.Time), p.Time)
 	news = append(news, &slab[0])
 	sortBuilt(news)
+	b.news = news // keep what it grew to
 	return news, failure
 }
 
 // addFailureFamily completes c with push_failure_time_seconds: the pushed
 // one replaces the group's (a Pushgateway quirk), and a group
 // without one gets a zero gauge, stamped t.
-func (s *Store) addFailureFamily(c *change, pushed *built, t time.Time) {
+func (s *Store) addFailureFamily(b *builder, c *change, pushed *built, t time.Time) {
 	if c.mine(PushFailureTimeName) == 1 {
 		if pushed != nil {
 			c.insert(pushed)
 		}
 		return
 	}
-	b := s.builders.Get().(*builder)
-	defer s.builders.Put(b)
-	c.insert(b.build(timeGauge(PushFailureTimeName, c.key, time.Time{}), t))
+	b.failure = built{}
+	c.insert(b.buildInto(&b.failure, timeGauge(PushFailureTimeName, c.key, time.Time{}), t))
+}
+
+// putBuilder drops what b's scratch holds of a push (its families and
+// their client structs, which the ingester reuses) and puts b back.
+func (s *Store) putBuilder(b *builder) {
+	clear(b.builts)
+	b.builts = b.builts[:0]
+	clear(b.news[:cap(b.news)])
+	b.failure = built{}
+	s.builders.Put(b)
 }
 
 // insert adds b to c.news, keeping it sorted. b's name must be new to c.

@@ -171,6 +171,17 @@ type builder struct {
 	tmp  dto.MetricFamily
 	name string
 	typ  dto.MetricType
+	// A push's built families, while it is applied (Store.Apply).
+	builts  []built
+	news    []*built
+	failure built
+}
+
+// builtSlots returns n zero built values from b's scratch.
+func (b *builder) builtSlots(n int) []built {
+	b.builts = slices.Grow(b.builts[:0], n)[:n]
+	clear(b.builts)
+	return b.builts
 }
 
 func newBuilder() *builder { return &builder{} }
