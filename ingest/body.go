@@ -219,7 +219,6 @@ func (d *protoSlabs) decode(b []byte, stable bool) (map[string]*dto.MetricFamily
 		rest = rest[w+int(size):]
 	}
 	d.reserve(all)
-	d.metricsRead = all.metrics
 	body, off := b, 0
 	text := func() string {
 		if stable {

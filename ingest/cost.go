@@ -31,11 +31,17 @@ const (
 // DecodeCost estimates, from above, the heap that decoding b as
 // contentType and applying it will take: what a budget should be charged
 // for it on top of b's own buffer, before the push is admitted.
-func DecodeCost(b *Body, contentType string) int64 { return DecodeCostOf(b.buf, contentType) }
+func DecodeCost(b *Body, contentType string) int64 { return decodeCost(b.buf, contentType) }
 
 // DecodeCostOf is DecodeCost of a decompressed body held in b: a push
-// another peer forwarded.
+// another peer forwarded. Such a body is not a *Body, so it is decoded
+// from a copy (the parsers point into a *Body instead), which is charged
+// on top.
 func DecodeCostOf(b []byte, contentType string) int64 {
+	return decodeCost(b, contentType) + int64(len(b))
+}
+
+func decodeCost(b []byte, contentType string) int64 {
 	n := int64(len(b))
 	if isDelimitedProto(contentType) {
 		return protoCostPerByte*n + protoCostPerItem*int64(protoItems(b))

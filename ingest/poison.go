@@ -17,6 +17,8 @@ var poisonReleased atomic.Bool
 var (
 	releasedString = "\x00released"
 	releasedValue  = math.Float64frombits(0x7ff8_dead_0000_0001)
+	releasedType   = dto.MetricType(99)
+	releasedStamp  = int64(-0xdead)
 )
 
 // poison overwrites the chunks release would hand to the next push. Only
@@ -38,6 +40,21 @@ func (p *textParser) poison() {
 	for i := range p.families.buf {
 		p.families.buf[i] = dto.MetricFamily{Name: &releasedString}
 	}
+	for i := range p.types.buf {
+		p.types.buf[i] = releasedType
+	}
+	for i := range p.counters.buf {
+		p.counters.buf[i] = dto.Counter{Value: &releasedValue}
+	}
+	for i := range p.gauges.buf {
+		p.gauges.buf[i] = dto.Gauge{Value: &releasedValue}
+	}
+	for i := range p.untyped.buf {
+		p.untyped.buf[i] = dto.Untyped{Value: &releasedValue}
+	}
+	for i := range p.stamps.buf {
+		p.stamps.buf[i] = releasedStamp
+	}
 	clear(p.labels)
 	clear(p.fams)
 }
@@ -58,6 +75,24 @@ func (d *protoSlabs) poison() {
 	}
 	for i := range d.metrics.buf {
 		d.metrics.buf[i] = dto.Metric{}
+	}
+	for i := range d.counters.buf {
+		d.counters.buf[i] = dto.Counter{Value: &releasedValue}
+	}
+	for i := range d.gauges.buf {
+		d.gauges.buf[i] = dto.Gauge{Value: &releasedValue}
+	}
+	for i := range d.untyped.buf {
+		d.untyped.buf[i] = dto.Untyped{Value: &releasedValue}
+	}
+	for i := range d.histograms.buf {
+		d.histograms.buf[i] = dto.Histogram{SampleSum: &releasedValue}
+	}
+	for i := range d.buckets.buf {
+		d.buckets.buf[i] = dto.Bucket{UpperBound: &releasedValue}
+	}
+	for i := range d.stamps.buf {
+		d.stamps.buf[i].Seconds, d.stamps.buf[i].Nanos = releasedStamp, 1
 	}
 	clear(d.labels)
 	clear(d.fams)

@@ -171,23 +171,22 @@ func (d *protoSlabs) reserve(c protoCounts) {
 // protoSlabs holds what decodeSimpleFamily carves a family's metrics
 // from, and the copy of the message its label strings are cut from.
 type protoSlabs struct {
-	s        string
-	fams     map[string]*dto.MetricFamily
-	releaser func() // release as a func value, made once
-	// metricsRead counts the metrics of the push, to bound what is pooled.
-	metricsRead int
-	metrics     slab[dto.Metric]
-	pairs       slab[dto.LabelPair]
-	strs        slab[string]
-	floats      slab[float64]
-	uints       slab[uint64]
-	stamps      slab[timestamppb.Timestamp]
-	histograms  slab[dto.Histogram]
-	buckets     slab[dto.Bucket]
-	gauges      slab[dto.Gauge]
-	counters    slab[dto.Counter]
-	untyped     slab[dto.Untyped]
-	labels      []*dto.LabelPair
+	s          string
+	fams       map[string]*dto.MetricFamily
+	releaser   func() // release as a func value, made once
+	mapped     int    // the most entries fams held
+	metrics    slab[dto.Metric]
+	pairs      slab[dto.LabelPair]
+	strs       slab[string]
+	floats     slab[float64]
+	uints      slab[uint64]
+	stamps     slab[timestamppb.Timestamp]
+	histograms slab[dto.Histogram]
+	buckets    slab[dto.Bucket]
+	gauges     slab[dto.Gauge]
+	counters   slab[dto.Counter]
+	untyped    slab[dto.Untyped]
+	labels     []*dto.LabelPair
 }
 
 // protoCounts counts what a family's metrics take from the slabs.
@@ -493,14 +492,15 @@ func (d *protoSlabs) setUint(p *uint64, x uint64) *uint64 {
 }
 
 // release zeroes what d handed out and puts it back in protoDecoders,
-// unless the push had more than maxPooledLines metrics. With
-// poisonReleased (tests), it poisons what it would reuse instead.
+// unless it holds more than maxPooledBytes. With poisonReleased (tests),
+// it poisons what it would reuse instead.
 func (d *protoSlabs) release() {
 	if poisonReleased.Load() {
 		d.poison()
 		return
 	}
-	if d.metricsRead > maxPooledLines {
+	d.mapped = max(d.mapped, len(d.fams)) // a cleared map keeps its room
+	if d.footprint() > maxPooledBytes {
 		return
 	}
 	d.metrics.reuse()
@@ -517,6 +517,13 @@ func (d *protoSlabs) release() {
 	clear(d.labels)
 	d.labels = d.labels[:0]
 	clear(d.fams)
-	d.s, d.metricsRead = "", 0
+	d.s = ""
 	protoDecoders.Put(d)
+}
+
+// footprint is the memory d would keep in its pool.
+func (d *protoSlabs) footprint() int {
+	return d.metrics.bytes() + d.pairs.bytes() + d.strs.bytes() + d.floats.bytes() + d.uints.bytes() +
+		d.stamps.bytes() + d.histograms.bytes() + d.buckets.bytes() + d.gauges.bytes() +
+		d.counters.bytes() + d.untyped.bytes() + 8*cap(d.labels) + mapEntryBytes*d.mapped
 }

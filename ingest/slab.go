@@ -1,5 +1,7 @@
 package ingest
 
+import "unsafe"
+
 // slab hands out pointers to zeroed values of T carved from chunks it
 // allocates; a chunk is never reallocated, so the pointers stay valid
 // until reuse.
@@ -28,7 +30,7 @@ func (s *slab[T]) new() *T {
 // current one has fewer left, the next chunk has at least n.
 func (s *slab[T]) reserve(n int) {
 	if cap(s.buf)-len(s.buf) < n {
-		s.buf = s.buf[:0:0]
+		s.buf = nil // the chunk stays alive only through what it handed out
 		s.next = max(s.next, n)
 	}
 }
@@ -40,4 +42,10 @@ func (s *slab[T]) reuse() {
 	clear(s.buf)
 	s.buf = s.buf[:0]
 	s.next = 0
+}
+
+// bytes is the size of the slab's current chunk.
+func (s *slab[T]) bytes() int {
+	var zero T
+	return cap(s.buf) * int(unsafe.Sizeof(zero))
 }

@@ -49,12 +49,18 @@ func scanText(b []byte) (map[string]*dto.MetricFamily, bool) {
 // collector's work grew with it.
 var textParsers = sync.Pool{New: func() any { return new(textParser) }}
 
-// maxPooledLines is the most lines (protobuf: metrics) a parser may have
-// read to go back to its pool. A pooled parser then holds under 1 MiB
-// that no budget is charged for, at most one per push in flight (and the
-// pool lets go of idle ones within two collections); one rare big push
-// does not pin its slabs.
-const maxPooledLines = 1 << 10
+// maxPooledBytes is the most memory a parser (or protobuf decoder) may
+// hold to go back to its pool: its chunks, label slice and family map,
+// whatever shape of push made them grow. No budget is charged for pooled
+// memory, so it is bounded here: at most this much per push in flight
+// (and the pool lets go of idle parsers within two collections). One rare
+// big push does not pin its slabs; the usual pushes of a few hundred lines
+// stay far below it.
+const maxPooledBytes = 1 << 20
+
+// mapEntryBytes is what a family map holds per entry, from above: the
+// key's header, the pointer and the map's own slack.
+const mapEntryBytes = 64
 
 // scanTextPooled is scanText with a parser from textParsers. The families
 // are the parser's: the caller hands them back with release once nothing
@@ -84,14 +90,16 @@ func scanTextPooled(b []byte, stable bool) (fams map[string]*dto.MetricFamily, r
 }
 
 // release zeroes what the parser handed out and puts it back in
-// textParsers, unless it read more than maxPooledLines. With
+// textParsers, unless it holds more than maxPooledBytes. With
 // poisonReleased (tests), it poisons what it would reuse instead.
 func (p *textParser) release() {
 	if poisonReleased.Load() {
 		p.poison()
 		return
 	}
-	if p.lines > maxPooledLines {
+	// A cleared map keeps its room: count the most entries it had.
+	p.mapped = max(p.mapped, len(p.fams)+len(p.complex))
+	if p.footprint() > maxPooledBytes {
 		return
 	}
 	p.metrics.reuse()
@@ -112,19 +120,27 @@ func (p *textParser) release() {
 	p.histograms = p.histograms[:0]
 	clear(p.line)
 	p.line = p.line[:0]
-	p.s, p.pos, p.lines = "", 0, 0
+	p.s, p.pos = "", 0
 	p.last, p.lastName, p.lastSum, p.lastCnt = nil, "", false, false
 	textParsers.Put(p)
 }
 
+// footprint is the memory the parser would keep in its pool.
+func (p *textParser) footprint() int {
+	return p.metrics.bytes() + p.floats.bytes() + p.pairs.bytes() + p.counters.bytes() +
+		p.gauges.bytes() + p.untyped.bytes() + p.stamps.bytes() + p.strs.bytes() +
+		p.families.bytes() + p.types.bytes() + 8*(cap(p.labels)+cap(p.line)+cap(p.histograms)) +
+		mapEntryBytes*p.mapped
+}
+
 // textParser is the state of one scanText call.
 type textParser struct {
-	s     string
-	pos   int
-	lines int // in s, as size counted them
-	fams  map[string]*dto.MetricFamily
+	s    string
+	pos  int
+	fams map[string]*dto.MetricFamily
 	// releaser is release as a func value, made once per parser.
 	releaser func()
+	mapped   int // the most entries fams and complex held together
 
 	metrics  slab[dto.Metric]
 	floats   slab[float64]
@@ -164,7 +180,6 @@ type complexMetric struct {
 func (p *textParser) size(b []byte) {
 	lines := bytes.Count(b, []byte{'\n'}) + 1
 	pairs := bytes.Count(b, []byte{'='})
-	p.lines = lines
 	p.metrics.reserve(lines)
 	p.floats.reserve(lines)
 	p.pairs.reserve(pairs)

@@ -197,7 +197,7 @@ func TestScanTextPooledReuse(t *testing.T) {
 	}
 	var big strings.Builder
 	big.WriteString("# TYPE big counter\n")
-	for i := range maxPooledLines + 10 {
+	for i := range 8000 { // more than maxPooledBytes of slabs
 		fmt.Fprintf(&big, "big{i=\"%d\"} %d\n", i, i)
 	}
 	bodies = append(bodies, []byte(big.String()),
@@ -218,6 +218,41 @@ func TestScanTextPooledReuse(t *testing.T) {
 			}
 			requireSameFamilies(t, want, got)
 			release()
+		}
+	}
+}
+
+// TestPooledParsersStayBounded pushes shapes that make a parser's memory
+// grow without many lines (one HELP text of '=' reserves a label pair per
+// '='; many empty protobuf families grow the family map), and a normal
+// push: no parser or decoder left in a pool holds more than
+// maxPooledBytes, whichever of them the pool hands out next.
+func TestPooledParsersStayBounded(t *testing.T) {
+	normal := readTestdata(t, "node.prom")
+	equals := []byte("# HELP a " + strings.Repeat("=", 200_000) + "\na{b=\"c\"} 1\n")
+	for _, body := range [][]byte{normal, equals, normal} {
+		fams, release, ok := scanTextPooled(body, true)
+		require.True(t, ok)
+		require.NotEmpty(t, fams)
+		release()
+		for range 4 {
+			p := textParsers.Get().(*textParser)
+			require.LessOrEqual(t, p.footprint(), maxPooledBytes, "a pooled text parser")
+			defer textParsers.Put(p)
+		}
+	}
+	var empties []*dto.MetricFamily
+	for i := range 1 << 16 {
+		empties = append(empties, &dto.MetricFamily{Name: proto.String(fmt.Sprintf("f%d", i))})
+	}
+	for _, body := range [][]byte{encodeDelimited(t, sortedFamilies(parseText(t, string(normal)))...), encodeDelimited(t, empties...)} {
+		_, release, err := decodeProtoPooled(body, true)
+		require.NoError(t, err)
+		release()
+		for range 4 {
+			d := protoDecoders.Get().(*protoSlabs)
+			require.LessOrEqual(t, d.footprint(), maxPooledBytes, "a pooled protobuf decoder")
+			defer protoDecoders.Put(d)
 		}
 	}
 }

@@ -10,7 +10,9 @@ import (
 
 // Push is one write to a group. Families are already sanitised by ingest:
 // every grouping label forced onto every metric, instance="" added where
-// missing, label pairs sorted by name. The store takes ownership of them.
+// missing, label pairs sorted by name. The store keeps nothing of them
+// once Apply returns (it keeps rendered bytes): the ingester reuses their
+// memory for later pushes.
 type Push struct {
 	Key      GroupKey
 	Replace  bool // PUT: replace the group's families; POST: replace same-named families
@@ -127,9 +129,18 @@ func (s *Store) putBuilder(b *builder) {
 	clear(b.builts)
 	b.builts = b.builts[:0]
 	clear(b.news[:cap(b.news)])
+	b.news = b.news[:0]
+	if cap(b.builts) > maxKeptBuilts { // a push of many families: not kept
+		b.builts, b.news = nil, nil
+	}
 	b.failure = built{}
 	s.builders.Put(b)
 }
+
+// maxKeptBuilts is the most built families a pooled builder keeps room
+// for (80 bytes each): pushes of more families are rare and need not pin
+// their scratch.
+const maxKeptBuilts = 256
 
 // insert adds b to c.news, keeping it sorted. b's name must be new to c.
 func (c *change) insert(b *built) {

@@ -219,3 +219,24 @@ func TestGaugeLabels(t *testing.T) {
 		})
 	}
 }
+
+// A push of many families leaves no builder in the pool with room for
+// them all: the scratch of built families is kept only up to
+// maxKeptBuilts.
+func TestBuilderKeepsBoundedScratch(t *testing.T) {
+	s, err := New(Config{}, nil, nil)
+	require.NoError(t, err)
+	fams := map[string]*dto.MetricFamily{}
+	for i := range 3 * maxKeptBuilts {
+		name := fmt.Sprintf("f%d", i)
+		fams[name] = &dto.MetricFamily{Name: proto.String(name), Type: dto.MetricType_GAUGE.Enum(),
+			Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}}
+	}
+	require.NoError(t, s.Apply(Push{Key: NewGroupKey(map[string]string{"job": "many"}), Families: fams, Time: time.Unix(1, 0)}))
+	for range 4 {
+		b := s.builders.Get().(*builder)
+		require.LessOrEqual(t, cap(b.builts), maxKeptBuilts)
+		require.LessOrEqual(t, cap(b.news), maxKeptBuilts)
+		defer s.builders.Put(b)
+	}
+}
