@@ -96,10 +96,10 @@ func decodeBytes(b []byte, contentType string, utf8Names, pool, stable bool) (ma
 	var fams map[string]*dto.MetricFamily
 	release := noRelease
 	var err error
-	switch proto := isDelimitedProto(contentType); {
-	case proto && pool:
+	switch isProto := isDelimitedProto(contentType); {
+	case isProto && pool:
 		fams, release, err = decodeProtoPooled(b, stable)
-	case proto:
+	case isProto:
 		fams, err = decodeProto(b)
 	default:
 		var ok bool

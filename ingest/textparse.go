@@ -175,8 +175,8 @@ type complexMetric struct {
 }
 
 // size sizes the slabs for b: every sample is a line, and every label pair
-// has an '='.
-// A parser from textParsers keeps its chunks where they are big enough.
+// has an '='. A parser from textParsers keeps its chunks where they are
+// big enough.
 func (p *textParser) size(b []byte) {
 	lines := bytes.Count(b, []byte{'\n'}) + 1
 	pairs := bytes.Count(b, []byte{'='})
