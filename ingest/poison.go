@@ -21,69 +21,54 @@ var (
 	releasedStamp  = int64(-0xdead)
 )
 
-// poison overwrites the chunks release would hand to the next push. Only
-// those are ever reused: earlier chunks of a slab are left to the
-// collector, so pointers into them stay valid.
+// poisonSlabs overwrites the chunks reuseSlabs would hand to the next
+// push. Only those are ever reused: earlier chunks of a slab are left to
+// the collector, so pointers into them stay valid.
+func (c *clientSlabs) poisonSlabs() {
+	for i := range c.strs.buf {
+		c.strs.buf[i] = releasedString
+	}
+	for i := range c.floats.buf {
+		c.floats.buf[i] = releasedValue
+	}
+	for i := range c.pairs.buf {
+		c.pairs.buf[i].Name, c.pairs.buf[i].Value = &releasedString, &releasedString
+	}
+	for i := range c.metrics.buf {
+		c.metrics.buf[i] = dto.Metric{}
+	}
+	for i := range c.counters.buf {
+		c.counters.buf[i] = dto.Counter{Value: &releasedValue}
+	}
+	for i := range c.gauges.buf {
+		c.gauges.buf[i] = dto.Gauge{Value: &releasedValue}
+	}
+	for i := range c.untyped.buf {
+		c.untyped.buf[i] = dto.Untyped{Value: &releasedValue}
+	}
+	clear(c.labels)
+	clear(c.fams)
+}
+
+// poison is poisonSlabs and the text parser's own slabs.
 func (p *textParser) poison() {
-	for i := range p.strs.buf {
-		p.strs.buf[i] = releasedString
-	}
-	for i := range p.floats.buf {
-		p.floats.buf[i] = releasedValue
-	}
-	for i := range p.pairs.buf {
-		p.pairs.buf[i].Name, p.pairs.buf[i].Value = &releasedString, &releasedString
-	}
-	for i := range p.metrics.buf {
-		p.metrics.buf[i] = dto.Metric{}
-	}
+	p.poisonSlabs()
 	for i := range p.families.buf {
 		p.families.buf[i] = dto.MetricFamily{Name: &releasedString}
 	}
 	for i := range p.types.buf {
 		p.types.buf[i] = releasedType
 	}
-	for i := range p.counters.buf {
-		p.counters.buf[i] = dto.Counter{Value: &releasedValue}
-	}
-	for i := range p.gauges.buf {
-		p.gauges.buf[i] = dto.Gauge{Value: &releasedValue}
-	}
-	for i := range p.untyped.buf {
-		p.untyped.buf[i] = dto.Untyped{Value: &releasedValue}
-	}
 	for i := range p.stamps.buf {
 		p.stamps.buf[i] = releasedStamp
 	}
-	clear(p.labels)
-	clear(p.fams)
 }
 
-// poison is textParser.poison for the protobuf decoder.
+// poison is poisonSlabs and the protobuf decoder's own slabs.
 func (d *protoSlabs) poison() {
-	for i := range d.strs.buf {
-		d.strs.buf[i] = releasedString
-	}
-	for i := range d.floats.buf {
-		d.floats.buf[i] = releasedValue
-	}
+	d.poisonSlabs()
 	for i := range d.uints.buf {
 		d.uints.buf[i] = 0xdead
-	}
-	for i := range d.pairs.buf {
-		d.pairs.buf[i].Name, d.pairs.buf[i].Value = &releasedString, &releasedString
-	}
-	for i := range d.metrics.buf {
-		d.metrics.buf[i] = dto.Metric{}
-	}
-	for i := range d.counters.buf {
-		d.counters.buf[i] = dto.Counter{Value: &releasedValue}
-	}
-	for i := range d.gauges.buf {
-		d.gauges.buf[i] = dto.Gauge{Value: &releasedValue}
-	}
-	for i := range d.untyped.buf {
-		d.untyped.buf[i] = dto.Untyped{Value: &releasedValue}
 	}
 	for i := range d.histograms.buf {
 		d.histograms.buf[i] = dto.Histogram{SampleSum: &releasedValue}
@@ -94,6 +79,4 @@ func (d *protoSlabs) poison() {
 	for i := range d.stamps.buf {
 		d.stamps.buf[i].Seconds, d.stamps.buf[i].Nanos = releasedStamp, 1
 	}
-	clear(d.labels)
-	clear(d.fams)
 }

@@ -171,22 +171,11 @@ func (d *protoSlabs) reserve(c protoCounts) {
 // protoSlabs holds what decodeSimpleFamily carves a family's metrics
 // from, and the copy of the message its label strings are cut from.
 type protoSlabs struct {
-	s          string
-	fams       map[string]*dto.MetricFamily
-	releaser   func() // release as a func value, made once
-	mapped     int    // the most entries fams held
-	metrics    slab[dto.Metric]
-	pairs      slab[dto.LabelPair]
-	strs       slab[string]
-	floats     slab[float64]
+	clientSlabs
 	uints      slab[uint64]
 	stamps     slab[timestamppb.Timestamp]
 	histograms slab[dto.Histogram]
 	buckets    slab[dto.Bucket]
-	gauges     slab[dto.Gauge]
-	counters   slab[dto.Counter]
-	untyped    slab[dto.Untyped]
-	labels     []*dto.LabelPair
 }
 
 // protoCounts counts what a family's metrics take from the slabs.
@@ -503,27 +492,15 @@ func (d *protoSlabs) release() {
 	if d.footprint() > maxPooledBytes {
 		return
 	}
-	d.metrics.reuse()
-	d.pairs.reuse()
-	d.strs.reuse()
-	d.floats.reuse()
+	d.reuseSlabs()
 	d.uints.reuse()
 	d.stamps.reuse()
 	d.histograms.reuse()
 	d.buckets.reuse()
-	d.gauges.reuse()
-	d.counters.reuse()
-	d.untyped.reuse()
-	clear(d.labels)
-	d.labels = d.labels[:0]
-	clear(d.fams)
-	d.s = ""
 	protoDecoders.Put(d)
 }
 
 // footprint is the memory d would keep in its pool.
 func (d *protoSlabs) footprint() int {
-	return d.metrics.bytes() + d.pairs.bytes() + d.strs.bytes() + d.floats.bytes() + d.uints.bytes() +
-		d.stamps.bytes() + d.histograms.bytes() + d.buckets.bytes() + d.gauges.bytes() +
-		d.counters.bytes() + d.untyped.bytes() + 8*cap(d.labels) + mapEntryBytes*d.mapped
+	return d.slabBytes() + d.uints.bytes() + d.stamps.bytes() + d.histograms.bytes() + d.buckets.bytes()
 }

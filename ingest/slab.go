@@ -1,6 +1,10 @@
 package ingest
 
-import "unsafe"
+import (
+	"unsafe"
+
+	dto "github.com/prometheus/client_model/go"
+)
 
 // slab hands out pointers to zeroed values of T carved from chunks it
 // allocates; a chunk is never reallocated, so the pointers stay valid
@@ -48,4 +52,42 @@ func (s *slab[T]) reuse() {
 func (s *slab[T]) bytes() int {
 	var zero T
 	return cap(s.buf) * int(unsafe.Sizeof(zero))
+}
+
+// clientSlabs is what both push parsers (textParser, protoSlabs) carve a
+// push's client structs from, with their pool's bookkeeping.
+type clientSlabs struct {
+	s        string // label strings are cut from it: the body or a copy
+	fams     map[string]*dto.MetricFamily
+	releaser func() // release as a func value, made once
+	mapped   int    // the most entries the maps held: clearing keeps the room
+	metrics  slab[dto.Metric]
+	pairs    slab[dto.LabelPair]
+	strs     slab[string]
+	floats   slab[float64]
+	counters slab[dto.Counter]
+	gauges   slab[dto.Gauge]
+	untyped  slab[dto.Untyped]
+	labels   []*dto.LabelPair // the label slices of every metric, end to end
+}
+
+// slabBytes is the memory c keeps between pushes.
+func (c *clientSlabs) slabBytes() int {
+	return c.metrics.bytes() + c.pairs.bytes() + c.strs.bytes() + c.floats.bytes() + c.counters.bytes() +
+		c.gauges.bytes() + c.untyped.bytes() + 8*cap(c.labels) + mapEntryBytes*c.mapped
+}
+
+// reuseSlabs zeroes what c handed out, for the next push.
+func (c *clientSlabs) reuseSlabs() {
+	c.metrics.reuse()
+	c.pairs.reuse()
+	c.strs.reuse()
+	c.floats.reuse()
+	c.counters.reuse()
+	c.gauges.reuse()
+	c.untyped.reuse()
+	clear(c.labels)
+	c.labels = c.labels[:0]
+	clear(c.fams)
+	c.s = ""
 }

@@ -37,7 +37,7 @@ import (
 // so two label sets crafted to collide (about 2^32 work) become one
 // metric there and two here, as they should.
 func scanText(b []byte) (map[string]*dto.MetricFamily, bool) {
-	p := textParser{s: string(b)}
+	p := textParser{clientSlabs: clientSlabs{s: string(b)}}
 	p.size(b)
 	return p.parse()
 }
@@ -102,54 +102,32 @@ func (p *textParser) release() {
 	if p.footprint() > maxPooledBytes {
 		return
 	}
-	p.metrics.reuse()
-	p.floats.reuse()
-	p.pairs.reuse()
-	p.counters.reuse()
-	p.gauges.reuse()
-	p.untyped.reuse()
+	p.reuseSlabs()
 	p.stamps.reuse()
-	p.strs.reuse()
 	p.families.reuse()
 	p.types.reuse()
-	clear(p.labels)
-	p.labels = p.labels[:0]
-	clear(p.fams)
 	clear(p.complex)
 	clear(p.histograms)
 	p.histograms = p.histograms[:0]
 	clear(p.line)
 	p.line = p.line[:0]
-	p.s, p.pos = "", 0
+	p.pos = 0
 	p.last, p.lastName, p.lastSum, p.lastCnt = nil, "", false, false
 	textParsers.Put(p)
 }
 
 // footprint is the memory the parser would keep in its pool.
 func (p *textParser) footprint() int {
-	return p.metrics.bytes() + p.floats.bytes() + p.pairs.bytes() + p.counters.bytes() +
-		p.gauges.bytes() + p.untyped.bytes() + p.stamps.bytes() + p.strs.bytes() +
-		p.families.bytes() + p.types.bytes() + 8*(cap(p.labels)+cap(p.line)+cap(p.histograms)) +
-		mapEntryBytes*p.mapped
+	return p.slabBytes() + p.stamps.bytes() + p.families.bytes() + p.types.bytes() +
+		8*(cap(p.line)+cap(p.histograms))
 }
 
 // textParser is the state of one scanText call.
 type textParser struct {
-	s    string
-	pos  int
-	fams map[string]*dto.MetricFamily
-	// releaser is release as a func value, made once per parser.
-	releaser func()
-	mapped   int // the most entries fams and complex held together
+	clientSlabs
+	pos int
 
-	metrics  slab[dto.Metric]
-	floats   slab[float64]
-	pairs    slab[dto.LabelPair]
-	counters slab[dto.Counter]
-	gauges   slab[dto.Gauge]
-	untyped  slab[dto.Untyped]
 	stamps   slab[int64]
-	strs     slab[string]
 	families slab[dto.MetricFamily]
 	types    slab[dto.MetricType]
 	// last is the family of the previous sample line, and lastName its
@@ -158,7 +136,6 @@ type textParser struct {
 	lastName string
 	lastSum  bool
 	lastCnt  bool
-	labels   []*dto.LabelPair // the label slices of every metric, end to end
 
 	// Histograms and summaries: their metrics by family and label set,
 	// and every histogram, to normalise at the end.
