@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/pushring/pushring/ingest"
@@ -120,8 +122,10 @@ func (c *Cluster) forward(ctx context.Context, owner shard.Member, p ingest.Pars
 		release(false)
 		return ingest.Result{}, c.unavailable(owner, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	deadline := time.Now().Add(c.cfg.ForwardTimeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	ctx = withApplyBy(ctx, deadline)
 	resp, err := client.Push(ctx, &peerpb.PushRequest{
 		Method:          p.Method,
 		Path:            p.Path,
@@ -190,4 +194,38 @@ func firstValue(vs []string) string {
 		return ""
 	}
 	return vs[0]
+}
+
+// applyByKey is the gRPC metadata key of a forwarded push's deadline as a
+// wall-clock time (Unix nanoseconds). gRPC sends a deadline as a duration
+// that the receiver counts from when it reads the request: an owner
+// stopped (SIGSTOP, a long pause) with a forwarded push in its socket
+// would start a fresh timeout on resuming and apply a push the forwarder
+// gave up on and sent to the next owner, with a version newer than that
+// retry's, so its old values would win everywhere. The owner applies a
+// forwarded push only before this time (applyBy).
+const applyByKey = "pushring-apply-by"
+
+// applyBySkew is how far apart peers' clocks may be before an owner
+// refuses a forwarded push the forwarder still waits for: its deadline is
+// moved this much earlier. Versions already assume clocks this close.
+const applyBySkew = 100 * time.Millisecond
+
+// withApplyBy adds the forward deadline to the outgoing metadata.
+func withApplyBy(ctx context.Context, deadline time.Time) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, applyByKey, strconv.FormatInt(deadline.UnixNano(), 10))
+}
+
+// applyBy returns the context a forwarded push is applied in: ctx, ending
+// at the forwarder's deadline less applyBySkew if the forwarder sent one.
+func applyBy(ctx context.Context) (context.Context, context.CancelFunc) {
+	vs := metadata.ValueFromIncomingContext(ctx, applyByKey)
+	if len(vs) != 1 {
+		return ctx, func() {}
+	}
+	n, err := strconv.ParseInt(vs[0], 10, 64)
+	if err != nil {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, time.Unix(0, n).Add(-applyBySkew))
 }

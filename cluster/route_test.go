@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/pushring/pushring/ingest"
@@ -31,6 +33,7 @@ type fakeOwner struct {
 	peerpb.UnimplementedPeerServer
 	mu       sync.Mutex
 	pushes   []*peerpb.PushRequest
+	applyBy  [][]string // the apply-by metadata of each push
 	answer   *peerpb.PushResponse
 	handoffs []*peerpb.Group
 	deletes  []*peerpb.Group // tombstones handed over
@@ -38,10 +41,11 @@ type fakeOwner struct {
 	refuse   bool            // refuse every hand-off, as a leaving peer does
 }
 
-func (f *fakeOwner) Push(_ context.Context, r *peerpb.PushRequest) (*peerpb.PushResponse, error) {
+func (f *fakeOwner) Push(ctx context.Context, r *peerpb.PushRequest) (*peerpb.PushResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pushes = append(f.pushes, r)
+	f.applyBy = append(f.applyBy, metadata.ValueFromIncomingContext(ctx, applyByKey))
 	return f.answer, nil
 }
 
@@ -215,6 +219,24 @@ func TestForwardRelaysTheOwnersAnswer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusAccepted, res.Status)
 	require.InDelta(t, 1, testutil.ToFloat64(tp.c.metrics.forwarded.WithLabelValues(forwardOK)), 0)
+}
+
+// TestForwardSendsItsDeadline: a forwarded push tells the owner, as a
+// wall-clock time, when the forwarder gives up on it.
+func TestForwardSendsItsDeadline(t *testing.T) {
+	owner := &fakeOwner{answer: &peerpb.PushResponse{StatusCode: 200}}
+	tp := newTwoPeers(t, ingest.DefaultConfig(), serveOwner(t, owner))
+	before := time.Now()
+	_, err := tp.c.Handle(context.Background(), ingest.Request{Method: http.MethodPut, Path: tp.job(t, "peer-1"), Body: strings.NewReader("m 1\n")})
+	require.NoError(t, err)
+	after := time.Now()
+	require.Len(t, owner.applyBy, 1)
+	require.Len(t, owner.applyBy[0], 1)
+	n, err := strconv.ParseInt(owner.applyBy[0][0], 10, 64)
+	require.NoError(t, err)
+	by := time.Unix(0, n)
+	require.False(t, by.Before(before.Add(tp.c.cfg.ForwardTimeout)), "apply-by %s, sent after %s", by, before)
+	require.False(t, by.After(after.Add(tp.c.cfg.ForwardTimeout)), "apply-by %s, answered at %s", by, after)
 }
 
 // TestForwardChecksWhatItCanHere: requests refused before their body is

@@ -28,6 +28,10 @@ type server struct {
 // status and body.
 func (s *server) Push(ctx context.Context, req *peerpb.PushRequest) (*peerpb.PushResponse, error) {
 	c := s.c
+	// Not after the forwarder gave up (applyByKey): the ingester checks
+	// the context right before the store assigns the push a version.
+	ctx, cancel := applyBy(ctx)
+	defer cancel()
 	release, err := c.budget.ChargeForwarded(req.GetBody(), req.GetContentType())
 	if err != nil {
 		return c.pushResponse(err), nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/pushring/pushring/ingest"
@@ -228,4 +230,43 @@ func TestLonePeerRoutesEverythingHere(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.Status)
 	require.Len(t, ing.applied, 1)
 	require.NoError(t, c.Ready())
+}
+
+// TestServerPushNotAfterForwarderGaveUp: a forwarded push whose forwarder
+// has given up (its apply-by time has passed) is not applied, however
+// long gRPC's own timeout still runs on this peer; one within its time
+// is. A peer that resumes after SIGSTOP with a forwarded push in its
+// socket would otherwise apply it with a version newer than the retry the
+// forwarder sent to the next owner, and its old values would win.
+func TestServerPushNotAfterForwarderGaveUp(t *testing.T) {
+	st, err := store.New(store.Config{}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	ing, err := ingest.New(ingest.Config{MaxBodyBytes: 1 << 20}, st, nil, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	c, _ := lonePeer(t, ing, freeAdmission{}, testConfig())
+	svc := &server{c: c}
+	push := func(applyBy time.Time, job string) *peerpb.PushResponse {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // gRPC's own deadline, still far
+		defer cancel()
+		md := metadata.Pairs(applyByKey, strconv.FormatInt(applyBy.UnixNano(), 10))
+		resp, err := svc.Push(metadata.NewIncomingContext(ctx, md),
+			&peerpb.PushRequest{Method: http.MethodPut, Path: "/job/" + job, Body: []byte("m 1\n")})
+		require.NoError(t, err)
+		return resp
+	}
+	groups := func() int { g, _ := st.Stats(); return g }
+
+	resp := push(time.Now().Add(-time.Second), "late")
+	require.GreaterOrEqual(t, resp.GetStatusCode(), int32(300), "answer: %d %s", resp.GetStatusCode(), resp.GetBody())
+	require.Contains(t, resp.GetBody(), "abandoned before it was applied")
+	require.Zero(t, groups(), "nothing applied")
+
+	resp = push(time.Now().Add(applyBySkew/2), "skewed") // the forwarder still waits, but within the clock skew
+	require.GreaterOrEqual(t, resp.GetStatusCode(), int32(300))
+	require.Zero(t, groups())
+
+	resp = push(time.Now().Add(time.Minute), "in-time")
+	require.Equal(t, int32(http.StatusOK), resp.GetStatusCode(), resp.GetBody())
+	require.Equal(t, 1, groups())
 }
