@@ -206,9 +206,11 @@ func firstValue(vs []string) string {
 // forwarded push only before this time (applyBy).
 const applyByKey = "pushring-apply-by"
 
-// applyBySkew is how far apart peers' clocks may be before an owner
-// refuses a forwarded push the forwarder still waits for: its deadline is
-// moved this much earlier. Versions already assume clocks this close.
+// applyBySkew is how far an owner's clock may run behind the forwarder's
+// while the owner still never applies a push after the forwarder gave
+// up: the deadline is moved this much earlier. (An owner's clock ahead by
+// nearly the forward timeout would refuse pushes in time.) Versions
+// already assume clocks that agree much better.
 const applyBySkew = 100 * time.Millisecond
 
 // withApplyBy adds the forward deadline to the outgoing metadata.
