@@ -101,11 +101,10 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration) error {
 	defer tick.Stop()
 	for {
 		if readyOnce(ctx, client, p.baseURL()+"/-/ready") {
-			mine, err := portowner.Listens(p.cmd.Process.Pid, port)
-			if mine || errors.Is(err, portowner.ErrUnsupported) {
+			switch portowner.Answerer(p.cmd.Process.Pid, port) {
+			case portowner.Ours:
 				return nil
-			}
-			if err == nil {
+			case portowner.Theirs:
 				return fmt.Errorf("%s: another process holds %s (it took the port before %s could bind it); run again. log:\n%s",
 					p.name, p.addr, p.name, p.logTail())
 			}

@@ -301,11 +301,10 @@ func tryStart(t *testing.T, kind, bin string, flags []string, port int) (*gw, er
 				// The answer is the gateway's only if it holds the
 				// listener: another process may have taken the port
 				// first (the Pushgateway 1.5.1 then stays up, port-less).
-				mine, err := portowner.Listens(g.cmd.Process.Pid, port)
-				switch {
-				case mine || errors.Is(err, portowner.ErrUnsupported):
+				switch portowner.Answerer(g.cmd.Process.Pid, port) {
+				case portowner.Ours:
 					return g, nil
-				case err == nil:
+				case portowner.Theirs:
 					_ = g.cmd.Process.Kill()
 					<-g.done
 					return nil, fmt.Errorf("%s on %s: %w\n%s", kind, addr, errPortLost, g.logs)

@@ -15,3 +15,30 @@ var ErrUnsupported = errors.ErrUnsupported
 // on any local address, IPv4 or IPv6, in pid's network namespace. A
 // process that is gone is an error.
 func Listens(pid, port int) (bool, error) { return listens(pid, port) }
+
+// Verdict is whose answer a readiness probe got on a port.
+type Verdict int
+
+const (
+	// Unsure: the process was not seen listening, nor anyone else (it
+	// may be gone, or the listener not yet visible); probe again.
+	Unsure Verdict = iota
+	// Ours: the process holds the listener, or the system cannot tell
+	// (ErrUnsupported), in which case the answer is taken as its.
+	Ours
+	// Theirs: another process holds the port; the one started lost it.
+	Theirs
+)
+
+// Answerer tells whose answer a probe of port got, given that pid is the
+// process started to listen there: what every caller of Listens decides.
+func Answerer(pid, port int) Verdict {
+	mine, err := Listens(pid, port)
+	switch {
+	case mine || errors.Is(err, ErrUnsupported):
+		return Ours
+	case err == nil:
+		return Theirs
+	}
+	return Unsure
+}

@@ -328,11 +328,10 @@ func waitReady(ctx context.Context, pid, port int, timeout time.Duration) error 
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				mine, err := portowner.Listens(pid, port)
-				if mine || errors.Is(err, portowner.ErrUnsupported) {
+				switch portowner.Answerer(pid, port) {
+				case portowner.Ours:
 					return nil
-				}
-				if err == nil {
+				case portowner.Theirs:
 					return fmt.Errorf("another process holds %s (it took the port before the target bound it); run again", base)
 				}
 			}
