@@ -95,7 +95,7 @@ func TestBodyOverMemoryBudget(t *testing.T) {
 	ta := newBlockingAPI(t, 4, time.Second)
 	ta.API.bodies.maxBody = 1000
 	ta.API.bodies.budget = newBudget(20000)
-	// 1000 bytes, three lines: 1001 buffered, 10×1000 + 3×1400 for
+	// 1000 bytes, three lines: 1001 buffered, 8×1000 + 3×1060 for
 	// decoding and applying (ingest.DecodeCost).
 	body := "#" + strings.Repeat("x", 994) + "\nm 1\n"
 	codes := make(chan int, 1)
@@ -105,7 +105,7 @@ func TestBodyOverMemoryBudget(t *testing.T) {
 	case code := <-codes:
 		t.Fatalf("the first push was answered %d instead of entering the ingester", code)
 	}
-	require.Equal(t, int64(15201), ta.bodies.budget.inUse())
+	require.Equal(t, int64(12181), ta.bodies.budget.inUse())
 
 	w := ta.do(http.MethodPut, "/metrics/job/b", strings.NewReader(body))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)

@@ -21,11 +21,11 @@ import (
 // others: it adds a bucket to its metric, not a metric. Such lines are
 // counted by their le or quantile label, at most one per line.
 const (
-	textCostPerByte    = 10
-	textCostPerLine    = 1400
-	textBucketDiscount = 1100
-	protoCostPerByte   = 9
-	protoCostPerItem   = 280
+	textCostPerByte    = 8
+	textCostPerLine    = 1060
+	textBucketDiscount = 750
+	protoCostPerByte   = 7
+	protoCostPerItem   = 250
 )
 
 // DecodeCost estimates, from above, the heap that decoding b as

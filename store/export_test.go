@@ -107,8 +107,8 @@ func (s *Store) checkCounts() error {
 				return fmt.Errorf("slot of %q in %s is broken", name, formatKey(k))
 			}
 			// The text's sample lines: what Prometheus counts as series.
-			inGroup += bytes.Count(sl.fam.text(), []byte{'\n'})
-			nBytes += int64(len(sl.fam.data))
+			inGroup += bytes.Count(textOf(sl.fam), []byte{'\n'})
+			nBytes += int64(sl.fam.textSize())
 			fams++
 		}
 		if inGroup != g.series {
@@ -338,3 +338,9 @@ func (fw *fileWriter) entry(key GroupKey, version uint64, deadline time.Time, fa
 
 // KeyJob is k.job, for the tests of the store package's callers.
 func KeyJob(k GroupKey) string { return k.job() }
+
+// textOf returns f's text lines, decoded if they are front-coded.
+func textOf(f *family) []byte {
+	var sc []byte
+	return f.text(&sc)
+}

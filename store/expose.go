@@ -220,6 +220,7 @@ type encoder struct {
 	// omDemoted.
 	exposed map[string]bool
 	hdr     []byte // scratch for headers
+	lines   []byte // scratch for front-coded text, decoded
 	scratch renderScratch
 	size    []byte // scratch for a message length
 }
@@ -305,7 +306,7 @@ func (e *encoder) textFamily(fams []*family) error {
 		return e.gz.chunks(fams, e.mems)
 	}
 	for _, f := range fams {
-		if _, err := e.w.Write(f.text()); err != nil {
+		if _, err := e.w.Write(f.text(&e.lines)); err != nil {
 			return err
 		}
 	}

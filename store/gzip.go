@@ -66,6 +66,7 @@ type gzipStream struct {
 	seg   bytes.Buffer // fw's output for one segment
 	live  []byte       // bytes written since the last segment
 	parts [][]byte     // scratch: the texts of a chunk
+	lines []byte       // scratch: the front-coded texts of a chunk, decoded
 	crc   uint32
 	size  uint32 // ISIZE: the uncompressed size modulo 2^32
 	cache *renderCache
@@ -174,7 +175,7 @@ func (z *gzipStream) chunks(fams []*family, mems []member) error {
 	start, size := 0, 0
 	for i, m := range mems {
 		if m.size == maxMemberSize {
-			size += len(fams[i].data) // 4 GiB or more: not in the member
+			size += fams[i].textSize() // 4 GiB or more: not in the member
 		} else {
 			size += int(m.size)
 		}
@@ -213,18 +214,25 @@ func (z *gzipStream) chunk(fams []*family, mems []member, text int) error {
 		return err
 	}
 	var crc uint32
+	z.parts = z.parts[:0]
+	lines := slices.Grow(z.lines[:0], text) // room for every text, decoded
+	rest := lines
 	for _, f := range fams {
-		crc = crc32.Update(crc, crc32.IEEETable, f.text())
+		t := f.text(&rest) // front-coded texts are decoded into rest
+		rest = rest[len(rest):]
+		crc = crc32.Update(crc, crc32.IEEETable, t)
+		z.parts = append(z.parts, t)
 	}
 	op := shiftOp(uint64(text))
 	z.crc = crcCombine(z.crc, crc, op)
 	z.size += uint32(text) //nolint:gosec // ISIZE is the size modulo 2^32
-	z.parts = z.parts[:0]
-	for _, f := range fams {
-		z.parts = append(z.parts, f.text())
-	}
 	seg, err := z.deflate(z.parts...)
 	clear(z.parts) // hold no family's text past the scrape
+	if cap(lines) <= 2*chunkBytes {
+		z.lines = lines[:0]
+	} else {
+		z.lines = nil // a chunk of one large family: not kept for the next
+	}
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ type slot struct {
 // family itself (expose.go), in 16 bytes.
 type member struct {
 	id uint64 // fam.id
-	// size is len(fam.data), or maxMemberSize for that or more: the
+	// size is fam.textSize(), or maxMemberSize for that or more: the
 	// scrape then reads the length from the family.
 	size  uint32
 	split bool // g.split
@@ -71,7 +71,7 @@ const maxMemberSize = math.MaxUint32
 // setFam makes f the slot's family.
 func (sl *slot) setFam(f *family) {
 	sl.fam = f
-	sl.id, sl.size, sl.utf8 = f.id, uint32(min(len(f.data), maxMemberSize)), f.utf8 //nolint:gosec // bounded by min
+	sl.id, sl.size, sl.utf8 = f.id, uint32(min(f.textSize(), maxMemberSize)), f.utf8 //nolint:gosec // bounded by min
 }
 
 // nameEntry indexes one family name across groups.
@@ -246,7 +246,7 @@ func (s *Store) setFamily(g *group, f *family) {
 		e.internHelp(f)
 		s.reindexSeries(g, sl.fam.hashes, f.hashes)
 		s.nSeries += f.samples - sl.fam.samples
-		s.nBytes += int64(len(f.data) - len(sl.fam.data))
+		s.nBytes += int64(f.textSize() - sl.fam.textSize())
 		g.series += f.samples - sl.fam.samples
 		if sl.fam != f {
 			s.cache.release(sl.fam)
@@ -318,7 +318,7 @@ func (s *Store) indexSeries(g *group, f *family) {
 		s.series.add(h, g)
 	}
 	s.nSeries += f.samples
-	s.nBytes += int64(len(f.data))
+	s.nBytes += int64(f.textSize())
 	g.series += f.samples
 }
 
@@ -327,7 +327,7 @@ func (s *Store) forgetSeries(g *group, f *family) {
 		s.series.remove(h, g)
 	}
 	s.nSeries -= f.samples
-	s.nBytes -= int64(len(f.data))
+	s.nBytes -= int64(f.textSize())
 	g.series -= f.samples
 }
 

@@ -46,7 +46,7 @@ func (s *Store) growth(c *change) (groups, series, bytes int) {
 	for _, b := range c.news {
 		if b.fam != nil {
 			series += b.fam.samples
-			bytes += len(b.fam.data)
+			bytes += b.fam.textSize()
 		}
 	}
 	switch {
@@ -56,7 +56,7 @@ func (s *Store) growth(c *change) (groups, series, bytes int) {
 		for _, b := range c.news {
 			if sl := c.g.families[b.name]; sl != nil {
 				series -= sl.fam.samples
-				bytes -= len(sl.fam.data)
+				bytes -= sl.fam.textSize()
 			}
 		}
 		return 0, series, bytes
@@ -65,13 +65,13 @@ func (s *Store) growth(c *change) (groups, series, bytes int) {
 	// does not replace.
 	for _, sl := range c.g.families {
 		series -= sl.fam.samples
-		bytes -= len(sl.fam.data)
+		bytes -= sl.fam.textSize()
 	}
 	if c.drop == dropPushed {
 		for _, name := range [...]string{PushTimeName, PushFailureTimeName} {
 			if sl := c.g.families[name]; sl != nil && c.lookup(name) == nil {
 				series += sl.fam.samples
-				bytes += len(sl.fam.data)
+				bytes += sl.fam.textSize()
 			}
 		}
 	}

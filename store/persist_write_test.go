@@ -231,7 +231,7 @@ func TestStoreWriteFileLeavesOutFamilyThatDoesNotEncode(t *testing.T) {
 	}
 	require.NotNil(t, f)
 	require.Nil(t, f.kept(), "the family renders its protobuf from its text")
-	f.data = []byte("not a sample line\n")
+	f.data, f.textLen = []byte("not a sample line\n"), 0
 	st.mu.Unlock()
 
 	require.NoError(t, st.WriteFile(path))

@@ -173,7 +173,7 @@ func (f *family) protobuf(c *renderCache) ([]byte, error) {
 	if f.series() == 0 {
 		return []byte{}, nil // what proto.Marshal writes for no metrics
 	}
-	pb, err := f.renderProtobuf(make([]byte, 0, len(f.data)), &textScratch{})
+	pb, err := f.renderProtobuf(make([]byte, 0, f.textSize()), &textScratch{})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +195,7 @@ func (f *family) protobufScratch(c *renderCache, sc *renderScratch) ([]byte, err
 		return p, nil
 	}
 	// The protobuf is about as long as the text or shorter.
-	if f.series() == 0 || !c.fits(len(f.data)) {
+	if f.series() == 0 || !c.fits(f.textSize()) {
 		pb, err := f.renderProtobuf(sc.out[:0], &sc.text)
 		if err == nil {
 			sc.out = pb
@@ -227,7 +227,7 @@ func (f *family) kept() []byte {
 // to b. Without the metric name a field is usually shorter than its line.
 func (f *family) renderProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 	if hasSimpleText(f.typ) {
-		return sc.appendSimpleProtobuf(b, f.name, f.typ, f.text())
+		return sc.appendSimpleProtobuf(b, f.name, f.typ, f.text(&sc.lines))
 	}
 	return f.complexProtobuf(b, sc)
 }
@@ -235,6 +235,7 @@ func (f *family) renderProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 // textScratch is the scratch space of renderProtobuf, reused by a caller
 // that renders many families (a persistence write).
 type textScratch struct {
+	lines   []byte // front-coded text, decoded
 	val     []byte
 	complex complexText
 }
@@ -242,7 +243,7 @@ type textScratch struct {
 // complexProtobuf appends the protobuf fields of a summary or histogram
 // family to b: straight from its text, else through expfmt's parser.
 func (f *family) complexProtobuf(b []byte, sc *textScratch) ([]byte, error) {
-	pb, n, err := sc.complex.appendProtobuf(b, f.name, f.typ, f.text(), f.infAdded)
+	pb, n, err := sc.complex.appendProtobuf(b, f.name, f.typ, f.text(&sc.lines), f.infAdded)
 	if err == nil && n == f.series() {
 		return pb, nil
 	}
@@ -339,7 +340,7 @@ func firstLine(text []byte) []byte {
 func (f *family) parseText() ([]*dto.Metric, error) {
 	header := "# TYPE " + f.name + " " + textType(f.typ) + "\n"
 	p := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := p.TextToMetricFamilies(io.MultiReader(strings.NewReader(header), bytes.NewReader(f.text())))
+	mfs, err := p.TextToMetricFamilies(io.MultiReader(strings.NewReader(header), bytes.NewReader(f.text(new([]byte)))))
 	if err != nil {
 		return nil, fmt.Errorf("parse stored family %q: %w", f.name, err)
 	}

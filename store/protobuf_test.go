@@ -149,8 +149,8 @@ func requireRoundTrip(t *testing.T, mf *dto.MetricFamily, eager bool) {
 		if !eager && !hasSimpleText(f.typ) {
 			// The lazy rendering reads the text itself, without falling
 			// back to expfmt's parser.
-			direct, n, err := new(complexText).appendProtobuf([]byte{}, f.name, f.typ, f.text(), f.infAdded)
-			require.NoError(t, err, "%s: text %q", path, f.text())
+			direct, n, err := new(complexText).appendProtobuf([]byte{}, f.name, f.typ, textOf(f), f.infAdded)
+			require.NoError(t, err, "%s: text %q", path, textOf(f))
 			require.Equal(t, f.series(), n, path)
 			require.Equal(t, want, direct, path)
 		}

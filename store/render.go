@@ -35,7 +35,8 @@ type family struct {
 	// memory.
 	name string
 	// data holds the text 0.0.4 sample lines (no HELP or TYPE), in the
-	// client_golang metric order.
+	// client_golang metric order: as they are, or front-coded when
+	// textLen is set (fronttext.go). Read them with text.
 	data   []byte
 	hashes []uint64  // series hashes, sorted
 	time   time.Time // of the push that last wrote the family
@@ -73,18 +74,60 @@ type family struct {
 	// left is set once the family is no longer in the store: a scrape that
 	// still writes it keeps no rendering (renderCache).
 	left atomic.Bool
+	// textLen is the length of the text when data holds it front-coded,
+	// else 0. It fills the padding after left.
+	textLen uint32
 }
 
-// text returns the text 0.0.4 sample lines.
-func (f *family) text() []byte { return f.data[:len(f.data):len(f.data)] }
+// text returns the text 0.0.4 sample lines: data itself, or the lines
+// decoded into *sc (grown, and valid until its next use) when data is
+// front-coded. The result must not be modified.
+func (f *family) text(sc *[]byte) []byte {
+	if f.textLen == 0 {
+		return f.data[:len(f.data):len(f.data)]
+	}
+	*sc = appendFrontDecoded((*sc)[:0], f.data, int(f.textLen))
+	return *sc
+}
+
+// textSize is the length of the text lines, whether or not data holds
+// them front-coded: what a scrape writes, and what --store.max-bytes
+// counts.
+func (f *family) textSize() int {
+	if f.textLen == 0 {
+		return len(f.data)
+	}
+	return int(f.textLen)
+}
 
 // series returns the number of metrics (series in client_golang's sense).
 func (f *family) series() int { return len(f.hashes) }
 
-// setData keeps text as the family's sample lines and counts them.
-func (f *family) setData(text []byte) {
-	f.data = text
-	f.samples = bytes.Count(text, []byte{'\n'})
+// keepText keeps a copy of lines as the family's sample lines,
+// front-coded if that saves enough (fronttext.go), in one allocation of
+// the exact size, and counts them.
+func (f *family) keepText(lines lineSeq) {
+	f.samples, f.textLen = 0, 0
+	text := 0
+	for l := lines; ; {
+		line, ok := l.next()
+		if !ok {
+			break
+		}
+		if line[len(line)-1] == '\n' {
+			f.samples++
+		}
+		text += len(line)
+	}
+	if size := frontCodedSize(lines); size >= 0 {
+		f.data = appendFrontCoded(make([]byte, 0, size), lines)
+		f.textLen = uint32(text) //nolint:gosec // frontCodedSize codes less than 4 GiB only
+		return
+	}
+	f.data = make([]byte, 0, text)
+	for line, ok := lines.next(); ok; line, ok = lines.next() {
+		f.data = append(f.data, line...)
+	}
 }
 
 // header returns the family without metrics.
@@ -303,7 +346,7 @@ func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	f.setData(append(make([]byte, 0, len(text)), text...))
+	f.keepText(lineSeq{text: text})
 	exact, infAdded := textExactAll(f.typ, ms)
 	f.infAdded = infAdded
 	if !exact || f.utf8 {

@@ -80,19 +80,18 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 	}
 	f := newFamily(mf, out.name, out.typ)
 	f.hashes = make([]uint64, len(chunks))
-	data := make([]byte, 0, len(w.text))
+	lines := lineSeq{text: w.text}
 	if inOrder {
 		out.metrics = ms
-		data = append(data, w.text...)
 	} else {
 		sortChunks(chunks, ms)
 		out.metrics = make([]*dto.Metric, len(chunks))
 		for i, c := range chunks {
 			out.metrics[i] = ms[c.idx]
-			data = append(data, w.text[c.textStart:c.textEnd]...)
 		}
+		lines.order = chunks // the lines in the sorted metrics' order
 	}
-	f.setData(data)
+	f.keepText(lines)
 	for i, c := range chunks {
 		f.hashes[i] = c.hash
 	}

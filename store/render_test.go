@@ -132,7 +132,7 @@ func requireSameBuild(t *testing.T, b *builder, mf *dto.MetricFamily) {
 		require.True(t, proto.Equal(want.metrics[i], got.metrics[i]), "metric %d: want %v, got %v", i, want.metrics[i], got.metrics[i])
 	}
 	w, g := want.fam, got.fam
-	require.Equal(t, string(w.text()), string(g.text()))
+	require.Equal(t, string(textOf(w)), string(textOf(g)))
 	require.Equal(t, w.pb.Load() != nil, g.pb.Load() != nil, "both paths keep eager protobuf bytes, or neither")
 	require.Equal(t, mustProtobuf(t, w), mustProtobuf(t, g))
 	require.Equal(t, w.hashes, g.hashes)
@@ -144,7 +144,7 @@ func requireSameBuild(t *testing.T, b *builder, mf *dto.MetricFamily) {
 		var text bytes.Buffer
 		_, err := expfmt.MetricFamilyToText(&text, &dto.MetricFamily{Name: mf.Name, Type: mf.Type, Metric: got.metrics})
 		require.NoError(t, err)
-		require.Equal(t, string(dropFirstLine(text.Bytes())), string(g.text()))
+		require.Equal(t, string(dropFirstLine(text.Bytes())), string(textOf(g)))
 	}
 	pb, err := proto.Marshal(&dto.MetricFamily{Metric: got.metrics})
 	require.NoError(t, err)

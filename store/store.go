@@ -59,7 +59,7 @@ type Store struct {
 	namesDirty   bool
 	series       seriesIndex
 	nSeries      int
-	nBytes       int64 // sample bytes (family.data) of every family; --store.max-bytes
+	nBytes       int64 // text bytes (family.textSize) of every family; --store.max-bytes
 	nFamilies    int   // (group, family) pairs
 	// nFailureOnly counts the groups with failureOnly set.
 	nFailureOnly int

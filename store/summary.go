@@ -121,7 +121,7 @@ func timeGaugeValue(f *family) float64 {
 	if f == nil {
 		return 0
 	}
-	if line, ok := bytes.CutSuffix(f.data, []byte{'\n'}); ok && bytes.IndexByte(line, '\n') < 0 {
+	if line, ok := bytes.CutSuffix(f.text(new([]byte)), []byte{'\n'}); ok && bytes.IndexByte(line, '\n') < 0 {
 		if i := bytes.LastIndexByte(line, ' '); i >= 0 {
 			if v, err := strconv.ParseFloat(string(line[i+1:]), 64); err == nil {
 				return v

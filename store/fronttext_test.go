@@ -1,0 +1,221 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+)
+
+// requireFrontRoundTrip codes lines and, when they are coded, decodes
+// them back after a prefix already in the buffer.
+func requireFrontRoundTrip(t testing.TB, lines lineSeq) (coded []byte, ok bool) {
+	t.Helper()
+	var text []byte
+	for l := lines; ; {
+		line, ok := l.next()
+		if !ok {
+			break
+		}
+		text = append(text, line...)
+	}
+	size := frontCodedSize(lines)
+	if size < 0 {
+		return nil, false
+	}
+	coded = appendFrontCoded([]byte("junk"), lines)
+	require.Equal(t, "junk", string(coded[:4]), "appendFrontCoded appends")
+	coded = coded[4:]
+	require.Len(t, coded, size)
+	require.LessOrEqual(t, len(coded), len(text)-len(text)/frontCodeMin, "coded only when it saves an eighth")
+	got := appendFrontDecoded([]byte("head"), coded, len(text))
+	require.Equal(t, "head"+string(text), string(got))
+	return coded, true
+}
+
+func TestFrontCode(t *testing.T) {
+	long := strings.Repeat("x", 300) // a shared prefix past one varint byte
+	for _, tc := range []struct {
+		name, text string
+		coded      bool
+	}{
+		{"empty", "", false},
+		{"one line", `m{instance="a",job="j"} 1` + "\n", false},
+		{"no final newline", "m{a=\"1\"} 1\nm{a=\"2\"} 2", false},
+		{"nothing shared", "a 1\nb 2\nc 3\n", false},
+		{"node lines", `edge_filesystem_avail_bytes{instance="edge-000001",job="loadtest",mountpoint="/mnt/disk0"} 2.2647772601e+11
+edge_filesystem_avail_bytes{instance="edge-000001",job="loadtest",mountpoint="/mnt/disk1"} 3.92956056406e+11
+edge_filesystem_avail_bytes{instance="edge-000001",job="loadtest",mountpoint="/mnt/disk10"} 7.8120962447e+11
+`, true},
+		{"histogram", `h_bucket{job="j",le="0.1"} 1
+h_bucket{job="j",le="1"} 2
+h_bucket{job="j",le="+Inf"} 3
+h_sum{job="j"} 1.5
+h_count{job="j"} 3
+`, true},
+		{"long shared prefix", "m{a=\"" + long + "1\"} 1\nm{a=\"" + long + "2\"} 2\nm{a=\"" + long + "\"} 3\n", true},
+		{"equal lines", "m 1\nm 1\nm 1\nm 1\nm 1\nm 1\nm 1\nm 1\n", true},
+		{"a line the prefix of the next", "m_a 1\nm_a 1 2\nm_a 1 2 3\n", true},
+		{"empty lines", "\n\n\n\n\n\n\n\n\n\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ok := requireFrontRoundTrip(t, lineSeq{text: []byte(tc.text)})
+			require.Equal(t, tc.coded, ok)
+		})
+	}
+}
+
+func TestSharedPrefix(t *testing.T) {
+	naive := func(a, b string) int {
+		i := 0
+		for i < len(a) && i < len(b) && a[i] == b[i] {
+			i++
+		}
+		return i
+	}
+	base := "0123456789abcdefghijklmnopqrstuvwxyz"
+	for i := 0; i <= len(base); i++ {
+		for j := i; j <= len(base); j++ {
+			a := base[:j]
+			b := base[:i] + "!" + base[min(i+1, len(base)):]
+			require.Equal(t, naive(a, b), sharedPrefix([]byte(a), []byte(b)), "%q %q", a, b)
+			require.Equal(t, naive(a, base[:i]), sharedPrefix([]byte(a), []byte(base[:i])))
+		}
+	}
+}
+
+// FuzzFrontCode: every text of whole lines decodes to itself.
+func FuzzFrontCode(f *testing.F) {
+	f.Add([]byte("m{a=\"1\"} 1\nm{a=\"2\"} 2\n"))
+	f.Add(bytes.Repeat([]byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"), 9))
+	f.Add([]byte("\n\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		if len(text) > 0 && text[len(text)-1] != '\n' {
+			text = append(text, '\n')
+		}
+		requireFrontRoundTrip(t, lineSeq{text: text})
+		// The same lines in reverse order, as buildSimple hands over
+		// metrics it sorted.
+		var order []simpleChunk
+		for start := 0; start < len(text); {
+			end := start + bytes.IndexByte(text[start:], '\n') + 1
+			order = append(order, simpleChunk{textStart: start, textEnd: end})
+			start = end
+		}
+		slices.Reverse(order)
+		requireFrontRoundTrip(t, lineSeq{text: text, order: order})
+	})
+}
+
+// frontPush is a group's push in the text format: a histogram, a
+// summary and labelled gauges, every line with the grouping labels.
+const frontPush = `# HELP edge_request_duration_seconds Latency.
+# TYPE edge_request_duration_seconds histogram
+edge_request_duration_seconds_bucket{instance="%[1]s",job="edge",le="0.1"} 1
+edge_request_duration_seconds_bucket{instance="%[1]s",job="edge",le="1"} 4
+edge_request_duration_seconds_bucket{instance="%[1]s",job="edge",le="+Inf"} 5
+edge_request_duration_seconds_sum{instance="%[1]s",job="edge"} 3.25
+edge_request_duration_seconds_count{instance="%[1]s",job="edge"} 5
+# TYPE edge_rpc_seconds summary
+edge_rpc_seconds{instance="%[1]s",job="edge",quantile="0.5"} 0.01
+edge_rpc_seconds{instance="%[1]s",job="edge",quantile="0.99"} 0.25
+edge_rpc_seconds_sum{instance="%[1]s",job="edge"} 12
+edge_rpc_seconds_count{instance="%[1]s",job="edge"} 400
+# TYPE edge_filesystem_avail_bytes gauge
+edge_filesystem_avail_bytes{instance="%[1]s",job="edge",mountpoint="/mnt/disk0"} 2.2647772601e+11
+edge_filesystem_avail_bytes{instance="%[1]s",job="edge",mountpoint="/mnt/disk1"} 3.92956056406e+11
+edge_filesystem_avail_bytes{instance="%[1]s",job="edge",mountpoint="/mnt/disk10"} 7.8120962447e+11
+edge_filesystem_avail_bytes{instance="%[1]s",job="edge",mountpoint="/mnt/disk2"} 8.63697854186e+11
+# TYPE edge_up gauge
+edge_up{instance="%[1]s",job="edge"} 1
+`
+
+// TestStoreFrontCodesItsText: a group's multi-line families keep their
+// text front-coded, one-line families keep it as it is, and every reader
+// of the text (scrapes in each format, gzipped or not, and the byte count
+// of --store.max-bytes) sees the lines expfmt writes.
+func TestStoreFrontCodesItsText(t *testing.T) {
+	s, err := New(Config{}, nil, nil)
+	require.NoError(t, err)
+	at := time.Unix(1_700_000_000, 0)
+	pushed := map[GroupKey]map[string]*dto.MetricFamily{}
+	for i := range 3 {
+		instance := fmt.Sprintf("edge-%06d", i)
+		p := expfmt.NewTextParser(model.LegacyValidation)
+		fams, err := p.TextToMetricFamilies(strings.NewReader(fmt.Sprintf(frontPush, instance)))
+		require.NoError(t, err)
+		k := NewGroupKey(map[string]string{"job": "edge", "instance": instance})
+		pushed[k] = fams
+		require.NoError(t, s.Apply(Push{Key: k, Replace: true, Families: fams, Time: at}))
+	}
+	coded, text := 0, 0
+	for k, g := range s.groups {
+		for name, sl := range g.families {
+			f := sl.fam
+			lines := textOf(f)
+			require.Len(t, lines, f.textSize())
+			require.Equal(t, f.samples, bytes.Count(lines, []byte{'\n'}))
+			if mf := pushed[k][name]; mf != nil {
+				var want bytes.Buffer
+				_, err := expfmt.MetricFamilyToText(&want, mf)
+				require.NoError(t, err)
+				require.Equal(t, string(want.Bytes()[bytes.Index(want.Bytes(), []byte("\n"+name))+1:]), string(lines), name)
+			}
+			if f.samples == 1 {
+				require.Zero(t, f.textLen, "%s has one line", name)
+				require.Equal(t, string(f.data), string(lines))
+				continue
+			}
+			require.NotZero(t, f.textLen, "%s has %d lines", name, f.samples)
+			coded += len(f.data)
+			text += len(lines)
+		}
+	}
+	require.Less(t, coded, text*2/3, "the lines of a family share their name and grouping labels")
+	require.NoError(t, s.CheckInvariants())
+	_, series := s.Stats()
+	for _, f := range []Format{FormatText, FormatProtoDelim, FormatOpenMetrics, FormatText.WithEscaping(model.UnderscoreEscaping)} {
+		for round := range 2 { // gzipped segments compressed, then kept
+			var plain, zipped bytes.Buffer
+			require.NoError(t, s.WriteExposition(&plain, f, nil))
+			require.NoError(t, s.WriteExpositionGzip(&zipped, f, nil))
+			require.Equal(t, plain.String(), string(gunzipOne(t, zipped.Bytes())), "%s, round %d", f, round)
+			if f == FormatText {
+				p := expfmt.NewTextParser(model.LegacyValidation)
+				got, err := p.TextToMetricFamilies(&plain)
+				require.NoError(t, err)
+				n := 0
+				for _, mf := range got {
+					n += len(mf.Metric)
+				}
+				require.Equal(t, 3*(1+1+4+1), n-2*3, "every metric but the push-time gauges")
+				require.Equal(t, 3*(5+4+4+1)+2*3, series)
+			}
+		}
+	}
+}
+
+// BenchmarkFrontDecode decodes the front-coded lines of an edge node's
+// 13-line gauge family.
+func BenchmarkFrontDecode(b *testing.B) {
+	var text []byte
+	for i := range 13 {
+		text = fmt.Appendf(text, "edge_filesystem_avail_bytes{instance=\"edge-000001\",job=\"loadtest\",mountpoint=\"/mnt/disk%d\"} %d.5e+11\n", i, i)
+	}
+	size := frontCodedSize(lineSeq{text: text})
+	require.Positive(b, size)
+	coded := appendFrontCoded(nil, lineSeq{text: text})
+	b.SetBytes(int64(len(text)))
+	var out []byte
+	for b.Loop() {
+		out = appendFrontDecoded(out[:0], coded, len(text))
+	}
+	b.ReportMetric(float64(len(coded))/float64(len(text)), "coded/text")
+}
