@@ -94,8 +94,8 @@ func TestTricklingBodyBelowMinRate(t *testing.T) {
 func TestBodyOverMemoryBudget(t *testing.T) {
 	ta := newBlockingAPI(t, 4, time.Second)
 	ta.API.bodies.maxBody = 1000
-	ta.API.bodies.budget = newBudget(20000)
-	// 1000 bytes, three lines: 1001 buffered, 8×1000 + 3×1060 for
+	ta.API.bodies.budget = newBudget(12000)
+	// 1000 bytes, three lines: 1001 buffered, 4×1000 + 3×1070 for
 	// decoding and applying (ingest.DecodeCost).
 	body := "#" + strings.Repeat("x", 994) + "\nm 1\n"
 	codes := make(chan int, 1)
@@ -105,17 +105,18 @@ func TestBodyOverMemoryBudget(t *testing.T) {
 	case code := <-codes:
 		t.Fatalf("the first push was answered %d instead of entering the ingester", code)
 	}
-	require.Equal(t, int64(12181), ta.bodies.budget.inUse())
+	require.Equal(t, int64(8211), ta.bodies.budget.inUse())
 
 	w := ta.do(http.MethodPut, "/metrics/job/b", strings.NewReader(body))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 	require.Equal(t, "1", w.Header().Get("Retry-After"))
-	require.Contains(t, w.Body.String(), "push refused: the push bodies being read and decoded hold the memory budget of 20000 bytes")
+	require.Contains(t, w.Body.String(), "push refused: the push bodies being read and decoded hold the memory budget of 12000 bytes")
 	require.Contains(t, w.Body.String(), "raise --push.memory-budget-bytes, or retry later")
 	require.Equal(t, []string{ingest.ReasonMemoryBudget}, ta.ing.refusedReasons())
 
+	require.Equal(t, int64(8211), ta.bodies.budget.inUse(), "the refused push gave its charge back")
 	r := ta.do(http.MethodGet, "/-/ready", nil)
-	require.Equal(t, http.StatusOK, r.Code, "16601 of 20000 is not nine tenths")
+	require.Equal(t, http.StatusOK, r.Code, "8211 of 12000 is not nine tenths")
 
 	ta.unblock()
 	require.Equal(t, http.StatusOK, <-codes)

@@ -9,23 +9,29 @@ import (
 // What a push takes on the heap while it is decoded and applied, on top of
 // its body's buffer: TestDecodeCostCoversPush measures the bytes that
 // Handle allocates for pushes of several shapes into a real store (the
-// parsed families, the sanitised copies, the store's rendering and its
-// scratch buffers: what the heap holds at the push's height if no
-// collection runs meanwhile) and keeps these figures about a quarter
-// above them. Both formats cost per body byte (label values are copied
-// several times over) and per item: a text line, or a protobuf message
-// (a metric, a label pair, a value, a bucket or quantile), each of which
-// the decoder allocates.
+// parsed families, the store's rendering and its scratch buffers: what
+// the heap holds at the push's height if no collection runs meanwhile)
+// and keeps these figures 1.1 to 1.4 times above them. Both formats cost
+// per body byte (the rendering) and per item: a text line, or a protobuf
+// message (a metric, a label pair, a value, a bucket or quantile, an
+// exemplar), each of which the decoder allocates.
 //
 // A text line of a histogram bucket or a summary quantile costs less than
 // others: it adds a bucket to its metric, not a metric. Such lines are
-// counted by their le or quantile label, at most one per line.
+// counted by their le or quantile label, at most one per line. A protobuf
+// body carries a summary's or histogram's labels once, while the store's
+// text repeats them on each of its lines: those bytes cost again
+// (protoCost.repeated), as do the metrics whose protobuf encoding the
+// store keeps because of an exemplar (protoCost.eager).
 const (
-	textCostPerByte    = 8
-	textCostPerLine    = 1060
-	textBucketDiscount = 750
-	protoCostPerByte   = 7
-	protoCostPerItem   = 250
+	textCostPerByte    = 4
+	textCostPerLine    = 1070
+	textBucketDiscount = 560
+
+	protoCostPerByte         = 4
+	protoCostPerItem         = 215
+	protoCostPerRepeatedByte = 4
+	protoCostPerEagerByte    = 2
 )
 
 // DecodeCost estimates, from above, the heap that decoding b as
@@ -44,55 +50,110 @@ func DecodeCostOf(b []byte, contentType string) int64 {
 func decodeCost(b []byte, contentType string) int64 {
 	n := int64(len(b))
 	if isDelimitedProto(contentType) {
-		return protoCostPerByte*n + protoCostPerItem*int64(protoItems(b))
+		c := protoItems(b)
+		return protoCostPerByte*n + protoCostPerItem*int64(c.items) +
+			protoCostPerRepeatedByte*int64(c.repeated) + protoCostPerEagerByte*int64(c.eager)
 	}
 	lines := int64(bytes.Count(b, []byte{'\n'})) + 1
-	buckets := int64(bytes.Count(b, []byte(`le="`)) + bytes.Count(b, []byte(`quantile="`)))
+	buckets := int64(bytes.Count(b, []byte(`le="`))) // and quantile="
 	return textCostPerByte*n + textCostPerLine*lines - textBucketDiscount*min(buckets, lines)
 }
 
 // Field numbers of io.prometheus.client messages that protoItems looks
-// into: MetricFamily.metric, Metric.summary and Metric.histogram.
+// into.
 const (
 	fieldFamilyMetric    = 4
+	fieldMetricLabel     = 1
+	fieldMetricCounter   = 3
+	fieldCounterExemplar = 2
 	fieldMetricSummary   = 4
 	fieldMetricHistogram = 7
+	// Histogram.bucket, Bucket.exemplar and Histogram.exemplars (native).
+	fieldHistogramBucket    = 3
+	fieldBucketExemplar     = 3
+	fieldHistogramExemplars = 16
 )
 
-// protoItems counts the messages a delimited protobuf body decodes into,
-// without decoding it: every metric, every length-delimited field of a
-// metric (label pairs, the value), and every length-delimited field of a
-// summary or histogram (quantiles, buckets, spans, packed counts). A body
-// that does not parse is counted up to where it breaks; the decoder
+// protoCost is what protoItems measures of a delimited protobuf body.
+type protoCost struct {
+	// items counts the messages the body decodes into: every metric,
+	// every length-delimited field of a metric (label pairs, the value),
+	// of a counter (its exemplar and created timestamp) and of an
+	// exemplar, and every length-delimited field of a summary or
+	// histogram (quantiles, buckets, spans, packed counts).
+	items int
+	// repeated is the label bytes the store's text repeats beyond one
+	// line per metric: a summary's or histogram's labels are in the body
+	// once, and on each of its lines in the text (a bucket or quantile
+	// line each, _sum and _count).
+	repeated int
+	// eager is the bytes of metrics with an exemplar, which the text
+	// cannot carry: the store keeps their protobuf encoding from the
+	// start.
+	eager int
+}
+
+// protoItems measures a delimited protobuf body without decoding it. A
+// body that does not parse is measured up to where it breaks; the decoder
 // refuses it anyway.
-func protoItems(b []byte) int {
-	n := 0
+func protoItems(b []byte) protoCost {
+	var c protoCost
 	for len(b) > 0 {
 		size, w := protowire.ConsumeVarint(b)
 		if w < 0 || uint64(len(b)-w) < size {
-			return n
+			return c
 		}
 		bytesFields(b[w:w+int(size)], func(num protowire.Number, metric []byte) {
 			if num == fieldFamilyMetric {
-				n += metricItems(metric)
+				c.metric(metric)
 			}
 		})
 		b = b[w+int(size):]
 	}
-	return n
+	return c
 }
 
-// metricItems counts a metric, its length-delimited fields and those of
-// its summary or histogram.
-func metricItems(m []byte) int {
-	n := 1
+// metric adds metric m to c.
+func (c *protoCost) metric(m []byte) {
+	n, labels, entries, exemplar := 1, 0, -1, false
 	bytesFields(m, func(num protowire.Number, v []byte) {
 		n++
-		if num == fieldMetricSummary || num == fieldMetricHistogram {
-			bytesFields(v, func(protowire.Number, []byte) { n++ })
+		switch num {
+		case fieldMetricLabel:
+			labels += len(v)
+		case fieldMetricCounter:
+			bytesFields(v, func(num protowire.Number, v []byte) {
+				n++
+				if num == fieldCounterExemplar {
+					exemplar = true
+					bytesFields(v, func(protowire.Number, []byte) { n++ })
+				}
+			})
+		case fieldMetricSummary, fieldMetricHistogram:
+			entries = 0
+			bytesFields(v, func(num protowire.Number, v []byte) {
+				n++
+				entries++
+				if num == fieldHistogramExemplars || (num == fieldHistogramBucket && hasField(v, fieldBucketExemplar)) {
+					exemplar = true
+				}
+			})
 		}
 	})
-	return n
+	c.items += n
+	if entries >= 0 {
+		c.repeated += labels * (entries + 1)
+	}
+	if exemplar {
+		c.eager += len(m)
+	}
+}
+
+// hasField reports whether message m has a field num.
+func hasField(m []byte, num protowire.Number) bool {
+	found := false
+	bytesFields(m, func(n protowire.Number, _ []byte) { found = found || n == num })
+	return found
 }
 
 // bytesFields calls fn with every length-delimited field of message m, up

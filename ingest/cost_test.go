@@ -8,50 +8,89 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pushring/pushring/store"
 )
 
-// costShape is a push body of one family: series series with the labels
-// a (value bytes long) and b, as gauges or as histograms of four buckets.
+// costShape is a push body of one family: series metrics with the labels
+// a (value bytes long) and b, as gauges, histograms of four buckets,
+// summaries of three quantiles, or counters. In protobuf, counters carry
+// a created timestamp and an exemplar, as client_golang pushes them with
+// exemplars: a family the store keeps protobuf bytes of from the start.
 type costShape struct {
 	name          string
 	series, value int
-	histogram     bool
+	kind          dto.MetricType
 }
 
 func (c costShape) text() string {
 	var sb strings.Builder
 	v := strings.Repeat("v", c.value)
-	if !c.histogram {
-		sb.WriteString("# TYPE cost gauge\n")
+	switch c.kind {
+	case dto.MetricType_HISTOGRAM:
+		sb.WriteString("# TYPE cost histogram\n")
+		for i := range c.series {
+			for _, le := range []string{"0.1", "1", "10", "+Inf"} {
+				fmt.Fprintf(&sb, "cost_bucket{a=\"%s\",b=\"%d\",le=\"%s\"} %d\n", v, i, le, i)
+			}
+			fmt.Fprintf(&sb, "cost_sum{a=\"%s\",b=\"%d\"} %d\n", v, i, i)
+			fmt.Fprintf(&sb, "cost_count{a=\"%s\",b=\"%d\"} %d\n", v, i, i)
+		}
+	case dto.MetricType_SUMMARY:
+		sb.WriteString("# TYPE cost summary\n")
+		for i := range c.series {
+			for _, q := range []string{"0.5", "0.9", "0.99"} {
+				fmt.Fprintf(&sb, "cost{a=\"%s\",b=\"%d\",quantile=\"%s\"} %d\n", v, i, q, i)
+			}
+			fmt.Fprintf(&sb, "cost_sum{a=\"%s\",b=\"%d\"} %d\n", v, i, i)
+			fmt.Fprintf(&sb, "cost_count{a=\"%s\",b=\"%d\"} %d\n", v, i, i)
+		}
+	default:
+		fmt.Fprintf(&sb, "# TYPE cost %s\n", strings.ToLower(c.kind.String()))
 		for i := range c.series {
 			fmt.Fprintf(&sb, "cost{a=\"%s\",b=\"%d\"} %d\n", v, i, i)
 		}
-		return sb.String()
-	}
-	sb.WriteString("# TYPE cost histogram\n")
-	for i := range c.series {
-		for _, le := range []string{"0.1", "1", "10", "+Inf"} {
-			fmt.Fprintf(&sb, "cost_bucket{a=\"%s\",b=\"%d\",le=\"%s\"} %d\n", v, i, le, i)
-		}
-		fmt.Fprintf(&sb, "cost_sum{a=\"%s\",b=\"%d\"} %d\n", v, i, i)
-		fmt.Fprintf(&sb, "cost_count{a=\"%s\",b=\"%d\"} %d\n", v, i, i)
 	}
 	return sb.String()
 }
 
+// protobuf is the body of c as client_golang's delimited protobuf.
+func (c costShape) protobuf(t *testing.T) []byte {
+	mfs := sortedFamilies(parseText(t, c.text()))
+	if c.kind == dto.MetricType_COUNTER {
+		for _, m := range mfs[0].Metric {
+			m.Counter.CreatedTimestamp = timestamppb.New(time.Unix(1_700_000_000, 123_456_789))
+			m.Counter.Exemplar = &dto.Exemplar{
+				Label: []*dto.LabelPair{{Name: proto.String("trace_id"), Value: proto.String("0123456789abcdef")}},
+				Value: m.Counter.Value, Timestamp: timestamppb.New(time.Unix(1_700_000_000, 5)),
+			}
+		}
+	}
+	return encodeDelimited(t, mfs...)
+}
+
 // costShapes are the pushes DecodeCost is checked against: many short
 // series, the 16 MB push of 49,000 series with 300-byte label values,
-// and histograms.
+// histograms and summaries with short and long label values (a protobuf
+// body carries a metric's labels once, its text on every line), and
+// counters the store keeps protobuf bytes of.
 var costShapes = []costShape{
-	{name: "short labels", series: 40_000, value: 8},
-	{name: "300-byte labels", series: 49_000, value: 300},
-	{name: "histograms", series: 4_000, value: 8, histogram: true},
+	{name: "short labels", series: 40_000, value: 8, kind: dto.MetricType_GAUGE},
+	{name: "300-byte labels", series: 49_000, value: 300, kind: dto.MetricType_GAUGE},
+	{name: "histograms", series: 4_000, value: 8, kind: dto.MetricType_HISTOGRAM},
+	{name: "histograms with 300-byte labels", series: 4_000, value: 300, kind: dto.MetricType_HISTOGRAM},
+	{name: "summaries", series: 8_000, value: 8, kind: dto.MetricType_SUMMARY},
+	{name: "summaries with 100-byte labels", series: 8_000, value: 100, kind: dto.MetricType_SUMMARY},
+	{name: "counters with exemplars", series: 40_000, value: 8, kind: dto.MetricType_COUNTER},
+	{name: "counters with exemplars, 300-byte labels", series: 20_000, value: 300, kind: dto.MetricType_COUNTER},
 }
 
 // pushAllocates returns the bytes of heap that Handle allocates to decode
@@ -85,19 +124,18 @@ func TestDecodeCostCoversPush(t *testing.T) {
 	}
 	for _, sh := range costShapes {
 		text := sh.text()
-		mfs := sortedFamilies(parseText(t, text))
 		for _, f := range []struct {
 			name, contentType string
 			body              []byte
-		}{{"text", "", []byte(text)}, {"protobuf", string(fmtProtoDelim), encodeDelimited(t, mfs...)}} {
+		}{{"text", "", []byte(text)}, {"protobuf", string(fmtProtoDelim), sh.protobuf(t)}} {
 			t.Run(sh.name+"/"+f.name, func(t *testing.T) {
 				allocated, b := pushAllocates(t, f.body, f.contentType)
 				charged := DecodeCost(b, f.contentType)
 				lines := strings.Count(text, "\n") - 1
 				t.Logf("%d-byte body, %d sample lines: allocated %d (%d per line), charged %d (%.2f×)",
 					len(f.body), lines, allocated, allocated/int64(lines), charged, float64(charged)/float64(allocated))
-				require.GreaterOrEqual(t, charged, allocated, "the charge covers the push")
-				require.LessOrEqual(t, charged, allocated*3/2, "the charge is not far above the push")
+				assert.GreaterOrEqual(t, charged, allocated, "the charge covers the push")
+				assert.LessOrEqual(t, charged, allocated*3/2, "the charge is not far above the push")
 			})
 		}
 	}
@@ -116,8 +154,31 @@ h_count 2
 `))
 	body := encodeDelimited(t, mfs...)
 	// g: 2 metrics, 3 label pairs, 2 gauges; h: 1 metric, 1 histogram, 2 buckets.
-	require.Equal(t, 2+3+2+1+1+2, protoItems(body))
-	require.Equal(t, 2+3+2, protoItems(body[:len(body)-1]), "a broken family counts what parses before it")
+	c := protoItems(body)
+	require.Equal(t, 2+3+2+1+1+2, c.items)
+	require.Zero(t, c.repeated, "h has no labels")
+	require.Zero(t, c.eager, "no exemplars")
+	require.Equal(t, 2+3+2, protoItems(body[:len(body)-1]).items, "a broken family counts what parses before it")
 	extra := &dto.MetricFamily{Name: proto.String("x")}
-	require.Equal(t, 0, protoItems(encodeDelimited(t, extra)))
+	require.Equal(t, 0, protoItems(encodeDelimited(t, extra)).items)
+
+	// A histogram's labels are on each of its text lines: its two
+	// buckets, _sum and _count, once in the body.
+	mfs = sortedFamilies(parseText(t, `# TYPE h histogram
+h_bucket{a="xyz",le="1"} 1
+h_bucket{a="xyz",le="+Inf"} 2
+h_sum{a="xyz"} 3
+h_count{a="xyz"} 2
+`))
+	pair := len(protowire.AppendString(protowire.AppendTag(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "a"), 2, protowire.BytesType), "xyz"))
+	require.Equal(t, pair*(2+1), protoItems(encodeDelimited(t, mfs...)).repeated)
+
+	// A counter with an exemplar: the exemplar, its label and timestamp
+	// and the counter's created timestamp count, and the metric is kept
+	// as protobuf too.
+	withExemplar := costShape{series: 1, value: 3, kind: dto.MetricType_COUNTER}.protobuf(t)
+	c = protoItems(withExemplar)
+	require.Equal(t, 1+2+1+1+1+1+1, c.items, "metric, 2 label pairs, counter, exemplar, its label and timestamp, created")
+	require.Positive(t, c.eager)
+	require.Less(t, c.eager, len(withExemplar))
 }

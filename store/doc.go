@@ -15,8 +15,8 @@
 // one walk over each metric's labels (render_simple.go); the rest take the
 // general path, which the fast one must match byte for byte. No dto
 // structs are kept: a family value is its name, type, HELP, time and those
-// bytes and hashes: about 250 bytes of heap per series against the
-// Pushgateway's ~2 KB (BenchmarkHeapPerSeries).
+// bytes (front-coded, fronttext.go) and hashes: about 200 bytes of heap
+// per series against the Pushgateway's ~2 KB (BenchmarkHeapPerSeries).
 //
 // The protobuf `metric` fields are not encoded at push time: most stores
 // are scraped as text only. The first protobuf scrape of a family value
@@ -25,8 +25,11 @@
 // (protobuf.go, render_cache.go). That needs the text to carry every field exactly, which a
 // push checks (textExact): a family with a metric it does not (unset
 // values, -0, NaN payloads such as stale markers, counts above 2^53,
-// exemplars, created timestamps, float or native histograms, unknown
-// fields, ...) keeps protobuf bytes encoded at push time instead.
+// exemplars, float or native histograms, unknown fields, ...) keeps
+// protobuf bytes encoded at push time instead. Created timestamps, which
+// client_golang's protobuf pushes carry on every counter, summary and
+// histogram, are kept beside the text instead and put back by the
+// renderers (created.go).
 //
 // Then, under the one store mutex, Apply checks the push against the rest
 // of the store through three indexes, all O(size of the push): a multiset

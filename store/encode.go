@@ -158,6 +158,7 @@ func appendSimple(b []byte, m *dto.Metric) []byte {
 // the value of typ (checkMetric).
 func appendTextSamples(b []byte, name string, typ dto.MetricType, ms []*dto.Metric) []byte {
 	for _, m := range ms {
+		b = roomForLine(b)
 		b = appendSeriesKey(b, name, m.Label)
 		b = append(b, ' ')
 		b = appendTextFloat(b, simpleFloat(typ, m))
@@ -165,6 +166,21 @@ func appendTextSamples(b []byte, name string, typ dto.MetricType, ms []*dto.Metr
 	}
 	return b
 }
+
+// roomForLine makes room in b for a line of the usual size, doubling b
+// when it is full. Rendering appends line by line, and append alone grows
+// a large buffer by a quarter at a time: the copies a 16 MB push's lines
+// left behind added up to five times their size, all of it allocated
+// while the push is applied (and charged to the push memory budget).
+func roomForLine(b []byte) []byte {
+	if cap(b)-len(b) < lineRoom {
+		return slices.Grow(b, len(b)+lineRoom)
+	}
+	return b
+}
+
+// lineRoom is the room roomForLine keeps: more than most lines take.
+const lineRoom = 512
 
 // appendOwnText appends an own family (one of the gateway's, gathered for
 // the scrape) as expfmt.MetricFamilyToText writes it. It covers what

@@ -377,9 +377,9 @@ func appendProtoHeader(b []byte, f *family) []byte {
 	}
 	b = protowire.AppendTag(b, 3, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(f.typ))
-	if f.hasUnit {
+	if f.unit != nil {
 		b = protowire.AppendTag(b, 5, protowire.BytesType)
-		b = protowire.AppendString(b, f.unit)
+		b = protowire.AppendString(b, *f.unit)
 	}
 	return b
 }

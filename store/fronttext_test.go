@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -218,4 +219,24 @@ func BenchmarkFrontDecode(b *testing.B) {
 		out = appendFrontDecoded(out[:0], coded, len(text))
 	}
 	b.ReportMetric(float64(len(coded))/float64(len(text)), "coded/text")
+}
+
+// TestFamilyLayout holds family to what its comment says: the fields a
+// scrape and a persistence write read lie in the first 128 bytes (the
+// text scrape's in the first 64), and the value fits the 176-byte size
+// class.
+func TestFamilyLayout(t *testing.T) {
+	var f family
+	require.LessOrEqual(t, unsafe.Sizeof(f), uintptr(176))
+	require.LessOrEqual(t, unsafe.Offsetof(f.textLen)+unsafe.Sizeof(f.textLen), uintptr(64), "data and textLen")
+	for name, end := range map[string]uintptr{
+		"typ":     unsafe.Offsetof(f.typ) + unsafe.Sizeof(f.typ),
+		"time":    unsafe.Offsetof(f.time) + unsafe.Sizeof(f.time),
+		"pbKept":  unsafe.Offsetof(f.pbKept) + unsafe.Sizeof(f.pbKept),
+		"created": unsafe.Offsetof(f.created) + unsafe.Sizeof(f.created),
+		"help":    unsafe.Offsetof(f.help) + unsafe.Sizeof(f.help),
+		"unit":    unsafe.Offsetof(f.unit) + unsafe.Sizeof(f.unit),
+	} {
+		require.LessOrEqual(t, end, uintptr(128), name)
+	}
 }

@@ -227,7 +227,7 @@ func (z *gzipStream) chunk(fams []*family, mems []member, text int) error {
 	z.crc = crcCombine(z.crc, crc, op)
 	z.size += uint32(text) //nolint:gosec // ISIZE is the size modulo 2^32
 	seg, err := z.deflate(z.parts...)
-	clear(z.parts) // hold no family's text past the scrape
+	clear(z.parts) // hold no family's data past the scrape; z.lines holds only copies
 	if cap(lines) <= 2*chunkBytes {
 		z.lines = lines[:0]
 	} else {

@@ -198,7 +198,7 @@ func warm(refs []groupRef) int {
 	n := 0
 	for _, r := range refs {
 		for _, f := range r.fams {
-			n += len(f.name) + len(f.data) + int(f.typ)
+			n += len(f.name) + len(f.data) + len(f.help) // both header lines
 		}
 	}
 	for _, r := range refs {
@@ -211,6 +211,9 @@ func warm(refs []groupRef) int {
 			}
 			if len(f.data) > 0 { // the last line, when data is not aligned
 				n += int(f.data[len(f.data)-1])
+			}
+			if c := f.created; c != nil && len(*c) > 0 {
+				n += int((*c)[0])
 			}
 		}
 	}

@@ -360,9 +360,9 @@ func (f *family) appendFileProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 			return b, err
 		}
 	}
-	if f.hasUnit {
+	if f.unit != nil {
 		b = protowire.AppendTag(b, 5, protowire.BytesType)
-		b = protowire.AppendString(b, f.unit)
+		b = protowire.AppendString(b, *f.unit)
 	}
 	return b, nil
 }

@@ -32,10 +32,11 @@ import (
 // "0"), NaNs with a payload (stale markers; the parser makes math.NaN()),
 // counts above 2^53 (written as floats), NaN quantiles or bucket bounds
 // (the parser drops those lines), "quantile" or "le" labels of summaries
-// and histograms (the parser takes them for its own), exemplars, created
-// timestamps, float and native histogram fields and unknown fields. The
-// one thing the writer adds, a +Inf bucket for histograms without one, is
-// recorded (family.infAdded) and taken off again.
+// and histograms (the parser takes them for its own), exemplars, float
+// and native histogram fields and unknown fields. The one thing the writer
+// adds, a +Inf bucket for histograms without one, is recorded
+// (family.infAdded) and taken off again. Created timestamps, which the
+// text leaves out too, are kept beside it (created.go) and put back.
 
 // maxExactCount is the largest count a float64 holds exactly, and so the
 // largest the text's float formatting of a count brings back.
@@ -120,7 +121,7 @@ func textExact(typ dto.MetricType, m *dto.Metric) bool {
 	switch typ {
 	case dto.MetricType_COUNTER:
 		c := m.Counter
-		return c != nil && floatPtrExact(c.Value) && c.Exemplar == nil && c.CreatedTimestamp == nil && !hasUnknown(c)
+		return c != nil && floatPtrExact(c.Value) && c.Exemplar == nil && createdExact(c.CreatedTimestamp) && !hasUnknown(c)
 	case dto.MetricType_GAUGE:
 		return m.Gauge != nil && floatPtrExact(m.Gauge.Value) && !hasUnknown(m.Gauge)
 	case dto.MetricType_UNTYPED:
@@ -134,7 +135,7 @@ func textExact(typ dto.MetricType, m *dto.Metric) bool {
 }
 
 func summaryExact(s *dto.Summary) bool {
-	if !countExact(s.SampleCount) || !floatPtrExact(s.SampleSum) || s.CreatedTimestamp != nil || hasUnknown(s) {
+	if !countExact(s.SampleCount) || !floatPtrExact(s.SampleSum) || !createdExact(s.CreatedTimestamp) || hasUnknown(s) {
 		return false
 	}
 	for _, q := range s.Quantile {
@@ -150,7 +151,7 @@ func histogramExact(h *dto.Histogram) bool {
 		h.Schema != nil || h.ZeroThreshold != nil || h.ZeroCount != nil || h.ZeroCountFloat != nil ||
 		len(h.NegativeSpan) > 0 || len(h.NegativeDelta) > 0 || len(h.NegativeCount) > 0 ||
 		len(h.PositiveSpan) > 0 || len(h.PositiveDelta) > 0 || len(h.PositiveCount) > 0 ||
-		len(h.Exemplars) > 0 || h.CreatedTimestamp != nil || hasUnknown(h) {
+		len(h.Exemplars) > 0 || !createdExact(h.CreatedTimestamp) || hasUnknown(h) {
 		return false
 	}
 	for _, b := range h.Bucket {
@@ -173,7 +174,7 @@ func (f *family) protobuf(c *renderCache) ([]byte, error) {
 	if f.series() == 0 {
 		return []byte{}, nil // what proto.Marshal writes for no metrics
 	}
-	pb, err := f.renderProtobuf(make([]byte, 0, f.textSize()), &textScratch{})
+	pb, err := f.renderProtobuf(make([]byte, 0, f.protobufSizeGuess()), &textScratch{})
 	if err != nil {
 		return nil, err
 	}
@@ -194,8 +195,7 @@ func (f *family) protobufScratch(c *renderCache, sc *renderScratch) ([]byte, err
 	if p := f.kept(); p != nil {
 		return p, nil
 	}
-	// The protobuf is about as long as the text or shorter.
-	if f.series() == 0 || !c.fits(f.textSize()) {
+	if f.series() == 0 || !c.fits(f.protobufSizeGuess()) {
 		pb, err := f.renderProtobuf(sc.out[:0], &sc.text)
 		if err == nil {
 			sc.out = pb
@@ -203,6 +203,14 @@ func (f *family) protobufScratch(c *renderCache, sc *renderScratch) ([]byte, err
 		return pb, err
 	}
 	return f.protobuf(c)
+}
+
+// protobufSizeGuess is about the size of f's protobuf rendering, or more:
+// without the metric name a metric is usually shorter than its text line,
+// and a created timestamp (a dozen bytes beside the text) takes a few
+// bytes more in the protobuf.
+func (f *family) protobufSizeGuess() int {
+	return f.textSize() + 2*len(f.createdTimes())
 }
 
 // renderScratch is the scratch space of a scrape's renderings.
@@ -227,7 +235,7 @@ func (f *family) kept() []byte {
 // to b. Without the metric name a field is usually shorter than its line.
 func (f *family) renderProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 	if hasSimpleText(f.typ) {
-		return sc.appendSimpleProtobuf(b, f.name, f.typ, f.text(&sc.lines))
+		return sc.appendSimpleProtobuf(b, f.name, f.typ, f.text(&sc.lines), f.createdTimes())
 	}
 	return f.complexProtobuf(b, sc)
 }
@@ -243,7 +251,7 @@ type textScratch struct {
 // complexProtobuf appends the protobuf fields of a summary or histogram
 // family to b: straight from its text, else through expfmt's parser.
 func (f *family) complexProtobuf(b []byte, sc *textScratch) ([]byte, error) {
-	pb, n, err := sc.complex.appendProtobuf(b, f.name, f.typ, f.text(&sc.lines), f.infAdded)
+	pb, n, err := sc.complex.appendProtobuf(b, f.name, f.typ, f.text(&sc.lines), f.infAdded, f.createdTimes())
 	if err == nil && n == f.series() {
 		return pb, nil
 	}
@@ -261,6 +269,9 @@ func (f *family) parsedProtobuf() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := f.putCreated(ms); err != nil {
+		return nil, err
+	}
 	var enc metricEncoder
 	pb, err := enc.appendTo(make([]byte, 0, enc.size(ms)), ms)
 	if err != nil {
@@ -276,10 +287,11 @@ func (f *family) parsedProtobuf() ([]byte, error) {
 // name{label="value",...} value), in one pass per line, without building
 // dto structs: the first protobuf scrape of the usual family costs less
 // than encoding it at push time did.
-func (sc *textScratch) appendSimpleProtobuf(b []byte, name string, typ dto.MetricType, text []byte) ([]byte, error) {
+func (sc *textScratch) appendSimpleProtobuf(b []byte, name string, typ dto.MetricType, text, created []byte) ([]byte, error) {
 	val := sc.val
 	defer func() { sc.val = val }()
 	num := bytesTag(valueField(typ))
+	cr := createdReader(created)
 	for len(text) > 0 {
 		if len(text) <= len(name) || string(text[:len(name)]) != name {
 			return nil, fmt.Errorf("render protobuf of family %q: malformed text line %q", name, firstLine(text))
@@ -303,8 +315,16 @@ func (sc *textScratch) appendSimpleProtobuf(b []byte, name string, typ dto.Metri
 			return nil, fmt.Errorf("render protobuf of family %q: malformed value in %q", name, firstLine(text))
 		}
 		text = rest
-		b = append(b, num, 1+8, tagValue)
-		b = protowire.AppendFixed64(b, math.Float64bits(v))
+		if ts, ok := cr.next(); ok { // a counter's created timestamp follows its value
+			b = append(b, num)
+			b = protowire.AppendVarint(b, uint64(1+8+createdFieldSize(fieldCounterCreated, ts)))
+			b = append(b, tagValue)
+			b = protowire.AppendFixed64(b, math.Float64bits(v))
+			b = appendCreatedField(b, fieldCounterCreated, ts)
+		} else {
+			b = append(b, num, 1+8, tagValue)
+			b = protowire.AppendFixed64(b, math.Float64bits(v))
+		}
 		b = putLength(b, at+1)
 	}
 	return b, nil

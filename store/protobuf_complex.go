@@ -45,8 +45,9 @@ type complexText struct {
 // (the special label last), then name_sum, then name_count, the labels of
 // name_sum being the metric's. infAdded takes the last bucket (+Inf) off
 // each histogram again, as parseText does. Anything else is errComplexText.
-func (sc *complexText) appendProtobuf(b []byte, name string, typ dto.MetricType, text []byte, infAdded bool) ([]byte, int, error) {
+func (sc *complexText) appendProtobuf(b []byte, name string, typ dto.MetricType, text []byte, infAdded bool, created []byte) ([]byte, int, error) {
 	sc.entries, sc.haveSum, sc.lastInf = sc.entries[:0], false, false
+	cr := createdReader(created)
 	special, entrySuffix, outer := "quantile=", "", fieldMetricSummary
 	if typ != dto.MetricType_SUMMARY {
 		special, entrySuffix, outer = "le=", "_bucket", fieldMetricHistogram
@@ -66,7 +67,8 @@ func (sc *complexText) appendProtobuf(b []byte, name string, typ dto.MetricType,
 			}
 		case bytes.HasPrefix(line, []byte("_count")) && (len(line) > 6 && (line[6] == '{' || line[6] == ' ')):
 			var err error
-			if b, err = sc.count(b, line[6:], outer, infAdded && outer == fieldMetricHistogram); err != nil {
+			ts, hasTS := cr.next()
+			if b, err = sc.count(b, line[6:], outer, infAdded && outer == fieldMetricHistogram, ts, hasTS); err != nil {
 				return nil, 0, err
 			}
 			n++
@@ -149,8 +151,8 @@ func (sc *complexText) readSum(line []byte) error {
 }
 
 // count reads the _count line, after "_count", and appends the finished
-// metric to b.
-func (sc *complexText) count(b, line []byte, outer protowire.Number, dropInf bool) ([]byte, error) {
+// metric to b, with its created timestamp ts if hasTS.
+func (sc *complexText) count(b, line []byte, outer protowire.Number, dropInf bool, ts []byte, hasTS bool) ([]byte, error) {
 	if !sc.haveSum {
 		return nil, errComplexText
 	}
@@ -173,7 +175,14 @@ func (sc *complexText) count(b, line []byte, outer protowire.Number, dropInf boo
 	// b: the Metric (labels, then the Summary or Histogram) in a `metric`
 	// field.
 	count := uint64(v)
+	created := fieldSummaryCreated
+	if outer == fieldMetricHistogram {
+		created = fieldHistogramCreated
+	}
 	body := 1 + protowire.SizeVarint(count) + 1 + 8 + len(entries)
+	if hasTS {
+		body += createdFieldSize(created, ts)
+	}
 	metric := len(sc.metric) + 1 + protowire.SizeBytes(body)
 	b = append(b, tagMetric)
 	b = appendVarint(b, uint64(metric))
@@ -185,6 +194,9 @@ func (sc *complexText) count(b, line []byte, outer protowire.Number, dropInf boo
 	b = append(b, tagSampleSum)
 	b = protowire.AppendFixed64(b, math.Float64bits(sc.sum))
 	b = append(b, entries...)
+	if hasTS { // the last field written: Summary's 4, Histogram's 15
+		b = appendCreatedField(b, created, ts)
+	}
 	sc.entries, sc.metric = sc.entries[:0], sc.metric[:0]
 	sc.lastInf, sc.haveSum = false, false
 	return b, nil

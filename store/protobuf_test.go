@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,23 @@ func TestLazyProtobufRoundTrip(t *testing.T) {
 	withUnknown.Gauge.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1))
 	exemplar := &dto.Exemplar{Label: []*dto.LabelPair{lpair("trace_id", "abc")}, Value: proto.Float64(1)}
 	created := timestamppb.New(time.Unix(1_700_000_000, 5))
+	// Created timestamps of every encoded shape: none, an empty message,
+	// negative fields (ten-byte varints), and one the text cannot stand
+	// beside (unknown fields).
+	createds := []*timestamppb.Timestamp{nil, {}, {Seconds: -62135596800}, {Nanos: -1}, {Seconds: 1 << 40, Nanos: 999_999_999}, created}
+	createdUnknown := timestamppb.New(time.Unix(1, 0))
+	createdUnknown.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1))
+	var counters, summaries, histograms []*dto.Metric
+	for i, ts := range createds {
+		l := lpair("i", string(rune('a'+i)))
+		counters = append(counters, &dto.Metric{Label: []*dto.LabelPair{l}, Counter: &dto.Counter{Value: proto.Float64(float64(i)), CreatedTimestamp: ts}})
+		s := withLabels(summaryMetric(uint64(i), 1.5, 0.5, 1), l)
+		s.Summary.CreatedTimestamp = ts
+		summaries = append(summaries, s)
+		h := withLabels(histogramMetric(uint64(i), 2.5, 0.1, 0, 1, float64(i)), l)
+		h.Histogram.CreatedTimestamp = ts
+		histograms = append(histograms, h)
+	}
 
 	cases := []struct {
 		name    string
@@ -79,7 +97,10 @@ func TestLazyProtobufRoundTrip(t *testing.T) {
 		{"unknown field", g, []*dto.Metric{withUnknown}, true},
 		{"two values", g, []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}, Counter: &dto.Counter{Value: proto.Float64(2)}}}, true},
 		{"counter exemplar", c, []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1), Exemplar: exemplar}}}, true},
-		{"counter created", c, []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1), CreatedTimestamp: created}}}, true},
+		{"counter created", c, []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1), CreatedTimestamp: created}}}, false},
+		{"counters created or not", c, counters, false},
+		{"counter created with unknown fields", c, []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1), CreatedTimestamp: createdUnknown}}}, true},
+		{"counter created and -0", c, []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(math.Copysign(0, -1)), CreatedTimestamp: created}}}, true},
 
 		{"summary", sum, []*dto.Metric{
 			withLabels(summaryMetric(0, 0)),
@@ -91,7 +112,9 @@ func TestLazyProtobufRoundTrip(t *testing.T) {
 		{"summary NaN quantile", sum, []*dto.Metric{summaryMetric(1, 1, math.NaN(), 2)}, true},
 		{"summary -0 sum", sum, []*dto.Metric{summaryMetric(1, math.Copysign(0, -1))}, true},
 		{"summary count unset", sum, []*dto.Metric{{Summary: &dto.Summary{SampleSum: proto.Float64(1)}}}, true},
-		{"summary created", sum, []*dto.Metric{{Summary: &dto.Summary{SampleCount: proto.Uint64(1), SampleSum: proto.Float64(1), CreatedTimestamp: created}}}, true},
+		{"summary created", sum, []*dto.Metric{{Summary: &dto.Summary{SampleCount: proto.Uint64(1), SampleSum: proto.Float64(1), CreatedTimestamp: created}}}, false},
+		{"summaries created or not", sum, summaries, false},
+		{"summary created with unknown fields", sum, []*dto.Metric{{Summary: &dto.Summary{SampleCount: proto.Uint64(1), SampleSum: proto.Float64(1), CreatedTimestamp: createdUnknown}}}, true},
 
 		{"histogram with +Inf buckets", hist, []*dto.Metric{
 			withLabels(histogramMetric(5, 2.5, 0.1, 1, 1, 3, math.Inf(1), 5)),
@@ -119,7 +142,10 @@ func TestLazyProtobufRoundTrip(t *testing.T) {
 			PositiveSpan: []*dto.BucketSpan{{Offset: proto.Int32(0), Length: proto.Uint32(1)}}, PositiveDelta: []int64{1}}}}, true},
 		{"histogram exemplar", hist, []*dto.Metric{{Histogram: &dto.Histogram{SampleCount: proto.Uint64(1), SampleSum: proto.Float64(1),
 			Bucket: []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(1), Exemplar: exemplar}}}}}, true},
-		{"histogram created", hist, []*dto.Metric{{Histogram: &dto.Histogram{SampleCount: proto.Uint64(1), SampleSum: proto.Float64(1), CreatedTimestamp: created}}}, true},
+		{"histogram created", hist, []*dto.Metric{{Histogram: &dto.Histogram{SampleCount: proto.Uint64(1), SampleSum: proto.Float64(1), CreatedTimestamp: created}}}, false},
+		{"histograms created or not, +Inf added", hist, histograms, false},
+		{"gauge histogram created", ghist, histograms[4:], false},
+		{"histogram created with unknown fields", hist, []*dto.Metric{{Histogram: &dto.Histogram{SampleCount: proto.Uint64(1), SampleSum: proto.Float64(1), CreatedTimestamp: createdUnknown}}}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,16 +169,25 @@ func requireRoundTrip(t *testing.T, mf *dto.MetricFamily, eager bool) {
 		require.Empty(t, got.errs, path)
 		f := got.fam
 		require.Equal(t, eager, f.pb.Load() != nil, "%s: eager protobuf bytes", path)
+		created := slices.ContainsFunc(got.metrics, func(m *dto.Metric) bool { return createdOf(f.typ, m) != nil })
+		require.Equal(t, !eager && created, f.created != nil, "%s: created timestamps kept beside the text", path)
 		want, err := proto.Marshal(&dto.MetricFamily{Metric: got.metrics})
 		require.NoError(t, err)
 		require.Equal(t, want, mustProtobuf(t, f), path)
 		if !eager && !hasSimpleText(f.typ) {
 			// The lazy rendering reads the text itself, without falling
 			// back to expfmt's parser.
-			direct, n, err := new(complexText).appendProtobuf([]byte{}, f.name, f.typ, textOf(f), f.infAdded)
+			direct, n, err := new(complexText).appendProtobuf([]byte{}, f.name, f.typ, textOf(f), f.infAdded, f.createdTimes())
 			require.NoError(t, err, "%s: text %q", path, textOf(f))
 			require.Equal(t, f.series(), n, path)
 			require.Equal(t, want, direct, path)
+			if f.series() > 0 {
+				// And through expfmt's parser, the fallback for text the
+				// direct reading does not take.
+				parsed, err := f.parsedProtobuf()
+				require.NoError(t, err, path)
+				require.Equal(t, want, parsed, path)
+			}
 		}
 
 		dec, err := f.decode()
@@ -218,7 +253,22 @@ func TestLazyProtobufRandom(t *testing.T) {
 				m = simpleMetric(typ, f())
 			}
 			m.Label = []*dto.LabelPair{lpair("i", strings.Repeat("i", j)), lpair("v", values[rnd.IntN(len(values))])}
+			if rnd.IntN(2) == 0 { // kept beside the text, where it has a place
+				ts := timestamppb.New(time.Unix(rnd.Int64N(4e9)-2e9, rnd.Int64N(1e9)))
+				switch {
+				case m.Counter != nil:
+					m.Counter.CreatedTimestamp = ts
+				case m.Summary != nil:
+					m.Summary.CreatedTimestamp = ts
+				case m.Histogram != nil:
+					m.Histogram.CreatedTimestamp = ts
+				}
+			}
 			mf.Metric = append(mf.Metric, m)
+		}
+		// Out of client_golang's order, half the time: both paths sort.
+		if rnd.IntN(2) == 0 {
+			rnd.Shuffle(len(mf.Metric), func(i, j int) { mf.Metric[i], mf.Metric[j] = mf.Metric[j], mf.Metric[i] })
 		}
 		exact, _ := textExactAll(typ, mf.Metric)
 		kinds[exact]++

@@ -28,18 +28,20 @@ const metricField protowire.Number = 4
 // exceptions are the protobuf and OpenMetrics renderings, made on the first
 // scrape in that format (protobuf.go) and published atomically.
 type family struct {
-	// The fields a persistence write reads come first (help and unit only
-	// if the family has them), in the first 128 bytes: two or three cache
-	// lines of a 176-byte object rather than three or four. The families
-	// of a store lie all over the heap, and each line is a wait for
-	// memory.
+	// The fields a scrape and a persistence write read come first, in the
+	// first 128 bytes: two cache lines of a 176-byte object rather than
+	// three (a text scrape reads the first only). The families of a store
+	// lie all over the heap, and each line is a wait for memory.
 	name string
 	// data holds the text 0.0.4 sample lines (no HELP or TYPE), in the
 	// client_golang metric order: as they are, or front-coded when
 	// textLen is set (fronttext.go). Read them with text.
-	data   []byte
-	hashes []uint64  // series hashes, sorted
-	time   time.Time // of the push that last wrote the family
+	data []byte
+	// textLen is the length of the text when data holds it front-coded,
+	// else 0.
+	textLen uint32
+	typ     dto.MetricType
+	time    time.Time // of the push that last wrote the family
 	// pb holds the protobuf encoding of the metrics as `metric` fields of a
 	// MetricFamily message, in the same order, when the family is built if
 	// the text cannot carry every field (eager: see textExact). Otherwise
@@ -48,11 +50,16 @@ type family struct {
 	// OpenMetrics sample lines a scrape rendered.
 	pb     atomic.Pointer[[]byte]
 	pbKept atomic.Pointer[[]byte]
-	typ    dto.MetricType
+	// created holds the created timestamps the text lines leave out
+	// (created.go), when they are the only thing the text does not carry:
+	// client_golang sets one on every counter, summary and histogram it
+	// pushes in protobuf, and these few bytes stand in for protobuf bytes
+	// kept from the start. Nil if no metric has one; a pointer, so that
+	// the families without (most) do not pay for a slice.
+	created *[]byte
 	// hasHelp distinguishes a family without HELP (text push without a HELP
 	// line: no HELP line at all) from an empty HELP (protobuf: "# HELP x ").
 	hasHelp bool
-	hasUnit bool
 	// infAdded: none of the family's histograms has a +Inf bucket, so the
 	// text has one per metric that the protobuf must not have.
 	infAdded bool
@@ -61,8 +68,13 @@ type family struct {
 	// (escape.go). Its text quotes those names; its protobuf bytes are
 	// kept from the start, so nothing parses that text back.
 	utf8 bool
+	// left is set once the family is no longer in the store: a scrape that
+	// still writes it keeps no rendering (renderCache).
+	left atomic.Bool
 	help string
-	unit string
+	unit *string // nil: no unit
+
+	hashes []uint64 // series hashes, sorted
 	// samples counts the lines of data: the series Prometheus ingests from
 	// the family (a histogram's buckets, _sum and _count each count). The
 	// store's series gauge and --store.max-series count these.
@@ -71,12 +83,14 @@ type family struct {
 	// id is unique among the families of the process: gzipped scrapes
 	// know a chunk of families by their ids (gzip.go).
 	id uint64
-	// left is set once the family is no longer in the store: a scrape that
-	// still writes it keeps no rendering (renderCache).
-	left atomic.Bool
-	// textLen is the length of the text when data holds it front-coded,
-	// else 0. It fills the padding after left.
-	textLen uint32
+}
+
+// createdTimes returns what f.created holds, or nil.
+func (f *family) createdTimes() []byte {
+	if f.created == nil {
+		return nil
+	}
+	return *f.created
 }
 
 // text returns the text 0.0.4 sample lines: data itself, or the lines
@@ -136,8 +150,8 @@ func (f *family) header() *dto.MetricFamily {
 	if f.hasHelp {
 		mf.Help = proto.String(f.help)
 	}
-	if f.hasUnit {
-		mf.Unit = proto.String(f.unit)
+	if f.unit != nil {
+		mf.Unit = proto.String(*f.unit)
 	}
 	return mf
 }
@@ -353,6 +367,8 @@ func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*
 		if err := b.keepProtobuf(f, ms); err != nil {
 			return nil, err
 		}
+	} else {
+		f.setCreated(createdTimes(f.typ, ms))
 	}
 	f.hashes = make([]uint64, len(ms))
 	for i, m := range ms {
@@ -377,13 +393,22 @@ func (b *builder) keepProtobuf(f *family, ms []*dto.Metric) error {
 // familyIDs hands out family.id.
 var familyIDs atomic.Uint64
 
+// cloneString returns a copy of *s that shares no memory with it, or nil.
+func cloneString(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	c := strings.Clone(*s)
+	return &c
+}
+
 // newFamily returns a family value with mf's header and no data.
 func newFamily(mf *dto.MetricFamily, name string, typ dto.MetricType) *family {
 	return &family{
 		id:   familyIDs.Add(1),
 		name: name, typ: typ,
 		help: mf.GetHelp(), hasHelp: mf.Help != nil,
-		unit: mf.GetUnit(), hasUnit: mf.Unit != nil,
+		unit: cloneString(mf.Unit),
 	}
 }
 

@@ -31,6 +31,9 @@ type simpleBufs struct {
 	// inexact: some metric has a field its text line does not carry
 	// exactly (see textExact), so the family keeps eager protobuf bytes.
 	inexact bool
+	// created: some counter has a created timestamp, which the family
+	// keeps beside its text unless it keeps eager protobuf bytes.
+	created bool
 }
 
 // buildSimple is build's fast path for counter, gauge and untyped families
@@ -63,6 +66,7 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 		if m == nil {
 			return nil
 		}
+		w.text = roomForLine(w.text)
 		c := simpleChunk{idx: i, textStart: len(w.text)}
 		var prev *dto.Metric
 		if i > 0 {
@@ -96,8 +100,12 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 		f.hashes[i] = c.hash
 	}
 	slices.Sort(f.hashes)
-	if w.inexact && b.keepProtobuf(f, out.metrics) != nil {
-		return nil // cannot happen for these shapes; the general path reports it
+	if w.inexact {
+		if b.keepProtobuf(f, out.metrics) != nil {
+			return nil // cannot happen for these shapes; the general path reports it
+		}
+	} else if w.created {
+		f.setCreated(createdTimes(out.typ, out.metrics))
 	}
 	return f
 }
@@ -132,7 +140,7 @@ func valueField(typ dto.MetricType) protowire.Number {
 // lineValue is simpleValue for buildSimple: a counter may also carry a
 // created timestamp (client_golang sets one on every counter it
 // exposes), which its text line leaves out; created says so, and the
-// family then keeps its protobuf bytes, as the general path does.
+// family then keeps it beside the text, as the general path does.
 func lineValue(m *dto.Metric) (num protowire.Number, v *float64, created, ok bool) {
 	if num, v, ok := simpleValue(m); ok {
 		return num, v, false, true
@@ -159,7 +167,11 @@ func appendSimpleMetric(w simpleBufs, name string, typ dto.MetricType, m, prev *
 		return w, 0, false
 	}
 	if created {
-		w.inexact = true // the text has no created timestamp
+		if createdExact(m.Counter.CreatedTimestamp) {
+			w.created = true // kept beside the text (created.go)
+		} else {
+			w.inexact = true
+		}
 	}
 	line := len(w.text)
 	w.text = append(w.text, name...)

@@ -65,11 +65,11 @@ func renderBoth(t testing.TB, name string, typ dto.MetricType, text []byte, infA
 	var got, want []byte
 	var gotErr, wantErr error
 	if hasSimpleText(typ) {
-		got, gotErr = new(textScratch).appendSimpleProtobuf([]byte{}, name, typ, text)
+		got, gotErr = new(textScratch).appendSimpleProtobuf([]byte{}, name, typ, text, nil)
 		want, wantErr = new(refTextScratch).appendSimpleProtobuf([]byte{}, name, typ, text)
 	} else {
 		var gn, wn int
-		got, gn, gotErr = new(complexText).appendProtobuf([]byte{}, name, typ, text, infAdded)
+		got, gn, gotErr = new(complexText).appendProtobuf([]byte{}, name, typ, text, infAdded, nil)
 		want, wn, wantErr = new(refComplexText).appendProtobuf([]byte{}, name, typ, text, infAdded)
 		require.Equal(t, wn, gn, "metrics of %q", text)
 	}
