@@ -155,14 +155,20 @@ func (f *family) putCreated(ms []*dto.Metric) error {
 		if err := proto.Unmarshal(b, ts); err != nil {
 			return fmt.Errorf("created timestamp of family %q: %w", f.name, err)
 		}
-		switch {
-		case m.Counter != nil:
-			m.Counter.CreatedTimestamp = ts
-		case m.Summary != nil:
-			m.Summary.CreatedTimestamp = ts
-		case m.Histogram != nil:
-			m.Histogram.CreatedTimestamp = ts
-		}
+		setCreatedOf(m, ts)
 	}
 	return nil
+}
+
+// setCreatedOf sets ts as the created timestamp of m's counter, summary
+// or histogram, whichever it has.
+func setCreatedOf(m *dto.Metric, ts *timestamppb.Timestamp) {
+	switch {
+	case m.Counter != nil:
+		m.Counter.CreatedTimestamp = ts
+	case m.Summary != nil:
+		m.Summary.CreatedTimestamp = ts
+	case m.Histogram != nil:
+		m.Histogram.CreatedTimestamp = ts
+	}
 }

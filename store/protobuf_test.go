@@ -254,15 +254,7 @@ func TestLazyProtobufRandom(t *testing.T) {
 			}
 			m.Label = []*dto.LabelPair{lpair("i", strings.Repeat("i", j)), lpair("v", values[rnd.IntN(len(values))])}
 			if rnd.IntN(2) == 0 { // kept beside the text, where it has a place
-				ts := timestamppb.New(time.Unix(rnd.Int64N(4e9)-2e9, rnd.Int64N(1e9)))
-				switch {
-				case m.Counter != nil:
-					m.Counter.CreatedTimestamp = ts
-				case m.Summary != nil:
-					m.Summary.CreatedTimestamp = ts
-				case m.Histogram != nil:
-					m.Histogram.CreatedTimestamp = ts
-				}
+				setCreatedOf(m, timestamppb.New(time.Unix(rnd.Int64N(4e9)-2e9, rnd.Int64N(1e9))))
 			}
 			mf.Metric = append(mf.Metric, m)
 		}
