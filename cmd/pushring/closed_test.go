@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -511,7 +512,14 @@ func TestClosedPlaneCertificateRotation(t *testing.T) {
 	require.NotEqual(t, grpcBefore, grpcAfter, "gRPC presents the new certificate")
 	require.NotEqual(t, gossipBefore, gossipAfter, "gossip presents the new certificate")
 	require.Equal(t, grpcAfter, gossipAfter)
-	require.Contains(t, p.logs.String(), "peer TLS certificate reloaded")
+	// The process logged the reload before it presented the new
+	// certificate; its output reaches p.logs through a pipe, later.
+	eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(p.logs.String(), "peer TLS certificate reloaded") {
+			return errors.New("the reload is not in the log yet")
+		}
+		return nil
+	})
 
 	// A peer started now connects to the old ones with the new
 	// certificate: the pushes it forwards arrive.

@@ -5,10 +5,12 @@ package main
 // file keeps the rules in force, and an expired group leaves the scrape.
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -88,7 +90,12 @@ func TestBlackBoxTTLRulesReload(t *testing.T) {
 		}
 		return nil
 	})
-	require.Contains(t, g.logs.String(), "received SIGHUP")
+	eventually(t, 10*time.Second, func() error { // the log reaches g.logs through a pipe
+		if !strings.Contains(g.logs.String(), "received SIGHUP") {
+			return errors.New("SIGHUP is not in the log yet")
+		}
+		return nil
+	})
 	st, _ = g.do(t, http.MethodGet, "/-/healthy", nil, nil)
 	require.Equal(t, http.StatusOK, st, "SIGHUP does not stop the gateway")
 	requireTTL(t, g, "ruled", 2*time.Hour)
