@@ -47,35 +47,44 @@ func (l *lineSeq) next() ([]byte, bool) {
 	}
 	n := bytes.IndexByte(l.text[l.i:], '\n') + 1
 	if n == 0 {
-		n = len(l.text) - l.i // no final newline: frontCodedSize declines
+		n = len(l.text) - l.i // no final newline: measureLines declines to code
 	}
 	line := l.text[l.i : l.i+n]
 	l.i += n
 	return line, true
 }
 
-// frontCodedSize returns the size of the lines front-coded, or -1 if they
-// are not to be coded: fewer than two lines, a line without its newline,
-// 4 GiB or more of text, or a saving below len/frontCodeMin.
-func frontCodedSize(lines lineSeq) int {
-	size, text, n := 0, 0, 0
+// lineSizes is what measureLines finds in one walk over the lines.
+type lineSizes struct {
+	text  int // bytes of the lines as they are
+	lines int // lines ending in '\n': the family's samples
+	coded int // bytes front-coded, or -1 if they are not to be coded
+}
+
+// measureLines measures lines, and the size they take front-coded unless
+// they are not to be coded: fewer than two lines, a line without its
+// newline, 4 GiB or more of text, or a saving below len/frontCodeMin.
+func measureLines(lines lineSeq) lineSizes {
+	var s lineSizes
+	whole := true
 	var prev []byte // the line before, without its newline
 	for line, ok := lines.next(); ok; line, ok = lines.next() {
+		s.text += len(line)
 		if line[len(line)-1] != '\n' {
-			return -1
+			whole = false
+			continue
 		}
+		s.lines++
 		line = line[:len(line)-1]
 		shared := sharedPrefix(prev, line)
 		rest := len(line) + 1 - shared
-		size += uvarintLen(shared) + uvarintLen(rest) + rest
-		text += len(line) + 1
-		n++
+		s.coded += uvarintLen(shared) + uvarintLen(rest) + rest
 		prev = line
 	}
-	if n < 2 || text > math.MaxUint32 || size > text-text/frontCodeMin {
-		return -1
+	if !whole || s.lines < 2 || s.text > math.MaxUint32 || s.coded > s.text-s.text/frontCodeMin {
+		s.coded = -1
 	}
-	return size
+	return s
 }
 
 // appendFrontCoded appends the lines front-coded to dst.

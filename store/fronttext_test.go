@@ -27,7 +27,7 @@ func requireFrontRoundTrip(t testing.TB, lines lineSeq) (coded []byte, ok bool) 
 		}
 		text = append(text, line...)
 	}
-	size := frontCodedSize(lines)
+	size := measureLines(lines).coded
 	if size < 0 {
 		return nil, false
 	}
@@ -210,7 +210,7 @@ func BenchmarkFrontDecode(b *testing.B) {
 	for i := range 13 {
 		text = fmt.Appendf(text, "edge_filesystem_avail_bytes{instance=\"edge-000001\",job=\"loadtest\",mountpoint=\"/mnt/disk%d\"} %d.5e+11\n", i, i)
 	}
-	size := frontCodedSize(lineSeq{text: text})
+	size := measureLines(lineSeq{text: text}).coded
 	require.Positive(b, size)
 	coded := appendFrontCoded(nil, lineSeq{text: text})
 	b.SetBytes(int64(len(text)))

@@ -121,24 +121,14 @@ func (f *family) series() int { return len(f.hashes) }
 // front-coded if that saves enough (fronttext.go), in one allocation of
 // the exact size, and counts them.
 func (f *family) keepText(lines lineSeq) {
-	f.samples, f.textLen = 0, 0
-	text := 0
-	for l := lines; ; {
-		line, ok := l.next()
-		if !ok {
-			break
-		}
-		if line[len(line)-1] == '\n' {
-			f.samples++
-		}
-		text += len(line)
-	}
-	if size := frontCodedSize(lines); size >= 0 {
-		f.data = appendFrontCoded(make([]byte, 0, size), lines)
-		f.textLen = uint32(text) //nolint:gosec // frontCodedSize codes less than 4 GiB only
+	s := measureLines(lines)
+	f.samples, f.textLen = s.lines, 0
+	if s.coded >= 0 {
+		f.data = appendFrontCoded(make([]byte, 0, s.coded), lines)
+		f.textLen = uint32(s.text) //nolint:gosec // measureLines codes less than 4 GiB only
 		return
 	}
-	f.data = make([]byte, 0, text)
+	f.data = make([]byte, 0, s.text)
 	for line, ok := lines.next(); ok; line, ok = lines.next() {
 		f.data = append(f.data, line...)
 	}
