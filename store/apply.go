@@ -155,6 +155,7 @@ func (s *Store) commit(c *change) *group {
 	if g == nil {
 		g = &group{key: c.key, families: make(map[string]*slot, len(c.news)), failureOnly: c.failureOnly, split: chunkSplit(c.key)}
 		s.groups[c.key] = g
+		s.series.register(g)
 		if g.failureOnly {
 			s.nFailureOnly++
 		}

@@ -318,13 +318,14 @@ func (s *Store) reservedType(name string) (dto.MetricType, bool) {
 // is confirmed by comparing label sets, so a hash collision is not taken
 // for a duplicate.
 //
-// While no two index entries share a hash (the overflow map is empty, as
-// it is unless 64-bit hashes collide), a hash that the family b replaces
-// already has is owned by c's group alone, so it is not looked up: a push
-// repeating its series (the usual one) then costs no index lookups.
+// While no two entries of its index table share a key (as they do not
+// unless the 40 bits the index keeps of two hashes collide), a hash that
+// the family b replaces already has is owned by c's group alone, so it is
+// not looked up: a push repeating its series (the usual one) then costs no
+// index lookups.
 func (s *Store) checkSeries(c *change, b *built, p *problems) {
 	var own []uint64 // sorted
-	if c.g != nil && len(s.series.overflow) == 0 {
+	if c.g != nil {
 		if sl := c.g.families[b.name]; sl != nil {
 			own = sl.fam.hashes
 		}
@@ -337,7 +338,7 @@ func (s *Store) checkSeries(c *change, b *built, p *problems) {
 		for j < len(own) && own[j] < h {
 			j++
 		}
-		if j < len(own) && own[j] == h {
+		if j < len(own) && own[j] == h && s.series.unshared(h) {
 			continue
 		}
 		s.series.each(h, func(o *group) bool {

@@ -369,6 +369,15 @@ func TestApplyHashCollisionIsNotADuplicate(t *testing.T) {
 	require.NoError(t, s.Apply(p))
 	undo()
 	checkInvariants(t, s)
+
+	// With a's own series planted in b as well, the index no longer knows
+	// a's hashes to be a's alone: a push repeating them is looked up, b
+	// named, and cleared by its labels.
+	again := textPush(t, key("job", "a"), true, t1, "m{x=\"1\"} 2\n")
+	undo = s.PlantCollision(key("job", "b"), again.Families["m"])
+	require.NoError(t, s.Apply(again))
+	undo()
+	checkInvariants(t, s)
 }
 
 // TestPushedTimeGaugesMustBeGauges: a lone group must not turn its

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -129,36 +129,92 @@ func (s *Store) checkCounts() error {
 }
 
 func (s *Store) checkSeriesIndex() error {
-	want := map[uint64][]*group{}
+	want := map[indexed]int{}
 	for _, g := range s.groups {
+		if g.id == 0 || int(g.id) > len(s.series.groups) || s.series.groups[g.id-1] != g {
+			return fmt.Errorf("group %s has id %d, which the index does not give it", formatKey(g.key), g.id)
+		}
 		for _, sl := range g.families {
 			for _, h := range sl.fam.hashes {
-				want[h] = append(want[h], g)
+				want[indexedOf(h, g)]++
 			}
 		}
 	}
-	got := map[uint64][]*group{}
-	for h, g := range s.series.owner {
-		got[h] = append([]*group{g}, s.series.overflow[h]...)
+	if ids := len(s.series.groups) - len(s.series.free); ids != len(s.groups) {
+		return fmt.Errorf("index has %d group ids in use, the store %d groups", ids, len(s.groups))
 	}
-	for h := range s.series.overflow {
-		if _, ok := s.series.owner[h]; !ok {
-			return fmt.Errorf("overflow entry for %x without an owner", h)
-		}
+	got, err := s.series.entries()
+	if err != nil {
+		return err
 	}
-	if len(got) != len(want) {
-		return fmt.Errorf("series index has %d hashes, groups have %d", len(got), len(want))
-	}
-	byKey := func(a, b *group) int { return strings.Compare(a.key.String(), b.key.String()) }
-	for h, w := range want {
-		g := got[h]
-		slices.SortFunc(w, byKey)
-		slices.SortFunc(g, byKey)
-		if !slices.Equal(w, g) {
-			return fmt.Errorf("series %x: index has %d owners, groups %d", h, len(g), len(w))
-		}
+	if !maps.Equal(got, want) {
+		return fmt.Errorf("series index holds %d distinct entries, the groups' families %d", len(got), len(want))
 	}
 	return nil
+}
+
+// indexed is what the series index keeps of an entry (h, g).
+type indexed struct {
+	shard int
+	key   uint32
+	g     *group
+}
+
+func indexedOf(h uint64, g *group) indexed { return indexed{int(h >> 56), indexKey(h), g} }
+
+// entries returns the index's entries, counted, after checking that each
+// is found from its home, names a group in use, and that every table
+// counts its entries and shared keys right.
+func (x *seriesIndex) entries() (map[indexed]int, error) {
+	got := map[indexed]int{}
+	for shard := range x.tables {
+		t := &x.tables[shard]
+		if len(t.slots) == 0 {
+			if t.n != 0 || t.shared != 0 {
+				return nil, fmt.Errorf("table %d: no slots, but counts %d entries", shard, t.n)
+			}
+			continue
+		}
+		n, keys := 0, map[uint32]int{}
+		// Walk the table from an empty slot: an entry is found from its
+		// home if no empty slot lies between the two.
+		mask := len(t.slots) - 1
+		empty := slices.Index(t.slots, 0)
+		if empty < 0 {
+			return nil, fmt.Errorf("table %d: no empty slot", shard)
+		}
+		off := func(i int) int { return (i - empty) & mask }
+		run := 0 // offset of the first slot of the current run
+		for o := 1; o <= mask; o++ {
+			i := (empty + o) & mask
+			e := t.slots[i]
+			if e == 0 {
+				run = o + 1
+				continue
+			}
+			n++
+			keys[entryKey(e)]++
+			if k := off(t.home(entryKey(e))); k < run || k > o {
+				return nil, fmt.Errorf("table %d: the entry at %d is not reachable from its home", shard, i)
+			}
+			id := uint32(e)
+			if id == 0 || int(id) > len(x.groups) || x.groups[id-1] == nil {
+				return nil, fmt.Errorf("table %d: entry at %d names group id %d, which is not in use", shard, i, id)
+			}
+			got[indexed{shard, entryKey(e), x.groups[id-1]}]++
+		}
+		shared := 0
+		for _, c := range keys {
+			shared += c - 1
+		}
+		if n != t.n || shared != t.shared {
+			return nil, fmt.Errorf("table %d: holds %d entries, %d sharing a key; counted %d and %d", shard, n, shared, t.n, t.shared)
+		}
+		if len(t.slots) > 0 && (len(t.slots) < minIndexTable || len(t.slots)&(len(t.slots)-1) != 0 || n*8 > len(t.slots)*7) {
+			return nil, fmt.Errorf("table %d: %d entries in %d slots", shard, n, len(t.slots))
+		}
+	}
+	return got, nil
 }
 
 func (s *Store) checkNames() error {

@@ -32,6 +32,7 @@ type group struct {
 	// refused. Such groups count against Config.MaxFailureGroups instead
 	// of MaxGroups, so refusals cannot lock valid pushers out.
 	failureOnly bool
+	id          uint32 // in Store.series; 0 once removed
 	// exposed caches the Exposure's answer for the group; exposeGen is the
 	// generation it holds for, plus one (0: not asked yet).
 	exposed   bool
@@ -107,66 +108,6 @@ func (e *nameEntry) sorted() []*slot {
 // compact drops dead slots, keeping the order.
 func (e *nameEntry) compact() {
 	e.slots = slices.DeleteFunc(e.slots, func(sl *slot) bool { return sl.dead })
-}
-
-// seriesIndex maps series hashes to the groups owning them. It is a
-// multiset: two different series with the same 64-bit hash (or a hash
-// owned twice by one group) each keep an entry, so removing one never
-// forgets the other. The overflow map is empty unless hashes collide.
-type seriesIndex struct {
-	owner    map[uint64]*group
-	overflow map[uint64][]*group
-}
-
-func newSeriesIndex() seriesIndex {
-	return seriesIndex{owner: map[uint64]*group{}, overflow: map[uint64][]*group{}}
-}
-
-func (x *seriesIndex) add(h uint64, g *group) {
-	if _, ok := x.owner[h]; !ok {
-		x.owner[h] = g
-		return
-	}
-	x.overflow[h] = append(x.overflow[h], g)
-}
-
-// remove forgets one entry (h, g).
-func (x *seriesIndex) remove(h uint64, g *group) {
-	more := x.overflow[h]
-	if i := slices.Index(more, g); i >= 0 {
-		x.setOverflow(h, slices.Delete(more, i, i+1))
-		return
-	}
-	if x.owner[h] != g {
-		return
-	}
-	if len(more) == 0 {
-		delete(x.owner, h)
-		return
-	}
-	x.owner[h] = more[len(more)-1]
-	x.setOverflow(h, more[:len(more)-1])
-}
-
-func (x *seriesIndex) setOverflow(h uint64, gs []*group) {
-	if len(gs) == 0 {
-		delete(x.overflow, h)
-		return
-	}
-	x.overflow[h] = gs
-}
-
-// each calls fn for every owner of h until fn returns false.
-func (x *seriesIndex) each(h uint64, fn func(*group) bool) {
-	g, ok := x.owner[h]
-	if !ok || !fn(g) {
-		return
-	}
-	for _, g := range x.overflow[h] {
-		if !fn(g) {
-			return
-		}
-	}
 }
 
 // change is one write to one group, checked and then committed under

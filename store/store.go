@@ -145,6 +145,7 @@ func (s *Store) removeGroupLocked(g *group) {
 		s.dropFamily(g, name)
 	}
 	s.expiries.remove(g)
+	s.series.unregister(g)
 	delete(s.groups, g.key)
 	if g.failureOnly {
 		s.nFailureOnly--
