@@ -181,7 +181,7 @@ func decodeProto(b []byte) (map[string]*dto.MetricFamily, error) {
 
 // protoDecoders keeps protoSlabs between pushes, as textParsers keeps
 // text parsers.
-var protoDecoders = sync.Pool{New: func() any { return new(protoSlabs) }}
+var protoDecoders = sync.Pool{New: func() any { return &protoSlabs{clientSlabs: clientSlabs{names: newInterned()}} }}
 
 // decodeProtoPooled is decodeProto with slabs from protoDecoders; release
 // and stable are as for scanTextPooled.

@@ -23,7 +23,8 @@ var (
 
 // poisonSlabs overwrites the chunks reuseSlabs would hand to the next
 // push. Only those are ever reused: earlier chunks of a slab are left to
-// the collector, so pointers into them stay valid.
+// the collector, so pointers into them stay valid. Interned strings are
+// not poisoned: they never change, and the store may keep them.
 func (c *clientSlabs) poisonSlabs() {
 	for i := range c.strs.buf {
 		c.strs.buf[i] = releasedString
@@ -46,19 +47,30 @@ func (c *clientSlabs) poisonSlabs() {
 	for i := range c.untyped.buf {
 		c.untyped.buf[i] = dto.Untyped{Value: &releasedValue}
 	}
+	for i := range c.families.buf {
+		c.families.buf[i] = dto.MetricFamily{Name: &releasedString}
+	}
+	for i := range c.types.buf {
+		c.types.buf[i] = releasedType
+	}
+	for i := range c.uints.buf {
+		c.uints.buf[i] = 0xdead
+	}
+	for i := range c.histograms.buf {
+		c.histograms.buf[i] = dto.Histogram{SampleSum: &releasedValue}
+	}
+	for i := range c.buckets.buf {
+		c.buckets.buf[i] = dto.Bucket{UpperBound: &releasedValue}
+	}
 	clear(c.labels)
+	clear(c.metricPtrs.buf)
+	clear(c.bucketPtrs.buf)
 	clear(c.fams)
 }
 
 // poison is poisonSlabs and the text parser's own slabs.
 func (p *textParser) poison() {
 	p.poisonSlabs()
-	for i := range p.families.buf {
-		p.families.buf[i] = dto.MetricFamily{Name: &releasedString}
-	}
-	for i := range p.types.buf {
-		p.types.buf[i] = releasedType
-	}
 	for i := range p.stamps.buf {
 		p.stamps.buf[i] = releasedStamp
 	}
@@ -67,15 +79,6 @@ func (p *textParser) poison() {
 // poison is poisonSlabs and the protobuf decoder's own slabs.
 func (d *protoSlabs) poison() {
 	d.poisonSlabs()
-	for i := range d.uints.buf {
-		d.uints.buf[i] = 0xdead
-	}
-	for i := range d.histograms.buf {
-		d.histograms.buf[i] = dto.Histogram{SampleSum: &releasedValue}
-	}
-	for i := range d.buckets.buf {
-		d.buckets.buf[i] = dto.Bucket{UpperBound: &releasedValue}
-	}
 	for i := range d.stamps.buf {
 		d.stamps.buf[i].Seconds, d.stamps.buf[i].Nanos = releasedStamp, 1
 	}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"math"
+	"unsafe"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -77,6 +78,8 @@ func nextField(b []byte) (f field, rest []byte, ok bool) {
 // name, HELP and unit, which the store keeps, are copies of their own.
 func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
 	d := &protoSlabs{}
+	d.families.reserve(1) // a chunk of one, not of a push's worth
+	d.types.reserve(1)
 	return d.family(b, func() string { return string(b) }, 0)
 }
 
@@ -84,7 +87,7 @@ func decodeSimpleFamily(b []byte) (*dto.MetricFamily, bool) {
 // path expects. b is at offset off of the string d.s, which text returns
 // the first time it is needed (label strings are cut from it).
 func (d *protoSlabs) family(b []byte, text func() string, off int) (*dto.MetricFamily, bool) {
-	mf := &dto.MetricFamily{}
+	mf := d.families.new()
 	var c protoCounts
 	for rest := b; len(rest) > 0; {
 		f, r, ok := nextField(rest)
@@ -94,13 +97,16 @@ func (d *protoSlabs) family(b []byte, text func() string, off int) (*dto.MetricF
 		rest = r
 		switch {
 		case f.num == mfName && f.typ == protowire.BytesType:
-			mf.Name = proto.String(string(f.v))
+			mf.Name = d.text(f.v)
 		case f.num == mfHelp && f.typ == protowire.BytesType:
-			mf.Help = proto.String(string(f.v))
+			mf.Help = d.text(f.v)
 		case f.num == mfUnit && f.typ == protowire.BytesType:
-			mf.Unit = proto.String(string(f.v))
+			mf.Unit = d.text(f.v)
 		case f.num == mfType && f.typ == protowire.VarintType:
-			mf.Type = dto.MetricType(int32(f.x)).Enum()
+			if mf.Type == nil {
+				mf.Type = d.types.new()
+			}
+			*mf.Type = dto.MetricType(int32(f.x))
 		case f.num == mfMetric && f.typ == protowire.BytesType:
 			if !countMetric(f.v, &c) {
 				return nil, false
@@ -116,7 +122,6 @@ func (d *protoSlabs) family(b []byte, text func() string, off int) (*dto.MetricF
 		d.s = text()
 	}
 	d.reserve(c)
-	mf.Metric = make([]*dto.Metric, 0, c.metrics)
 	for rest := b; len(rest) > 0; {
 		f, r, _ := nextField(rest) // read once above
 		rest = r
@@ -127,23 +132,39 @@ func (d *protoSlabs) family(b []byte, text func() string, off int) (*dto.MetricF
 		if !d.metric(f.v, off+len(b)-len(r)-len(f.v), m) {
 			return nil, false
 		}
-		mf.Metric = append(mf.Metric, m)
+		mf.Metric = d.metricPtrs.add(mf.Metric, m)
 	}
 	return mf, true
+}
+
+// text returns a pointer, from the slab, to a copy of v: the interned
+// one in a pooled decoder.
+func (d *protoSlabs) text(v []byte) *string {
+	s := d.strs.new()
+	*s = d.names.get(unsafe.String(unsafe.SliceData(v), len(v)))
+	return s
 }
 
 // countFamily counts what the MetricFamily b takes from the slabs, and
 // reports whether the fast path can decode it.
 func countFamily(b []byte) (protoCounts, bool) {
-	var c protoCounts
+	c := protoCounts{families: 1}
 	for rest := b; len(rest) > 0; {
 		f, r, ok := nextField(rest)
 		if !ok {
 			return c, false
 		}
 		rest = r
-		if f.num == mfMetric && f.typ == protowire.BytesType && !countMetric(f.v, &c) {
-			return c, false
+		if f.typ != protowire.BytesType {
+			continue
+		}
+		switch f.num {
+		case mfName, mfHelp, mfUnit:
+			c.texts++
+		case mfMetric:
+			if !countMetric(f.v, &c) {
+				return c, false
+			}
 		}
 	}
 	return c, true
@@ -152,12 +173,16 @@ func countFamily(b []byte) (protoCounts, bool) {
 // reserve makes room in the slabs for what c counts: a slab that has not
 // that much left starts a chunk of at least that size.
 func (d *protoSlabs) reserve(c protoCounts) {
+	d.families.reserve(c.families)
+	d.types.reserve(c.families)
 	d.metrics.reserve(c.metrics)
+	d.metricPtrs.reserve(c.metrics)
 	d.pairs.reserve(c.labels)
-	d.strs.reserve(2 * c.labels)
+	d.strs.reserve(2*c.labels + c.texts)
 	d.floats.reserve(c.gauges + c.counters + c.untyped + 2*c.histograms + 2*c.buckets)
 	d.uints.reserve(c.histograms + c.buckets)
 	d.buckets.reserve(c.buckets)
+	d.bucketPtrs.reserve(c.buckets)
 	d.gauges.reserve(c.gauges)
 	d.counters.reserve(c.counters)
 	d.untyped.reserve(c.untyped)
@@ -168,23 +193,25 @@ func (d *protoSlabs) reserve(c protoCounts) {
 	}
 }
 
-// protoSlabs holds what decodeSimpleFamily carves a family's metrics
-// from, and the copy of the message its label strings are cut from.
+// protoSlabs holds what decodeSimpleFamily carves a family and its
+// metrics from, and the copy of the message its label strings are cut from.
 type protoSlabs struct {
 	clientSlabs
-	uints      slab[uint64]
-	stamps     slab[timestamppb.Timestamp]
-	histograms slab[dto.Histogram]
-	buckets    slab[dto.Bucket]
+	stamps slab[timestamppb.Timestamp]
 }
 
-// protoCounts counts what a family's metrics take from the slabs.
+// protoCounts counts what families take from the slabs: the families
+// (and their types), their names, HELP texts and units, and what their
+// metrics take.
 type protoCounts struct {
+	families, texts                       int
 	metrics, labels, buckets              int
 	gauges, counters, untyped, histograms int
 }
 
 func (c *protoCounts) add(o protoCounts) {
+	c.families += o.families
+	c.texts += o.texts
 	c.metrics += o.metrics
 	c.labels += o.labels
 	c.buckets += o.buckets
@@ -377,22 +404,11 @@ func (d *protoSlabs) counter(b []byte, c *dto.Counter) bool {
 // histogram decodes a classic Histogram (counts, sum, buckets, a created
 // timestamp; no native histogram or exemplar fields) into h.
 func (d *protoSlabs) histogram(b []byte, h *dto.Histogram) bool {
-	n := 0
 	for rest := b; len(rest) > 0; {
 		f, r, ok := nextField(rest)
 		if !ok {
 			return false
 		}
-		rest = r
-		if f.num == hBucket {
-			n++
-		}
-	}
-	if n > 0 {
-		h.Bucket = make([]*dto.Bucket, 0, n)
-	}
-	for rest := b; len(rest) > 0; {
-		f, r, _ := nextField(rest) // read once above
 		rest = r
 		switch {
 		case f.num == hCount && f.typ == protowire.VarintType:
@@ -406,7 +422,7 @@ func (d *protoSlabs) histogram(b []byte, h *dto.Histogram) bool {
 			if !d.bucket(f.v, bk) {
 				return false
 			}
-			h.Bucket = append(h.Bucket, bk)
+			h.Bucket = d.bucketPtrs.add(h.Bucket, bk)
 		case f.num == hCreated && f.typ == protowire.BytesType && h.CreatedTimestamp == nil:
 			h.CreatedTimestamp = d.stamps.new()
 			if !timestamp(f.v, h.CreatedTimestamp) {
@@ -493,14 +509,11 @@ func (d *protoSlabs) release() {
 		return
 	}
 	d.reuseSlabs()
-	d.uints.reuse()
 	d.stamps.reuse()
-	d.histograms.reuse()
-	d.buckets.reuse()
 	protoDecoders.Put(d)
 }
 
 // footprint is the memory d would keep in its pool.
 func (d *protoSlabs) footprint() int {
-	return d.slabBytes() + d.uints.bytes() + d.stamps.bytes() + d.histograms.bytes() + d.buckets.bytes()
+	return d.slabBytes() + d.stamps.bytes()
 }

@@ -15,8 +15,8 @@ import (
 // before storing a push.
 //
 // It runs on every push, so it walks each metric's sorted labels against the
-// sorted grouping labels once and allocates the new label slices per family
-// in one block. An added pair is one message per label and call, shared by
+// sorted grouping labels once and allocates the new label slices of the
+// whole push in one block. An added pair is one message per label and call, shared by
 // every metric that lacked the label; overwritten pairs share its name and
 // value strings. Like all the push's proto messages and strings, they must
 // not be written through.
@@ -26,8 +26,20 @@ import (
 // modified afterwards.
 func sanitize(fams map[string]*dto.MetricFamily, ls []store.Label) {
 	ts := targetsOf(ls)
+	slots := 0
 	for _, mf := range fams {
-		sanitizeFamily(mf, ts)
+		slots += prepareFamily(mf, ts)
+	}
+	if slots == 0 {
+		return
+	}
+	a := arena{slots: make([]*dto.LabelPair, 0, slots)}
+	for _, mf := range fams {
+		for _, m := range mf.GetMetric() {
+			if n := overwrite(m.Label, ts); n > 0 {
+				m.Label = a.merge(m.Label, ts, n)
+			}
+		}
 	}
 }
 
@@ -60,27 +72,18 @@ func targetsOf(ls []store.Label) []target {
 	return ts
 }
 
-// sanitizeFamily applies ts to every metric of mf. A first pass sorts and
-// overwrites and counts the pairs to add, so that a second pass can carve
-// every new label slice and pair out of two allocations.
-func sanitizeFamily(mf *dto.MetricFamily, ts []target) {
-	slots, added := 0, 0
+// prepareFamily sorts the labels of every metric of mf and overwrites the
+// forced targets, and returns the slots the metrics that lack a target
+// take with the targets added: a first pass, so that the second can carve
+// every new label slice out of one allocation.
+func prepareFamily(mf *dto.MetricFamily, ts []target) (slots int) {
 	for _, m := range mf.GetMetric() {
 		sortPairs(m.Label)
 		if n := overwrite(m.Label, ts); n > 0 {
 			slots += len(m.Label) + n
-			added += n
 		}
 	}
-	if added == 0 {
-		return
-	}
-	a := arena{slots: make([]*dto.LabelPair, 0, slots)}
-	for _, m := range mf.GetMetric() {
-		if n := overwrite(m.Label, ts); n > 0 {
-			m.Label = a.merge(m.Label, ts, n)
-		}
-	}
+	return slots
 }
 
 func sortPairs(ls []*dto.LabelPair) {
@@ -112,7 +115,7 @@ func overwrite(ls []*dto.LabelPair, ts []target) (missing int) {
 	return missing
 }
 
-// arena hands out the label slices of one family.
+// arena hands out the label slices of one push.
 type arena struct {
 	slots []*dto.LabelPair
 }

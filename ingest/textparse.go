@@ -30,7 +30,8 @@ import (
 // (FuzzScanText), and whatever it declines, expfmt decides.
 //
 // Family names and HELP texts are copied out of the body: the store keeps
-// them, and a substring would keep the whole body alive.
+// them, and a substring would keep the whole body alive. A pooled parser
+// keeps the copies (interned) for the next pushes of the same families.
 //
 // One known difference: expfmt joins the lines of a histogram or summary
 // by a 64-bit FNV-1a hash of their labels without comparing the labels,
@@ -47,7 +48,7 @@ func scanText(b []byte) (map[string]*dto.MetricFamily, bool) {
 // earlier one instead of allocating them: the garbage of building client
 // structs for every push was most of the push path's allocations, and the
 // collector's work grew with it.
-var textParsers = sync.Pool{New: func() any { return new(textParser) }}
+var textParsers = sync.Pool{New: func() any { return &textParser{clientSlabs: clientSlabs{names: newInterned()}} }}
 
 // maxPooledBytes is the most memory a parser (or protobuf decoder) may
 // hold to go back to its pool: its chunks, label slice and family map,
@@ -104,11 +105,9 @@ func (p *textParser) release() {
 	}
 	p.reuseSlabs()
 	p.stamps.reuse()
-	p.families.reuse()
-	p.types.reuse()
 	clear(p.complex)
-	clear(p.histograms)
-	p.histograms = p.histograms[:0]
+	clear(p.hists)
+	p.hists = p.hists[:0]
 	clear(p.line)
 	p.line = p.line[:0]
 	p.pos = 0
@@ -118,8 +117,7 @@ func (p *textParser) release() {
 
 // footprint is the memory the parser would keep in its pool.
 func (p *textParser) footprint() int {
-	return p.slabBytes() + p.stamps.bytes() + p.families.bytes() + p.types.bytes() +
-		8*(cap(p.line)+cap(p.histograms))
+	return p.slabBytes() + p.stamps.bytes() + 8*(cap(p.line)+cap(p.hists))
 }
 
 // textParser is the state of one scanText call.
@@ -127,9 +125,7 @@ type textParser struct {
 	clientSlabs
 	pos int
 
-	stamps   slab[int64]
-	families slab[dto.MetricFamily]
-	types    slab[dto.MetricType]
+	stamps slab[int64]
 	// last is the family of the previous sample line, and lastName its
 	// name there: consecutive lines of a family skip the lookup.
 	last     *dto.MetricFamily
@@ -139,8 +135,8 @@ type textParser struct {
 
 	// Histograms and summaries: their metrics by family and label set,
 	// and every histogram, to normalise at the end.
-	complex    map[uint64]complexMetric
-	histograms []*dto.Histogram
+	complex map[uint64]complexMetric
+	hists   []*dto.Histogram
 
 	line []*dto.LabelPair // the labels of the current line
 }
@@ -158,6 +154,7 @@ func (p *textParser) size(b []byte) {
 	lines := bytes.Count(b, []byte{'\n'}) + 1
 	pairs := bytes.Count(b, []byte{'='})
 	p.metrics.reserve(lines)
+	p.metricPtrs.reserve(lines)
 	p.floats.reserve(lines)
 	p.pairs.reserve(pairs)
 	p.strs.reserve(2 * pairs)
@@ -195,7 +192,7 @@ func (p *textParser) parse() (map[string]*dto.MetricFamily, bool) {
 			delete(p.fams, name)
 		}
 	}
-	for _, h := range p.histograms {
+	for _, h := range p.hists {
 		normalizeHistogram(h)
 	}
 	return p.fams, true
@@ -269,7 +266,7 @@ func (p *textParser) help(mf *dto.MetricFamily) bool {
 			return false
 		}
 	}
-	mf.Help = p.str(strings.Clone(h))
+	mf.Help = p.str(p.names.get(h))
 	return true
 }
 
@@ -437,7 +434,7 @@ func (p *textParser) metric(mf *dto.MetricFamily, typ dto.MetricType) *dto.Metri
 		p.labels = append(p.labels, p.line...)
 		m.Label = p.labels[start:len(p.labels):len(p.labels)]
 	}
-	mf.Metric = append(mf.Metric, m)
+	mf.Metric = p.metricPtrs.add(mf.Metric, m)
 	if typ == dto.MetricType_HISTOGRAM || typ == dto.MetricType_SUMMARY {
 		if p.complex == nil {
 			p.complex = map[uint64]complexMetric{}
@@ -465,8 +462,7 @@ func (p *textParser) setValue(m *dto.Metric, mf *dto.MetricFamily, typ dto.Metri
 		}
 		switch {
 		case isCount:
-			c := uint64(v)
-			m.Summary.SampleCount = &c
+			m.Summary.SampleCount = p.uint(uint64(v))
 		case isSum:
 			m.Summary.SampleSum = p.float(v)
 		case !math.IsNaN(quantile):
@@ -475,9 +471,9 @@ func (p *textParser) setValue(m *dto.Metric, mf *dto.MetricFamily, typ dto.Metri
 	case dto.MetricType_HISTOGRAM:
 		h := m.Histogram
 		if h == nil {
-			h = &dto.Histogram{}
+			h = p.histograms.new()
 			m.Histogram = h
-			p.histograms = append(p.histograms, h)
+			p.hists = append(p.hists, h)
 		}
 		switch {
 		case isCount:
@@ -487,11 +483,12 @@ func (p *textParser) setValue(m *dto.Metric, mf *dto.MetricFamily, typ dto.Metri
 		case isSum:
 			h.SampleSum = p.float(v)
 		case !math.IsNaN(bound):
-			bk := &dto.Bucket{UpperBound: p.float(bound)}
+			bk := p.buckets.new()
+			bk.UpperBound = p.float(bound)
 			if !p.count(v, &bk.CumulativeCount, &bk.CumulativeCountFloat) {
 				return false
 			}
-			h.Bucket = append(h.Bucket, bk)
+			h.Bucket = p.bucketPtrs.add(h.Bucket, bk)
 		}
 	default:
 		return false
@@ -525,7 +522,7 @@ func (p *textParser) family(name string) (mf *dto.MetricFamily, isCount, isSum b
 	if mf := p.fams[base]; mf != nil && mf.GetType() == dto.MetricType_HISTOGRAM {
 		return mf, isCount, isSum
 	}
-	n := strings.Clone(name)
+	n := p.names.get(name)
 	mf = p.families.new()
 	mf.Name = p.str(n)
 	p.fams[n] = mf
@@ -572,7 +569,7 @@ func sameLabelSet(a, b []*dto.LabelPair) bool {
 // not be negative.
 func (p *textParser) count(v float64, integer **uint64, float **float64) bool {
 	if u := uint64(v); v == float64(u) {
-		*integer = &u
+		*integer = p.uint(u)
 		return true
 	}
 	if v < 0 {
@@ -586,6 +583,12 @@ func (p *textParser) float(v float64) *float64 {
 	f := p.floats.new()
 	*f = v
 	return f
+}
+
+func (p *textParser) uint(u uint64) *uint64 {
+	i := p.uints.new()
+	*i = u
+	return i
 }
 
 // str returns a pointer to a copy of the string header s, from a slab.

@@ -174,6 +174,9 @@ func TestScanTextAccepts(t *testing.T) {
 		"# TYPE h histogram\nh_bucket{le=\"1\",le=\"2\"} 1\n",
 		"# TYPE x_count counter\nx_count 1\n# TYPE x summary\nx_count 2\n",
 		"a 1\nb 2\na 3\n",
+		"a 1\na 2\nb 3\na 4\nb 5\nc 6\nb 7\n",
+		"# TYPE h histogram\nh_bucket{a=\"1\",le=\"1\"} 1\nh_bucket{a=\"2\",le=\"1\"} 1\nh_bucket{a=\"1\",le=\"2\"} 2\n" +
+			"h_bucket{a=\"1\",le=\"+Inf\"} 2\nh_bucket{a=\"2\",le=\"+Inf\"} 3\nh_bucket{a=\"3\",le=\"+Inf\"} 3\n",
 		"# TYPE m untyped\nm{le=\"x\",quantile=\"y\"} 1\n",
 	} {
 		got, ok := scanText([]byte(in))
@@ -203,7 +206,8 @@ func TestScanTextPooledReuse(t *testing.T) {
 	bodies = append(bodies, []byte(big.String()),
 		[]byte("# TYPE h histogram\nh_bucket{le=\"1\",a=\"1\"} 1\nh_bucket{a=\"1\",le=\"+Inf\"} 2\nh_sum{a=\"1\"} 3\nh_count{a=\"1\"} 2\n"),
 		[]byte("m{a=\"1\"} 1\nm{a=\"2\"} 2\nn 3 4\n"),
-		[]byte("m{a=\"1\"} 1\nm{a=\"1\"} 2\nx{"), // declined after some lines
+		[]byte("m{a=\"1\"} 1\nn 2\nm{a=\"2\"} 3\nn 4\nm{a=\"3\"} 5\n"), // interleaved families
+		[]byte("m{a=\"1\"} 1\nm{a=\"1\"} 2\nx{"),                       // declined after some lines
 	)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 20 {
@@ -224,13 +228,22 @@ func TestScanTextPooledReuse(t *testing.T) {
 
 // TestPooledParsersStayBounded pushes shapes that make a parser's memory
 // grow without many lines (one HELP text of '=' reserves a label pair per
-// '='; many empty protobuf families grow the family map), and a normal
+// '='; many empty protobuf families grow the family map; many families
+// with new names and HELP texts fill the interned strings), and a normal
 // push: no parser or decoder left in a pool holds more than
-// maxPooledBytes, whichever of them the pool hands out next.
+// maxPooledBytes, or more interned strings than maxInternedBytes,
+// whichever of them the pool hands out next.
 func TestPooledParsersStayBounded(t *testing.T) {
 	normal := readTestdata(t, "node.prom")
 	equals := []byte("# HELP a " + strings.Repeat("=", 200_000) + "\na{b=\"c\"} 1\n")
-	for _, body := range [][]byte{normal, equals, normal} {
+	names := func(round int) string {
+		var b strings.Builder
+		for i := range 1000 {
+			fmt.Fprintf(&b, "# HELP name_%d_%d_%s Help text of family %d.\nname_%d_%d_%[3]s 1\n", round, i, strings.Repeat("x", 40), i, round, i)
+		}
+		return b.String()
+	}
+	for _, body := range [][]byte{normal, equals, normal, []byte(names(0)), []byte(names(1)), []byte(names(2)), normal} {
 		fams, release, ok := scanTextPooled(body, true)
 		require.True(t, ok)
 		require.NotEmpty(t, fams)
@@ -238,6 +251,7 @@ func TestPooledParsersStayBounded(t *testing.T) {
 		for range 4 {
 			p := textParsers.Get().(*textParser)
 			require.LessOrEqual(t, p.footprint(), maxPooledBytes, "a pooled text parser")
+			requirePooledSlabs(t, &p.clientSlabs, p.footprint)
 			defer textParsers.Put(p)
 		}
 	}
@@ -245,16 +259,37 @@ func TestPooledParsersStayBounded(t *testing.T) {
 	for i := range 1 << 16 {
 		empties = append(empties, &dto.MetricFamily{Name: proto.String(fmt.Sprintf("f%d", i))})
 	}
-	for _, body := range [][]byte{encodeDelimited(t, sortedFamilies(parseText(t, string(normal)))...), encodeDelimited(t, empties...)} {
+	protoOf := func(text string) []byte { return encodeDelimited(t, sortedFamilies(parseText(t, text))...) }
+	for _, body := range [][]byte{protoOf(string(normal)), encodeDelimited(t, empties...), protoOf(names(0)), protoOf(names(1)), protoOf(string(normal))} {
 		_, release, err := decodeProtoPooled(body, true)
 		require.NoError(t, err)
 		release()
 		for range 4 {
 			d := protoDecoders.Get().(*protoSlabs)
 			require.LessOrEqual(t, d.footprint(), maxPooledBytes, "a pooled protobuf decoder")
+			requirePooledSlabs(t, &d.clientSlabs, d.footprint)
 			defer protoDecoders.Put(d)
 		}
 	}
+}
+
+// requirePooledSlabs checks the slabs of a parser in a pool: they hand out
+// nothing, hold no pointer of the push they served, and keep a bounded
+// set of interned strings, which footprint counts.
+func requirePooledSlabs(t *testing.T, c *clientSlabs, footprint func() int) {
+	t.Helper()
+	require.Empty(t, c.fams)
+	require.Empty(t, c.labels)
+	require.False(t, slices.ContainsFunc(c.metricPtrs.buf[:cap(c.metricPtrs.buf)], func(m *dto.Metric) bool { return m != nil }), "metric pointers kept")
+	require.False(t, slices.ContainsFunc(c.bucketPtrs.buf[:cap(c.bucketPtrs.buf)], func(b *dto.Bucket) bool { return b != nil }), "bucket pointers kept")
+	require.Empty(t, c.metricPtrs.buf)
+	require.Empty(t, c.bucketPtrs.buf)
+	require.LessOrEqual(t, c.names.bytes, maxInternedBytes, "interned strings")
+	with, names := footprint(), c.names
+	c.names = interned{}
+	without := footprint()
+	c.names = names
+	require.Equal(t, names.bytes, with-without, "the interned strings are not counted")
 }
 
 // FuzzScanText is the differential test of the fast parser: for every
