@@ -341,10 +341,12 @@ func (s *Store) checkSeries(c *change, b *built, p *problems) {
 		if j < len(own) && own[j] == h && s.series.unshared(h) {
 			continue
 		}
+		var checked *group
 		s.series.each(h, func(o *group) bool {
-			if o == c.g {
-				return true
+			if o == c.g || o == checked {
+				return true // checked: duplicatesIn compared all its series of h
 			}
+			checked = o
 			dups := s.duplicatesIn(o, b, h)
 			for _, m := range dups {
 				p.add(errDuplicate(b.name, m))

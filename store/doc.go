@@ -34,9 +34,10 @@
 // Then, under the one store mutex, Apply checks the push against the rest
 // of the store through three indexes, all O(size of the push): a multiset
 // from series hash to owning group (seriesindex.go: one word per series,
-// 40 bits of the hash and a group id, in pointer-free tables; a hit in
-// another group is confirmed by comparing label sets, so collisions are
-// harmless), a per-name entry
+// 40 bits of the hash mixed with a secret seed and a group id, in
+// pointer-free tables; a hit in another group is confirmed by comparing
+// label sets, so collisions cost a look but are never taken for
+// duplicates), a per-name entry
 // with the type every group's family of that name has, and the gateway's own
 // family names and types (Config.Reserved). Suffix collisions
 // (histogram/summary N against N_count, N_sum, N_bucket) are looked up in

@@ -136,7 +136,7 @@ func (s *Store) checkSeriesIndex() error {
 		}
 		for _, sl := range g.families {
 			for _, h := range sl.fam.hashes {
-				want[indexedOf(h, g)]++
+				want[s.series.indexedOf(h, g)]++
 			}
 		}
 	}
@@ -160,7 +160,10 @@ type indexed struct {
 	g     *group
 }
 
-func indexedOf(h uint64, g *group) indexed { return indexed{int(h >> 56), indexKey(h), g} }
+func (x *seriesIndex) indexedOf(h uint64, g *group) indexed {
+	m := x.mix(h)
+	return indexed{int(m >> 56), indexKey(m), g}
+}
 
 // entries returns the index's entries, counted, after checking that each
 // is found from its home, names a group in use, and that every table
@@ -178,15 +181,15 @@ func (x *seriesIndex) entries() (map[indexed]int, error) {
 		n, keys := 0, map[uint32]int{}
 		// Walk the table from an empty slot: an entry is found from its
 		// home if no empty slot lies between the two.
-		mask := len(t.slots) - 1
+		size := len(t.slots)
 		empty := slices.Index(t.slots, 0)
 		if empty < 0 {
 			return nil, fmt.Errorf("table %d: no empty slot", shard)
 		}
-		off := func(i int) int { return (i - empty) & mask }
+		off := func(i int) int { return (i - empty + size) % size }
 		run := 0 // offset of the first slot of the current run
-		for o := 1; o <= mask; o++ {
-			i := (empty + o) & mask
+		for o := 1; o < size; o++ {
+			i := (empty + o) % size
 			e := t.slots[i]
 			if e == 0 {
 				run = o + 1
@@ -210,8 +213,10 @@ func (x *seriesIndex) entries() (map[indexed]int, error) {
 		if n != t.n || shared != t.shared {
 			return nil, fmt.Errorf("table %d: holds %d entries, %d sharing a key; counted %d and %d", shard, n, shared, t.n, t.shared)
 		}
-		if len(t.slots) > 0 && (len(t.slots) < minIndexTable || len(t.slots)&(len(t.slots)-1) != 0 || n*8 > len(t.slots)*7) {
-			return nil, fmt.Errorf("table %d: %d entries in %d slots", shard, n, len(t.slots))
+		// At most 3/4 full, and at least 1/8 unless at its smallest: a
+		// table shrinks as it empties.
+		if size < minIndexTable || n*4 > size*3 || (size > minIndexTable && n*8 < size) {
+			return nil, fmt.Errorf("table %d: %d entries in %d slots", shard, n, size)
 		}
 	}
 	return got, nil

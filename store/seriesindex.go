@@ -1,37 +1,46 @@
 package store
 
+import "math/rand/v2"
+
 // seriesIndex finds the groups that may own a series hash: the store-wide
 // half of the consistency check (checkSeries). It holds one entry per
 // (series hash, owning group) of every stored family, so it is, after the
 // text itself, the largest thing the store keeps per series.
 //
-// An entry is one word: the low 32 bits of the hash (its key) and the
-// owner's group id. Entries live in open-addressed tables (linear probing,
-// deletion by backward shift), one of indexShards picked by the hash's top
-// byte, so a table that grows or shrinks rehashes a 256th of the index
+// An entry is one word: 32 bits of the hash (its key) and the owner's
+// group id. Entries live in open-addressed tables (linear probing,
+// deletion by backward shift), one of indexShards picked by another 8
+// bits, so a table that grows or shrinks rehashes a 256th of the index
 // under the store's lock, not all of it. A table holds no pointers: the
-// collector never scans it. With tables kept between 7/16 and 7/8 full, an
-// entry costs 9 to 18 bytes, where a map from hash to group cost about 23.
+// collector never scans it. Tables grow by half when 3/4 full and shrink
+// below 1/4, so an entry costs 11 to 16 bytes while the store grows, where
+// a map from hash to group cost about 23.
 //
-// The index is a multiset: two different series whose hashes share shard
-// and key, or one hash owned twice by one group, each keep an entry, and
-// removing one leaves the other. Since only 40 bits of a hash are kept,
-// each hands out candidates: the check confirms a hit by comparing label
-// sets (duplicatesIn), as it did for a full 64-bit collision.
+// Series hashes are not secret: anyone who can push can choose label sets
+// by their hash. So the index first mixes each hash with a random seed of
+// its own (mix): nobody outside can aim series at one run of a table, or
+// make two series share the 40 bits the index keeps.
+//
+// The index is a multiset: two different series whose mixed hashes share
+// table and key, or one hash owned twice by one group, each keep an
+// entry, and removing one leaves the other. Since only 40 bits of a hash
+// are kept, each hands out candidates: the check confirms a hit by
+// comparing label sets (duplicatesIn), as it did for a full 64-bit
+// collision.
 type seriesIndex struct {
 	tables [indexShards]indexTable
 	// groups holds the group of every id, at id-1; nil at a free id.
 	groups []*group
 	free   []uint32 // ids not in use
+	seed   uint64
 }
 
 const (
 	indexShards   = 256
-	minIndexTable = 16 // slots of a table once it holds an entry; a power of two
+	minIndexTable = 16 // slots of a table once it holds an entry
 )
 
-// indexTable is one shard: slots is empty or a power of two long, and an
-// empty slot is 0 (group ids start at 1).
+// indexTable is one shard: an empty slot is 0 (group ids start at 1).
 type indexTable struct {
 	slots []uint64
 	n     int
@@ -41,7 +50,7 @@ type indexTable struct {
 	shared int
 }
 
-func newSeriesIndex() seriesIndex { return seriesIndex{} }
+func newSeriesIndex() seriesIndex { return seriesIndex{seed: rand.Uint64()} }
 
 // register gives g an id the index can name it by. Every group gets one
 // when it is created; unregister returns it once the group's entries are
@@ -63,23 +72,43 @@ func (x *seriesIndex) unregister(g *group) {
 	g.id = 0
 }
 
-func indexKey(h uint64) uint32 { return uint32(h) } //nolint:gosec // the key is the low half
+// mix scrambles a series hash with the index's seed (the finalizer of
+// MurmurHash3, a bijection): the mixed hash picks the table (top byte) and
+// is the key (low half).
+func (x *seriesIndex) mix(h uint64) uint64 {
+	h ^= x.seed
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
 
-func indexEntry(h uint64, id uint32) uint64 { return uint64(indexKey(h))<<32 | uint64(id) }
+func indexKey(m uint64) uint32 { return uint32(m) } //nolint:gosec // the key is the low half
+
+func indexEntry(m uint64, id uint32) uint64 { return uint64(indexKey(m))<<32 | uint64(id) }
 
 func entryKey(e uint64) uint32 { return uint32(e >> 32) }
 
-// home is the slot a key is placed at, or after.
-func (t *indexTable) home(key uint32) int { return int(key) & (len(t.slots) - 1) }
+// home is the slot a key is placed at, or after: the key scaled to the
+// table's length.
+func (t *indexTable) home(key uint32) int { return int(uint64(key) * uint64(len(t.slots)) >> 32) } //nolint:gosec // below len
 
-func (t *indexTable) next(i int) int { return (i + 1) & (len(t.slots) - 1) }
+func (t *indexTable) next(i int) int {
+	if i++; i == len(t.slots) {
+		return 0
+	}
+	return i
+}
 
 func (x *seriesIndex) add(h uint64, g *group) {
-	t := &x.tables[h>>56]
-	if (t.n+1)*8 > len(t.slots)*7 {
-		t.resize(max(minIndexTable, 2*len(t.slots)))
+	m := x.mix(h)
+	t := &x.tables[m>>56]
+	if (t.n+1)*4 > len(t.slots)*3 {
+		t.resize(max(minIndexTable, len(t.slots)+len(t.slots)/2))
 	}
-	key := indexKey(h)
+	key := indexKey(m)
 	i := t.home(key)
 	found := false
 	for ; t.slots[i] != 0; i = t.next(i) {
@@ -88,7 +117,7 @@ func (x *seriesIndex) add(h uint64, g *group) {
 	if found {
 		t.shared++
 	}
-	t.slots[i] = indexEntry(h, g.id)
+	t.slots[i] = indexEntry(m, g.id)
 	t.n++
 }
 
@@ -96,11 +125,12 @@ func (x *seriesIndex) add(h uint64, g *group) {
 // group's families hold, so (h, g) was added: an entry that differs from it
 // only in the hash bits the index drops is the same entry.
 func (x *seriesIndex) remove(h uint64, g *group) {
-	t := &x.tables[h>>56]
+	m := x.mix(h)
+	t := &x.tables[m>>56]
 	if t.n == 0 {
 		return
 	}
-	key, e := indexKey(h), indexEntry(h, g.id)
+	key, e := indexKey(m), indexEntry(m, g.id)
 	at, found := -1, false
 	// Every entry of key sits in the run of full slots from its home on.
 	for i := t.home(key); t.slots[i] != 0; i = t.next(i) {
@@ -122,8 +152,8 @@ func (x *seriesIndex) remove(h uint64, g *group) {
 	}
 	t.deleteAt(at)
 	t.n--
-	if len(t.slots) > minIndexTable && t.n*8 <= len(t.slots) {
-		t.resize(len(t.slots) / 2)
+	if len(t.slots) > minIndexTable && t.n*4 < len(t.slots) {
+		t.resize(max(minIndexTable, len(t.slots)*2/3))
 	}
 }
 
@@ -142,7 +172,7 @@ func (t *indexTable) deleteAt(i int) {
 	t.slots[i] = 0
 }
 
-// resize rehashes t into size slots, a power of two above t.n.
+// resize rehashes t into size slots, more than t.n.
 func (t *indexTable) resize(size int) {
 	old := t.slots
 	t.slots = make([]uint64, size)
@@ -159,17 +189,18 @@ func (t *indexTable) resize(size int) {
 }
 
 // unshared reports whether no two entries of h's table share a key.
-func (x *seriesIndex) unshared(h uint64) bool { return x.tables[h>>56].shared == 0 }
+func (x *seriesIndex) unshared(h uint64) bool { return x.tables[x.mix(h)>>56].shared == 0 }
 
-// each calls fn for every group with an entry of h's shard and key, until
-// fn returns false. Such a group may hold another series whose hash shares
-// those 40 bits: fn confirms.
+// each calls fn for every group with an entry of h's table and key, until
+// fn returns false. Such a group may hold another series whose mixed hash
+// shares those 40 bits: fn confirms.
 func (x *seriesIndex) each(h uint64, fn func(*group) bool) {
-	t := &x.tables[h>>56]
+	m := x.mix(h)
+	t := &x.tables[m>>56]
 	if t.n == 0 {
 		return
 	}
-	key := indexKey(h)
+	key := indexKey(m)
 	for i := t.home(key); t.slots[i] != 0; i = t.next(i) {
 		if e := t.slots[i]; entryKey(e) == key && !fn(x.groups[uint32(e)-1]) { //nolint:gosec // the id is the low half
 			return

@@ -4,9 +4,16 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/cespare/xxhash/v2"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestSeriesIndexModel runs random adds and removes against a multiset of
@@ -18,14 +25,19 @@ import (
 // and key.
 func TestSeriesIndexModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 17))
+	x := newSeriesIndex()
 	var hashes []uint64
 	for _, shard := range []uint64{0x00, 0xa7} {
 		for k := range uint64(40) {
-			key := k<<9 | 0x1f0 | k&0xf // low bits near the end of a 16- or 32-slot table
-			hashes = append(hashes, shard<<56|key, shard<<56|1<<40|key)
+			// Keys whose homes lie near the end of any table, so runs
+			// wrap around, and pairs of hashes that share their key.
+			key := uint64(0xfff00000) | k<<8 | k&0xf
+			hashes = append(hashes, x.hashFor(shard<<56|key), x.hashFor(shard<<56|1<<40|key))
 		}
 	}
-	var x seriesIndex
+	for range 40 { // and some spread over every table
+		hashes = append(hashes, rng.Uint64())
+	}
 	groups := make([]*group, 6)
 	for i := range groups {
 		groups[i] = &group{}
@@ -47,7 +59,7 @@ func TestSeriesIndexModel(t *testing.T) {
 			x.remove(h, g)
 			model[entry{h, g}]--
 		} else if !slices.ContainsFunc(slices.Collect(maps.Keys(model)), func(e entry) bool {
-			return e.g == g && e.h>>56 == h>>56 && indexKey(e.h) == indexKey(h)
+			return x.indexedOf(e.h, g) == x.indexedOf(h, g) && e.g == g
 		}) {
 			x.remove(h, g) // no entry of its key and group: nothing changes
 		}
@@ -59,15 +71,18 @@ func TestSeriesIndexModel(t *testing.T) {
 		require.NoError(t, err, "step %d", step)
 		want := map[indexed]int{}
 		for e, n := range model {
-			want[indexedOf(e.h, e.g)] += n
+			want[x.indexedOf(e.h, e.g)] += n
 		}
 		require.True(t, maps.Equal(got, want), "step %d: index and model differ:\n%v\n%v", step, got, want)
 
 		probe := hashes[rng.IntN(len(hashes))]
 		var named, owners []uint32
 		x.each(probe, func(o *group) bool { named = append(named, o.id); return true })
+		keys := map[indexed]int{} // entries by table and key
 		for e, n := range model {
-			if e.h>>56 == probe>>56 && indexKey(e.h) == indexKey(probe) {
+			at := x.indexedOf(e.h, nil)
+			keys[at] += n
+			if at == x.indexedOf(probe, nil) {
 				for range n {
 					owners = append(owners, e.g.id)
 				}
@@ -76,6 +91,13 @@ func TestSeriesIndexModel(t *testing.T) {
 		slices.Sort(named)
 		slices.Sort(owners)
 		require.Equal(t, owners, named, "step %d: each(%x)", step, probe)
+		unshared := true
+		for at, n := range keys {
+			if at.shard == x.indexedOf(probe, nil).shard && n > 1 {
+				unshared = false
+			}
+		}
+		require.Equal(t, unshared, x.unshared(probe), "step %d: unshared(%x)", step, probe)
 	}
 	require.Positive(t, len(model), "the model never filled")
 }
@@ -83,29 +105,68 @@ func TestSeriesIndexModel(t *testing.T) {
 // TestSeriesIndexEachStops checks that each stops at the first group fn
 // declines.
 func TestSeriesIndexEachStops(t *testing.T) {
-	var x seriesIndex
+	x := newSeriesIndex()
 	a, b := &group{}, &group{}
 	x.register(a)
 	x.register(b)
-	x.add(42, a)
-	x.add(42, b)
-	x.add(42|1<<40, b) // another hash of the same key
+	h, other := x.hashFor(42), x.hashFor(42|1<<40) // the same table and key
+	x.add(h, a)
+	x.add(h, b)
+	x.add(other, b)
 	calls := 0
-	x.each(42, func(*group) bool { calls++; return false })
+	x.each(h, func(*group) bool { calls++; return false })
 	require.Equal(t, 1, calls)
 	calls = 0
-	x.each(42, func(*group) bool { calls++; return true })
-	require.Equal(t, 3, calls, "hashes that share shard and key are all candidates")
-	require.False(t, x.unshared(42))
-	x.remove(42, a)
-	x.remove(42|1<<40, b)
-	require.True(t, x.unshared(42))
+	x.each(h, func(*group) bool { calls++; return true })
+	require.Equal(t, 3, calls, "hashes that share table and key are all candidates")
+	require.False(t, x.unshared(h))
+	x.remove(h, a)
+	x.remove(other, b)
+	require.True(t, x.unshared(h))
+}
+
+// TestSeriesIndexSeeded checks that the index mixes hashes with a seed of
+// its own: the same hashes land in other tables of another index, so
+// nobody who knows only the series can aim them at one table or run.
+func TestSeriesIndexSeeded(t *testing.T) {
+	x, y := newSeriesIndex(), newSeriesIndex()
+	require.NotEqual(t, x.seed, y.seed)
+	same := 0
+	for h := range uint64(1000) {
+		if x.mix(h)>>56 == y.mix(h)>>56 {
+			same++
+		}
+	}
+	require.Less(t, same, 30, "1000 hashes, 256 tables: about 4 should agree by chance")
+	for _, m := range []uint64{0, 1, 42, 1 << 63, ^uint64(0)} {
+		require.Equal(t, m, x.mix(x.hashFor(m)))
+	}
+}
+
+// TestSeriesIndexRemoveAbsent checks that removing an entry the index
+// does not hold changes nothing.
+func TestSeriesIndexRemoveAbsent(t *testing.T) {
+	x := newSeriesIndex()
+	a, b := &group{}, &group{}
+	x.register(a)
+	x.register(b)
+	var spread uint64 = 0x9e3779b97f4a7c15
+	for h := range uint64(100) {
+		x.add(h*spread, a)
+	}
+	before, err := x.entries()
+	require.NoError(t, err)
+	x.remove(7*spread, b) // held, but by a
+	x.remove(12345, a)    // not held at all
+	after, err := x.entries()
+	require.NoError(t, err)
+	require.Equal(t, before, after)
 }
 
 // TestSeriesIndexIDs checks that removed groups' ids are reused and that
 // a group's id names it.
 func TestSeriesIndexIDs(t *testing.T) {
-	var x seriesIndex
+	x := newSeriesIndex()
 	gs := []*group{{}, {}, {}}
 	for _, g := range gs {
 		x.register(g)
@@ -118,4 +179,66 @@ func TestSeriesIndexIDs(t *testing.T) {
 	require.Equal(t, uint32(2), n.id)
 	require.Same(t, n, x.groups[n.id-1])
 	require.Len(t, x.groups, 3)
+}
+
+// hashFor returns the series hash that x mixes into m: the inverse of mix,
+// for tests that place entries on purpose.
+func (x *seriesIndex) hashFor(m uint64) uint64 {
+	m ^= m >> 33
+	m *= inverse(0xc4ceb9fe1a85ec53)
+	m ^= m >> 33
+	m *= inverse(0xff51afd7ed558ccd)
+	m ^= m >> 33
+	return m ^ x.seed
+}
+
+// inverse returns the multiplicative inverse of the odd c modulo 2^64.
+func inverse(c uint64) uint64 {
+	inv := c // correct to 3 bits; each step doubles them
+	for range 5 {
+		inv *= 2 - c*inv
+	}
+	return inv
+}
+
+// TestOwnHashShortcutNeedsAnUnsharedTable: a push repeating a hash its
+// group's own family holds skips the index only while no other entry of
+// the table shares its key. Here group a's family is made to hold the
+// hash of a series group b really stores (a stand-in for a 64-bit
+// collision): a pushing b's series must still be found a duplicate.
+func TestOwnHashShortcutNeedsAnUnsharedTable(t *testing.T) {
+	s, err := New(Config{}, nil, nil)
+	require.NoError(t, err)
+	at := time.Unix(1_700_000_000, 0)
+	push := func(k GroupKey, text string) error {
+		parser := expfmt.NewTextParser(model.LegacyValidation)
+		fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
+		require.NoError(t, err)
+		return s.Apply(Push{Key: k, Replace: true, Families: fams, Time: at})
+	}
+	a := NewGroupKey(map[string]string{"job": "j"})
+	b := NewGroupKey(map[string]string{"job": "j", "instance": "i"})
+	// The ingester adds the grouping labels; Apply takes them as pushed.
+	require.NoError(t, push(b, "m{instance=\"i\",job=\"j\"} 1\n"))
+	require.NoError(t, push(a, "m{instance=\"own\",job=\"j\"} 1\n"))
+
+	seriesHash := func(instance string) uint64 {
+		return xxhash.Sum64(appendSeriesKey(nil, "m", []*dto.LabelPair{
+			{Name: proto.String("instance"), Value: proto.String(instance)},
+			{Name: proto.String("job"), Value: proto.String("j")},
+		}))
+	}
+	own, theirs := seriesHash("own"), seriesHash("i")
+	s.mu.Lock()
+	ga := s.groups[a]
+	f := ga.families["m"].fam
+	require.Equal(t, []uint64{own}, f.hashes)
+	f.hashes = []uint64{theirs}
+	s.series.remove(own, ga)
+	s.series.add(theirs, ga)
+	s.mu.Unlock()
+
+	err = push(a, "m{instance=\"i\",job=\"j\"} 2\n")
+	require.ErrorIs(t, err, ErrInconsistent, "a stored the series b holds")
+	require.Contains(t, err.Error(), "was collected before with the same name and label values")
 }
