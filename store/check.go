@@ -318,11 +318,11 @@ func (s *Store) reservedType(name string) (dto.MetricType, bool) {
 // is confirmed by comparing label sets, so a hash collision is not taken
 // for a duplicate.
 //
-// While no two entries of its index table share a key (as they do not
-// unless the 40 bits the index keeps of two hashes collide), a hash that
-// the family b replaces already has is owned by c's group alone, so it is
-// not looked up: a push repeating its series (the usual one) then costs no
-// index lookups.
+// While no other index entry shares its key (as none does unless the 40
+// bits the index keeps of two hashes collide), a hash that the family b
+// replaces already has is owned by c's group alone, so it is not looked
+// up: a push repeating its series (the usual one) then costs no index
+// lookups.
 func (s *Store) checkSeries(c *change, b *built, p *problems) {
 	var own []uint64 // sorted
 	if c.g != nil {

@@ -173,7 +173,7 @@ func (x *seriesIndex) entries() (map[indexed]int, error) {
 	for shard := range x.tables {
 		t := &x.tables[shard]
 		if len(t.slots) == 0 {
-			if t.n != 0 || t.shared != 0 {
+			if t.n != 0 || len(t.shared) != 0 {
 				return nil, fmt.Errorf("table %d: no slots, but counts %d entries", shard, t.n)
 			}
 			continue
@@ -206,12 +206,14 @@ func (x *seriesIndex) entries() (map[indexed]int, error) {
 			}
 			got[indexed{shard, entryKey(e), x.groups[id-1]}]++
 		}
-		shared := 0
-		for _, c := range keys {
-			shared += c - 1
+		shared := map[uint32]int{}
+		for k, c := range keys {
+			if c > 1 {
+				shared[k] = c - 1
+			}
 		}
-		if n != t.n || shared != t.shared {
-			return nil, fmt.Errorf("table %d: holds %d entries, %d sharing a key; counted %d and %d", shard, n, shared, t.n, t.shared)
+		if n != t.n || !maps.Equal(shared, t.shared) {
+			return nil, fmt.Errorf("table %d: holds %d entries, shared keys %v; counted %d and %v", shard, n, shared, t.n, t.shared)
 		}
 		// At most 3/4 full, and at least 1/8 unless at its smallest: a
 		// table shrinks as it empties.

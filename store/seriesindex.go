@@ -44,10 +44,12 @@ const (
 type indexTable struct {
 	slots []uint64
 	n     int
-	// shared counts the entries whose key an earlier entry of the table
-	// already has: while it is 0, a key found in a group's own family is
-	// owned by that group alone (see checkSeries).
-	shared int
+	// shared counts, for each key that more than one entry has, the
+	// entries past the first; nil while there is none (as there is none
+	// unless the kept bits of two hashes collide). A key not in it that a
+	// group's own family holds is owned by that group alone (see
+	// checkSeries).
+	shared map[uint32]int
 }
 
 func newSeriesIndex() seriesIndex { return seriesIndex{seed: rand.Uint64()} }
@@ -115,7 +117,10 @@ func (x *seriesIndex) add(h uint64, g *group) {
 		found = found || entryKey(t.slots[i]) == key
 	}
 	if found {
-		t.shared++
+		if t.shared == nil {
+			t.shared = map[uint32]int{}
+		}
+		t.shared[key]++
 	}
 	t.slots[i] = indexEntry(m, g.id)
 	t.n++
@@ -130,25 +135,22 @@ func (x *seriesIndex) remove(h uint64, g *group) {
 	if t.n == 0 {
 		return
 	}
-	key, e := indexKey(m), indexEntry(m, g.id)
-	at, found := -1, false
-	// Every entry of key sits in the run of full slots from its home on.
-	for i := t.home(key); t.slots[i] != 0; i = t.next(i) {
-		switch {
-		case at < 0 && t.slots[i] == e:
+	e := indexEntry(m, g.id)
+	at := -1
+	// Every entry of a key sits in the run of full slots from its home on.
+	for i := t.home(indexKey(m)); t.slots[i] != 0; i = t.next(i) {
+		if t.slots[i] == e {
 			at = i
-		case entryKey(t.slots[i]) == key:
-			found = true
-		}
-		if at >= 0 && (found || t.shared == 0) {
 			break
 		}
 	}
 	if at < 0 {
 		return
 	}
-	if found {
-		t.shared--
+	if key := indexKey(m); t.shared[key] > 0 {
+		if t.shared[key]--; t.shared[key] == 0 {
+			delete(t.shared, key)
+		}
 	}
 	t.deleteAt(at)
 	t.n--
@@ -188,8 +190,12 @@ func (t *indexTable) resize(size int) {
 	}
 }
 
-// unshared reports whether no two entries of h's table share a key.
-func (x *seriesIndex) unshared(h uint64) bool { return x.tables[x.mix(h)>>56].shared == 0 }
+// unshared reports whether at most one entry has h's table and key.
+func (x *seriesIndex) unshared(h uint64) bool {
+	m := x.mix(h)
+	t := &x.tables[m>>56]
+	return len(t.shared) == 0 || t.shared[indexKey(m)] == 0
+}
 
 // each calls fn for every group with an entry of h's table and key, until
 // fn returns false. Such a group may hold another series whose mixed hash
