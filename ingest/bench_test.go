@@ -76,13 +76,7 @@ func BenchmarkDecodePooled(b *testing.B) {
 		b.Fatal(err)
 	}
 	ls := key.Labels()
-	for _, f := range []struct {
-		name, contentType string
-		body              []byte
-	}{
-		{"text", "text/plain; version=0.0.4; charset=utf-8", text},
-		{"protobuf", protoContentType, encodeDelimited(b, sortedFamilies(parseText(b, string(text)))...)},
-	} {
+	for _, f := range nodeBodies(b, text) {
 		b.Run(f.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(f.body)))
@@ -291,14 +285,7 @@ func benchmarkDecodeCost(b *testing.B, body []byte, contentType string) {
 // text and as client_golang's protobuf. cpu-ns/op includes the collector's
 // work on the push's garbage.
 func BenchmarkPush(b *testing.B) {
-	text := readTestdata(b, "node.prom")
-	for _, f := range []struct {
-		name, contentType string
-		body              []byte
-	}{
-		{"text", "text/plain; version=0.0.4; charset=utf-8", text},
-		{"protobuf", protoContentType, encodeDelimited(b, sortedFamilies(parseText(b, string(text)))...)},
-	} {
+	for _, f := range nodeBodies(b, readTestdata(b, "node.prom")) {
 		b.Run(f.name, func(b *testing.B) {
 			st, err := store.New(store.Config{}, nil, nil)
 			if err != nil {
@@ -337,5 +324,20 @@ func BenchmarkPush(b *testing.B) {
 			}
 			cpu.Report(b, i)
 		})
+	}
+}
+
+// benchBody is a push body of a benchmark, with its Content-Type.
+type benchBody struct {
+	name, contentType string
+	body              []byte
+}
+
+// nodeBodies returns the node push text in text and as client_golang's
+// protobuf.
+func nodeBodies(b *testing.B, text []byte) []benchBody {
+	return []benchBody{
+		{"text", "text/plain; version=0.0.4; charset=utf-8", text},
+		{"protobuf", protoContentType, encodeDelimited(b, sortedFamilies(parseText(b, string(text)))...)},
 	}
 }

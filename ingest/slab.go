@@ -63,10 +63,9 @@ func (s *slab[T]) bytes() int {
 // follow one another. A slice that is no longer the last (a family whose
 // lines come back after another family's) grows by append, off the slab.
 // Every slice has no spare capacity, so no append by anyone can reach a
-// neighbour.
+// neighbour. Its chunks are a slab's: reserve, reuse and bytes are slab's.
 type ptrSlab[T any] struct {
-	buf  []*T
-	next int // size of the next chunk
+	slab[*T]
 }
 
 // add returns s, a slice from add or an empty one, with v appended.
@@ -86,25 +85,6 @@ func (a *ptrSlab[T]) add(s []*T, v *T) []*T {
 	a.buf = append(a.buf, v)
 	return a.buf[n-len(s) : n+1 : n+1]
 }
-
-// reserve makes sure the next n pointers fit in one chunk, as in slab.
-func (a *ptrSlab[T]) reserve(n int) {
-	if cap(a.buf)-len(a.buf) < n {
-		a.buf = nil // the chunk stays alive only through what it handed out
-		a.next = max(a.next, n)
-	}
-}
-
-// reuse clears the current chunk and keeps it for the next parse, as in
-// slab: every slice handed out before is invalid afterwards.
-func (a *ptrSlab[T]) reuse() {
-	clear(a.buf)
-	a.buf = a.buf[:0]
-	a.next = 0
-}
-
-// bytes is the size of the current chunk.
-func (a *ptrSlab[T]) bytes() int { return 8 * cap(a.buf) }
 
 // clientSlabs is what both push parsers (textParser, protoSlabs) carve a
 // push's client structs from, with their pool's bookkeeping.
