@@ -153,7 +153,7 @@ func (c *change) insert(b *built) {
 func (s *Store) commit(c *change) *group {
 	g := c.g
 	if g == nil {
-		g = &group{key: c.key, families: make(map[string]*slot, len(c.news)), failureOnly: c.failureOnly, split: chunkSplit(c.key)}
+		g = &group{key: c.key, slots: make([]*slot, 0, len(c.news)), failureOnly: c.failureOnly, split: chunkSplit(c.key)}
 		s.groups[c.key] = g
 		s.series.register(g)
 		if g.failureOnly {
@@ -164,18 +164,25 @@ func (s *Store) commit(c *change) *group {
 		s.nFailureOnly--
 	}
 	if c.drop != dropNone {
-		for name := range g.families {
-			if c.drops(name) && c.lookup(name) == nil {
-				s.dropFamily(g, name)
+		kept := g.slots[:0]
+		for _, sl := range g.slots {
+			if name := sl.fam.name; c.drops(name) && c.lookup(name) == nil {
+				s.dropSlot(g, sl)
+				continue
 			}
+			kept = append(kept, sl)
+		}
+		clear(g.slots[len(kept):])
+		g.slots = kept
+	}
+	sorted, added := len(g.slots), false
+	for _, b := range c.news {
+		if s.setFamily(g, sorted, b.fam) {
+			added = true
 		}
 	}
-	for _, b := range c.news {
-		s.setFamily(g, b.fam)
-	}
-	g.list = make([]*family, 0, len(g.families))
-	for _, sl := range g.families {
-		g.list = append(g.list, sl.fam)
+	if added {
+		sortSlots(g.slots)
 	}
 	return g
 }

@@ -326,13 +326,14 @@ func (s *Store) reservedType(name string) (dto.MetricType, bool) {
 func (s *Store) checkSeries(c *change, b *built, p *problems) {
 	var own []uint64 // sorted
 	if c.g != nil {
-		if sl := c.g.families[b.name]; sl != nil {
-			own = sl.fam.hashes
+		if sl := c.g.slot(b.name); sl != nil {
+			own = sl.fam.seriesHashes()
 		}
 	}
 	j := 0
-	for i, h := range b.fam.hashes {
-		if i > 0 && h == b.fam.hashes[i-1] {
+	hashes := b.fam.seriesHashes()
+	for i, h := range hashes {
+		if i > 0 && h == hashes[i-1] {
 			continue // a collision inside b; its metrics were checked together
 		}
 		for j < len(own) && own[j] < h {
@@ -360,7 +361,7 @@ func (s *Store) checkSeries(c *change, b *built, p *problems) {
 // holds. It decodes o's family of that name (from its text if no
 // protobuf scrape cached its fields): the rare path.
 func (s *Store) duplicatesIn(o *group, b *built, h uint64) []*dto.Metric {
-	sl := o.families[b.name]
+	sl := o.slot(b.name)
 	if sl == nil {
 		return nil
 	}

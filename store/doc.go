@@ -41,7 +41,7 @@
 // with the type every group's family of that name has, and the gateway's own
 // family names and types (Config.Reserved). Suffix collisions
 // (histogram/summary N against N_count, N_sum, N_bucket) are looked up in
-// the same name index. A push that passes is committed with map updates
+// the same name index. A push that passes is committed with index updates
 // only; one that fails changes nothing but the group's failure time, and
 // even that only when the failure gauges would not clash with another
 // group, so no push can make the store inconsistent (the Pushgateway can

@@ -102,9 +102,16 @@ func (s *Store) checkCounts() error {
 			return fmt.Errorf("group stored under %s has key %s", formatKey(k), formatKey(g.key))
 		}
 		inGroup := 0
-		for name, sl := range g.families {
-			if sl.g != g || sl.dead || sl.fam.name != name {
+		for i, sl := range g.slots {
+			name := sl.fam.name
+			if sl.g != g || sl.dead {
 				return fmt.Errorf("slot of %q in %s is broken", name, formatKey(k))
+			}
+			if i > 0 && g.slots[i-1].fam.name >= name {
+				return fmt.Errorf("slots of %s are not sorted by name, without repeats: %q before %q", formatKey(k), g.slots[i-1].fam.name, name)
+			}
+			if g.slot(name) != sl {
+				return fmt.Errorf("slot of %q in %s is not found by name", name, formatKey(k))
 			}
 			// The text's sample lines: what Prometheus counts as series.
 			inGroup += bytes.Count(textOf(sl.fam), []byte{'\n'})
@@ -134,8 +141,8 @@ func (s *Store) checkSeriesIndex() error {
 		if g.id == 0 || int(g.id) > len(s.series.groups) || s.series.groups[g.id-1] != g {
 			return fmt.Errorf("group %s has id %d, which the index does not give it", formatKey(g.key), g.id)
 		}
-		for _, sl := range g.families {
-			for _, h := range sl.fam.hashes {
+		for _, sl := range g.slots {
+			for _, h := range sl.fam.seriesHashes() {
 				want[s.series.indexedOf(h, g)]++
 			}
 		}
@@ -227,7 +234,8 @@ func (x *seriesIndex) entries() (map[indexed]int, error) {
 func (s *Store) checkNames() error {
 	members := map[string]int{}
 	for _, g := range s.groups {
-		for name, sl := range g.families {
+		for _, sl := range g.slots {
+			name := sl.fam.name
 			members[name]++
 			e := s.names[name]
 			if e == nil {
@@ -264,7 +272,7 @@ func (s *Store) checkNames() error {
 func (s *Store) checkNoDuplicates() error {
 	seen := map[string]string{}
 	for _, g := range s.groups {
-		for _, sl := range g.families {
+		for _, sl := range g.slots {
 			mf, err := sl.fam.decode()
 			if err != nil {
 				return err

@@ -158,11 +158,11 @@ func TestStoreFrontCodesItsText(t *testing.T) {
 	}
 	coded, text := 0, 0
 	for k, g := range s.groups {
-		for name, sl := range g.families {
-			f := sl.fam
+		for _, sl := range g.slots {
+			f, name := sl.fam, sl.fam.name
 			lines := textOf(f)
 			require.Len(t, lines, f.textSize())
-			require.Equal(t, f.samples, bytes.Count(lines, []byte{'\n'}))
+			require.Equal(t, int(f.samples), bytes.Count(lines, []byte{'\n'}))
 			if mf := pushed[k][name]; mf != nil {
 				var want bytes.Buffer
 				_, err := expfmt.MetricFamilyToText(&want, mf)
@@ -223,15 +223,16 @@ func BenchmarkFrontDecode(b *testing.B) {
 
 // TestFamilyLayout holds family to what its comment says: the fields a
 // scrape and a persistence write read lie in the first 128 bytes (the
-// text scrape's in the first 64), and the value fits the 176-byte size
+// text scrape's in the first 64), and the value fits the 144-byte size
 // class.
 func TestFamilyLayout(t *testing.T) {
 	var f family
-	require.LessOrEqual(t, unsafe.Sizeof(f), uintptr(176))
+	require.LessOrEqual(t, unsafe.Sizeof(f), uintptr(144))
 	require.LessOrEqual(t, unsafe.Offsetof(f.textLen)+unsafe.Sizeof(f.textLen), uintptr(64), "data and textLen")
 	for name, end := range map[string]uintptr{
 		"typ":     unsafe.Offsetof(f.typ) + unsafe.Sizeof(f.typ),
-		"time":    unsafe.Offsetof(f.time) + unsafe.Sizeof(f.time),
+		"sec":     unsafe.Offsetof(f.sec) + unsafe.Sizeof(f.sec),
+		"nsec":    unsafe.Offsetof(f.nsec) + unsafe.Sizeof(f.nsec),
 		"pbKept":  unsafe.Offsetof(f.pbKept) + unsafe.Sizeof(f.pbKept),
 		"created": unsafe.Offsetof(f.created) + unsafe.Sizeof(f.created),
 		"help":    unsafe.Offsetof(f.help) + unsafe.Sizeof(f.help),

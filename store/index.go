@@ -11,13 +11,11 @@ import (
 
 // group is one grouping key's families. Its fields are guarded by Store.mu.
 type group struct {
-	key      GroupKey
-	families map[string]*slot // by family name
-	// list holds the family values of families, in no particular order.
-	// Every commit replaces it and nothing changes it, so a persistence
-	// write copies it out under the lock with one read of the group
-	// instead of walking the map.
-	list    []*family
+	key GroupKey
+	// slots holds a slot per family name, sorted by name (slot finds
+	// one). A group has a handful of families: a sorted slice of
+	// pointers costs a tenth of a map's memory and is searched as fast.
+	slots   []*slot
 	series  int // sample lines of its families (family.samples)
 	version uint64
 	// replaced is the version of the last write that set the group's
@@ -39,6 +37,25 @@ type group struct {
 	exposeGen uint64
 	// split: a gzipped scrape may end a chunk after this group (gzip.go).
 	split bool
+}
+
+// slot returns g's slot of family name, or nil.
+func (g *group) slot(name string) *slot {
+	if i, ok := findSlot(g.slots, name); ok {
+		return g.slots[i]
+	}
+	return nil
+}
+
+// findSlot returns where the slot of family name is, or would be, in
+// slots, sorted by name, and whether it is there.
+func findSlot(slots []*slot, name string) (int, bool) {
+	return slices.BinarySearchFunc(slots, name, func(sl *slot, name string) int { return strings.Compare(sl.fam.name, name) })
+}
+
+// sortSlots sorts slots by family name.
+func sortSlots(slots []*slot) {
+	slices.SortFunc(slots, func(a, b *slot) int { return strings.Compare(a.fam.name, b.fam.name) })
 }
 
 // slot is the place of one family name in one group. The name index lists
@@ -156,7 +173,7 @@ func (c *change) drops(name string) bool {
 
 // mine returns 1 if c's group has a family name, else 0.
 func (c *change) mine(name string) int {
-	if c.g != nil && c.g.families[name] != nil {
+	if c.g != nil && c.g.slot(name) != nil {
 		return 1
 	}
 	return 0
@@ -179,22 +196,26 @@ func (e *nameEntry) internHelp(f *family) {
 }
 
 // setFamily stores f as g's family of its name, replacing the old one, and
-// keeps the indexes in step. The caller holds s.mu and has checked f.
-func (s *Store) setFamily(g *group, f *family) {
-	if sl := g.families[f.name]; sl != nil {
+// keeps the indexes in step. The caller holds s.mu and has checked f. Only
+// the first sorted slots of g are searched for f's name; a new slot is
+// appended after the others, and setFamily reports that the caller must
+// sort g.slots again (commit does, once per write).
+func (s *Store) setFamily(g *group, sorted int, f *family) (added bool) {
+	if i, ok := findSlot(g.slots[:sorted], f.name); ok {
+		sl := g.slots[i]
 		e := s.names[f.name]
 		f.name = e.name
 		e.internHelp(f)
-		s.reindexSeries(g, sl.fam.hashes, f.hashes)
-		s.nSeries += f.samples - sl.fam.samples
+		s.reindexSeries(g, sl.fam.seriesHashes(), f.seriesHashes())
+		s.nSeries += int(f.samples) - int(sl.fam.samples)
 		s.nBytes += int64(f.textSize() - sl.fam.textSize())
-		g.series += f.samples - sl.fam.samples
+		g.series += int(f.samples) - int(sl.fam.samples)
 		if sl.fam != f {
 			s.cache.release(sl.fam)
 		}
 		sl.setFam(f)
 		e.typ = f.typ
-		return
+		return false
 	}
 	e := s.names[f.name]
 	if e == nil {
@@ -217,20 +238,18 @@ func (s *Store) setFamily(g *group, f *family) {
 	e.live++
 	e.dirty = true
 	s.nFamilies++
-	g.families[e.name] = sl
+	g.slots = append(g.slots, sl)
 	s.indexSeries(g, f)
+	return true
 }
 
-// dropFamily removes g's family name and keeps the indexes in step. The
+// dropSlot removes the family of sl, one of g's slots, from the store and
+// keeps the indexes in step; the caller takes sl out of g.slots. The
 // caller holds s.mu.
-func (s *Store) dropFamily(g *group, name string) {
-	sl := g.families[name]
-	if sl == nil {
-		return
-	}
+func (s *Store) dropSlot(g *group, sl *slot) {
+	name := sl.fam.name
 	s.forgetSeries(g, sl.fam)
 	s.cache.release(sl.fam)
-	delete(g.families, name)
 	s.nFamilies--
 	sl.dead = true
 	e := s.names[name]
@@ -255,21 +274,21 @@ func (s *Store) dropFamily(g *group, name string) {
 }
 
 func (s *Store) indexSeries(g *group, f *family) {
-	for _, h := range f.hashes {
+	for _, h := range f.seriesHashes() {
 		s.series.add(h, g)
 	}
-	s.nSeries += f.samples
+	s.nSeries += int(f.samples)
 	s.nBytes += int64(f.textSize())
-	g.series += f.samples
+	g.series += int(f.samples)
 }
 
 func (s *Store) forgetSeries(g *group, f *family) {
-	for _, h := range f.hashes {
+	for _, h := range f.seriesHashes() {
 		s.series.remove(h, g)
 	}
-	s.nSeries -= f.samples
+	s.nSeries -= int(f.samples)
 	s.nBytes -= int64(f.textSize())
-	g.series -= f.samples
+	g.series -= int(f.samples)
 }
 
 // reindexSeries moves g's index entries from the sorted hashes old to the

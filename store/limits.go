@@ -45,7 +45,7 @@ func (e *LimitError) Unwrap() error { return ErrLimit }
 func (s *Store) growth(c *change) (groups, series, bytes int) {
 	for _, b := range c.news {
 		if b.fam != nil {
-			series += b.fam.samples
+			series += int(b.fam.samples)
 			bytes += b.fam.textSize()
 		}
 	}
@@ -54,8 +54,8 @@ func (s *Store) growth(c *change) (groups, series, bytes int) {
 		return 1, series, bytes
 	case c.drop == dropNone:
 		for _, b := range c.news {
-			if sl := c.g.families[b.name]; sl != nil {
-				series -= sl.fam.samples
+			if sl := c.g.slot(b.name); sl != nil {
+				series -= int(sl.fam.samples)
 				bytes -= sl.fam.textSize()
 			}
 		}
@@ -63,14 +63,14 @@ func (s *Store) growth(c *change) (groups, series, bytes int) {
 	}
 	// Everything goes but the families a PUT keeps: the time gauges it
 	// does not replace.
-	for _, sl := range c.g.families {
-		series -= sl.fam.samples
+	for _, sl := range c.g.slots {
+		series -= int(sl.fam.samples)
 		bytes -= sl.fam.textSize()
 	}
 	if c.drop == dropPushed {
 		for _, name := range [...]string{PushTimeName, PushFailureTimeName} {
-			if sl := c.g.families[name]; sl != nil && c.lookup(name) == nil {
-				series += sl.fam.samples
+			if sl := c.g.slot(name); sl != nil && c.lookup(name) == nil {
+				series += int(sl.fam.samples)
 				bytes += sl.fam.textSize()
 			}
 		}
@@ -122,10 +122,12 @@ func errMaxGroups(n, max int) error {
 // store already holds --store.max-groups, before the push is rendered: a
 // cardinality attack then costs a map lookup per push instead of a render.
 // The check in Apply under the same lock stays the authority; this one only
-// saves work.
+// saves work. Below the limit (by the count of the last change) it takes
+// no lock: a count that lags can only send a push on to that check, or
+// here to the lock.
 func (s *Store) refuseNewGroupEarly(k GroupKey) error {
 	max := s.cfg.MaxGroups
-	if max <= 0 {
+	if max <= 0 || s.counted.Load() < int64(max) {
 		return nil
 	}
 	s.mu.Lock()

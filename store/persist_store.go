@@ -47,14 +47,27 @@ func (s *Store) WriteFile(path string) error {
 // groupBatch is refBatch groups copied out under the lock.
 type groupBatch struct {
 	refs []groupRef
+	// fams holds the families of refs end to end: one buffer, kept from
+	// batch to batch, rather than a slice per group and write.
+	fams []*family
 }
 
-func (b *groupBatch) reset() { clear(b.refs); b.refs = b.refs[:0] }
+func (b *groupBatch) reset() {
+	clear(b.refs)
+	b.refs = b.refs[:0]
+	clear(b.fams)
+	b.fams = b.fams[:0]
+}
 
-// add copies out g's references. The caller holds the store's lock. The
-// family list is shared: commits replace it, never change it.
+// add copies out g's references. The caller holds the store's lock.
+// A group's families may lie in an array that a later add outgrew: that
+// array keeps them until the batch is reset, and nothing else writes it.
 func (b *groupBatch) add(g *group) {
-	b.refs = append(b.refs, groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: g.list})
+	start := len(b.fams)
+	for _, sl := range g.slots {
+		b.fams = append(b.fams, sl.fam)
+	}
+	b.refs = append(b.refs, groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: b.fams[start:len(b.fams):len(b.fams)]})
 }
 
 // collect copies the groups out, a batch per hold of the lock, and hands
@@ -233,7 +246,7 @@ func (e *entryEncoder) group(r groupRef, logger *slog.Logger) error {
 			return e.groupLeavingOut(r, logger)
 		}
 		e.pb = pb
-		if s.b, err = appendFamily(s.b, f.name, f.time, pb); err != nil {
+		if s.b, err = appendFamily(s.b, f.name, f.pushTime(), pb); err != nil {
 			e.out = start
 			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, r.key.String(), err)
 		}
@@ -254,7 +267,7 @@ func (e *entryEncoder) groupLeavingOut(r groupRef, logger *slog.Logger) error {
 			continue
 		}
 		e.pb = pb
-		if fams, err = appendFamily(fams, f.name, f.time, pb); err != nil {
+		if fams, err = appendFamily(fams, f.name, f.pushTime(), pb); err != nil {
 			return fmt.Errorf("%w: group %q: %w", ErrInvalidGroup, r.key.String(), err)
 		}
 		n++

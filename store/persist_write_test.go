@@ -223,15 +223,11 @@ func TestStoreWriteFileLeavesOutFamilyThatDoesNotEncode(t *testing.T) {
 	broken := NewGroupKey(map[string]string{"job": "bench", "instance": "7"})
 	st.mu.Lock()
 	g := st.groups[broken]
-	var f *family
-	for _, c := range g.list {
-		if c.name == "jobs_processed_total" {
-			f = c
-		}
-	}
-	require.NotNil(t, f)
+	sl := g.slot("jobs_processed_total")
+	require.NotNil(t, sl)
+	f := sl.fam
 	require.Nil(t, f.kept(), "the family renders its protobuf from its text")
-	f.data, f.textLen = []byte("not a sample line\n"), 0
+	f.data, f.textLen = "not a sample line\n", 0
 	st.mu.Unlock()
 
 	require.NoError(t, st.WriteFile(path))
@@ -255,7 +251,7 @@ func BenchmarkEncodeEntries(b *testing.B) {
 	var refs []groupRef
 	st.mu.Lock()
 	for _, g := range st.groups {
-		refs = append(refs, groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: g.list})
+		refs = append(refs, refOf(g))
 	}
 	st.mu.Unlock()
 	var e entryEncoder

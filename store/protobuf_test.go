@@ -286,7 +286,7 @@ func TestLazyProtobufScrape(t *testing.T) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, g := range s.groups {
-			for _, sl := range g.families {
+			for _, sl := range g.slots {
 				out = append(out, sl.fam)
 			}
 		}

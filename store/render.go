@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
@@ -29,19 +30,35 @@ const metricField protowire.Number = 4
 // scrape in that format (protobuf.go) and published atomically.
 type family struct {
 	// The fields a scrape and a persistence write read come first, in the
-	// first 128 bytes: two cache lines of a 176-byte object rather than
+	// first 128 bytes: two cache lines of a 144-byte object rather than
 	// three (a text scrape reads the first only). The families of a store
-	// lie all over the heap, and each line is a wait for memory.
+	// lie all over the heap, and each line is a wait for memory. A store
+	// holds one family value per family per group, so every 16 bytes
+	// here is a size class: counts, lengths and the time are packed.
 	name string
 	// data holds the text 0.0.4 sample lines (no HELP or TYPE), in the
 	// client_golang metric order: as they are, or front-coded when
-	// textLen is set (fronttext.go). Read them with text.
-	data []byte
+	// textLen is set (fronttext.go). Read them with text. A string: the
+	// bytes never change, and a length is all a slice would add.
+	data string
 	// textLen is the length of the text when data holds it front-coded,
 	// else 0.
 	textLen uint32
 	typ     dto.MetricType
-	time    time.Time // of the push that last wrote the family
+	// sec and nsec are the time of the push that last wrote the family
+	// (pushTime), in Unix seconds and nanoseconds.
+	sec  int64
+	nsec uint32
+	// samples counts the lines of data: the series Prometheus ingests from
+	// the family (a histogram's buckets, _sum and _count each count). The
+	// store's series gauge and --store.max-series count these.
+	samples uint32
+	// nHashes is the length of the array hashes points to: the series
+	// hashes, sorted (seriesHashes).
+	nHashes uint32
+	// left is set once the family is no longer in the store: a scrape that
+	// still writes it keeps no rendering (renderCache).
+	left atomic.Bool
 	// pb holds the protobuf encoding of the metrics as `metric` fields of a
 	// MetricFamily message, in the same order, when the family is built if
 	// the text cannot carry every field (eager: see textExact). Otherwise
@@ -57,6 +74,13 @@ type family struct {
 	// kept from the start. Nil if no metric has one; a pointer, so that
 	// the families without (most) do not pay for a slice.
 	created *[]byte
+	help    string
+	unit    *string // nil: no unit
+	hashes  *uint64
+	om      atomic.Pointer[[]byte]
+	// id is unique among the families of the process: gzipped scrapes
+	// know a chunk of families by their ids (gzip.go).
+	id uint64
 	// hasHelp distinguishes a family without HELP (text push without a HELP
 	// line: no HELP line at all) from an empty HELP (protobuf: "# HELP x ").
 	hasHelp bool
@@ -68,21 +92,38 @@ type family struct {
 	// (escape.go). Its text quotes those names; its protobuf bytes are
 	// kept from the start, so nothing parses that text back.
 	utf8 bool
-	// left is set once the family is no longer in the store: a scrape that
-	// still writes it keeps no rendering (renderCache).
-	left atomic.Bool
-	help string
-	unit *string // nil: no unit
+}
 
-	hashes []uint64 // series hashes, sorted
-	// samples counts the lines of data: the series Prometheus ingests from
-	// the family (a histogram's buckets, _sum and _count each count). The
-	// store's series gauge and --store.max-series count these.
-	samples int
-	om      atomic.Pointer[[]byte]
-	// id is unique among the families of the process: gzipped scrapes
-	// know a chunk of families by their ids (gzip.go).
-	id uint64
+// zeroSec is family.sec of the zero time.
+var zeroSec = time.Time{}.Unix()
+
+// setPushTime sets the time of the push that wrote the family.
+func (f *family) setPushTime(t time.Time) {
+	f.sec, f.nsec = t.Unix(), uint32(t.Nanosecond()) //nolint:gosec // below 1e9
+}
+
+// pushTime returns the time of the push that wrote the family, in the
+// local time zone (as time.Now has it), or the zero time.
+func (f *family) pushTime() time.Time {
+	if f.sec == zeroSec && f.nsec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(f.sec, int64(f.nsec))
+}
+
+// seriesHashes returns the series hashes, sorted. They must not be
+// modified.
+func (f *family) seriesHashes() []uint64 {
+	return unsafe.Slice(f.hashes, f.nHashes)
+}
+
+// setHashes makes h, sorted, the family's series hashes. The family keeps h.
+func (f *family) setHashes(h []uint64) {
+	slices.Sort(h)
+	f.nHashes = uint32(len(h)) //nolint:gosec // a family holds far fewer than 4G series
+	if len(h) > 0 {
+		f.hashes = &h[0]
+	}
 }
 
 // createdTimes returns what f.created holds, or nil.
@@ -98,10 +139,16 @@ func (f *family) createdTimes() []byte {
 // front-coded. The result must not be modified.
 func (f *family) text(sc *[]byte) []byte {
 	if f.textLen == 0 {
-		return f.data[:len(f.data):len(f.data)]
+		return f.dataBytes()
 	}
-	*sc = appendFrontDecoded((*sc)[:0], f.data, int(f.textLen))
+	*sc = appendFrontDecoded((*sc)[:0], f.dataBytes(), int(f.textLen))
 	return *sc
+}
+
+// dataBytes returns data as a byte slice of its own memory, which must
+// not be modified.
+func (f *family) dataBytes() []byte {
+	return unsafe.Slice(unsafe.StringData(f.data), len(f.data))
 }
 
 // textSize is the length of the text lines, whether or not data holds
@@ -115,23 +162,41 @@ func (f *family) textSize() int {
 }
 
 // series returns the number of metrics (series in client_golang's sense).
-func (f *family) series() int { return len(f.hashes) }
+func (f *family) series() int { return int(f.nHashes) }
 
 // keepText keeps a copy of lines as the family's sample lines,
-// front-coded if that saves enough (fronttext.go), in one allocation of
-// the exact size, and counts them.
-func (f *family) keepText(lines lineSeq) {
+// front-coded if that saves enough (fronttext.go), and counts them. It
+// returns room for n series hashes, which the caller fills and hands to
+// setHashes: the hashes and the text share one allocation of the exact
+// size (to the word), so a family costs one object besides its value.
+func (f *family) keepText(lines lineSeq, n int) []uint64 {
 	s := measureLines(lines)
-	f.samples, f.textLen = s.lines, 0
+	f.samples, f.textLen = uint32(s.lines), 0 //nolint:gosec // as below
+	size := s.text
 	if s.coded >= 0 {
-		f.data = appendFrontCoded(make([]byte, 0, s.coded), lines)
+		size = s.coded
 		f.textLen = uint32(s.text) //nolint:gosec // measureLines codes less than 4 GiB only
-		return
 	}
-	f.data = make([]byte, 0, s.text)
-	for line, ok := lines.next(); ok; line, ok = lines.next() {
-		f.data = append(f.data, line...)
+	words := make([]uint64, n+(size+7)/8)
+	hashes := words[:n:n]
+	f.data = ""
+	if size == 0 {
+		return hashes
 	}
+	start := (*byte)(unsafe.Pointer(&words[n]))
+	data := unsafe.Slice(start, size)[:0]
+	if s.coded >= 0 {
+		data = appendFrontCoded(data, lines)
+	} else {
+		for line, ok := lines.next(); ok; line, ok = lines.next() {
+			data = append(data, line...)
+		}
+	}
+	if len(data) != size || unsafe.SliceData(data) != start {
+		panic("store: keepText measured the text wrong") // the memory would not be words'
+	}
+	f.data = unsafe.String(start, size)
+	return hashes
 }
 
 // header returns the family without metrics.
@@ -252,7 +317,7 @@ func (b *builder) buildInto(out *built, mf *dto.MetricFamily, t time.Time) *buil
 	}
 	if hasSimpleText(out.typ) && legacyName(out.name) {
 		if fam := b.buildSimple(out, mf); fam != nil {
-			fam.time = t
+			fam.setPushTime(t)
 			return b.finish(out, fam)
 		}
 	}
@@ -286,7 +351,7 @@ func (b *builder) buildGeneral(out *built, mf *dto.MetricFamily, t time.Time) *b
 // finish completes out with fam, the rendering of out.metrics, unless two
 // of them have the same label set.
 func (b *builder) finish(out *built, fam *family) *built {
-	if errs := b.duplicatesWithin(out, fam.hashes); len(errs) > 0 {
+	if errs := b.duplicatesWithin(out, fam.seriesHashes()); len(errs) > 0 {
 		out.errs = errs
 		return out
 	}
@@ -339,18 +404,18 @@ func compareMetrics(a, b *dto.Metric) int {
 	return 0
 }
 
-// render produces the family value: text lines (one allocation of the
-// exact size), series hashes and, only for metrics the text cannot carry
+// render produces the family value: text lines and series hashes (one
+// allocation, keepText) and, only for metrics the text cannot carry
 // exactly, the protobuf bytes.
 func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*family, error) {
 	f := newFamily(mf, mf.GetName(), mf.GetType())
-	f.time = t
+	f.setPushTime(t)
 	f.utf8 = hasUTF8Names(f.name, ms)
 	text, err := b.renderText(f.name, f.typ, ms, f.utf8)
 	if err != nil {
 		return nil, err
 	}
-	f.keepText(lineSeq{text: text})
+	hashes := f.keepText(lineSeq{text: text}, len(ms))
 	exact, infAdded := textExactAll(f.typ, ms)
 	f.infAdded = infAdded
 	if !exact || f.utf8 {
@@ -360,11 +425,10 @@ func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*
 	} else {
 		f.setCreated(createdTimes(f.typ, ms))
 	}
-	f.hashes = make([]uint64, len(ms))
 	for i, m := range ms {
-		f.hashes[i] = b.hash(f.name, m.Label)
+		hashes[i] = b.hash(f.name, m.Label)
 	}
-	slices.Sort(f.hashes)
+	f.setHashes(hashes)
 	return f, nil
 }
 

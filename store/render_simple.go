@@ -83,7 +83,6 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 		}
 	}
 	f := newFamily(mf, out.name, out.typ)
-	f.hashes = make([]uint64, len(chunks))
 	lines := lineSeq{text: w.text}
 	if inOrder {
 		out.metrics = ms
@@ -95,11 +94,11 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 		}
 		lines.order = chunks // the lines in the sorted metrics' order
 	}
-	f.keepText(lines)
+	hashes := f.keepText(lines, len(chunks))
 	for i, c := range chunks {
-		f.hashes[i] = c.hash
+		hashes[i] = c.hash
 	}
-	slices.Sort(f.hashes)
+	f.setHashes(hashes)
 	if w.inexact {
 		if b.keepProtobuf(f, out.metrics) != nil {
 			return nil // cannot happen for these shapes; the general path reports it

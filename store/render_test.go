@@ -135,11 +135,10 @@ func requireSameBuild(t *testing.T, b *builder, mf *dto.MetricFamily) {
 	require.Equal(t, string(textOf(w)), string(textOf(g)))
 	require.Equal(t, w.pb.Load() != nil, g.pb.Load() != nil, "both paths keep eager protobuf bytes, or neither")
 	require.Equal(t, mustProtobuf(t, w), mustProtobuf(t, g))
-	require.Equal(t, w.hashes, g.hashes)
+	require.Equal(t, w.seriesHashes(), g.seriesHashes())
 	require.Equal(t, w.createdTimes(), g.createdTimes(), "both paths keep the same created timestamps")
 	require.Equal(t, w.header(), g.header())
-	require.Equal(t, at, g.time)
-	require.Equal(t, len(g.data), cap(g.data), "data is allocated to size")
+	require.True(t, at.Equal(g.pushTime()), "push time %v, want %v", g.pushTime(), at)
 
 	if len(got.metrics) > 0 { // expfmt refuses a family without metrics
 		var text bytes.Buffer

@@ -142,7 +142,7 @@ func (s *Store) GroupWire(k GroupKey) (WireGroup, bool) {
 			s.logger.Error("stored family does not encode", "group", formatKey(r.key), "err", err)
 			continue
 		}
-		wg.Families = append(wg.Families, WireFamily{Name: f.name, Time: f.time, MetricFamily: b})
+		wg.Families = append(wg.Families, WireFamily{Name: f.name, Time: f.pushTime(), MetricFamily: b})
 	}
 	return wg, true
 }

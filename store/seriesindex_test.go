@@ -225,9 +225,9 @@ func TestOwnHashShortcutNeedsAnUnsharedKey(t *testing.T) {
 	own, theirs := seriesHash("own"), seriesHash("i")
 	s.mu.Lock()
 	ga := s.groups[a]
-	f := ga.families["m"].fam
-	require.Equal(t, []uint64{own}, f.hashes)
-	f.hashes = []uint64{theirs}
+	f := ga.slot("m").fam
+	require.Equal(t, []uint64{own}, f.seriesHashes())
+	f.setHashes([]uint64{theirs})
 	s.series.remove(own, ga)
 	s.series.add(theirs, ga)
 	s.mu.Unlock()

@@ -124,8 +124,8 @@ func (s *Store) Group(k GroupKey) (GroupSnapshot, bool) {
 
 // refOf copies out g. The caller holds s.mu.
 func refOf(g *group) groupRef {
-	r := groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: make([]*family, 0, len(g.families))}
-	for _, sl := range g.families {
+	r := groupRef{key: g.key, version: g.version, deadline: g.deadline, fams: make([]*family, 0, len(g.slots))}
+	for _, sl := range g.slots {
 		r.fams = append(r.fams, sl.fam)
 	}
 	return r
@@ -145,7 +145,7 @@ func (s *Store) decodeGroup(r groupRef) GroupSnapshot {
 			s.logger.Error("snapshot: stored family does not decode", "group", formatKey(r.key), "err", err)
 			continue
 		}
-		gs.Families = append(gs.Families, FamilySnapshot{Family: mf, Time: f.time})
+		gs.Families = append(gs.Families, FamilySnapshot{Family: mf, Time: f.pushTime()})
 	}
 	return gs
 }

@@ -46,6 +46,9 @@ type Store struct {
 	gzBuild    sync.Mutex                 // held by the gzipped scrape that builds the next chunk table
 	gzChunks   atomic.Pointer[chunkTable] // the compressed chunks of the last gzipped scrape (gzip.go)
 	cache      renderCache                // renderings scrapes keep on families
+	// counted is countedGroups as of the last change (changedLocked),
+	// read without the lock by refuseNewGroupEarly.
+	counted atomic.Int64
 
 	mu     sync.Mutex
 	groups map[GroupKey]*group
@@ -141,9 +144,10 @@ func (s *Store) deleteLocked(k GroupKey, v uint64) bool {
 // expiry both remove groups this way. The caller holds s.mu and signals
 // Changed.
 func (s *Store) removeGroupLocked(g *group) {
-	for name := range g.families {
-		s.dropFamily(g, name)
+	for _, sl := range g.slots {
+		s.dropSlot(g, sl)
 	}
+	g.slots = nil
 	s.expiries.remove(g)
 	s.series.unregister(g)
 	delete(s.groups, g.key)
@@ -161,8 +165,8 @@ func (s *Store) Wipe() int {
 		return 0
 	}
 	for _, g := range s.groups {
-		for _, f := range g.list {
-			s.cache.release(f)
+		for _, sl := range g.slots {
+			s.cache.release(sl.fam)
 		}
 	}
 	s.reset()
@@ -187,6 +191,7 @@ func (s *Store) Changed() <-chan struct{} { return s.changed }
 // changedLocked publishes the size gauges and signals Changed. The caller
 // holds s.mu, so the gauges move in the order of the changes.
 func (s *Store) changedLocked() {
+	s.counted.Store(int64(s.countedGroups()))
 	s.metrics.groups.Set(float64(len(s.groups)))
 	s.metrics.series.Set(float64(s.nSeries))
 	s.metrics.sampleBytes.Set(float64(s.nBytes))

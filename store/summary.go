@@ -95,12 +95,12 @@ type summaryRef struct {
 
 // summaryRefOf copies out g. The caller holds s.mu.
 func summaryRefOf(g *group) summaryRef {
-	r := summaryRef{sum: GroupSummary{Key: g.key, Version: g.version, Deadline: g.deadline, Series: g.series, Families: len(g.families)}}
-	if sl := g.families[PushTimeName]; sl != nil {
+	r := summaryRef{sum: GroupSummary{Key: g.key, Version: g.version, Deadline: g.deadline, Series: g.series, Families: len(g.slots)}}
+	if sl := g.slot(PushTimeName); sl != nil {
 		r.push = sl.fam
 		r.sum.Families--
 	}
-	if sl := g.families[PushFailureTimeName]; sl != nil {
+	if sl := g.slot(PushFailureTimeName); sl != nil {
 		r.failure = sl.fam
 		r.sum.Families--
 	}
