@@ -21,7 +21,6 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(res.Status)
 	return nil
 }

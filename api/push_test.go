@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -40,12 +42,22 @@ func TestPushSuccess(t *testing.T) {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			ta := newTestAPI(t, Config{})
 			ta.ing.result = ingest.Result{Status: status}
+			// Through a real server: net/http writes Content-Length: 0
+			// for the empty answer, as the Pushgateway's does.
+			srv := httptest.NewServer(ta.Handler())
+			defer srv.Close()
 			for _, m := range []string{http.MethodPut, http.MethodPost, http.MethodDelete} {
-				w := ta.do(m, "/metrics/job/a", strings.NewReader(""))
-				require.Equal(t, status, w.Code)
-				require.Empty(t, w.Body.String())
-				require.Equal(t, "0", w.Header().Get("Content-Length"))
-				require.Empty(t, w.Header().Get("Content-Type"))
+				req, err := http.NewRequest(m, srv.URL+"/metrics/job/a", strings.NewReader(""))
+				require.NoError(t, err)
+				resp, err := srv.Client().Do(req)
+				require.NoError(t, err)
+				body, err := io.ReadAll(resp.Body)
+				require.NoError(t, err)
+				require.NoError(t, resp.Body.Close())
+				require.Equal(t, status, resp.StatusCode)
+				require.Empty(t, body)
+				require.Equal(t, "0", resp.Header.Get("Content-Length"))
+				require.Empty(t, resp.Header.Get("Content-Type"))
 			}
 		})
 	}

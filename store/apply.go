@@ -102,7 +102,7 @@ func (s *Store) buildPush(b *builder, p Push) (news []*built, failure *built) {
 		}
 		news = append(news, nb)
 	}
-	b.buildInto(&slab[0], timeGauge(PushTimeName, p.Key, p.Time), p.Time)
+	b.buildInto(&slab[0], b.timeGauge(PushTimeName, p.Key, p.Time), p.Time)
 	news = append(news, &slab[0])
 	sortBuilt(news)
 	b.news = news // keep what it grew to
@@ -120,7 +120,7 @@ func (s *Store) addFailureFamily(b *builder, c *change, pushed *built, t time.Ti
 		return
 	}
 	b.failure = built{}
-	c.insert(b.buildInto(&b.failure, timeGauge(PushFailureTimeName, c.key, time.Time{}), t))
+	c.insert(b.buildInto(&b.failure, b.timeGauge(PushFailureTimeName, c.key, time.Time{}), t))
 }
 
 // putBuilder drops what b's scratch holds of a push (its families and
@@ -134,6 +134,7 @@ func (s *Store) putBuilder(b *builder) {
 		b.builts, b.news = nil, nil
 	}
 	b.failure = built{}
+	b.gauges.reset()
 	s.builders.Put(b)
 }
 
@@ -209,11 +210,11 @@ func (s *Store) RecordFailure(k GroupKey, t time.Time) bool {
 // gets deadline (zero: none). The caller holds s.mu.
 func (s *Store) recordFailureLocked(k GroupKey, t, deadline time.Time) bool {
 	b := s.builders.Get().(*builder)
-	defer s.builders.Put(b)
+	defer s.putBuilder(b)
 	c := &change{key: k, g: s.groups[k], failureOnly: true}
-	c.news = append(c.news, b.build(timeGauge(PushFailureTimeName, k, t), t))
+	c.news = append(c.news, b.build(b.timeGauge(PushFailureTimeName, k, t), t))
 	if c.mine(PushTimeName) == 0 {
-		c.news = append(c.news, b.build(timeGauge(PushTimeName, k, time.Time{}), t))
+		c.news = append(c.news, b.build(b.timeGauge(PushTimeName, k, time.Time{}), t))
 	}
 	sortBuilt(c.news)
 	if _, err := s.checkLimits(c); err != nil {
@@ -254,18 +255,28 @@ func (s *Store) rejectLocked(p Push) {
 // timeGauge returns push_time_seconds or push_failure_time_seconds of group
 // k with value t in Unix seconds (0 for the zero time), labelled with the
 // grouping labels plus instance="" if instance is not one of them. Every
-// push builds one or two, so the parts come in few allocations.
-func timeGauge(name string, k GroupKey, t time.Time) *dto.MetricFamily {
-	p := &timeGaugeParts{name: name, help: pushTimeHelp, typ: dto.MetricType_GAUGE}
+// push builds one or two, in b's scratch (gaugeScratch): they are valid
+// until b goes back to its pool.
+func (b *builder) timeGauge(name string, k GroupKey, t time.Time) *dto.MetricFamily {
+	g := &b.gauges
+	var p *timeGaugeParts
+	if g.n < len(g.parts) {
+		p = &g.parts[g.n]
+		g.n++
+	} else {
+		p = new(timeGaugeParts)
+	}
+	p.name, p.help, p.typ = name, pushTimeHelp, dto.MetricType_GAUGE
 	if name == PushFailureTimeName {
 		p.help = pushFailureTimeHelp
 	}
+	p.value = 0
 	if !t.IsZero() {
 		p.value = float64(t.UnixNano()) / 1e9
 	}
 	p.gauge.Value = &p.value
 	p.metric.Gauge = &p.gauge
-	p.metric.Label = gaugeLabels(k)
+	p.metric.Label = g.labels(k)
 	p.metrics[0] = &p.metric
 	p.mf.Name, p.mf.Help, p.mf.Type, p.mf.Metric = &p.name, &p.help, &p.typ, p.metrics[:]
 	return &p.mf
@@ -283,18 +294,51 @@ type timeGaugeParts struct {
 	typ        dto.MetricType
 }
 
-// gaugeLabels returns the grouping labels of k plus instance="" if missing,
-// sorted by name. Names and values share the key's string.
-func gaugeLabels(k GroupKey) []*dto.LabelPair {
+// gaugeScratch is the memory of the time gauges a write builds: at most
+// two (a push's push_time_seconds and the group's first
+// push_failure_time_seconds, or a refusal's two), kept for the builder's
+// next write. A label array that is outgrown is left to the gauges that
+// point into it.
+type gaugeScratch struct {
+	parts [2]timeGaugeParts
+	n     int
+	pairs []dto.LabelPair
+	strs  []string
+	ptrs  []*dto.LabelPair
+}
+
+// maxKeptGaugeLabels bounds the label arrays a pooled builder keeps.
+const maxKeptGaugeLabels = 64
+
+// reset makes g's memory free for the next write and drops what the last
+// one pointed to.
+func (g *gaugeScratch) reset() {
+	clear(g.parts[:])
+	g.n = 0
+	clear(g.pairs)
+	clear(g.strs)
+	clear(g.ptrs)
+	g.pairs, g.strs, g.ptrs = g.pairs[:0], g.strs[:0], g.ptrs[:0]
+	if cap(g.pairs) > maxKeptGaugeLabels {
+		g.pairs, g.strs, g.ptrs = nil, nil, nil
+	}
+}
+
+// labels returns the grouping labels of k plus instance="" if missing,
+// sorted by name, in g's memory. Names and values share the key's string.
+func (g *gaugeScratch) labels(k GroupKey) []*dto.LabelPair {
 	enc := k.String()
-	n := (strings.Count(enc, sep) + 1) / 2
-	pairs := make([]dto.LabelPair, n+1)
-	strs := make([]string, 0, 2*(n+1))
-	out := make([]*dto.LabelPair, 0, n+1)
+	n := (strings.Count(enc, sep)+1)/2 + 1
+	if cap(g.ptrs)-len(g.ptrs) < n {
+		size := max(2*n, 8)
+		g.pairs, g.strs, g.ptrs = make([]dto.LabelPair, 0, size), make([]string, 0, 2*size), make([]*dto.LabelPair, 0, size)
+	}
+	out := g.ptrs[len(g.ptrs):len(g.ptrs)]
 	add := func(name, value string) {
-		strs = append(strs, name, value)
-		lp := &pairs[len(out)]
-		lp.Name, lp.Value = &strs[len(strs)-2], &strs[len(strs)-1]
+		g.strs = append(g.strs, name, value)
+		g.pairs = g.pairs[:len(g.pairs)+1]
+		lp := &g.pairs[len(g.pairs)-1]
+		lp.Name, lp.Value = &g.strs[len(g.strs)-2], &g.strs[len(g.strs)-1]
 		out = append(out, lp)
 	}
 	hasInstance := false
@@ -313,5 +357,6 @@ func gaugeLabels(k GroupKey) []*dto.LabelPair {
 	if !hasInstance {
 		add("instance", "")
 	}
+	g.ptrs = g.ptrs[:len(g.ptrs)+len(out)]
 	return out
 }

@@ -287,6 +287,7 @@ type builder struct {
 	builts  []built
 	news    []*built
 	failure built
+	gauges  gaugeScratch
 }
 
 // builtSlots returns n zero built values from b's scratch.

@@ -3,9 +3,9 @@ package store
 import (
 	"bytes"
 	"fmt"
-	"google.golang.org/protobuf/types/known/timestamppb"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func lpair(n, v string) *dto.LabelPair {
@@ -204,20 +205,55 @@ func TestGaugeLabels(t *testing.T) {
 		{map[string]string{"job": "j", "inst": "x", "instancf": "y"}, []string{"inst=x", "instance=", "instancf=y", "job=j"}},
 		{map[string]string{"a": "1", "b": "2/3"}, []string{"a=1", "b=2/3", "instance="}},
 	}
-	for _, tc := range cases {
+	labelsOf := func(mf *dto.MetricFamily) []string {
+		var got []string
+		for _, lp := range mf.GetMetric()[0].GetLabel() {
+			got = append(got, lp.GetName()+"="+lp.GetValue())
+		}
+		return got
+	}
+	// One builder for every case, reset between writes as putBuilder does:
+	// each write builds two gauges, the second after the first's, and a
+	// key of 40 labels outgrows the scratch in the middle of a write.
+	big := map[string]string{"job": "j"}
+	var bigWant []string
+	for i := range 40 {
+		n := fmt.Sprintf("l%02d", i)
+		big[n] = "v"
+		bigWant = append(bigWant, n+"=v")
+	}
+	bigWant = append([]string{"instance="}, bigWant...)
+	bigWant = append(bigWant, "job=j")
+	sortedWant := slices.Clone(bigWant)
+	slices.Sort(sortedWant)
+	b := newBuilder()
+	for i, tc := range cases {
 		k := NewGroupKey(tc.key)
 		t.Run(k.String(), func(t *testing.T) {
-			var got []string
-			for _, lp := range gaugeLabels(k) {
-				got = append(got, lp.GetName()+"="+lp.GetValue())
-			}
-			require.Equal(t, tc.want, got)
-			mf := timeGauge(PushFailureTimeName, k, time.Unix(3, 500_000_000))
+			defer b.gauges.reset()
+			mf := b.timeGauge(PushFailureTimeName, k, time.Unix(3, 500_000_000))
+			require.Equal(t, tc.want, labelsOf(mf))
 			require.Equal(t, 3.5, mf.GetMetric()[0].GetGauge().GetValue())
 			require.Equal(t, pushFailureTimeHelp, mf.GetHelp())
 			require.Equal(t, dto.MetricType_GAUGE, mf.GetType())
+			second, want := k, tc.want
+			if i%2 == 1 {
+				second, want = NewGroupKey(big), sortedWant
+			}
+			push := b.timeGauge(PushTimeName, second, time.Time{})
+			require.Equal(t, want, labelsOf(push))
+			require.Zero(t, push.GetMetric()[0].GetGauge().GetValue())
+			require.Equal(t, pushTimeHelp, push.GetHelp())
+			require.Equal(t, tc.want, labelsOf(mf), "the first gauge is intact")
+			require.Equal(t, 3.5, mf.GetMetric()[0].GetGauge().GetValue())
+			third := b.timeGauge(PushTimeName, k, time.Unix(7, 0)) // past the two kept parts
+			require.Equal(t, tc.want, labelsOf(third))
+			require.Equal(t, 7.0, third.GetMetric()[0].GetGauge().GetValue())
+			require.Equal(t, want, labelsOf(push), "the second gauge is intact")
 		})
 	}
+	b.gauges.reset()
+	require.LessOrEqual(t, cap(b.gauges.pairs), maxKeptGaugeLabels, "a builder keeps bounded label scratch")
 }
 
 // A push of many families leaves no builder in the pool with room for
