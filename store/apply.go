@@ -358,5 +358,5 @@ func (g *gaugeScratch) labels(k GroupKey) []*dto.LabelPair {
 		add("instance", "")
 	}
 	g.ptrs = g.ptrs[:len(g.ptrs)+len(out)]
-	return out
+	return out[:len(out):len(out)] // an append must not reach the next gauge's labels
 }

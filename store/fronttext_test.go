@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -239,5 +240,49 @@ func TestFamilyLayout(t *testing.T) {
 		"unit":    unsafe.Offsetof(f.unit) + unsafe.Sizeof(f.unit),
 	} {
 		require.LessOrEqual(t, end, uintptr(128), name)
+	}
+}
+
+// TestPushTimeRoundTrip: a family gives its push time back as it was set,
+// zone included, as far as the JSON API and the persistence file can
+// tell: local (time.Now), UTC, a fixed offset (a persistence file written
+// in another zone), and the zero time.
+func TestPushTimeRoundTrip(t *testing.T) {
+	at := time.Unix(1_765_000_000, 123_456_789)
+	decoded := func(in time.Time) time.Time { // as a persistence file decodes it
+		b, err := in.MarshalBinary()
+		require.NoError(t, err)
+		var out time.Time
+		require.NoError(t, out.UnmarshalBinary(b))
+		return out
+	}
+	for name, want := range map[string]time.Time{
+		"now":             time.Now(),
+		"local":           at,
+		"utc":             at.UTC(),
+		"east":            at.In(time.FixedZone("", 5*3600)),
+		"west, half hour": at.In(time.FixedZone("", -(3*3600 + 30*60))),
+		"decoded east":    decoded(at.In(time.FixedZone("", 9*3600))),
+		"decoded utc":     decoded(at.UTC()),
+		"zero":            {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var f family
+			f.setPushTime(want)
+			got := f.pushTime()
+			require.True(t, want.Equal(got), "%v, want %v", got, want)
+			require.Equal(t, want.Round(0).String(), got.String())
+			wantJSON, err := json.Marshal(want)
+			require.NoError(t, err)
+			gotJSON, err := json.Marshal(got)
+			require.NoError(t, err)
+			require.Equal(t, string(wantJSON), string(gotJSON))
+			wantBin, err := want.MarshalBinary()
+			require.NoError(t, err)
+			gotBin, err := got.MarshalBinary()
+			require.NoError(t, err)
+			require.Equal(t, wantBin, gotBin, "the persistence file's bytes")
+			require.Equal(t, want.IsZero(), got.IsZero())
+		})
 	}
 }

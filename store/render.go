@@ -46,7 +46,8 @@ type family struct {
 	textLen uint32
 	typ     dto.MetricType
 	// sec and nsec are the time of the push that last wrote the family
-	// (pushTime), in Unix seconds and nanoseconds.
+	// (pushTime), in Unix seconds and nanoseconds; zone and zoneOffset,
+	// at the end, its time zone.
 	sec  int64
 	nsec uint32
 	// samples counts the lines of data: the series Prometheus ingests from
@@ -92,23 +93,56 @@ type family struct {
 	// (escape.go). Its text quotes those names; its protobuf bytes are
 	// kept from the start, so nothing parses that text back.
 	utf8 bool
+	// zone is the push time's zone: local (as time.Now has it), UTC, or
+	// zoneOffset seconds east of UTC (a time decoded from a persistence
+	// file written in another zone), so that the time reads back as it
+	// was set.
+	zone       timeZone
+	zoneOffset int32
 }
+
+// timeZone is family.zone.
+type timeZone uint8
+
+const (
+	zoneLocal timeZone = iota
+	zoneUTC
+	zoneFixed
+)
 
 // zeroSec is family.sec of the zero time.
 var zeroSec = time.Time{}.Unix()
 
-// setPushTime sets the time of the push that wrote the family.
+// setPushTime sets the time of the push that wrote the family. Its
+// monotonic clock reading is not kept.
 func (f *family) setPushTime(t time.Time) {
 	f.sec, f.nsec = t.Unix(), uint32(t.Nanosecond()) //nolint:gosec // below 1e9
+	switch loc := t.Location(); loc {
+	case time.Local:
+		f.zone, f.zoneOffset = zoneLocal, 0
+	case time.UTC:
+		f.zone, f.zoneOffset = zoneUTC, 0
+	default:
+		_, offset := t.Zone()
+		f.zone, f.zoneOffset = zoneFixed, int32(offset) //nolint:gosec // under a day
+	}
 }
 
-// pushTime returns the time of the push that wrote the family, in the
-// local time zone (as time.Now has it), or the zero time.
+// pushTime returns the time of the push that wrote the family, or the
+// zero time. A time in a zone other than the local one or UTC comes back
+// in a fixed zone of the same offset, as a persistence file decodes it.
 func (f *family) pushTime() time.Time {
 	if f.sec == zeroSec && f.nsec == 0 {
 		return time.Time{}
 	}
-	return time.Unix(f.sec, int64(f.nsec))
+	t := time.Unix(f.sec, int64(f.nsec))
+	switch f.zone {
+	case zoneUTC:
+		return t.UTC()
+	case zoneFixed:
+		return t.In(time.FixedZone("", int(f.zoneOffset)))
+	}
+	return t
 }
 
 // seriesHashes returns the series hashes, sorted. They must not be
