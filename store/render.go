@@ -154,10 +154,7 @@ func (f *family) seriesHashes() []uint64 {
 // setHashes makes h, sorted, the family's series hashes. The family keeps h.
 func (f *family) setHashes(h []uint64) {
 	slices.Sort(h)
-	f.nHashes = uint32(len(h)) //nolint:gosec // a family holds far fewer than 4G series
-	if len(h) > 0 {
-		f.hashes = &h[0]
-	}
+	f.nHashes, f.hashes = uint32(len(h)), unsafe.SliceData(h) //nolint:gosec // a family holds far fewer than 4G series
 }
 
 // createdTimes returns what f.created holds, or nil.
