@@ -394,6 +394,12 @@ func (s *Store) duplicatesIn(o *group, b *built, h uint64) []*dto.Metric {
 // series into one. Such a push is refused, naming both names and the
 // scheme.
 func (s *Store) checkEscaped(c *change, b *built, p *problems) {
+	if !b.fam.utf8 && len(s.escapedNames) == 0 {
+		// Legacy names throughout, and no stored UTF-8 name escapes to
+		// this one: nothing below can clash (a UTF-8 family of the same
+		// push is checked against this one from its own side).
+		return
+	}
 	for _, sch := range guardedSchemes {
 		if err := s.checkEscapedWith(c, b, sch); err != nil {
 			p.add(err)
