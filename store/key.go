@@ -3,7 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
@@ -47,21 +47,36 @@ func NewGroupKey(labels map[string]string) GroupKey {
 
 // KeyFromLabels builds a key from labels in any order. Later duplicates of a
 // name win, as they do in a push URL. ls is not modified.
+//
+// It runs for every push, so it sorts a copy in place rather than going
+// through a map: a stable sort keeps the duplicates of a name in their
+// order, and the last of each run is the one kept.
 func KeyFromLabels(ls []Label) GroupKey {
-	m := make(map[string]string, len(ls))
-	for _, l := range ls {
-		m[l.Name] = l.Value
+	var buf [8]Label // a push URL rarely has more labels
+	sorted := append(buf[:0], ls...)
+	slices.SortStableFunc(sorted, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
+	out := sorted[:0]
+	for i, l := range sorted {
+		if i+1 < len(sorted) && sorted[i+1].Name == l.Name {
+			continue // a later one of the same name wins
+		}
+		out = append(out, l)
 	}
-	return NewGroupKey(m)
+	return keyFromSorted(out)
 }
 
 func sortLabels(ls []Label) []Label {
-	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	slices.SortFunc(ls, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
 	return ls
 }
 
 func keyFromSorted(ls []Label) GroupKey {
+	n := 0
+	for _, l := range ls {
+		n += len(l.Name) + len(l.Value) + 2*len(sep)
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for i, l := range ls {
 		if i > 0 {
 			b.WriteString(sep)

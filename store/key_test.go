@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +52,23 @@ func TestGroupKeyRoundTrip(t *testing.T) {
 func TestKeyFromLabelsLaterDuplicateWins(t *testing.T) {
 	k := store.KeyFromLabels([]store.Label{{Name: "job", Value: "a"}, {Name: "x", Value: "1"}, {Name: "job", Value: "b"}})
 	require.Equal(t, store.NewGroupKey(map[string]string{"job": "b", "x": "1"}), k)
+
+	// More labels than KeyFromLabels keeps on its stack, a name three
+	// times over and one twice: each keeps its last value, in any order of
+	// names, and the argument is left as it was.
+	var ls []store.Label
+	want := map[string]string{}
+	for i := range 12 {
+		n, v := fmt.Sprintf("l%02d", (i*7)%12), fmt.Sprint(i)
+		ls = append(ls, store.Label{Name: n, Value: v})
+		want[n] = v
+	}
+	ls = append(ls, store.Label{Name: "job", Value: "1"}, store.Label{Name: "l03", Value: "a"},
+		store.Label{Name: "job", Value: "2"}, store.Label{Name: "job", Value: "3"}, store.Label{Name: "l03", Value: "b"})
+	want["job"], want["l03"] = "3", "b"
+	orig := slices.Clone(ls)
+	require.Equal(t, store.NewGroupKey(want), store.KeyFromLabels(ls))
+	require.Equal(t, orig, ls)
 }
 
 func TestParseGroupKeyRejects(t *testing.T) {
