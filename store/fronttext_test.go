@@ -66,11 +66,67 @@ h_count{job="j"} 3
 		{"equal lines", "m 1\nm 1\nm 1\nm 1\nm 1\nm 1\nm 1\nm 1\n", true},
 		{"a line the prefix of the next", "m_a 1\nm_a 1 2\nm_a 1 2 3\n", true},
 		{"empty lines", "\n\n\n\n\n\n\n\n\n\n", false},
+		{"labels after the one that differs", networkLines, true},
+		{"spaces in label values", `m{a="x 1",b="the same  words"} 1
+m{a="x 2",b="the same  words"} 2
+m{a="x 3",b="the same  words"} 3 4
+m{a="x 3",b="the same  words"} 3
+`, true},
+		{"a repeat longer than the line before's labels", "m{a=\"1\",b=\"yyyyyyyyyy\"} 1\nm{a=\"1\",b=\"yyyyyyyyyyyyyyyyyyyy\"} 1\nm{a=\"10\",b=\"yyyyyyyyyy\"} 1\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, ok := requireFrontRoundTrip(t, lineSeq{text: []byte(tc.text)})
 			require.Equal(t, tc.coded, ok)
 		})
+	}
+}
+
+// networkLines are lines whose differing label sorts before the grouping
+// labels: each repeats the end of the labels of the line before.
+const networkLines = `edge_network_receive_bytes_total{device="eth0",instance="edge-000001",job="loadtest"} 21496
+edge_network_receive_bytes_total{device="eth1",instance="edge-000001",job="loadtest"} 45964
+edge_network_receive_bytes_total{device="eth10",instance="edge-000001",job="loadtest"} 64331
+edge_network_receive_bytes_total{device="eth11",instance="edge-000001",job="loadtest"} 1.5699e+20
+`
+
+// TestCodeLineCopiesTheLabelsAfterADifference: a line whose differing
+// label comes before the grouping labels is coded as its prefix, the
+// label value, a copy of the labels after it and the value, and the
+// family takes less than half its text.
+func TestCodeLineCopiesTheLabelsAfterADifference(t *testing.T) {
+	lines := strings.Split(strings.TrimSuffix(networkLines, "\n"), "\n")
+	c := codeLine([]byte(lines[0]), []byte(lines[1]))
+	repeated := `",instance="edge-000001",job="loadtest"}`
+	require.Equal(t, lineCode{shared: len(`edge_network_receive_bytes_total{device="eth`), repeat: len(repeated),
+		from: strings.Index(lines[0], repeated), value: strings.LastIndexByte(lines[1], ' ')}, c)
+	require.Equal(t, 1+1+1+1+1+1+len(" 45964\n"), c.size(len(lines[1])+1))
+
+	require.Equal(t, lineCode{}, codeLine(nil, []byte(lines[0])), "nothing before the first line")
+	require.Equal(t, minRepeat, codeLine([]byte(`m{a="1",b="x"} 1`), []byte(`m{a="2",b="x"} 1`)).repeat)
+	require.Zero(t, codeLine([]byte(`m{a="1",b=""} 1`), []byte(`m{a="2",b=""} 1`)).repeat,
+		"a repeat shorter than minRepeat is not worth a copy")
+
+	coded, ok := requireFrontRoundTrip(t, lineSeq{text: []byte(networkLines)})
+	require.True(t, ok)
+	require.Less(t, len(coded), len(networkLines)/2)
+}
+
+func TestSharedSuffix(t *testing.T) {
+	naive := func(a, b string) int {
+		i := 0
+		for i < len(a) && i < len(b) && a[len(a)-1-i] == b[len(b)-1-i] {
+			i++
+		}
+		return i
+	}
+	base := "0123456789abcdefghijklmnopqrstuvwxyz"
+	for i := 0; i <= len(base); i++ {
+		for j := 0; j <= i; j++ {
+			a := base[j:]
+			b := base[:max(i-1, 0)] + "!" + base[i:]
+			require.Equal(t, naive(a, b), sharedSuffix([]byte(a), []byte(b)), "%q %q", a, b)
+			require.Equal(t, naive(a, base[i:]), sharedSuffix([]byte(a), []byte(base[i:])), "%q %q", a, base[i:])
+		}
 	}
 }
 
@@ -98,6 +154,7 @@ func FuzzFrontCode(f *testing.F) {
 	f.Add([]byte("m{a=\"1\"} 1\nm{a=\"2\"} 2\n"))
 	f.Add(bytes.Repeat([]byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"), 9))
 	f.Add([]byte("\n\n"))
+	f.Add([]byte(networkLines))
 	f.Fuzz(func(t *testing.T, text []byte) {
 		if len(text) > 0 && text[len(text)-1] != '\n' {
 			text = append(text, '\n')
@@ -205,21 +262,29 @@ func TestStoreFrontCodesItsText(t *testing.T) {
 }
 
 // BenchmarkFrontDecode decodes the front-coded lines of an edge node's
-// 13-line gauge family.
+// 13-line gauge families: one whose differing label follows the grouping
+// labels, one whose differing label comes before them.
 func BenchmarkFrontDecode(b *testing.B) {
-	var text []byte
-	for i := range 13 {
-		text = fmt.Appendf(text, "edge_filesystem_avail_bytes{instance=\"edge-000001\",job=\"loadtest\",mountpoint=\"/mnt/disk%d\"} %d.5e+11\n", i, i)
+	for _, bc := range []struct{ name, line string }{
+		{"mountpoint", "edge_filesystem_avail_bytes{instance=\"edge-000001\",job=\"loadtest\",mountpoint=\"/mnt/disk%d\"} %d.5e+11\n"},
+		{"device", "edge_network_receive_bytes_total{device=\"eth%d\",instance=\"edge-000001\",job=\"loadtest\"} %d.5e+11\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var text []byte
+			for i := range 13 {
+				text = fmt.Appendf(text, bc.line, i, i)
+			}
+			size := measureLines(lineSeq{text: text}).coded
+			require.Positive(b, size)
+			coded := appendFrontCoded(nil, lineSeq{text: text})
+			b.SetBytes(int64(len(text)))
+			var out []byte
+			for b.Loop() {
+				out = appendFrontDecoded(out[:0], coded, len(text))
+			}
+			b.ReportMetric(float64(len(coded))/float64(len(text)), "coded/text")
+		})
 	}
-	size := measureLines(lineSeq{text: text}).coded
-	require.Positive(b, size)
-	coded := appendFrontCoded(nil, lineSeq{text: text})
-	b.SetBytes(int64(len(text)))
-	var out []byte
-	for b.Loop() {
-		out = appendFrontDecoded(out[:0], coded, len(text))
-	}
-	b.ReportMetric(float64(len(coded))/float64(len(text)), "coded/text")
 }
 
 // TestFamilyLayout holds family to what its comment says: the fields a
