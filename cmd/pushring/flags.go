@@ -32,6 +32,10 @@ type config struct {
 	version       bool
 	logLevel      *promslog.Level
 	logFormat     *promslog.Format
+	// gcPercent is --runtime.gogc; gcPercentGiven, whether the command
+	// line gave it (a GOGC in the environment wins over the default only).
+	gcPercent      int
+	gcPercentGiven bool
 
 	server  serverConfig
 	api     api.Config
@@ -75,6 +79,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	_ = cfg.logFormat.Set(promslog.FormatFlagOptions[0]) // "logfmt" is valid
 	fs.Var(cfg.logFormat, "log.format", "Output format of log messages. One of: ["+
 		strings.Join(promslog.FormatFlagOptions, ", ")+"]")
+	fs.IntVar(&cfg.gcPercent, flagGCPercent, defaultGCPercent,
+		"Garbage collector target (GOGC): how far the heap may grow past what the last collection left, in percent. A GOGC environment variable takes precedence over the default, this flag over both.")
 	fs.BoolVar(&cfg.version, "version", false, "Show the version and exit.")
 
 	addNegations(fs)
@@ -90,6 +96,9 @@ func (c *config) validate() error {
 		if strings.HasPrefix(addr, "vsock://") {
 			return fmt.Errorf("--web.listen-address %q: vsock listeners are not supported", addr)
 		}
+	}
+	if c.gcPercent < 1 {
+		return fmt.Errorf("invalid --%s %d: must be at least 1", flagGCPercent, c.gcPercent)
 	}
 	if c.webConfigFile != "" {
 		if err := web.Validate(c.webConfigFile); err != nil {

@@ -70,6 +70,7 @@ func TestDefaults(t *testing.T) {
 		"metric.timetolive":              "0s",
 		"web.prefer-openmetrics":         "false",
 		"push.ttl-rules-file":            "",
+		"runtime.gogc":                   "50",
 		"store.max-groups":               "200000",
 		"store.max-series":               "2000000",
 		"web.config.file":                "",

@@ -74,6 +74,7 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, onSta
 		}
 		return fmt.Errorf("%w; try --help", flagError(err))
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.gcPercentGiven = cfg.gcPercentGiven || f.Name == flagGCPercent })
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q; try --help", fs.Arg(0))
 	}
@@ -104,6 +105,7 @@ type gateway struct {
 func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	logger.Info("starting pushring", "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
+	setGCPercent(cfg.gcPercent, cfg.gcPercentGiven, logger)
 	// Before wire: the api sizes its memory budget from the limit.
 	setMemoryLimit("/", logger)
 	listeners, err := openListeners(cfg)

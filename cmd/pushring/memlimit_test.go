@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -69,4 +70,42 @@ func TestSetMemoryLimit(t *testing.T) {
 	require.Equal(t, int64(1<<40), setMemoryLimit(fakeCgroup(t, "sys/fs/cgroup/memory.max", "2147483648\n"), logger),
 		"the operator's GOMEMLIMIT wins")
 	require.Contains(t, logs.String(), "GOMEMLIMIT set by the operator")
+}
+
+// Not parallel: it sets the process's GC target and environment.
+func TestSetGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	// target returns the GC target in force and puts sentinel in its place.
+	const sentinel = 123
+	target := func() int { return debug.SetGCPercent(sentinel) }
+	debug.SetGCPercent(sentinel)
+
+	for _, tt := range []struct {
+		name, env string
+		flag      int
+		flagGiven bool
+		want      int
+		log       string
+	}{
+		{"nothing set", "", 0, false, defaultGCPercent, "GOGC set"},
+		{"GOGC from the environment", "200", 0, false, sentinel, "GOGC set by the operator"},
+		{"the flag over GOGC", "200", 80, true, 80, "flag=true"},
+		{"the flag alone", "", 30, true, 30, "gc_percent=30"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			logs.Reset()
+			t.Setenv("GOGC", tt.env)
+			setGCPercent(tt.flag, tt.flagGiven, logger)
+			require.Equal(t, tt.want, target())
+			require.Contains(t, logs.String(), tt.log)
+		})
+	}
+}
+
+func TestGCPercentFlag(t *testing.T) {
+	err := run(t.Context(), []string{"--runtime.gogc=0"}, io.Discard, io.Discard)
+	require.EqualError(t, err, "invalid --runtime.gogc 0: must be at least 1")
 }
