@@ -42,6 +42,9 @@ type lineSeq struct {
 	text  []byte
 	order []simpleChunk
 	i     int
+	// codes, if not nil, is scratch in which measureLines keeps how it
+	// codes each line, for appendFrontCoded to reuse.
+	codes *[]lineCode
 }
 
 // next returns the next line and false once there is none.
@@ -80,6 +83,10 @@ func measureLines(lines lineSeq) lineSizes {
 	var s lineSizes
 	whole := true
 	var prev []byte // the line before, without its newline
+	var codes []lineCode
+	if lines.codes != nil {
+		codes = (*lines.codes)[:0]
+	}
 	for line, ok := lines.next(); ok; line, ok = lines.next() {
 		s.text += len(line)
 		if line[len(line)-1] != '\n' {
@@ -88,8 +95,15 @@ func measureLines(lines lineSeq) lineSizes {
 		}
 		s.lines++
 		line = line[:len(line)-1]
-		s.coded += codeLine(prev, line).size(len(line) + 1)
+		c := codeLine(prev, line)
+		s.coded += c.size(len(line) + 1)
+		if lines.codes != nil {
+			codes = append(codes, c)
+		}
 		prev = line
+	}
+	if lines.codes != nil {
+		*lines.codes = codes
 	}
 	if !whole || s.lines < 2 || s.text > math.MaxUint32 || s.coded > s.text-s.text/frontCodeMin {
 		s.coded = -1
@@ -97,11 +111,26 @@ func measureLines(lines lineSeq) lineSizes {
 	return s
 }
 
-// appendFrontCoded appends the lines front-coded to dst.
+// appendFrontCoded appends the lines front-coded to dst, as
+// measureLines measured them last (with lines.codes, it reuses the codes
+// it kept).
 func appendFrontCoded(dst []byte, lines lineSeq) []byte {
 	var prev []byte
-	for line, ok := lines.next(); ok; line, ok = lines.next() {
-		c := codeLine(prev, line[:len(line)-1])
+	var codes []lineCode
+	if lines.codes != nil {
+		codes = *lines.codes
+	}
+	for i := 0; ; i++ {
+		line, ok := lines.next()
+		if !ok {
+			break
+		}
+		var c lineCode
+		if i < len(codes) {
+			c = codes[i]
+		} else {
+			c = codeLine(prev, line[:len(line)-1])
+		}
 		dst = binary.AppendUvarint(dst, uint64(c.shared))
 		if c.repeat == 0 {
 			dst = binary.AppendUvarint(dst, uint64(len(line)-c.shared)<<1)

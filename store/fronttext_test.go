@@ -39,6 +39,14 @@ func requireFrontRoundTrip(t testing.TB, lines lineSeq) (coded []byte, ok bool) 
 	require.LessOrEqual(t, len(coded), len(text)-len(text)/frontCodeMin, "coded only when it saves an eighth")
 	got := appendFrontDecoded([]byte("head"), coded, len(text))
 	require.Equal(t, "head"+string(text), string(got))
+
+	// With scratch for the codes, as the builder passes it: measured and
+	// coded the same, the scratch reused from a longer text before.
+	codes := make([]lineCode, 100)
+	lines.codes = &codes
+	require.Equal(t, size, measureLines(lines).coded)
+	require.Len(t, codes, bytes.Count(text, []byte("\n")))
+	require.Equal(t, coded, appendFrontCoded(nil, lines))
 	return coded, true
 }
 

@@ -309,6 +309,7 @@ type builder struct {
 	text   []byte
 	key    []byte // scratch for series hashes
 	chunks []simpleChunk
+	codes  []lineCode // keepText's scratch: how measureLines codes each line
 	enc    metricEncoder
 	// tmp, name and typ make the family expfmt renders without allocating.
 	tmp  dto.MetricFamily
@@ -447,7 +448,7 @@ func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	hashes := f.keepText(lineSeq{text: text}, len(ms))
+	hashes := f.keepText(lineSeq{text: text, codes: &b.codes}, len(ms))
 	exact, infAdded := textExactAll(f.typ, ms)
 	f.infAdded = infAdded
 	if !exact || f.utf8 {

@@ -83,7 +83,7 @@ func (b *builder) buildSimple(out *built, mf *dto.MetricFamily) *family {
 		}
 	}
 	f := newFamily(mf, out.name, out.typ)
-	lines := lineSeq{text: w.text}
+	lines := lineSeq{text: w.text, codes: &b.codes}
 	if inOrder {
 		out.metrics = ms
 	} else {
