@@ -28,7 +28,8 @@ import (
 //	uvarint len(value), value (from the space before it, newline included)
 //
 // Decoding is two copies a line, or four, and no search (family.text);
-// BENCHMARKS.md, "Front-coded text", has what it saves and costs.
+// BENCHMARKS.md, "Front-coded text" and "Repeated labels, and the
+// collector's target", has what it saves and costs.
 
 // frontCodeMin is the smallest share of the text front coding must save
 // for a family to keep its lines coded; below it they are kept as they
@@ -43,9 +44,16 @@ type lineSeq struct {
 	order []simpleChunk
 	i     int
 	// codes, if not nil, is scratch in which measureLines keeps how it
-	// codes each line, for appendFrontCoded to reuse.
+	// codes each of the first maxKeptCodes lines, for appendFrontCoded to
+	// reuse.
 	codes *[]lineCode
 }
+
+// maxKeptCodes is the most line codes a lineSeq's scratch keeps: enough
+// for the families of a usual push, while a family of thousands of lines
+// has the lines past it coded again rather than grow the scratch (what a
+// push allocates is charged to the memory budget by ingest.DecodeCost).
+const maxKeptCodes = 512
 
 // next returns the next line and false once there is none.
 func (l *lineSeq) next() ([]byte, bool) {
@@ -97,7 +105,7 @@ func measureLines(lines lineSeq) lineSizes {
 		line = line[:len(line)-1]
 		c := codeLine(prev, line)
 		s.coded += c.size(len(line) + 1)
-		if lines.codes != nil {
+		if lines.codes != nil && len(codes) < maxKeptCodes {
 			codes = append(codes, c)
 		}
 		prev = line

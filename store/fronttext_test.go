@@ -45,7 +45,7 @@ func requireFrontRoundTrip(t testing.TB, lines lineSeq) (coded []byte, ok bool) 
 	codes := make([]lineCode, 100)
 	lines.codes = &codes
 	require.Equal(t, size, measureLines(lines).coded)
-	require.Len(t, codes, bytes.Count(text, []byte("\n")))
+	require.Len(t, codes, min(bytes.Count(text, []byte("\n")), maxKeptCodes))
 	require.Equal(t, coded, appendFrontCoded(nil, lines))
 	return coded, true
 }
@@ -117,6 +117,18 @@ func TestCodeLineCopiesTheLabelsAfterADifference(t *testing.T) {
 	coded, ok := requireFrontRoundTrip(t, lineSeq{text: []byte(networkLines)})
 	require.True(t, ok)
 	require.Less(t, len(coded), len(networkLines)/2)
+}
+
+// TestFrontCodeManyLines: a family of more lines than the code scratch
+// keeps codes the rest again, to the same bytes.
+func TestFrontCodeManyLines(t *testing.T) {
+	var text []byte
+	for i := range maxKeptCodes + 200 {
+		text = fmt.Appendf(text, "m{device=\"eth%d\",instance=\"edge-000001\",job=\"loadtest\"} %d\n", i, i)
+	}
+	coded, ok := requireFrontRoundTrip(t, lineSeq{text: text})
+	require.True(t, ok)
+	require.Less(t, len(coded), len(text)/3)
 }
 
 func TestSharedSuffix(t *testing.T) {
