@@ -36,6 +36,8 @@ type config struct {
 	// line gave it (a GOGC in the environment wins over the default only).
 	gcPercent      int
 	gcPercentGiven bool
+	// gcMinHeadroom is --runtime.gc-min-headroom-bytes.
+	gcMinHeadroom int64
 
 	server  serverConfig
 	api     api.Config
@@ -81,6 +83,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		strings.Join(promslog.FormatFlagOptions, ", ")+"]")
 	fs.IntVar(&cfg.gcPercent, flagGCPercent, defaultGCPercent,
 		"Garbage collector target (GOGC): how far the heap may grow past what the last collection left, in percent. A GOGC environment variable takes precedence over the default, this flag over both.")
+	fs.Int64Var(&cfg.gcMinHeadroom, flagGCMinHeadroom, defaultGCMinHeadroom,
+		"Least growth of the heap between garbage collections, in bytes: while the live heap is small, the collector's target is raised above GOGC so that it does not collect more often than this much garbage. 0 leaves GOGC alone.")
 	fs.BoolVar(&cfg.version, "version", false, "Show the version and exit.")
 
 	addNegations(fs)
@@ -99,6 +103,9 @@ func (c *config) validate() error {
 	}
 	if c.gcPercent < 1 {
 		return fmt.Errorf("invalid --%s %d: must be at least 1", flagGCPercent, c.gcPercent)
+	}
+	if c.gcMinHeadroom < 0 {
+		return fmt.Errorf("invalid --%s %d: must be 0 (none) or more", flagGCMinHeadroom, c.gcMinHeadroom)
 	}
 	if c.webConfigFile != "" {
 		if err := web.Validate(c.webConfigFile); err != nil {

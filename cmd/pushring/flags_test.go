@@ -71,6 +71,7 @@ func TestDefaults(t *testing.T) {
 		"web.prefer-openmetrics":         "false",
 		"push.ttl-rules-file":            "",
 		"runtime.gogc":                   "50",
+		"runtime.gc-min-headroom-bytes":  "16777216",
 		"store.max-groups":               "200000",
 		"store.max-series":               "2000000",
 		"web.config.file":                "",

@@ -106,6 +106,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	logger.Info("starting pushring", "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
 	setGCPercent(cfg.gcPercent, cfg.gcPercentGiven, logger)
+	defer startGCHeadroom(cfg.gcMinHeadroom, logger)()
 	// Before wire: the api sizes its memory budget from the limit.
 	setMemoryLimit("/", logger)
 	listeners, err := openListeners(cfg)
