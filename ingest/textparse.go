@@ -11,6 +11,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pushring/pushring/internal/textfloat"
 )
 
 // scanText is the push path's parser of text 0.0.4. It reads what
@@ -705,8 +707,12 @@ func unescapeText(s string) (string, bool) {
 }
 
 // parseTextFloat parses a sample value or an le or quantile label as
-// expfmt does.
+// expfmt does: whole numbers and short decimals exactly by textfloat,
+// anything else by strconv, which expfmt uses.
 func parseTextFloat(s string) (float64, bool) {
+	if f, n, ok := textfloat.Scan(s); ok && n == len(s) {
+		return f, true
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c == 'p' || c == 'P' || c == '_' {
 			return 0, false

@@ -1,0 +1,92 @@
+// Package textfloat reads the sample values of the text exposition format
+// exactly and without strconv in the usual case: whole numbers and short
+// decimals, which is what clients write and what the store writes back
+// (store.appendTextFloat). The ingester reads pushed values with it and the
+// store its own lines; both ask strconv for anything else.
+package textfloat
+
+// exactPow10 are the powers of ten a float64 holds exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// Scan reads the decimal number that starts s, [-]digits[.digits]
+// followed by an optional exponent, and returns its value and length. It
+// computes only numbers whose significant digits, read as an integer,
+// are at most 2^53 and whose decimal exponent is within ±22: one
+// correctly rounded multiplication or division of two exactly held
+// numbers (the exact case strconv tries first), so the value is
+// strconv.ParseFloat's bit for bit. For any other start of s it reports
+// false, and the caller asks strconv.
+func Scan[S ~string | ~[]byte](s S) (float64, int, bool) {
+	i, neg := 0, false
+	if len(s) > 0 && s[0] == '-' {
+		neg, i = true, 1
+	}
+	var mant uint64
+	digits, exp := 0, 0
+	sawDigit, sawDot := false, false
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			sawDigit = true
+			if c == '0' && digits == 0 { // a leading zero
+				if sawDot {
+					exp--
+				}
+				continue
+			}
+			if digits == 19 {
+				return 0, 0, false
+			}
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if sawDot {
+				exp--
+			}
+			continue
+		case c == '.' && !sawDot:
+			sawDot = true
+			continue
+		}
+		break
+	}
+	if !sawDigit {
+		return 0, 0, false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			eneg = s[i] == '-'
+			i++
+		}
+		e, start := 0, i
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			if e > 1000 {
+				return 0, 0, false
+			}
+			e = e*10 + int(s[i]-'0')
+		}
+		if i == start {
+			return 0, 0, false
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	if mant > 1<<53 || exp > 22 || exp < -22 {
+		return 0, 0, false
+	}
+	f := float64(mant)
+	if exp > 0 {
+		f *= exactPow10[exp]
+	} else if exp < 0 {
+		f /= exactPow10[-exp]
+	}
+	if neg {
+		f = -f
+	}
+	return f, i, true
+}
