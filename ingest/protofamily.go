@@ -1,13 +1,14 @@
 package ingest
 
 import (
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"encoding/binary"
 	"math"
 	"unsafe"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // DecodeFamily decodes one encoded MetricFamily: a message of a protobuf
@@ -51,6 +52,30 @@ type field struct {
 // for a malformed field or a wire type other than bytes, varint and
 // fixed64.
 func nextField(b []byte) (f field, rest []byte, ok bool) {
+	if len(b) >= 2 && b[0] < 0x80 && b[0] >= 1<<3 {
+		// A one-byte tag of a field from 1 to 15, which every field of
+		// the metric messages is, and mostly a one-byte value or length.
+		f.num, f.typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch {
+		case f.typ == protowire.BytesType && b[1] < 0x80:
+			if n := int(b[1]); n <= len(b)-2 {
+				f.v = b[2 : 2+n]
+				return f, b[2+n:], true
+			}
+			return f, nil, false
+		case f.typ == protowire.VarintType && b[1] < 0x80:
+			f.x = uint64(b[1])
+			return f, b[2:], true
+		case f.typ == protowire.Fixed64Type && len(b) >= 9:
+			f.x = binary.LittleEndian.Uint64(b[1:9])
+			return f, b[9:], true
+		}
+	}
+	return consumeField(b)
+}
+
+// consumeField is nextField for any tag and length, read by protowire.
+func consumeField(b []byte) (f field, rest []byte, ok bool) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
 		return f, nil, false

@@ -1,15 +1,15 @@
 package ingest
 
 import (
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/types/known/timestamppb"
 	"io"
 	"math"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func testFamilies() []*dto.MetricFamily {
@@ -159,4 +159,37 @@ func FuzzDecodeProto(f *testing.F) {
 		require.NoError(t, err)
 		requireSameFamilies(t, want, got)
 	})
+}
+
+// requireNextFieldIsConsumeField checks nextField's one-byte fast path
+// against consumeField, protowire's reading, on b.
+func requireNextFieldIsConsumeField(t testing.TB, b []byte) {
+	f, rest, ok := nextField(b)
+	wf, wrest, wok := consumeField(b)
+	require.Equal(t, wok, ok, "% x", b)
+	if ok {
+		require.Equal(t, wf, f, "% x", b)
+		require.Equal(t, wrest, rest, "% x", b)
+	}
+}
+
+func TestNextFieldIsConsumeField(t *testing.T) {
+	for _, b := range [][]byte{
+		{}, {0x0a}, {0x0a, 0x00}, {0x0a, 0x03, 'a', 'b', 'c', 0x10}, {0x0a, 0x04, 'a', 'b', 'c'}, // bytes
+		{0x0a, 0x80, 0x01}, {0x0a, 0x7f}, {0x0a, 0x81, 0x00, 'x'}, // lengths of two bytes, too long, not minimal
+		{0x10, 0x05}, {0x10, 0x96, 0x01}, {0x10, 0x80}, // varints
+		{0x11, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0x11, 1, 2, 3, 4, 5, 6, 7}, // fixed64, whole and cut
+		{0x02, 0x01, 'x'}, {0x00, 0x01}, {0x07, 0x01}, // field 0
+		{0x0b, 0x01}, {0x0c, 0x01}, {0x0d, 1, 2, 3, 4}, {0x0e, 0x01}, {0x0f, 0x01}, // groups, fixed32, bad types
+		{0x7a, 0x01, 'y'}, {0x82, 0x01, 0x01, 'z'}, {0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00}, // fields 15, 16, the largest
+	} {
+		requireNextFieldIsConsumeField(t, b)
+	}
+}
+
+func FuzzNextField(f *testing.F) {
+	f.Add([]byte{0x0a, 0x03, 'a', 'b', 'c'})
+	f.Add([]byte{0x11, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{0x10, 0x96, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) { requireNextFieldIsConsumeField(t, b) })
 }
