@@ -40,14 +40,11 @@ const runtimeMinHeap = 4 << 20
 // never below base.
 func headroomPercent(base int, minBytes, live uint64) int {
 	live = max(live, runtimeMinHeap)
-	if live*uint64(base)/100 >= minBytes {
-		return base
-	}
 	q, r := minBytes/live, minBytes%live // minBytes*100 may not fit
 	if q >= math.MaxInt32/100 {
-		return math.MaxInt32
+		return max(base, math.MaxInt32)
 	}
-	return int(q*100 + (r*100+live-1)/live) // rounded up
+	return max(base, int(q*100+(r*100+live-1)/live)) // rounded up
 }
 
 // gcHeadroom keeps the collector's target at or above a base so that the
