@@ -50,6 +50,7 @@ type Ingester struct {
 	cfg     Config
 	limits  limits
 	st      Store
+	repeat  Repeater // st, if it offers repeated pushes; else nil
 	now     func() time.Time
 	logger  *slog.Logger
 	metrics *metrics
@@ -80,6 +81,7 @@ func New(cfg Config, st Store, now func() time.Time, logger *slog.Logger, reg pr
 		logger = slog.New(slog.DiscardHandler)
 	}
 	in := &Ingester{cfg: cfg, limits: limitsOf(cfg), st: st, now: now, logger: logger, metrics: newMetrics(reg)}
+	in.repeat, _ = st.(Repeater)
 	in.rules.Store(rules)
 	in.metrics.lastReload.Set(unixSeconds(now()))
 	in.metrics.reloadOK.Set(1)
@@ -192,8 +194,24 @@ func (in *Ingester) apply(ctx context.Context, p Parsed) (Result, string, error)
 
 // push handles PUT (replace the group) and POST (replace the pushed
 // families). Every check runs before the store sees the push, so a rejected
-// push changes nothing.
+// push changes nothing. A text push that repeats its group's last push but
+// for the values is applied as new values (repeat.go); any other, and one
+// the store declines to repeat, goes the full way.
 func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) {
+	if reason, err := in.checkHead(r); err != nil {
+		return Result{}, reason, err
+	}
+	sc := in.scanRepeat(r)
+	if sc != nil {
+		defer putRepeatScan(sc)
+		if err := ctx.Err(); err != nil {
+			return Result{}, "", fmt.Errorf("push abandoned before it was applied: %w", err)
+		}
+		if in.repeat.ApplyRepeat(in.repeatOf(r, sc)) {
+			in.metrics.bodyBytes.Observe(float64(r.Body.(*Body).Len()))
+			return in.accepted(), "", nil
+		}
+	}
 	p, release, reason, err := in.prepare(r)
 	if err != nil {
 		return Result{}, reason, err
@@ -208,34 +226,48 @@ func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) 
 		reason, err := storeRejection(err)
 		return Result{}, reason, err
 	}
-	if in.cfg.DisableConsistencyCheck {
-		return Result{Status: http.StatusAccepted}, "", nil
+	if sc != nil {
+		rp := in.repeatOf(r, sc)
+		rp.Time = p.Time
+		in.repeat.LearnRepeat(rp, sc.series)
 	}
-	return Result{Status: http.StatusOK}, "", nil
+	return in.accepted(), "", nil
 }
 
-// prepare turns a push request into a store.Push, or fails with the
-// rejection reason. The order is the Pushgateway's where it has one (path
-// errors before body errors); the cheap checks of the URL and headers come
-// before the body is read. On success the caller calls release once the
-// store is done with the push's families.
-func (in *Ingester) prepare(r Parsed) (_ store.Push, release func(), reason string, _ error) {
-	if r.keyErr != nil {
-		return store.Push{}, nil, reasonPath, r.keyErr
+// accepted is the answer to an applied push: 200, or 202 when the
+// consistency check is off, as the Pushgateway answers.
+func (in *Ingester) accepted() Result {
+	if in.cfg.DisableConsistencyCheck {
+		return Result{Status: http.StatusAccepted}
 	}
-	ls := r.key.Labels()
-	if err := in.limits.checkKey(ls); err != nil {
-		return store.Push{}, nil, limitReason(err), err
+	return Result{Status: http.StatusOK}
+}
+
+// checkHead checks what a push says before its body: the path, the
+// grouping labels' limits and the TTL header, in the Pushgateway's order.
+func (in *Ingester) checkHead(r Parsed) (reason string, _ error) {
+	if r.keyErr != nil {
+		return reasonPath, r.keyErr
+	}
+	if err := in.limits.checkKey(r.key.Labels()); err != nil {
+		return limitReason(err), err
 	}
 	if r.ttlErr != nil {
-		return store.Push{}, nil, reasonTTL, r.ttlErr
+		return reasonTTL, r.ttlErr
 	}
+	return "", nil
+}
+
+// prepare turns a push request whose head checkHead accepted into a
+// store.Push, or fails with the rejection reason. On success the caller
+// calls release once the store is done with the push's families.
+func (in *Ingester) prepare(r Parsed) (_ store.Push, release func(), reason string, _ error) {
 	fams, release, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names, true)
 	in.metrics.bodyBytes.Observe(float64(n))
 	if err != nil {
 		return store.Push{}, nil, bodyReason(err), err
 	}
-	sanitize(fams, ls)
+	sanitize(fams, r.key.Labels())
 	if err := in.limits.check(fams); err != nil {
 		release()
 		return store.Push{}, nil, limitReason(err), err

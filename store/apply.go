@@ -135,6 +135,7 @@ func (s *Store) putBuilder(b *builder) {
 	}
 	b.failure = built{}
 	b.gauges.reset()
+	b.resetRepeat()
 	s.builders.Put(b)
 }
 
@@ -164,6 +165,7 @@ func (s *Store) commit(c *change) *group {
 		g.failureOnly = false // data arrived: a group like any other
 		s.nFailureOnly--
 	}
+	g.shape = nil // ApplyRepeat may not repeat the last push past this write
 	if c.drop != dropNone {
 		kept := g.slots[:0]
 		for _, sl := range g.slots {
@@ -270,16 +272,22 @@ func (b *builder) timeGauge(name string, k GroupKey, t time.Time) *dto.MetricFam
 	if name == PushFailureTimeName {
 		p.help = pushFailureTimeHelp
 	}
-	p.value = 0
-	if !t.IsZero() {
-		p.value = float64(t.UnixNano()) / 1e9
-	}
+	p.value = unixSeconds(t)
 	p.gauge.Value = &p.value
 	p.metric.Gauge = &p.gauge
 	p.metric.Label = g.labels(k)
 	p.metrics[0] = &p.metric
 	p.mf.Name, p.mf.Help, p.mf.Type, p.mf.Metric = &p.name, &p.help, &p.typ, p.metrics[:]
 	return &p.mf
+}
+
+// unixSeconds is the value of a time gauge: t in Unix seconds, 0 for
+// the zero time.
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
 }
 
 // timeGaugeParts holds a time gauge family and everything it points to

@@ -38,6 +38,9 @@ func TestConcurrentApplyAndScrape(t *testing.T) {
 	for w := range writers {
 		writing.Go(func() { runWriter(s, w, pushes, report) })
 	}
+	for w := range 2 {
+		writing.Go(func() { runRepeater(s, w, pushes, report) })
+	}
 	done := make(chan struct{})
 	var scraping sync.WaitGroup
 	for _, f := range []store.Format{store.FormatText, store.FormatProtoDelim, store.FormatOpenMetrics} {
@@ -85,6 +88,52 @@ func runWriter(s *store.Store, w, pushes int, report func(error)) {
 			report(fmt.Errorf("writer %d push %d: %w", w, i, err))
 		}
 		if i%7 == 6 {
+			s.Delete(k)
+		}
+	}
+}
+
+// runRepeater pushes new values to five groups it shares with the other
+// repeater: repeated pushes (store.ApplyRepeat) where the store takes
+// them, else the full way and the shape learnt; every fifth push of
+// repeater 1 is of another shape, and every eleventh step deletes a group.
+func runRepeater(s *store.Store, w, pushes int, report func(error)) {
+	series := [][]byte{[]byte(`r{i="1"}`), []byte(`r{i="2"}`)}
+	repeated := 0
+	defer func() {
+		if repeated == 0 {
+			report(fmt.Errorf("repeater %d: no push was repeated", w))
+		}
+	}()
+	for i := range pushes {
+		k := key("job", "r", "g", strconv.Itoa(i%5))
+		at := t1.Add(time.Duration(i) * time.Second)
+		values := []float64{float64(i), float64(w)}
+		r := store.Repeat{Key: k, Replace: true, Shape: 1, Values: values, Time: at, TTL: time.Duration(i%3) * time.Second}
+		if w == 1 && i%5 == 0 {
+			fams, err := parseTextErr(fmt.Sprintf("# TYPE r gauge\nr{i=\"1\"} %d\n", i))
+			if err == nil {
+				err = s.Apply(store.Push{Key: k, Replace: true, Families: sanitize(fams, k), Time: at})
+			}
+			if err != nil {
+				report(fmt.Errorf("repeater %d push %d: %w", w, i, err))
+			}
+			continue
+		}
+		if s.ApplyRepeat(r) {
+			repeated++
+		} else {
+			fams, err := parseTextErr(fmt.Sprintf("# TYPE r gauge\nr{i=\"1\"} %d\nr{i=\"2\"} %d\n", i, w))
+			if err == nil {
+				err = s.Apply(store.Push{Key: k, Replace: true, Families: sanitize(fams, k), Time: at, TTL: r.TTL})
+			}
+			if err != nil {
+				report(fmt.Errorf("repeater %d push %d: %w", w, i, err))
+				continue
+			}
+			s.LearnRepeat(r, series)
+		}
+		if i%11 == 10 {
 			s.Delete(k)
 		}
 	}

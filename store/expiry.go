@@ -164,13 +164,13 @@ func (q expiryQueue) less(i, j int) bool { return q[i].deadline.Before(q[j].dead
 
 func (q expiryQueue) swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].expiryPos = i + 1
-	q[j].expiryPos = j + 1
+	q[i].expiryPos = int32(i + 1) //nolint:gosec // see group.expiryPos
+	q[j].expiryPos = int32(j + 1) //nolint:gosec // see group.expiryPos
 }
 
 func (q *expiryQueue) push(g *group) {
 	*q = append(*q, g)
-	g.expiryPos = len(*q)
+	g.expiryPos = int32(len(*q)) //nolint:gosec // see group.expiryPos
 	q.up(len(*q) - 1)
 }
 
@@ -179,7 +179,7 @@ func (q *expiryQueue) remove(g *group) {
 	if g.expiryPos == 0 {
 		return
 	}
-	i, last := g.expiryPos-1, len(*q)-1
+	i, last := int(g.expiryPos)-1, len(*q)-1
 	if i != last {
 		q.swap(i, last)
 	}
@@ -193,7 +193,7 @@ func (q *expiryQueue) remove(g *group) {
 
 // fix restores the heap order after g's deadline changed.
 func (q expiryQueue) fix(g *group) {
-	i := g.expiryPos - 1
+	i := int(g.expiryPos) - 1
 	if !q.down(i) {
 		q.up(i)
 	}

@@ -69,7 +69,7 @@ func (s *Store) checkExpiries() error {
 			return fmt.Errorf("group %s without deadline is queued at %d", formatKey(g.key), g.expiryPos)
 		case g.deadline.IsZero():
 			continue
-		case g.expiryPos < 1 || g.expiryPos > len(s.expiries) || s.expiries[g.expiryPos-1] != g:
+		case g.expiryPos < 1 || int(g.expiryPos) > len(s.expiries) || s.expiries[g.expiryPos-1] != g:
 			return fmt.Errorf("group %s with deadline %v is not queued where it says (%d)", formatKey(g.key), g.deadline, g.expiryPos)
 		}
 		withDeadline++

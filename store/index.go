@@ -24,15 +24,20 @@ type group struct {
 	// if none did. A hand-off copy older than it has nothing to add.
 	replaced uint64
 	deadline time.Time // TTL deadline, wall clock only; zero: never expires
-	// expiryPos is 1 + the group's index in Store.expiries, 0 while it has
-	// no deadline.
-	expiryPos int
 	// exposeGen is the generation exposed holds the Exposure's answer
 	// for, plus one (0: not asked yet).
 	exposeGen uint64
-	id        uint32 // in Store.series; 0 once removed
-	// The flags come last, together: the value is 120 bytes, allocated
-	// as 128, where spread out they made it 136 (allocated as 144).
+	// shape is the shape of the group's last push while ApplyRepeat may
+	// repeat it (repeat.go); nil after any other write (commit).
+	shape *repeatShape
+	id    uint32 // in Store.series; 0 once removed
+	// expiryPos is 1 + the group's index in Store.expiries, 0 while it has
+	// no deadline. Four bytes, beside id: a peer holds far fewer than 2^31
+	// groups (each costs hundreds of bytes), and eight would take the
+	// group past 128 bytes.
+	expiryPos int32
+	// The flags come last, together: the value is 128 bytes, a size
+	// class of its own, where spread out they made it 144.
 	//
 	// failureOnly: the group exists only because pushes to it were
 	// refused. Such groups count against Config.MaxFailureGroups instead

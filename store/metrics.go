@@ -13,6 +13,7 @@ type metrics struct {
 	sampleBytes        prometheus.Gauge
 	failuresUnrecorded prometheus.Counter
 	expired            prometheus.Counter
+	repeated           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		expired: f.NewCounter(prometheus.CounterOpts{
 			Name: "pushring_groups_expired_total",
 			Help: "Groups removed because their TTL passed since their last successful push (restored groups already past their deadline included).",
+		}),
+		repeated: f.NewCounter(prometheus.CounterOpts{
+			Name: "pushring_store_repeated_pushes_total",
+			Help: "Text pushes applied as new values for the series of their group's last push, whose body they repeated but for the values (nothing parsed or checked again).",
 		}),
 	}
 	return m

@@ -320,6 +320,10 @@ type builder struct {
 	news    []*built
 	failure built
 	gauges  gaugeScratch
+	// ApplyRepeat's scratch: the families it replaces and their
+	// replacements, a stored text decoded and the text with new values.
+	repeatOlds, repeatNews []*family
+	repeatOld, repeatText  []byte
 }
 
 // builtSlots returns n zero built values from b's scratch.

@@ -3,9 +3,12 @@
 // generator (a C client costs a fraction of the CPU of a Go one, so on a
 // small machine the targets, not the client, set the rate).
 //
-// Every target gets the same body (one loadtest node's push: text 0.0.4 or
-// delimited protobuf) PUT to -groups groups round-robin over -connections
-// keep-alive connections for -duration, after a warm-up. The targets run
+// Every target gets the same bodies (one loadtest node's push: text 0.0.4
+// or delimited protobuf, in -bodies versions with the same series and
+// other values, as a node's successive pushes differ) PUT to -groups
+// groups round-robin, each group getting the next version each time
+// round, over -connections keep-alive connections for -duration, after a
+// warm-up. The targets run
 // one at a time, in the order given, -rounds times over; the report has one
 // row per target, format and round: pushes/s, non-2xx answers, and the
 // target's CPU time per push read from /proc.
@@ -49,6 +52,7 @@ type config struct {
 	formats     []loadtest.Format
 	groups      int
 	series      int
+	bodies      int
 	connections int
 	duration    time.Duration
 	warmup      time.Duration
@@ -81,6 +85,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&formats, "formats", "text,protobuf", "comma-separated body formats: text, protobuf")
 	fs.IntVar(&c.groups, "groups", 1000, "groups pushed round-robin")
 	fs.IntVar(&c.series, "series", 40, "series per push")
+	fs.IntVar(&c.bodies, "bodies", 4, "bodies with the same series and different values; each group gets the next one every time round")
 	fs.IntVar(&c.connections, "connections", 16, "keep-alive connections (pushers)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per target and format")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
@@ -216,29 +221,42 @@ func (c *config) command(target, addr string) (*exec.Cmd, error) {
 	return nil, fmt.Errorf("unknown target %q", target)
 }
 
-// script writes the body of format f and the wrk script that PUTs it to
-// the groups round-robin, and returns the script's path.
+// script writes c.bodies bodies of format f (one node's push with the
+// values of different seeds: the same series, other values) and the wrk
+// script that PUTs them to the groups round-robin, each group getting the
+// next body each time round, and returns the script's path.
 func (c *config) script(f loadtest.Format) (string, error) {
-	body, err := loadtest.NodeBody(f, c.series, 1)
-	if err != nil {
-		return "", err
-	}
-	bodyPath := filepath.Join(c.workDir, "body."+string(f))
-	if err := os.WriteFile(bodyPath, body, 0o644); err != nil {
-		return "", err
+	var paths []string
+	for i := range max(c.bodies, 1) {
+		body, err := loadtest.NodeBody(f, c.series, uint64(i)+1) //nolint:gosec // i >= 0
+		if err != nil {
+			return "", err
+		}
+		bodyPath := filepath.Join(c.workDir, fmt.Sprintf("body%d.%s", i+1, f))
+		if err := os.WriteFile(bodyPath, body, 0o644); err != nil {
+			return "", err
+		}
+		paths = append(paths, fmt.Sprintf("%q", bodyPath))
 	}
 	ctype := "text/plain; version=0.0.4; charset=utf-8"
 	if f == loadtest.FormatProtobuf {
 		ctype = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 	}
-	lua := fmt.Sprintf(`local f = assert(io.open(%q, "rb"))
-local body = f:read("*a")
-f:close()
+	lua := fmt.Sprintf(`local bodies = {}
+for _, path in ipairs({%s}) do
+  local f = assert(io.open(path, "rb"))
+  bodies[#bodies + 1] = f:read("*a")
+  f:close()
+end
+local groups = %d
 local reqs = {}
--- Built in init, once wrk has set the Host header.
+-- Built in init, once wrk has set the Host header: request (b-1)*groups+g
+-- PUTs body b to group g.
 init = function(args)
-  for g = 1, %d do
-    reqs[g] = wrk.format("PUT", "/metrics/job/pushbench/instance/edge-" .. string.format("%%06d", g - 1), {["Content-Type"] = %q}, body)
+  for b = 1, #bodies do
+    for g = 1, groups do
+      reqs[(b - 1) * groups + g] = wrk.format("PUT", "/metrics/job/pushbench/instance/edge-" .. string.format("%%06d", g - 1), {["Content-Type"] = %q}, bodies[b])
+    end
   end
 end
 local i = 0
@@ -246,7 +264,7 @@ request = function()
   i = i %% #reqs + 1
   return reqs[i]
 end
-`, bodyPath, c.groups, ctype)
+`, strings.Join(paths, ", "), c.groups, ctype)
 	path := filepath.Join(c.workDir, "push-"+string(f)+".lua")
 	return path, os.WriteFile(path, []byte(lua), 0o644)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,10 +30,10 @@ Transfer/sec:      1.54MB
 	require.Error(t, err)
 }
 
-// The script PUTs the node's body to every group, built once wrk has
-// set the Host header.
+// The script PUTs the node's bodies to every group, built once wrk has
+// set the Host header; the bodies have the same series and other values.
 func TestScript(t *testing.T) {
-	c := config{groups: 3, series: 40, workDir: t.TempDir()}
+	c := config{groups: 3, series: 40, bodies: 2, workDir: t.TempDir()}
 	for _, f := range []loadtest.Format{loadtest.FormatText, loadtest.FormatProtobuf} {
 		path, err := c.script(f)
 		require.NoError(t, err)
@@ -40,19 +41,38 @@ func TestScript(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, string(lua), "init = function(args)")
 		require.Contains(t, string(lua), `"/metrics/job/pushbench/instance/edge-"`)
-		require.Contains(t, string(lua), "for g = 1, 3 do")
-		body, err := os.ReadFile(filepath.Join(c.workDir, "body."+string(f)))
-		require.NoError(t, err)
+		require.Contains(t, string(lua), "local groups = 3\n")
+		var bodies [][]byte
+		for i := 1; i <= 2; i++ {
+			body, err := os.ReadFile(filepath.Join(c.workDir, fmt.Sprintf("body%d.%s", i, f)))
+			require.NoError(t, err)
+			require.Contains(t, string(lua), fmt.Sprintf("%q", filepath.Join(c.workDir, fmt.Sprintf("body%d.%s", i, f))))
+			bodies = append(bodies, body)
+		}
+		require.NotEqual(t, bodies[0], bodies[1], "the values differ")
 		want, err := loadtest.NodeBody(f, 40, 1)
 		require.NoError(t, err)
 		if f == loadtest.FormatText {
-			require.Equal(t, string(want), string(body))
+			require.Equal(t, string(want), string(bodies[0]))
+			require.Equal(t, seriesOf(bodies[0]), seriesOf(bodies[1]), "the series are the same")
 			continue
 		}
 		// Protobuf bodies differ in their counters' created timestamps,
 		// whose varints may differ in length by a byte each.
-		require.InDelta(t, len(want), len(body), 40)
+		require.InDelta(t, len(want), len(bodies[0]), 40)
 	}
+}
+
+// seriesOf is a text body without its values.
+func seriesOf(body []byte) []string {
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if i := strings.LastIndexByte(line, ' '); i >= 0 && !strings.HasPrefix(line, "#") {
+			line = line[:i]
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 func TestFloorAndCPUTime(t *testing.T) {

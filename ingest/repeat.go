@@ -1,0 +1,145 @@
+package ingest
+
+import (
+	"bytes"
+	"hash/maphash"
+	"net/http"
+	"sync"
+	"unsafe"
+
+	"github.com/pushring/pushring/store"
+)
+
+// Repeater is what a store offers for repeated pushes (store.Store does;
+// docs/design.md, "Repeated pushes"): a text push whose body is its
+// group's last one but for the values is applied as new values, without
+// being parsed and checked again.
+type Repeater interface {
+	// ApplyRepeat applies r if it repeats the shape of its group's last
+	// push, and reports whether it did; if not, nothing changed.
+	ApplyRepeat(r store.Repeat) bool
+	// LearnRepeat records r's shape once r was applied the full way;
+	// series[i] is the text of the i-th sample line before its value.
+	LearnRepeat(r store.Repeat, series [][]byte)
+}
+
+// repeatScan is a text body with its sample values taken out: the hash of
+// the rest (the shape), the values, and each sample line's text before
+// its value. The slices point into the body.
+type repeatScan struct {
+	shape  uint64
+	values []float64
+	series [][]byte
+	h      maphash.Hash
+}
+
+// repeatSeed makes shapes unpredictable from outside the process: a
+// pusher cannot make two different bodies of its own hash alike.
+var repeatSeed = maphash.MakeSeed()
+
+var repeatScans = sync.Pool{New: func() any {
+	sc := &repeatScan{}
+	sc.h.SetSeed(repeatSeed)
+	return sc
+}}
+
+// maxRepeatLines is the most sample lines a repeated push has: a larger
+// body goes the full way, whose memory the api charges to the push
+// (DecodeCost), and the scan's pooled memory stays bounded.
+const maxRepeatLines = 4096
+
+func putRepeatScan(sc *repeatScan) {
+	clear(sc.series)
+	if cap(sc.values) > maxRepeatLines {
+		sc.values, sc.series = nil, nil
+	}
+	repeatScans.Put(sc)
+}
+
+// scan reads body: every line must end in '\n'; a line that is empty or
+// starts with '#' is part of the shape as it is; any other is a sample
+// line whose last blank-separated token is its value (a token
+// parseTextFloat reads; a line with a timestamp has the timestamp there,
+// and cannot repeat a stored shape, which has none) and whose text before
+// that token is part of the shape. It reports false for a body that cannot
+// repeat a shape, or has more than maxRepeatLines sample lines: the full
+// way decides about it.
+func (sc *repeatScan) scan(body []byte) bool {
+	sc.values, sc.series = sc.values[:0], sc.series[:0]
+	sc.h.Reset()
+	// What is hashed is the body with every value token taken out, so
+	// that a sample line hashes as its text before the value, its blank
+	// included, and '\n'. No part but the newlines holds a '\n', so the
+	// hashed bytes split into the body's lines in one way only: equal
+	// hashed bytes are equal bodies but for the values.
+	for rest := body; len(rest) > 0; {
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 {
+			return false
+		}
+		line := rest[:nl]
+		if len(line) == 0 || line[0] == '#' {
+			_, _ = sc.h.Write(rest[:nl+1])
+			rest = rest[nl+1:]
+			continue
+		}
+		rest = rest[nl+1:]
+		sp := lastBlank(line)
+		if sp < 0 {
+			return false
+		}
+		v, ok := parseTextFloat(unsafe.String(unsafe.SliceData(line[sp+1:]), len(line)-sp-1))
+		if !ok || len(sc.values) == maxRepeatLines {
+			return false
+		}
+		sc.values = append(sc.values, v)
+		series := line[:sp]
+		for len(series) > 0 && isBlank(series[len(series)-1]) {
+			series = series[:len(series)-1]
+		}
+		sc.series = append(sc.series, series)
+		_, _ = sc.h.Write(line[:sp+1])
+		_ = sc.h.WriteByte('\n')
+	}
+	sc.shape = sc.h.Sum64()
+	return len(sc.values) > 0
+}
+
+// lastBlank returns the index of line's last space or tab, or -1.
+func lastBlank(line []byte) int {
+	for i := len(line) - 1; i >= 0; i-- {
+		if isBlank(line[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+// scanRepeat scans r's body for the store's repeated pushes: nil when the
+// store has none or the body is not text read ahead by the api.
+func (in *Ingester) scanRepeat(r Parsed) *repeatScan {
+	if in.repeat == nil || isDelimitedProto(r.ContentType) {
+		return nil
+	}
+	b, ok := r.Body.(*Body)
+	if !ok {
+		return nil
+	}
+	raw, err := b.Bytes()
+	if err != nil {
+		return nil
+	}
+	sc := repeatScans.Get().(*repeatScan)
+	if !sc.scan(raw) {
+		putRepeatScan(sc)
+		return nil
+	}
+	return sc
+}
+
+// repeatOf is the store.Repeat of a push request scanned as sc.
+func (in *Ingester) repeatOf(r Parsed, sc *repeatScan) store.Repeat {
+	return store.Repeat{Key: r.key, Replace: r.Method == http.MethodPut, Shape: sc.shape, Values: sc.values, Time: in.now(), TTL: r.ttl}
+}

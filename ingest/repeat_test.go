@@ -1,0 +1,305 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pushring/pushring/loadtest"
+	"github.com/pushring/pushring/store"
+)
+
+// fullWayStore is a real store that does not offer repeated pushes: an
+// ingester over it applies every push the full way.
+type fullWayStore struct{ st *store.Store }
+
+func (f fullWayStore) Apply(p store.Push) error     { return f.st.Apply(p) }
+func (f fullWayStore) Delete(k store.GroupKey) bool { return f.st.Delete(k) }
+
+// bodyRequest is a push whose body the api read ahead, as in production:
+// only such a push can be repeated.
+func bodyRequest(t testing.TB, method, path, body string) Request {
+	t.Helper()
+	b, err := ReadBody(strings.NewReader(body), "", 0, int64(len(body)), func(int64) error { return nil })
+	require.NoError(t, err)
+	return Request{Method: method, Path: path, ContentType: "text/plain; version=0.0.4", Body: b}
+}
+
+// twinIngesters applies every push to two stores: one whose ingester
+// repeats pushes, one whose ingester takes the full way every time, with
+// the same clock and configuration.
+type twinIngesters struct {
+	fast, full     *Ingester
+	fastSt, fullSt *store.Store
+	fastReg        *prometheus.Registry
+	now            time.Time
+}
+
+func newTwinIngesters(t *testing.T, cfg Config, scfg store.Config) *twinIngesters {
+	t.Helper()
+	tw := &twinIngesters{now: testNow}
+	clock := func() time.Time { return tw.now }
+	tw.fastReg = prometheus.NewRegistry()
+	var err error
+	tw.fastSt, err = store.New(scfg, nil, tw.fastReg)
+	require.NoError(t, err)
+	tw.fullSt, err = store.New(scfg, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	tw.fast, err = New(cfg, tw.fastSt, clock, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NotNil(t, tw.fast.repeat, "the real store offers repeated pushes")
+	tw.full, err = New(cfg, fullWayStore{tw.fullSt}, clock, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.Nil(t, tw.full.repeat)
+	return tw
+}
+
+// push applies one push to both and requires the same answer.
+func (tw *twinIngesters) push(t *testing.T, method, path, body string) error {
+	t.Helper()
+	tw.now = tw.now.Add(time.Second)
+	fastRes, fastErr := tw.fast.Handle(context.Background(), bodyRequest(t, method, path, body))
+	fullRes, fullErr := tw.full.Handle(context.Background(), bodyRequest(t, method, path, body))
+	require.Equal(t, fullRes, fastRes, "%s %s:\n%s", method, path, body)
+	if fullErr != nil {
+		require.EqualError(t, fastErr, fullErr.Error(), "%s %s:\n%s", method, path, body)
+	} else {
+		require.NoError(t, fastErr, "%s %s:\n%s", method, path, body)
+	}
+	return fullErr
+}
+
+// requireSame requires the two stores to hold the same: every group's
+// families (push times included), deadlines and both scrape formats.
+func (tw *twinIngesters) requireSame(t *testing.T, context string) {
+	t.Helper()
+	fast, full := tw.fastSt.Snapshot(), tw.fullSt.Snapshot()
+	require.Len(t, fast, len(full), context)
+	for i := range full {
+		require.Equal(t, full[i].Key, fast[i].Key, context)
+		require.Equal(t, full[i].Deadline, fast[i].Deadline, context)
+		require.Len(t, fast[i].Families, len(full[i].Families), context)
+		for j := range full[i].Families {
+			a, b := full[i].Families[j], fast[i].Families[j]
+			require.True(t, proto.Equal(a.Family, b.Family), "%s: family %s differs:\nfull way: %v\nrepeated: %v", context, a.Family.GetName(), a.Family, b.Family)
+			require.True(t, a.Time.Equal(b.Time), "%s: family %s written at %v, repeated at %v", context, a.Family.GetName(), a.Time, b.Time)
+		}
+	}
+	for _, f := range []store.Format{store.FormatText, store.FormatProtoDelim} {
+		var a, b bytes.Buffer
+		require.NoError(t, tw.fullSt.WriteExposition(&a, f, nil))
+		require.NoError(t, tw.fastSt.WriteExposition(&b, f, nil))
+		require.Equal(t, a.String(), b.String(), "%s: %s scrape", context, f)
+	}
+}
+
+func (tw *twinIngesters) repeated(t *testing.T) float64 {
+	t.Helper()
+	n, err := testutil.GatherAndCount(tw.fastReg, "pushring_store_repeated_pushes_total")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	mfs, err := tw.fastReg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "pushring_store_repeated_pushes_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// withValues replaces the value of every sample line of body by pick().
+func withValues(body string, pick func() string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(body, "\n") {
+		if line == "" || line == "\n" || line[0] == '#' {
+			b.WriteString(line)
+			continue
+		}
+		i := strings.LastIndexAny(line, " \t")
+		b.WriteString(line[:i+1])
+		b.WriteString(pick())
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// A push that repeats its group's last one but for the values is applied
+// as new values, and leaves the store exactly as the full way does.
+func TestRepeatedPushIsTheFullWay(t *testing.T) {
+	node, err := loadtest.NodeBody(loadtest.FormatText, 40, 1)
+	require.NoError(t, err)
+	tw := newTwinIngesters(t, Config{TTL: time.Minute}, store.Config{})
+	const path = "/job/edge/instance/node-1"
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 20 {
+		body := withValues(string(node), func() string { return strconv.Itoa(rng.IntN(1000)) })
+		require.NoError(t, tw.push(t, http.MethodPut, path, body))
+		tw.requireSame(t, fmt.Sprintf("push %d", i))
+	}
+	require.Equal(t, 19.0, tw.repeated(t), "every push after the first is repeated")
+
+	// Another shape goes the full way, and is the next one repeated.
+	other := strings.Replace(string(node), `mountpoint="/mnt/disk0"`, `mountpoint="/mnt/disk00"`, 1)
+	require.NoError(t, tw.push(t, http.MethodPut, path, other))
+	require.NoError(t, tw.push(t, http.MethodPut, path, withValues(other, func() string { return "5" })))
+	tw.requireSame(t, "another shape")
+	require.Equal(t, 20.0, tw.repeated(t))
+
+	// A POST of the same lines is a shape of its own.
+	require.NoError(t, tw.push(t, http.MethodPost, path, other))
+	require.NoError(t, tw.push(t, http.MethodPost, path, withValues(other, func() string { return "6" })))
+	tw.requireSame(t, "POST")
+	require.Equal(t, 21.0, tw.repeated(t))
+}
+
+// The values the full way stores apart from the text, or refuses, send a
+// repeated push the full way: counts that are not whole numbers or are
+// negative, -0, and the answers and stores stay the same as the full
+// way's whatever the values.
+func TestRepeatedPushValues(t *testing.T) {
+	body := `# HELP g A gauge.
+# TYPE g gauge
+g{a="1"} 1
+g{a="2"} 2
+# TYPE c counter
+c 3
+# TYPE h histogram
+h_bucket{x="y",le="0.5"} 1
+h_bucket{x="y",le="+Inf"} 2
+h_sum{x="y"} 1.5
+h_count{x="y"} 2
+# TYPE s summary
+s{quantile="0.5"} 0.25
+s_sum 4
+s_count 7
+u 1
+`
+	values := []string{"0", "-0", "1", "-1", "2.5", "-2.5", "NaN", "+Inf", "-Inf", "Inf", "nan", "1e300", "-1e-300",
+		"9007199254740992", "9007199254740993", "18446744073709551616", "1e20", "0.1", "1.0", "+5", "00012", ".5",
+		"0x10", "1_0", "1e", "--1", "2.2250738585072014e-308", "4.9e-324", "123456789012345678"}
+	tw := newTwinIngesters(t, Config{}, store.Config{})
+	const path = "/job/values"
+	require.NoError(t, tw.push(t, http.MethodPut, path, body))
+	rng := rand.New(rand.NewPCG(3, 4))
+	method := http.MethodPut
+	for i := range 600 {
+		b := withValues(body, func() string {
+			if rng.IntN(20) == 0 {
+				return values[rng.IntN(len(values))]
+			}
+			return strconv.Itoa(rng.IntN(50))
+		})
+		if rng.IntN(10) == 0 {
+			method = []string{http.MethodPut, http.MethodPost}[rng.IntN(2)]
+		}
+		_ = tw.push(t, method, path, b)
+		tw.requireSame(t, fmt.Sprintf("push %d:\n%s", i, b))
+	}
+	require.Greater(t, tw.repeated(t), 50.0, "the test repeats pushes")
+}
+
+// Whatever a body changes besides its values, a repeated push answers and
+// stores what the full way does: lines added, dropped or moved, labels,
+// HELP, TYPE, timestamps, blanks, another group's labels, clashes with
+// other groups.
+func TestRepeatedPushShapes(t *testing.T) {
+	node, err := loadtest.NodeBody(loadtest.FormatText, 40, 7)
+	require.NoError(t, err)
+	bases := []string{
+		string(node),
+		string(readTestdata(t, "node.prom")),
+		string(readTestdata(t, "clients/python-0.16.prom")),
+		string(readTestdata(t, "clients/prom-client-15.1.3.prom")),
+		"a 1\nb{x=\"1\"} 2\n",
+		"# TYPE a gauge\na{job=\"other\"} 1\n",
+		"# TYPE a gauge\na{instance=\"\"} 1\n",
+		"a{x=\"1\"}  1\na{x=\"2\"}\t2\n",
+		"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 2\nh_count 1\n", // no +Inf bucket
+		"# TYPE a counter\na 1\n# TYPE a_total counter\na_total 2\n",
+		"push_time_seconds 5\na 1\n",
+		"a{x=\"\\\\\\n\\\"\"} 1\n",
+	}
+	mutate := []func(rng *rand.Rand, body string) string{
+		func(rng *rand.Rand, body string) string { return body },
+		func(rng *rand.Rand, body string) string { // drop a line
+			lines := strings.SplitAfter(body, "\n")
+			i := rng.IntN(len(lines))
+			return strings.Join(append(lines[:i:i], lines[i+1:]...), "")
+		},
+		func(rng *rand.Rand, body string) string { // duplicate a line
+			lines := strings.SplitAfter(body, "\n")
+			i := rng.IntN(len(lines))
+			return strings.Join(append(lines[:i+1:i+1], lines[i:]...), "")
+		},
+		func(rng *rand.Rand, body string) string { // a timestamp
+			return strings.Replace(body, "\n", " 1700000000000\n", 1+rng.IntN(3))
+		},
+		func(rng *rand.Rand, body string) string { return strings.Replace(body, `="`, `="z`, 1) },
+		func(rng *rand.Rand, body string) string { return strings.Replace(body, "gauge", "counter", 1) },
+		func(rng *rand.Rand, body string) string { return strings.TrimSuffix(body, "\n") },
+		func(rng *rand.Rand, body string) string { return strings.Replace(body, " ", "  ", 1+rng.IntN(5)) },
+		func(rng *rand.Rand, body string) string { return body + "extra_series 1\n" },
+		func(rng *rand.Rand, body string) string { return strings.Replace(body, "# HELP ", "# HELP x", 1) },
+	}
+	paths := []string{"/job/a", "/job/a/instance/i", "/job/b/x/1", "/job/other"}
+	tw := newTwinIngesters(t, Config{TTL: time.Hour}, store.Config{MaxBytes: 1 << 20})
+	rng := rand.New(rand.NewPCG(5, 6))
+	// Each group's pusher keeps its body and method for a while, and
+	// now and then changes them.
+	current := map[string]string{}
+	methods := map[string]string{}
+	for i := range 2000 {
+		path := paths[rng.IntN(len(paths))]
+		if current[path] == "" || rng.IntN(6) == 0 {
+			current[path] = bases[rng.IntN(len(bases))]
+			if rng.IntN(3) == 0 {
+				current[path] = mutate[rng.IntN(len(mutate))](rng, current[path])
+			}
+			methods[path] = []string{http.MethodPut, http.MethodPost}[rng.IntN(2)]
+		}
+		body := withValues(current[path], func() string { return strconv.Itoa(rng.IntN(3)) })
+		method := methods[path]
+		if rng.IntN(50) == 0 {
+			_, err := tw.fast.Handle(context.Background(), Request{Method: http.MethodDelete, Path: path})
+			require.NoError(t, err)
+			_, err = tw.full.Handle(context.Background(), Request{Method: http.MethodDelete, Path: path})
+			require.NoError(t, err)
+			continue
+		}
+		_ = tw.push(t, method, path, body)
+		tw.requireSame(t, fmt.Sprintf("push %d, %s %s:\n%s", i, method, path, body))
+	}
+	require.Greater(t, tw.repeated(t), 100.0, "the test repeats pushes")
+}
+
+// --store.max-bytes holds for repeated pushes: values that make the lines
+// longer than the store may hold send the push the full way, which
+// refuses it.
+func TestRepeatedPushMaxBytes(t *testing.T) {
+	tw := newTwinIngesters(t, Config{}, store.Config{MaxBytes: 260})
+	body := "a{x=\"1\"} 1\na{x=\"2\"} 2\na{x=\"3\"} 3\na{x=\"4\"} 4\n"
+	require.NoError(t, tw.push(t, http.MethodPut, "/job/j", body))
+	require.NoError(t, tw.push(t, http.MethodPut, "/job/j", body))
+	require.Equal(t, 1.0, tw.repeated(t))
+	long := withValues(body, func() string { return strconv.FormatFloat(math.Pi*1e200, 'g', -1, 64) })
+	for range 3 {
+		err := tw.push(t, http.MethodPut, "/job/j", long)
+		require.ErrorIs(t, err, store.ErrLimit)
+		require.ErrorContains(t, err, "--store.max-bytes")
+	}
+	tw.requireSame(t, "after the refusals")
+	require.Equal(t, 1.0, tw.repeated(t))
+}

@@ -1,0 +1,432 @@
+package store
+
+import (
+	"bytes"
+	"time"
+	"unsafe"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// Repeated pushes (docs/design.md, "Repeated pushes"). An edge node or a
+// cron job pushes the same series every time; only the values change. Once
+// a text push has been applied the full way (parsed, checked, rendered),
+// LearnRepeat records what its body was without its values (the shape,
+// ingest's hash of everything but the value tokens) against the families
+// it wrote, after proving line by line that the body's series are the
+// stored ones in the stored order. A later push of the same shape to the
+// same group is then applied by ApplyRepeat: the stored lines are copied
+// with the new values put in, and nothing is parsed, sorted, hashed or
+// checked again, because nothing the checks look at has changed (the
+// series, their types and HELP are the body's, which is the same). Any
+// other write to the group forgets the shape (commit), and any value the
+// full way would treat apart (a count that is not a whole number, a -0 or a
+// NaN that the text cannot carry exactly) sends the push the full way.
+
+// Repeat is a text push as ingest scanned it, for ApplyRepeat and
+// LearnRepeat.
+type Repeat struct {
+	Key     GroupKey
+	Replace bool // PUT
+	// Shape identifies the body but for its sample values: equal shapes
+	// are equal bodies but for the value tokens.
+	Shape uint64
+	// Values are the body's sample values, in the order of its lines.
+	Values []float64
+	Time   time.Time
+	TTL    time.Duration
+}
+
+// repeatShape is what a group keeps of the shape of its last push: the
+// families the push wrote, in the order of the body, whose lines take the
+// body's values in turn. It is valid while the group's version is
+// version: every other write to the group drops it (commit).
+type repeatShape struct {
+	hash    uint64
+	version uint64
+	lines   int // the sum of fams' samples: len(Repeat.Values)
+	replace bool
+	fams    []*family
+}
+
+// ApplyRepeat applies r as new values for the series of the group's last
+// push if r repeats its shape, and reports whether it did. When it did not
+// (no shape, another shape, a value the full way must see, the group
+// written meanwhile, or --store.max-bytes), the store is as it was and the
+// caller applies the push the full way (Apply).
+func (s *Store) ApplyRepeat(r Repeat) bool {
+	if r.Key.IsZero() {
+		return false
+	}
+	s.mu.Lock()
+	g := s.groups[r.Key]
+	var sh *repeatShape
+	if g != nil {
+		sh = g.shape
+	}
+	if sh == nil || sh.hash != r.Shape || sh.replace != r.Replace || sh.version != g.version || sh.lines != len(r.Values) {
+		s.mu.Unlock()
+		return false
+	}
+	b := s.builders.Get().(*builder)
+	defer s.putBuilder(b)
+	olds := append(b.repeatOlds[:0], sh.fams...)
+	var oldPushTime *family
+	if sl := g.slot(PushTimeName); sl != nil {
+		oldPushTime = sl.fam
+	}
+	version := g.version
+	s.mu.Unlock()
+
+	news := b.repeatNews[:0]
+	values := r.Values
+	for _, f := range olds {
+		nf, ok := b.withValues(f, values[:f.samples], r.Time)
+		if !ok {
+			return false
+		}
+		values = values[f.samples:]
+		news = append(news, nf)
+	}
+	b.repeatOlds, b.repeatNews = olds, news
+	// push_time_seconds is the group's with the push's time, as
+	// timeGauge makes it.
+	pushTime, ok := (*family)(nil), false
+	if oldPushTime != nil && oldPushTime.samples == 1 {
+		pushTime, ok = b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, r.Time)
+	}
+	if !ok {
+		return false
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.groups[r.Key] != g || g.version != version || g.shape != sh {
+		return false // written meanwhile
+	}
+	if max := s.cfg.MaxBytes; max > 0 {
+		grows := int64(0)
+		for i, nf := range news {
+			grows += int64(nf.textSize() - olds[i].textSize())
+		}
+		grows += int64(pushTime.textSize() - oldPushTime.textSize())
+		if grows > 0 && s.nBytes+grows > max {
+			return false // the full way refuses it, with the reason
+		}
+	}
+	for i, nf := range news {
+		s.setFamily(g, len(g.slots), nf)
+		sh.fams[i] = nf
+	}
+	s.setFamily(g, len(g.slots), pushTime)
+	g.version = s.nextVersion()
+	if r.Replace {
+		g.replaced = g.version
+	}
+	sh.version = g.version
+	s.setDeadlineLocked(g, deadlineOf(Push{Time: r.Time, TTL: r.TTL}))
+	s.changedLocked()
+	s.metrics.repeated.Inc()
+	return true
+}
+
+// withValues returns a new family with old's series and the values v, one
+// per line in old's order, stamped t; false if a value is one the full
+// way stores differently (see repeatValue).
+func (b *builder) withValues(old *family, v []float64, t time.Time) (*family, bool) {
+	text := old.text(&b.repeatOld)
+	out := b.repeatText[:0]
+	n := 0
+	for len(text) > 0 {
+		end := bytes.IndexByte(text, '\n')
+		sp := bytes.LastIndexByte(text[:end], ' ')
+		if sp < 0 || n == len(v) {
+			return nil, false
+		}
+		value, ok := repeatValue(old, text[:sp], v[n])
+		if !ok {
+			return nil, false
+		}
+		out = roomForLine(out)
+		out = append(out, text[:sp+1]...)
+		out = appendTextFloat(out, value)
+		out = append(out, '\n')
+		text = text[end+1:]
+		n++
+	}
+	b.repeatText = out
+	if n != len(v) {
+		return nil, false
+	}
+	f := &family{
+		id:   familyIDs.Add(1),
+		name: old.name, typ: old.typ,
+		help: old.help, hasHelp: old.hasHelp, unit: old.unit,
+	}
+	f.setPushTime(t)
+	hashes := f.keepText(lineSeq{text: out, codes: &b.codes}, old.series())
+	copy(hashes, old.seriesHashes()) // the same series, already sorted
+	f.nHashes, f.hashes = old.nHashes, unsafe.SliceData(hashes)
+	return f, true
+}
+
+// repeatValue returns the value the full way would store for v on the line
+// of f whose series is series, and false where the full way would store it
+// apart from the text or refuse it: counts that are not whole numbers up
+// to 2^53 (a float count, a negative one), and values whose text does not
+// read back to the same bits (-0, a NaN other than the parser's).
+func repeatValue(f *family, series []byte, v float64) (float64, bool) {
+	if isCountLine(f, series) {
+		u := uint64(v)
+		return float64(u), v == float64(u) && u <= maxExactCount
+	}
+	return v, floatExact(v)
+}
+
+// isCountLine reports whether the line of f with this series holds a count:
+// a summary's _count, a histogram's _bucket or _count.
+func isCountLine(f *family, series []byte) bool {
+	histogram := false
+	switch f.typ {
+	case dto.MetricType_SUMMARY:
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		histogram = true
+	default:
+		return false
+	}
+	name := series
+	if i := bytes.IndexByte(series, '{'); i >= 0 {
+		name = series[:i]
+	}
+	if len(name) <= len(f.name) {
+		return false
+	}
+	rest := string(name[len(f.name):])
+	return rest == "_count" || histogram && rest == "_bucket"
+}
+
+// LearnRepeat records r's shape for r's group after r was applied the full
+// way, if the group's families are what r's body says, line for line:
+// series[i] is the text of r's i-th sample line before its value (blanks
+// trimmed), and once the grouping labels and the instance="" the push
+// added are taken out of the stored line, the two must be equal, and the
+// stored value must be r.Values[i] as ApplyRepeat would write it. The
+// families the body names must be whole, each used once; for a PUT they
+// must be all the group has besides its push-time gauges. Anything else,
+// or a group written since, and nothing is recorded.
+func (s *Store) LearnRepeat(r Repeat, series [][]byte) {
+	if len(series) != len(r.Values) || len(series) == 0 {
+		return
+	}
+	s.mu.Lock()
+	g := s.groups[r.Key]
+	if g == nil || g.failureOnly {
+		s.mu.Unlock()
+		return
+	}
+	if sh := g.shape; sh != nil && sh.version == g.version && sh.hash == r.Shape && sh.replace == r.Replace {
+		s.mu.Unlock()
+		return
+	}
+	version := g.version
+	fams := make([]*family, 0, len(g.slots))
+	for _, sl := range g.slots {
+		fams = append(fams, sl.fam)
+	}
+	s.mu.Unlock()
+
+	sh := learnShape(r, series, fams, groupingPairs(r.Key))
+	if sh == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.groups[r.Key] == g && g.version == version {
+		sh.version = version
+		g.shape = sh
+	}
+}
+
+// learnShape matches the body's lines against fams, the group's families
+// sorted by name, and returns the shape, or nil.
+func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *repeatShape {
+	sh := &repeatShape{hash: r.Shape, replace: r.Replace, lines: len(series)}
+	used := make([]bool, len(fams))
+	var sc []byte
+	for i := 0; i < len(series); {
+		k := familyOfLine(fams, series[i])
+		if k < 0 || used[k] {
+			return nil
+		}
+		used[k] = true
+		f := fams[k]
+		if f.samples == 0 || i+int(f.samples) > len(series) || f.pb.Load() != nil || f.created != nil || f.utf8 || f.infAdded {
+			return nil
+		}
+		text := f.text(&sc)
+		for len(text) > 0 {
+			end := bytes.IndexByte(text, '\n')
+			sp := bytes.LastIndexByte(text[:end], ' ')
+			if sp < 0 || !sameSeries(text[:sp], series[i], grouping) {
+				return nil
+			}
+			v, ok := repeatValue(f, text[:sp], r.Values[i])
+			if !ok || string(appendTextFloat(nil, v)) != string(text[sp+1:end]) {
+				return nil
+			}
+			text = text[end+1:]
+			i++
+		}
+		sh.fams = append(sh.fams, f)
+	}
+	if r.Replace {
+		for k, f := range fams {
+			if !used[k] && f.name != PushTimeName && f.name != PushFailureTimeName {
+				return nil // a PUT of these lines would drop it
+			}
+		}
+	}
+	return sh
+}
+
+// familyOfLine returns the index in fams of the family a line with this
+// series text belongs to, or -1: the family of its metric name, or the
+// summary or histogram it is the _sum, _count or _bucket line of.
+func familyOfLine(fams []*family, series []byte) int {
+	name := series
+	if i := bytes.IndexAny(series, "{ \t"); i >= 0 {
+		name = series[:i]
+	}
+	find := func(n []byte) int {
+		lo, hi := 0, len(fams)
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if fams[m].name < string(n) {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		if lo < len(fams) && fams[lo].name == string(n) {
+			return lo
+		}
+		return -1
+	}
+	if k := find(name); k >= 0 && fams[k].name != PushTimeName && fams[k].name != PushFailureTimeName {
+		return k
+	}
+	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+		if base, ok := bytes.CutSuffix(name, []byte(suffix)); ok {
+			if k := find(base); k >= 0 && (fams[k].typ != dto.MetricType_GAUGE && fams[k].typ != dto.MetricType_COUNTER && fams[k].typ != dto.MetricType_UNTYPED) {
+				return k
+			}
+		}
+	}
+	return -1
+}
+
+// groupingPairs returns the label pairs a push of group k gets on every
+// line, as the text renders them (name="escaped value"): the grouping
+// labels, and instance="" when instance is not one of them.
+func groupingPairs(k GroupKey) [][]byte {
+	var out [][]byte
+	for _, lp := range (&gaugeScratch{}).labels(k) {
+		pair := append([]byte(lp.GetName()), '=', '"')
+		pair = appendEscaped(pair, lp.GetValue(), true)
+		out = append(out, append(pair, '"'))
+	}
+	return out
+}
+
+// sameSeries reports whether stored, a stored line's series, is pushed
+// once the pairs of grouping are taken out of its labels: the same name,
+// and the other pairs in the same order with the same text (pushed writes
+// no braces if no pair is left).
+func sameSeries(stored, pushed []byte, grouping [][]byte) bool {
+	open := bytes.IndexByte(stored, '{')
+	if open < 0 {
+		return bytes.Equal(stored, pushed)
+	}
+	name := stored[:open]
+	if !bytes.HasPrefix(pushed, name) {
+		return false
+	}
+	rest := pushed[len(name):] // "" or "{...}"
+	inner := stored[open+1 : len(stored)-1]
+	first := true
+	for len(inner) > 0 {
+		pair, n := nextPair(inner)
+		if n < 0 {
+			return false
+		}
+		inner = inner[n:]
+		if isGroupingPair(pair, grouping) {
+			continue
+		}
+		sep := byte(',')
+		if first {
+			sep = '{'
+		}
+		first = false
+		if len(rest) == 0 || rest[0] != sep || !bytes.HasPrefix(rest[1:], pair) {
+			return false
+		}
+		rest = rest[1+len(pair):]
+	}
+	if first {
+		return len(rest) == 0
+	}
+	return len(rest) == 1 && rest[0] == '}'
+}
+
+// nextPair returns the first label pair of a rendered label list
+// (name="value", the value escaped) and how many bytes it and the comma
+// after it take; -1 if the list is not one the store renders.
+func nextPair(list []byte) ([]byte, int) {
+	q := bytes.IndexByte(list, '"')
+	if q < 0 {
+		return nil, -1
+	}
+	for i := q + 1; i < len(list); i++ {
+		switch list[i] {
+		case '\\':
+			i++
+		case '"':
+			if i+1 == len(list) {
+				return list, len(list)
+			}
+			if list[i+1] != ',' {
+				return nil, -1
+			}
+			return list[:i+1], i + 2
+		}
+	}
+	return nil, -1
+}
+
+func isGroupingPair(pair []byte, grouping [][]byte) bool {
+	for _, g := range grouping {
+		if bytes.Equal(pair, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxKeptRepeatText bounds the text scratch a pooled builder keeps for
+// ApplyRepeat: a family of thousands of lines is rare and need not pin it.
+const maxKeptRepeatText = 64 << 10
+
+// resetRepeat drops the families ApplyRepeat's scratch points to and
+// bounds its buffers.
+func (b *builder) resetRepeat() {
+	clear(b.repeatOlds)
+	clear(b.repeatNews)
+	b.repeatOlds, b.repeatNews = b.repeatOlds[:0], b.repeatNews[:0]
+	if cap(b.repeatOld) > maxKeptRepeatText {
+		b.repeatOld = nil
+	}
+	if cap(b.repeatText) > maxKeptRepeatText {
+		b.repeatText = nil
+	}
+}
