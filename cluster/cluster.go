@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -29,6 +30,9 @@ type Ingester interface {
 	// the ingester saw it, under its rejection reasons. They never block.
 	CountOverloaded()
 	CountUnavailable()
+	// ForwardedBody wraps the decompressed body of a push another peer
+	// forwarded as the ingester wants it.
+	ForwardedBody(b []byte) io.Reader
 }
 
 // Store is what the cluster needs of the local store. Its methods are safe

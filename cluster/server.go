@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -46,7 +48,7 @@ func (s *server) Push(ctx context.Context, req *peerpb.PushRequest) (*peerpb.Pus
 		Path:            req.GetPath(),
 		ContentType:     req.GetContentType(),
 		ContentEncoding: req.GetContentEncoding(),
-		Body:            bytes.NewReader(req.GetBody()),
+		Body:            forwardedBody(c.ing, req),
 		Header:          header,
 	})
 	res, err := c.applyAndReplicate(ctx, p)
@@ -60,6 +62,16 @@ func (s *server) Push(ctx context.Context, req *peerpb.PushRequest) (*peerpb.Pus
 		c.pokeHandOff()
 	}
 	return &peerpb.PushResponse{StatusCode: int32(res.Status)}, nil
+}
+
+// forwardedBody is the body of a forwarded push: read ahead, as the api
+// reads a push it takes, when it came decompressed (the sender read it
+// first), so that the ingester treats it as it would here.
+func forwardedBody(in Ingester, req *peerpb.PushRequest) io.Reader {
+	if enc := req.GetContentEncoding(); enc == "" || strings.EqualFold(enc, "identity") {
+		return in.ForwardedBody(req.GetBody())
+	}
+	return bytes.NewReader(req.GetBody())
 }
 
 // pushResponse is the answer to a push that failed: the status, body and

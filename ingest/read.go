@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,18 @@ func (b *Body) Bytes() ([]byte, error) {
 		return nil, b.err
 	}
 	return b.buf[b.off:], nil
+}
+
+// ForwardedBody returns b, a whole push body that another peer read and
+// decompressed before it forwarded the push here, as a Body read ahead:
+// a text push in it can repeat its group's last one (repeat.go) as if it
+// had arrived here. A body over this peer's --push.max-body-bytes stays a
+// plain reader, so that it is refused as any other.
+func (in *Ingester) ForwardedBody(b []byte) io.Reader {
+	if max := in.cfg.MaxBodyBytes; max > 0 && int64(len(b)) > max {
+		return bytes.NewReader(b)
+	}
+	return &Body{buf: b}
 }
 
 // Content-Encodings a push may carry (case-insensitive). "identity" and no
