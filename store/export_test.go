@@ -114,7 +114,11 @@ func (s *Store) checkCounts() error {
 				return fmt.Errorf("slot of %q in %s is not found by name", name, formatKey(k))
 			}
 			// The text's sample lines: what Prometheus counts as series.
-			inGroup += bytes.Count(textOf(sl.fam), []byte{'\n'})
+			text := textOf(sl.fam)
+			inGroup += bytes.Count(text, []byte{'\n'})
+			if len(text) != sl.fam.textSize() || int(sl.fam.samples) != bytes.Count(text, []byte{'\n'}) {
+				return fmt.Errorf("family %q of %s has %d bytes in %d lines, says %d in %d", name, formatKey(k), len(text), bytes.Count(text, []byte{'\n'}), sl.fam.textSize(), sl.fam.samples)
+			}
 			nBytes += int64(sl.fam.textSize())
 			fams++
 		}

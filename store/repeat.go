@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"time"
 	"unsafe"
 
@@ -47,6 +49,9 @@ type repeatShape struct {
 	lines   int // the sum of fams' samples: len(Repeat.Values)
 	replace bool
 	fams    []*family
+	// counts has, per family of fams, bit i set when its line i holds a
+	// count (isCountLine); nil for families without counts.
+	counts [][]uint64
 }
 
 // ApplyRepeat applies r as new values for the series of the group's last
@@ -80,8 +85,8 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 
 	news := b.repeatNews[:0]
 	values := r.Values
-	for _, f := range olds {
-		nf, ok := b.withValues(f, values[:f.samples], r.Time)
+	for i, f := range olds {
+		nf, ok := b.withValues(f, values[:f.samples], sh.counts[i], r.Time)
 		if !ok {
 			return false
 		}
@@ -93,7 +98,7 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	// timeGauge makes it.
 	pushTime, ok := (*family)(nil), false
 	if oldPushTime != nil && oldPushTime.samples == 1 {
-		pushTime, ok = b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, r.Time)
+		pushTime, ok = b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, nil, r.Time)
 	}
 	if !ok {
 		return false
@@ -131,52 +136,135 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 }
 
 // withValues returns a new family with old's series and the values v, one
-// per line in old's order, stamped t; false if a value is one the full
-// way stores differently (see repeatValue).
-func (b *builder) withValues(old *family, v []float64, t time.Time) (*family, bool) {
-	text := old.text(&b.repeatOld)
-	out := b.repeatText[:0]
-	n := 0
-	for len(text) > 0 {
-		end := bytes.IndexByte(text, '\n')
-		sp := bytes.LastIndexByte(text[:end], ' ')
-		if sp < 0 || n == len(v) {
-			return nil, false
-		}
-		value, ok := repeatValue(old, text[:sp], v[n])
-		if !ok {
-			return nil, false
-		}
-		out = roomForLine(out)
-		out = append(out, text[:sp+1]...)
-		out = appendTextFloat(out, value)
-		out = append(out, '\n')
-		text = text[end+1:]
-		n++
+// per line in old's order, stamped t; counts has bit i set when line i
+// holds a count. It copies old's data with the values put in, front-coded
+// as old's is: the coding of a line depends on its series and the line
+// before's, which are the same, and its value is the end of the line
+// (appendFrontCoded), so only value bytes and lengths change. False if a
+// value is one the full way stores differently (see repeatValue).
+func (b *builder) withValues(old *family, v []float64, counts []uint64, t time.Time) (*family, bool) {
+	if int(old.samples) != len(v) {
+		return nil, false
 	}
-	b.repeatText = out
-	if n != len(v) {
+	var textLen int
+	var ok bool
+	if old.textLen == 0 {
+		b.repeatText, textLen, ok = patchLines(b.repeatText[:0], old.dataBytes(), v, counts)
+	} else {
+		b.repeatText, textLen, ok = patchCoded(b.repeatText[:0], old.dataBytes(), v, counts)
+	}
+	if !ok || textLen > math.MaxUint32 {
 		return nil, false
 	}
 	f := &family{
 		id:   familyIDs.Add(1),
 		name: old.name, typ: old.typ,
 		help: old.help, hasHelp: old.hasHelp, unit: old.unit,
+		samples: old.samples,
 	}
 	f.setPushTime(t)
-	hashes := f.keepText(lineSeq{text: out, codes: &b.codes}, old.series())
+	data := b.repeatText
+	words := make([]uint64, old.series()+(len(data)+7)/8)
+	hashes := words[:old.series():old.series()]
 	copy(hashes, old.seriesHashes()) // the same series, already sorted
 	f.nHashes, f.hashes = old.nHashes, unsafe.SliceData(hashes)
+	if len(data) > 0 {
+		start := (*byte)(unsafe.Pointer(&words[old.series()]))
+		copy(unsafe.Slice(start, len(data)), data)
+		f.data = unsafe.String(start, len(data))
+	}
+	if old.textLen != 0 {
+		f.textLen = uint32(textLen) //nolint:gosec // checked above
+	}
 	return f, true
 }
 
-// repeatValue returns the value the full way would store for v on the line
-// of f whose series is series, and false where the full way would store it
-// apart from the text or refuse it: counts that are not whole numbers up
+// patchLines appends text, plain sample lines, with the values v put in,
+// and returns the lines' length.
+func patchLines(dst, text []byte, v []float64, counts []uint64) ([]byte, int, bool) {
+	for i := 0; len(text) > 0; i++ {
+		end := bytes.IndexByte(text, '\n')
+		sp := bytes.LastIndexByte(text[:end], ' ')
+		value, ok := repeatValue(isCount(counts, i), v[i])
+		if sp < 0 || !ok {
+			return dst, 0, false
+		}
+		dst = roomForLine(dst)
+		dst = append(dst, text[:sp+1]...)
+		dst = appendTextFloat(dst, value)
+		dst = append(dst, '\n')
+		text = text[end+1:]
+	}
+	return dst, len(dst), true
+}
+
+// patchCoded appends data, front-coded sample lines, with the values v put
+// in, and returns the length of the lines decoded. A line coded without a
+// repeat ends its rest with " value\n" (the prefix it shares with the line
+// before ends before its value: two series differ before either ends); a
+// line coded with one has " value\n" as its last field.
+func patchCoded(dst, data []byte, v []float64, counts []uint64) ([]byte, int, bool) {
+	textLen := 0
+	var num [32]byte
+	for i, r := 0, 0; r < len(data); i++ {
+		var shared, rest int
+		shared, r = uvarintFrom(data, r)
+		rest, r = uvarintFrom(data, r)
+		lit := rest >> 1
+		value, ok := repeatValue(isCount(counts, i), v[i])
+		if !ok {
+			return dst, 0, false
+		}
+		text := appendTextFloat(num[:0], value)
+		dst = binary.AppendUvarint(dst, uint64(shared)) //nolint:gosec // a length
+		if rest&1 == 0 {
+			literal := data[r : r+lit]
+			r += lit
+			sp := bytes.LastIndexByte(literal, ' ')
+			if sp < 0 {
+				return dst, 0, false
+			}
+			n := sp + 1 + len(text) + 1
+			dst = binary.AppendUvarint(dst, uint64(n)<<1) //nolint:gosec // a length
+			dst = append(dst, literal[:sp+1]...)
+			dst = append(dst, text...)
+			dst = append(dst, '\n')
+			textLen += shared + n
+			continue
+		}
+		middle := data[r : r+lit]
+		r += lit
+		var repeat, from, old int
+		repeat, r = uvarintFrom(data, r)
+		from, r = uvarintFrom(data, r)
+		old, r = uvarintFrom(data, r)
+		r += old
+		n := 1 + len(text) + 1
+		dst = binary.AppendUvarint(dst, uint64(rest)) //nolint:gosec // a length
+		dst = append(dst, middle...)
+		dst = binary.AppendUvarint(dst, uint64(repeat)) //nolint:gosec // a length
+		dst = binary.AppendUvarint(dst, uint64(from))   //nolint:gosec // a length
+		dst = binary.AppendUvarint(dst, uint64(n))      //nolint:gosec // a length
+		dst = append(dst, ' ')
+		dst = append(dst, text...)
+		dst = append(dst, '\n')
+		textLen += shared + lit + repeat + n
+	}
+	return dst, textLen, true
+}
+
+// isCount reports whether bit i of counts is set.
+func isCount(counts []uint64, i int) bool {
+	return i/64 < len(counts) && counts[i/64]&(1<<(i%64)) != 0
+}
+
+// repeatValue returns the value the full way stores for v on a line that
+// holds a count (count) or a float, and false where the full way stores it
+// apart from the text or refuses it: counts that are not whole numbers up
 // to 2^53 (a float count, a negative one), and values whose text does not
 // read back to the same bits (-0, a NaN other than the parser's).
-func repeatValue(f *family, series []byte, v float64) (float64, bool) {
-	if isCountLine(f, series) {
+func repeatValue(count bool, v float64) (float64, bool) {
+	if count {
 		u := uint64(v)
 		return float64(u), v == float64(u) && u <= maxExactCount
 	}
@@ -264,13 +352,21 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *r
 			return nil
 		}
 		text := f.text(&sc)
-		for len(text) > 0 {
+		var counts []uint64
+		for j := 0; len(text) > 0; j++ {
 			end := bytes.IndexByte(text, '\n')
 			sp := bytes.LastIndexByte(text[:end], ' ')
 			if sp < 0 || !sameSeries(text[:sp], series[i], grouping) {
 				return nil
 			}
-			v, ok := repeatValue(f, text[:sp], r.Values[i])
+			count := isCountLine(f, text[:sp])
+			if count {
+				if counts == nil {
+					counts = make([]uint64, (f.samples+63)/64)
+				}
+				counts[j/64] |= 1 << (j % 64)
+			}
+			v, ok := repeatValue(count, r.Values[i])
 			if !ok || string(appendTextFloat(nil, v)) != string(text[sp+1:end]) {
 				return nil
 			}
@@ -278,6 +374,7 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *r
 			i++
 		}
 		sh.fams = append(sh.fams, f)
+		sh.counts = append(sh.counts, counts)
 	}
 	if r.Replace {
 		for k, f := range fams {
