@@ -310,9 +310,11 @@ func BenchmarkFrontDecode(b *testing.B) {
 // TestFamilyLayout holds family to what its comment says: the fields a
 // scrape and a persistence write read lie in the first 128 bytes (the
 // text scrape's in the first 64), and the value fits the 144-byte size
-// class. A group's value fits the 128-byte class.
+// class. A group's value fits the 128-byte class, and the shape of its
+// last push (repeat.go) the 64-byte one.
 func TestFamilyLayout(t *testing.T) {
 	require.LessOrEqual(t, unsafe.Sizeof(group{}), uintptr(128))
+	require.LessOrEqual(t, unsafe.Sizeof(repeatShape{}), uintptr(64))
 	var f family
 	require.LessOrEqual(t, unsafe.Sizeof(f), uintptr(144))
 	require.LessOrEqual(t, unsafe.Offsetof(f.textLen)+unsafe.Sizeof(f.textLen), uintptr(64), "data and textLen")

@@ -42,16 +42,20 @@ type Repeat struct {
 // repeatShape is what a group keeps of the shape of its last push: the
 // families the push wrote, in the order of the body, whose lines take the
 // body's values in turn. It is valid while the group's version is
-// version: every other write to the group drops it (commit).
+// version: every other write to the group drops it (commit), and until
+// then the group's slots keep their order. Every group that is pushed
+// text has one, so it is small: 64 bytes and two small arrays.
 type repeatShape struct {
 	hash    uint64
 	version uint64
-	lines   int // the sum of fams' samples: len(Repeat.Values)
+	lines   uint32 // the sum of the families' samples: len(Repeat.Values)
 	replace bool
-	fams    []*family
-	// counts has, per family of fams, bit i set when its line i holds a
-	// count (isCountLine); nil for families without counts.
-	counts [][]uint64
+	// order holds, for each family in the order of the body, its index in
+	// the group's slots (at most 255 families).
+	order string
+	// counts has bit i set when the i-th line of the body holds a count
+	// (isCountLine); nil when none does.
+	counts []uint64
 }
 
 // ApplyRepeat applies r as new values for the series of the group's last
@@ -69,13 +73,21 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	if g != nil {
 		sh = g.shape
 	}
-	if sh == nil || sh.hash != r.Shape || sh.replace != r.Replace || sh.version != g.version || sh.lines != len(r.Values) {
+	if sh == nil || sh.hash != r.Shape || sh.replace != r.Replace || sh.version != g.version || int(sh.lines) != len(r.Values) {
 		s.mu.Unlock()
 		return false
 	}
 	b := s.builders.Get().(*builder)
 	defer s.putBuilder(b)
-	olds := append(b.repeatOlds[:0], sh.fams...)
+	olds := b.repeatOlds[:0]
+	for i := 0; i < len(sh.order); i++ {
+		k := int(sh.order[i])
+		if k >= len(g.slots) { // cannot be while the version holds
+			s.mu.Unlock()
+			return false
+		}
+		olds = append(olds, g.slots[k].fam)
+	}
 	var oldPushTime *family
 	if sl := g.slot(PushTimeName); sl != nil {
 		oldPushTime = sl.fam
@@ -84,13 +96,13 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	s.mu.Unlock()
 
 	news := b.repeatNews[:0]
-	values := r.Values
-	for i, f := range olds {
-		nf, ok := b.withValues(f, values[:f.samples], sh.counts[i], r.Time)
+	first := 0
+	for _, f := range olds {
+		nf, ok := b.withValues(f, r.Values[first:first+int(f.samples)], sh.counts, first, r.Time)
 		if !ok {
 			return false
 		}
-		values = values[f.samples:]
+		first += int(f.samples)
 		news = append(news, nf)
 	}
 	b.repeatOlds, b.repeatNews = olds, news
@@ -98,7 +110,7 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	// timeGauge makes it.
 	pushTime, ok := (*family)(nil), false
 	if oldPushTime != nil && oldPushTime.samples == 1 {
-		pushTime, ok = b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, nil, r.Time)
+		pushTime, ok = b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, nil, 0, r.Time)
 	}
 	if !ok {
 		return false
@@ -119,9 +131,8 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 			return false // the full way refuses it, with the reason
 		}
 	}
-	for i, nf := range news {
+	for _, nf := range news {
 		s.setFamily(g, len(g.slots), nf)
-		sh.fams[i] = nf
 	}
 	s.setFamily(g, len(g.slots), pushTime)
 	g.version = s.nextVersion()
@@ -136,22 +147,22 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 }
 
 // withValues returns a new family with old's series and the values v, one
-// per line in old's order, stamped t; counts has bit i set when line i
-// holds a count. It copies old's data with the values put in, front-coded
+// per line in old's order, stamped t; counts has bit first+i set when
+// line i holds a count. It copies old's data with the values put in, front-coded
 // as old's is: the coding of a line depends on its series and the line
 // before's, which are the same, and its value is the end of the line
 // (appendFrontCoded), so only value bytes and lengths change. False if a
 // value is one the full way stores differently (see repeatValue).
-func (b *builder) withValues(old *family, v []float64, counts []uint64, t time.Time) (*family, bool) {
+func (b *builder) withValues(old *family, v []float64, counts []uint64, first int, t time.Time) (*family, bool) {
 	if int(old.samples) != len(v) {
 		return nil, false
 	}
 	var textLen int
 	var ok bool
 	if old.textLen == 0 {
-		b.repeatText, textLen, ok = patchLines(b.repeatText[:0], old.dataBytes(), v, counts)
+		b.repeatText, textLen, ok = patchLines(b.repeatText[:0], old.dataBytes(), v, counts, first)
 	} else {
-		b.repeatText, textLen, ok = patchCoded(b.repeatText[:0], old.dataBytes(), v, counts)
+		b.repeatText, textLen, ok = patchCoded(b.repeatText[:0], old.dataBytes(), v, counts, first)
 	}
 	if !ok || textLen > math.MaxUint32 {
 		return nil, false
@@ -180,12 +191,13 @@ func (b *builder) withValues(old *family, v []float64, counts []uint64, t time.T
 }
 
 // patchLines appends text, plain sample lines, with the values v put in,
-// and returns the lines' length.
-func patchLines(dst, text []byte, v []float64, counts []uint64) ([]byte, int, bool) {
+// and returns the lines' length; line i holds a count if bit first+i of
+// counts is set.
+func patchLines(dst, text []byte, v []float64, counts []uint64, first int) ([]byte, int, bool) {
 	for i := 0; len(text) > 0; i++ {
 		end := bytes.IndexByte(text, '\n')
 		sp := bytes.LastIndexByte(text[:end], ' ')
-		value, ok := repeatValue(isCount(counts, i), v[i])
+		value, ok := repeatValue(isCount(counts, first+i), v[i])
 		if sp < 0 || !ok {
 			return dst, 0, false
 		}
@@ -203,7 +215,7 @@ func patchLines(dst, text []byte, v []float64, counts []uint64) ([]byte, int, bo
 // repeat ends its rest with " value\n" (the prefix it shares with the line
 // before ends before its value: two series differ before either ends); a
 // line coded with one has " value\n" as its last field.
-func patchCoded(dst, data []byte, v []float64, counts []uint64) ([]byte, int, bool) {
+func patchCoded(dst, data []byte, v []float64, counts []uint64, first int) ([]byte, int, bool) {
 	textLen := 0
 	var num [32]byte
 	for i, r := 0, 0; r < len(data); i++ {
@@ -211,7 +223,7 @@ func patchCoded(dst, data []byte, v []float64, counts []uint64) ([]byte, int, bo
 		shared, r = uvarintFrom(data, r)
 		rest, r = uvarintFrom(data, r)
 		lit := rest >> 1
-		value, ok := repeatValue(isCount(counts, i), v[i])
+		value, ok := repeatValue(isCount(counts, first+i), v[i])
 		if !ok {
 			return dst, 0, false
 		}
@@ -338,8 +350,12 @@ func (s *Store) LearnRepeat(r Repeat, series [][]byte) {
 // learnShape matches the body's lines against fams, the group's families
 // sorted by name, and returns the shape, or nil.
 func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *repeatShape {
-	sh := &repeatShape{hash: r.Shape, replace: r.Replace, lines: len(series)}
+	if len(fams) > math.MaxUint8+1 || len(series) > math.MaxUint32 {
+		return nil
+	}
+	sh := &repeatShape{hash: r.Shape, replace: r.Replace, lines: uint32(len(series))} //nolint:gosec // checked above
 	used := make([]bool, len(fams))
+	order := make([]byte, 0, len(fams))
 	var sc []byte
 	for i := 0; i < len(series); {
 		k := familyOfLine(fams, series[i])
@@ -352,8 +368,7 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *r
 			return nil
 		}
 		text := f.text(&sc)
-		var counts []uint64
-		for j := 0; len(text) > 0; j++ {
+		for len(text) > 0 {
 			end := bytes.IndexByte(text, '\n')
 			sp := bytes.LastIndexByte(text[:end], ' ')
 			if sp < 0 || !sameSeries(text[:sp], series[i], grouping) {
@@ -361,10 +376,10 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *r
 			}
 			count := isCountLine(f, text[:sp])
 			if count {
-				if counts == nil {
-					counts = make([]uint64, (f.samples+63)/64)
+				if sh.counts == nil {
+					sh.counts = make([]uint64, (len(series)+63)/64)
 				}
-				counts[j/64] |= 1 << (j % 64)
+				sh.counts[i/64] |= 1 << (i % 64)
 			}
 			v, ok := repeatValue(count, r.Values[i])
 			if !ok || string(appendTextFloat(nil, v)) != string(text[sp+1:end]) {
@@ -373,9 +388,9 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *r
 			text = text[end+1:]
 			i++
 		}
-		sh.fams = append(sh.fams, f)
-		sh.counts = append(sh.counts, counts)
+		order = append(order, byte(k))
 	}
+	sh.order = string(order)
 	if r.Replace {
 		for k, f := range fams {
 			if !used[k] && f.name != PushTimeName && f.name != PushFailureTimeName {
