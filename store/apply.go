@@ -165,7 +165,11 @@ func (s *Store) commit(c *change) *group {
 		g.failureOnly = false // data arrived: a group like any other
 		s.nFailureOnly--
 	}
-	g.shape = nil // ApplyRepeat may not repeat the last push past this write
+	if g.shape != nil {
+		// ApplyRepeat may not repeat the last push past this write; the
+		// shape's hash stays, as a sighting for LearnRepeat.
+		g.shape.version = 0
+	}
 	if c.drop != dropNone {
 		kept := g.slots[:0]
 		for _, sl := range g.slots {

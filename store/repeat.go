@@ -324,18 +324,29 @@ func (s *Store) LearnRepeat(r Repeat, series [][]byte) {
 		s.mu.Unlock()
 		return
 	}
-	if sh := g.shape; sh != nil && sh.version == g.version && sh.hash == r.Shape && sh.replace == r.Replace {
+	sh := g.shape
+	if sh == nil || sh.hash != r.Shape || sh.replace != r.Replace {
+		// The first push of this shape: a push that is not repeated
+		// (a batch job's) does not pay for matching its lines.
+		g.shape = &repeatShape{hash: r.Shape, replace: r.Replace}
 		s.mu.Unlock()
 		return
 	}
+	if sh.version == g.version && sh.order != "" {
+		s.mu.Unlock()
+		return // learnt already
+	}
 	version := g.version
-	fams := make([]*family, 0, len(g.slots))
+	b := s.builders.Get().(*builder)
+	defer s.putBuilder(b)
+	fams := b.repeatOlds[:0]
 	for _, sl := range g.slots {
 		fams = append(fams, sl.fam)
 	}
+	b.repeatOlds = fams
 	s.mu.Unlock()
 
-	sh := learnShape(r, series, fams, groupingPairs(r.Key))
+	sh = learnShape(r, series, fams, groupingPairs(r.Key), &b.repeatOld)
 	if sh == nil {
 		return
 	}
@@ -349,25 +360,24 @@ func (s *Store) LearnRepeat(r Repeat, series [][]byte) {
 
 // learnShape matches the body's lines against fams, the group's families
 // sorted by name, and returns the shape, or nil.
-func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *repeatShape {
+func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc *[]byte) *repeatShape {
 	if len(fams) > math.MaxUint8+1 || len(series) > math.MaxUint32 {
 		return nil
 	}
 	sh := &repeatShape{hash: r.Shape, replace: r.Replace, lines: uint32(len(series))} //nolint:gosec // checked above
-	used := make([]bool, len(fams))
+	var used [4]uint64                                                                // a bit per family of fams, at most 256
 	order := make([]byte, 0, len(fams))
-	var sc []byte
 	for i := 0; i < len(series); {
 		k := familyOfLine(fams, series[i])
-		if k < 0 || used[k] {
+		if k < 0 || used[k/64]&(1<<(k%64)) != 0 {
 			return nil
 		}
-		used[k] = true
+		used[k/64] |= 1 << (k % 64)
 		f := fams[k]
 		if f.samples == 0 || i+int(f.samples) > len(series) || f.pb.Load() != nil || f.created != nil || f.utf8 || f.infAdded {
 			return nil
 		}
-		text := f.text(&sc)
+		text := f.text(sc)
 		for len(text) > 0 {
 			end := bytes.IndexByte(text, '\n')
 			sp := bytes.LastIndexByte(text[:end], ' ')
@@ -393,7 +403,7 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte) *r
 	sh.order = string(order)
 	if r.Replace {
 		for k, f := range fams {
-			if !used[k] && f.name != PushTimeName && f.name != PushFailureTimeName {
+			if used[k/64]&(1<<(k%64)) == 0 && f.name != PushTimeName && f.name != PushFailureTimeName {
 				return nil // a PUT of these lines would drop it
 			}
 		}
