@@ -229,7 +229,7 @@ func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) 
 	if sc != nil {
 		rp := in.repeatOf(r, sc)
 		rp.Time = p.Time
-		in.repeat.LearnRepeat(rp, sc.series)
+		in.repeat.LearnRepeat(rp, sc.seriesOf)
 	}
 	return in.accepted(), "", nil
 }

@@ -19,8 +19,9 @@ type Repeater interface {
 	// push, and reports whether it did; if not, nothing changed.
 	ApplyRepeat(r store.Repeat) bool
 	// LearnRepeat records r's shape once r was applied the full way;
-	// series[i] is the text of the i-th sample line before its value.
-	LearnRepeat(r store.Repeat, series [][]byte)
+	// series()[i] is the text of the i-th sample line before its value,
+	// asked for only when the store matches the lines.
+	LearnRepeat(r store.Repeat, series func() [][]byte)
 }
 
 // repeatScan is a text body with its sample values taken out: the hash of
@@ -31,6 +32,13 @@ type repeatScan struct {
 	values []float64
 	series [][]byte
 	h      maphash.Hash
+	// The protobuf scan's (repeatproto.go): the series it writes when
+	// asked, and the metric it is reading.
+	seriesBuf  []byte
+	seriesEnds []int
+	metric     protoMetric
+	proto      bool   // the body is delimited protobuf
+	body       []byte // the body scanned
 }
 
 // repeatSeed makes shapes unpredictable from outside the process: a
@@ -50,8 +58,17 @@ const maxRepeatLines = 4096
 
 func putRepeatScan(sc *repeatScan) {
 	clear(sc.series)
+	sc.body = nil
+	m := &sc.metric
+	clear(m.labels)
 	if cap(sc.values) > maxRepeatLines {
-		sc.values, sc.series = nil, nil
+		sc.values, sc.series, sc.seriesEnds = nil, nil, nil
+	}
+	if cap(sc.seriesBuf) > 64<<10 {
+		sc.seriesBuf = nil
+	}
+	if cap(m.labels) > 64 || cap(m.buckets) > 256 || cap(m.quantiles) > 256 {
+		*m = protoMetric{}
 	}
 	repeatScans.Put(sc)
 }
@@ -118,9 +135,9 @@ func lastBlank(line []byte) int {
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 
 // scanRepeat scans r's body for the store's repeated pushes: nil when the
-// store has none or the body is not text read ahead by the api.
+// store has none or the body was not read ahead by the api.
 func (in *Ingester) scanRepeat(r Parsed) *repeatScan {
-	if in.repeat == nil || isDelimitedProto(r.ContentType) {
+	if in.repeat == nil {
 		return nil
 	}
 	b, ok := r.Body.(*Body)
@@ -132,11 +149,27 @@ func (in *Ingester) scanRepeat(r Parsed) *repeatScan {
 		return nil
 	}
 	sc := repeatScans.Get().(*repeatScan)
-	if !sc.scan(raw) {
+	sc.proto = isDelimitedProto(r.ContentType)
+	sc.body = raw
+	if sc.proto {
+		ok = sc.scanProto(raw, false)
+	} else {
+		ok = sc.scan(raw)
+	}
+	if !ok {
 		putRepeatScan(sc)
 		return nil
 	}
 	return sc
+}
+
+// seriesOf returns the series of sc's lines, for LearnRepeat: the text's
+// as scan found them, or the protobuf's written by a second scan.
+func (sc *repeatScan) seriesOf() [][]byte {
+	if sc.proto && !sc.scanProto(sc.body, true) {
+		return nil
+	}
+	return sc.series
 }
 
 // repeatOf is the store.Repeat of a push request scanned as sc.

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pushring/pushring/loadtest"
 	"github.com/pushring/pushring/store"
@@ -29,12 +31,14 @@ func (f fullWayStore) Delete(k store.GroupKey) bool { return f.st.Delete(k) }
 
 // bodyRequest is a push whose body the api read ahead, as in production:
 // only such a push can be repeated.
-func bodyRequest(t testing.TB, method, path, body string) Request {
+func bodyRequest(t testing.TB, method, path, contentType, body string) Request {
 	t.Helper()
 	b, err := ReadBody(strings.NewReader(body), "", 0, int64(len(body)), func(int64) error { return nil })
 	require.NoError(t, err)
-	return Request{Method: method, Path: path, ContentType: "text/plain; version=0.0.4", Body: b}
+	return Request{Method: method, Path: path, ContentType: contentType, Body: b}
 }
+
+const textType = "text/plain; version=0.0.4"
 
 // twinIngesters applies every push to two stores: one whose ingester
 // repeats pushes, one whose ingester takes the full way every time, with
@@ -67,12 +71,18 @@ func newTwinIngesters(t *testing.T, cfg Config, scfg store.Config) *twinIngester
 	return tw
 }
 
-// push applies one push to both and requires the same answer.
+// push applies one text push to both and requires the same answer.
 func (tw *twinIngesters) push(t *testing.T, method, path, body string) error {
 	t.Helper()
+	return tw.pushAs(t, method, path, textType, body)
+}
+
+// pushAs is push with a Content-Type.
+func (tw *twinIngesters) pushAs(t *testing.T, method, path, contentType, body string) error {
+	t.Helper()
 	tw.now = tw.now.Add(time.Second)
-	fastRes, fastErr := tw.fast.Handle(context.Background(), bodyRequest(t, method, path, body))
-	fullRes, fullErr := tw.full.Handle(context.Background(), bodyRequest(t, method, path, body))
+	fastRes, fastErr := tw.fast.Handle(context.Background(), bodyRequest(t, method, path, contentType, body))
+	fullRes, fullErr := tw.full.Handle(context.Background(), bodyRequest(t, method, path, contentType, body))
 	require.Equal(t, fullRes, fastRes, "%s %s:\n%s", method, path, body)
 	if fullErr != nil {
 		require.EqualError(t, fastErr, fullErr.Error(), "%s %s:\n%s", method, path, body)
@@ -140,8 +150,9 @@ func withValues(body string, pick func() string) string {
 // A push that repeats its group's last one but for the values is applied
 // as new values, and leaves the store exactly as the full way does.
 func TestRepeatedPushIsTheFullWay(t *testing.T) {
-	node, err := loadtest.NodeBody(loadtest.FormatText, 40, 1)
+	nodes, err := loadtest.NodeBodies(loadtest.FormatText, 40, 1, 1)
 	require.NoError(t, err)
+	node := nodes[0]
 	tw := newTwinIngesters(t, Config{TTL: time.Minute}, store.Config{})
 	const path = "/job/edge/instance/node-1"
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -219,8 +230,9 @@ u 1
 // HELP, TYPE, timestamps, blanks, another group's labels, clashes with
 // other groups.
 func TestRepeatedPushShapes(t *testing.T) {
-	node, err := loadtest.NodeBody(loadtest.FormatText, 40, 7)
+	nodes, err := loadtest.NodeBodies(loadtest.FormatText, 40, 7, 1)
 	require.NoError(t, err)
+	node := nodes[0]
 	bases := []string{
 		string(node),
 		string(readTestdata(t, "node.prom")),
@@ -306,4 +318,172 @@ func TestRepeatedPushMaxBytes(t *testing.T) {
 	}
 	tw.requireSame(t, "after the refusals")
 	require.Equal(t, 1.0, tw.repeated(t))
+}
+
+// A node's protobuf pushes, as client_golang's push package sends them
+// (created timestamps, histograms without a +Inf bucket), repeat as text
+// pushes do.
+func TestRepeatedProtobufPushIsTheFullWay(t *testing.T) {
+	bodies, err := loadtest.NodeBodies(loadtest.FormatProtobuf, 40, 1, 20)
+	require.NoError(t, err)
+	tw := newTwinIngesters(t, Config{TTL: time.Minute}, store.Config{})
+	for i, body := range bodies {
+		require.NoError(t, tw.pushAs(t, http.MethodPut, "/job/edge/instance/node-1", string(fmtProtoDelim), string(body)))
+		tw.requireSame(t, fmt.Sprintf("push %d", i))
+	}
+	require.Equal(t, 18.0, tw.repeated(t), "every push after the second is repeated")
+}
+
+// Protobuf bodies of every kind of family, with values and a structure
+// that change now and then (labels, created timestamps, exemplars, +Inf
+// buckets, float and native histograms, timestamps, unsorted labels), get
+// the answers and stores of the full way.
+func TestRepeatedProtobufPushShapes(t *testing.T) {
+	tw := newTwinIngesters(t, Config{}, store.Config{})
+	rng := rand.New(rand.NewPCG(7, 8))
+	specials := []float64{0, math.Copysign(0, -1), math.NaN(), math.Float64frombits(0x7ff8000000000001), math.Inf(1), math.Inf(-1), 1e300, 0.5}
+	value := func() float64 {
+		if rng.IntN(15) == 0 {
+			return specials[rng.IntN(len(specials))]
+		}
+		return float64(rng.IntN(1000))
+	}
+	count := func() uint64 {
+		if rng.IntN(15) == 0 {
+			return []uint64{1 << 53, 1<<53 + 1, 127, 128, 1 << 62}[rng.IntN(5)]
+		}
+		return uint64(rng.IntN(200))
+	}
+	paths := []string{"/job/p", "/job/p/instance/i", "/job/q/x/1"}
+	structure := map[string]uint64{}
+	for i := range 1500 {
+		path := paths[rng.IntN(len(paths))]
+		if structure[path] == 0 || rng.IntN(8) == 0 {
+			structure[path] = rng.Uint64() | 1
+		}
+		fams := protoFamilies(rand.New(rand.NewPCG(structure[path], 0)), value, count)
+		body := encodeDelimited(t, fams...)
+		method := http.MethodPut
+		if structure[path]%3 == 0 {
+			method = http.MethodPost
+		}
+		_ = tw.pushAs(t, method, path, string(fmtProtoDelim), string(body))
+		tw.requireSame(t, fmt.Sprintf("push %d, %s %s", i, method, path))
+	}
+	require.Greater(t, tw.repeated(t), 200.0, "the test repeats pushes")
+}
+
+// protoFamilies builds families whose structure srng decides and whose
+// values value and count give.
+func protoFamilies(srng *rand.Rand, value func() float64, count func() uint64) []*dto.MetricFamily {
+	labels := func() []*dto.LabelPair {
+		var ls []*dto.LabelPair
+		for _, n := range []string{"a", "device", "z"}[:srng.IntN(4)%3] {
+			ls = append(ls, &dto.LabelPair{Name: proto.String(n), Value: proto.String(fmt.Sprintf("v\"%d\n", srng.IntN(3)))})
+		}
+		if len(ls) > 1 && srng.IntN(10) == 0 {
+			ls[0], ls[1] = ls[1], ls[0] // unsorted
+		}
+		return ls
+	}
+	created := func() *timestamppb.Timestamp {
+		if srng.IntN(2) == 0 {
+			return nil
+		}
+		return timestamppb.New(time.Unix(1_700_000_000, int64(srng.IntN(1e9))))
+	}
+	var fams []*dto.MetricFamily
+	g := &dto.MetricFamily{Name: proto.String("g"), Help: proto.String("A gauge."), Type: dto.MetricType_GAUGE.Enum()}
+	for range 1 + srng.IntN(3) {
+		g.Metric = append(g.Metric, &dto.Metric{Label: labels(), Gauge: &dto.Gauge{Value: proto.Float64(value())}})
+	}
+	fams = append(fams, g)
+	c := &dto.MetricFamily{Name: proto.String("c_total"), Help: proto.String("A counter."), Type: dto.MetricType_COUNTER.Enum()}
+	cm := &dto.Metric{Counter: &dto.Counter{Value: proto.Float64(value()), CreatedTimestamp: created()}}
+	if srng.IntN(10) == 0 {
+		cm.Counter.Exemplar = &dto.Exemplar{Label: []*dto.LabelPair{{Name: proto.String("trace"), Value: proto.String("x")}}, Value: proto.Float64(1)}
+	}
+	if srng.IntN(20) == 0 {
+		cm.TimestampMs = proto.Int64(1)
+	}
+	c.Metric = append(c.Metric, cm)
+	fams = append(fams, c)
+	h := &dto.MetricFamily{Name: proto.String("h"), Help: proto.String("A histogram."), Type: dto.MetricType_HISTOGRAM.Enum()}
+	hist := &dto.Histogram{SampleCount: proto.Uint64(count()), SampleSum: proto.Float64(value()), CreatedTimestamp: created()}
+	for _, b := range []float64{0.1, 1, 10} {
+		hist.Bucket = append(hist.Bucket, &dto.Bucket{UpperBound: proto.Float64(b), CumulativeCount: proto.Uint64(count())})
+	}
+	switch srng.IntN(8) {
+	case 0:
+		hist.Bucket = append(hist.Bucket, &dto.Bucket{UpperBound: proto.Float64(math.Inf(1)), CumulativeCount: proto.Uint64(count())})
+	case 1:
+		hist.SampleCountFloat, hist.SampleCount = proto.Float64(3.5), nil
+	case 2:
+		hist.Schema, hist.ZeroThreshold = proto.Int32(3), proto.Float64(1e-9)
+	}
+	h.Metric = append(h.Metric, &dto.Metric{Label: labels()[:0], Histogram: hist})
+	fams = append(fams, h)
+	if srng.IntN(2) == 0 {
+		s := &dto.MetricFamily{Name: proto.String("s"), Type: dto.MetricType_SUMMARY.Enum()}
+		sum := &dto.Summary{SampleCount: proto.Uint64(count()), SampleSum: proto.Float64(value())}
+		for _, q := range []float64{0.5, 0.9} {
+			sum.Quantile = append(sum.Quantile, &dto.Quantile{Quantile: proto.Float64(q), Value: proto.Float64(value())})
+		}
+		s.Metric = append(s.Metric, &dto.Metric{Summary: sum})
+		fams = append(fams, s)
+	}
+	if srng.IntN(3) == 0 {
+		u := &dto.MetricFamily{Name: proto.String("u"), Type: dto.MetricType_UNTYPED.Enum()}
+		u.Metric = append(u.Metric, &dto.Metric{Label: labels(), Untyped: &dto.Untyped{Value: proto.Float64(value())}})
+		fams = append(fams, u)
+	}
+	srng.Shuffle(len(fams), func(i, j int) { fams[i], fams[j] = fams[j], fams[i] })
+	return fams
+}
+
+// Once a protobuf shape repeats, a body that changes anything but values
+// (a label value, a bucket bound, a quantile, HELP, a created timestamp,
+// a name), each keeping every length and field the same, is not taken for
+// it: every such push must store what the full way stores.
+func TestRepeatedProtobufPushSameSizeChanges(t *testing.T) {
+	base := func() []*dto.MetricFamily {
+		return []*dto.MetricFamily{
+			{Name: proto.String("g"), Help: proto.String("A gauge."), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{
+				{Label: []*dto.LabelPair{{Name: proto.String("a"), Value: proto.String("x1")}}, Gauge: &dto.Gauge{Value: proto.Float64(1)}},
+				{Label: []*dto.LabelPair{{Name: proto.String("a"), Value: proto.String("x2")}}, Gauge: &dto.Gauge{Value: proto.Float64(2)}},
+			}},
+			{Name: proto.String("h"), Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{{Histogram: &dto.Histogram{
+				SampleCount: proto.Uint64(3), SampleSum: proto.Float64(4),
+				CreatedTimestamp: timestamppb.New(time.Unix(1_700_000_000, 0)),
+				Bucket:           []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(1)}, {UpperBound: proto.Float64(2), CumulativeCount: proto.Uint64(2)}},
+			}}}},
+			{Name: proto.String("s"), Type: dto.MetricType_SUMMARY.Enum(), Metric: []*dto.Metric{{Summary: &dto.Summary{
+				SampleCount: proto.Uint64(3), SampleSum: proto.Float64(4),
+				Quantile: []*dto.Quantile{{Quantile: proto.Float64(0.5), Value: proto.Float64(1)}},
+			}}}},
+		}
+	}
+	changes := map[string]func(fams []*dto.MetricFamily){
+		"label value":  func(fams []*dto.MetricFamily) { fams[0].Metric[1].Label[0].Value = proto.String("x3") },
+		"label name":   func(fams []*dto.MetricFamily) { fams[0].Metric[0].Label[0].Name = proto.String("b") },
+		"bucket bound": func(fams []*dto.MetricFamily) { fams[1].Metric[0].Histogram.Bucket[1].UpperBound = proto.Float64(3) },
+		"quantile":     func(fams []*dto.MetricFamily) { fams[2].Metric[0].Summary.Quantile[0].Quantile = proto.Float64(0.9) },
+		"help":         func(fams []*dto.MetricFamily) { fams[0].Help = proto.String("A gauge!") },
+		"created":      func(fams []*dto.MetricFamily) { fams[1].Metric[0].Histogram.CreatedTimestamp.Nanos = 5 },
+		"name":         func(fams []*dto.MetricFamily) { fams[0].Name = proto.String("k") },
+	}
+	for name, change := range changes {
+		t.Run(name, func(t *testing.T) {
+			tw := newTwinIngesters(t, Config{}, store.Config{})
+			for range 3 {
+				require.NoError(t, tw.pushAs(t, http.MethodPut, "/job/j", string(fmtProtoDelim), string(encodeDelimited(t, base()...))))
+			}
+			require.Equal(t, 1.0, tw.repeated(t))
+			fams := base()
+			change(fams)
+			require.NoError(t, tw.pushAs(t, http.MethodPut, "/job/j", string(fmtProtoDelim), string(encodeDelimited(t, fams...))))
+			tw.requireSame(t, name)
+			require.Equal(t, 1.0, tw.repeated(t), "the changed body went the full way")
+		})
+	}
 }

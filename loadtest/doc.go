@@ -76,8 +76,9 @@
 // # Push throughput
 //
 // cmd/pushbench measures what a gateway costs per push rather than what a
-// fleet sees: NodeBody gives the body one node pushes (text or protobuf),
-// and wrk, a C client that costs a fraction of a Go one, replays it PUT to
+// fleet sees: NodeBodies gives the bodies one node pushes (text or
+// protobuf; the same series, other values from one push to the next), and
+// wrk, a C client that costs a fraction of a Go one, replays them PUT to
 // 1,000 groups over 16 connections against pushring, the Pushgateway (1.5.1
 // and 1.11.5, unchecked by default, its fastest mode) and a floor handler
 // that only reads the body, one after the other, reporting pushes/s and

@@ -131,7 +131,7 @@ func runRepeater(s *store.Store, w, pushes int, report func(error)) {
 				report(fmt.Errorf("repeater %d push %d: %w", w, i, err))
 				continue
 			}
-			s.LearnRepeat(r, series)
+			s.LearnRepeat(r, func() [][]byte { return series })
 		}
 		if i%11 == 10 {
 			s.Delete(k)

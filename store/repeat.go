@@ -172,6 +172,9 @@ func (b *builder) withValues(old *family, v []float64, counts []uint64, first in
 		name: old.name, typ: old.typ,
 		help: old.help, hasHelp: old.hasHelp, unit: old.unit,
 		samples: old.samples,
+		// The created timestamps (of a protobuf push) and whether the
+		// text adds +Inf buckets are the shape's, so the same.
+		created: old.created, infAdded: old.infAdded,
 	}
 	f.setPushTime(t)
 	data := b.repeatText
@@ -314,8 +317,8 @@ func isCountLine(f *family, series []byte) bool {
 // families the body names must be whole, each used once; for a PUT they
 // must be all the group has besides its push-time gauges. Anything else,
 // or a group written since, and nothing is recorded.
-func (s *Store) LearnRepeat(r Repeat, series [][]byte) {
-	if len(series) != len(r.Values) || len(series) == 0 {
+func (s *Store) LearnRepeat(r Repeat, series func() [][]byte) {
+	if len(r.Values) == 0 {
 		return
 	}
 	s.mu.Lock()
@@ -346,7 +349,11 @@ func (s *Store) LearnRepeat(r Repeat, series [][]byte) {
 	b.repeatOlds = fams
 	s.mu.Unlock()
 
-	sh = learnShape(r, series, fams, groupingPairs(r.Key), &b.repeatOld)
+	lines := series()
+	if len(lines) != len(r.Values) {
+		return
+	}
+	sh = learnShape(r, lines, fams, groupingPairs(r.Key), &b.repeatOld)
 	if sh == nil {
 		return
 	}
@@ -374,7 +381,7 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 		}
 		used[k/64] |= 1 << (k % 64)
 		f := fams[k]
-		if f.samples == 0 || i+int(f.samples) > len(series) || f.pb.Load() != nil || f.created != nil || f.utf8 || f.infAdded {
+		if f.samples == 0 || i+int(f.samples) > len(series) || f.pb.Load() != nil || f.utf8 {
 			return nil
 		}
 		text := f.text(sc)

@@ -221,17 +221,17 @@ func (c *config) command(target, addr string) (*exec.Cmd, error) {
 	return nil, fmt.Errorf("unknown target %q", target)
 }
 
-// script writes c.bodies bodies of format f (one node's push with the
-// values of different seeds: the same series, other values) and the wrk
+// script writes c.bodies bodies of format f (one node's successive pushes:
+// the same series, other values) and the wrk
 // script that PUTs them to the groups round-robin, each group getting the
 // next body each time round, and returns the script's path.
 func (c *config) script(f loadtest.Format) (string, error) {
+	bodies, err := loadtest.NodeBodies(f, c.series, 1, max(c.bodies, 1))
+	if err != nil {
+		return "", err
+	}
 	var paths []string
-	for i := range max(c.bodies, 1) {
-		body, err := loadtest.NodeBody(f, c.series, uint64(i)+1) //nolint:gosec // i >= 0
-		if err != nil {
-			return "", err
-		}
+	for i, body := range bodies {
 		bodyPath := filepath.Join(c.workDir, fmt.Sprintf("body%d.%s", i+1, f))
 		if err := os.WriteFile(bodyPath, body, 0o644); err != nil {
 			return "", err

@@ -1,0 +1,413 @@
+package ingest
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// The protobuf side of repeated pushes (repeat.go): a delimited body is
+// read field by field. Every field but the values goes into the shape as
+// its tag and, for strings, created timestamps, bucket bounds and
+// quantiles, its bytes; the lengths of the messages do not (a count that
+// grows a byte grows every length around it), but where each message
+// starts and ends does. The values come out in the order of the text
+// lines the store keeps: per metric, the quantiles or the buckets (and a
+// +Inf bucket holding the count when the histogram has none, as the text
+// adds one), then _sum and _count. Exemplars, timestamps, native and float
+// histograms, unknown fields and a field given twice send the push the
+// full way.
+
+// Field numbers of metrics.proto besides the ones protofamily.go names.
+// A Histogram's count, sum and buckets are numbered as a Summary's count,
+// sum and quantiles.
+const (
+	mSummary                                 = 4
+	sumCount, sumSum, sumQuantile, sumCreate = 1, 2, 3, 4
+	qQuantile, qValue                        = 1, 2
+)
+
+// Kinds of lines, for the series scanProto writes when asked.
+const (
+	lineValue = iota
+	lineQuantile
+	lineBucket
+	lineSum
+	lineCount
+)
+
+// protoMetric is what scanProto keeps of a metric until its end.
+type protoMetric struct {
+	labels    [][2][]byte // name, value
+	quantiles [][2]float64
+	buckets   [][2]float64 // bound, count
+	sum       float64
+	count     uint64
+	hasSum    bool
+	hasCount  bool
+}
+
+// scanProto is scan for a delimited protobuf body. With series, it also
+// writes each line's series as the text would (name, labels in the order
+// given, then le or quantile) into sc.series, for LearnRepeat.
+func (sc *repeatScan) scanProto(body []byte, series bool) bool {
+	sc.values, sc.series, sc.seriesBuf, sc.seriesEnds = sc.values[:0], sc.series[:0], sc.seriesBuf[:0], sc.seriesEnds[:0]
+	sc.h.Reset()
+	for rest := body; len(rest) > 0; {
+		size, n := protowire.ConsumeVarint(rest)
+		if n < 0 || size > uint64(len(rest)-n) {
+			return false
+		}
+		sc.mark('F')
+		if !sc.protoFamily(rest[n:n+int(size)], series) {
+			return false
+		}
+		rest = rest[n+int(size):]
+	}
+	if series {
+		// The series point into seriesBuf, which is complete only now.
+		off := 0
+		for _, end := range sc.seriesEnds {
+			sc.series = append(sc.series, sc.seriesBuf[off:end])
+			off = end
+		}
+	}
+	sc.shape = sc.h.Sum64()
+	return len(sc.values) > 0 && len(sc.values) <= maxRepeatLines
+}
+
+// mark puts a byte that is not a tag into the shape.
+func (sc *repeatScan) mark(c byte) { _ = sc.h.WriteByte(c) }
+
+// tag puts a field's number and type into the shape.
+func (sc *repeatScan) tag(f field) {
+	var b [9]byte
+	b[0] = 'T'
+	binary.LittleEndian.PutUint64(b[1:], uint64(f.num)<<3|uint64(f.typ))
+	_, _ = sc.h.Write(b[:])
+}
+
+// bytesOf puts a bytes field's length and bytes into the shape.
+func (sc *repeatScan) bytesOf(v []byte) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(len(v)))
+	_, _ = sc.h.Write(b[:])
+	_, _ = sc.h.Write(v)
+}
+
+// word puts a varint or fixed64 that is not a value into the shape.
+func (sc *repeatScan) word(x uint64) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], x)
+	_, _ = sc.h.Write(b[:])
+}
+
+func (sc *repeatScan) protoFamily(msg []byte, series bool) bool {
+	var name []byte
+	var seen uint32
+	for len(msg) > 0 {
+		f, rest, ok := nextField(msg)
+		if !ok || f.num > 31 {
+			return false
+		}
+		msg = rest
+		if f.num != mfMetric {
+			if seen&(1<<f.num) != 0 {
+				return false
+			}
+			seen |= 1 << f.num
+		}
+		sc.tag(f)
+		switch {
+		case (f.num == mfName || f.num == mfHelp || f.num == mfUnit) && f.typ == protowire.BytesType:
+			sc.bytesOf(f.v)
+			if f.num == mfName {
+				name = f.v
+			}
+		case f.num == mfType && f.typ == protowire.VarintType:
+			sc.word(f.x)
+		case f.num == mfMetric && f.typ == protowire.BytesType:
+			if name == nil {
+				return false // the text needs the name first
+			}
+			sc.mark('M')
+			if !sc.protoMetric(f.v, name, series) {
+				return false
+			}
+			sc.mark('E')
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (sc *repeatScan) protoMetric(msg, name []byte, series bool) bool {
+	m := &sc.metric
+	m.labels, m.quantiles, m.buckets = m.labels[:0], m.quantiles[:0], m.buckets[:0]
+	m.hasSum, m.hasCount = false, false
+	var seen uint32
+	simple := false
+	for len(msg) > 0 {
+		f, rest, ok := nextField(msg)
+		if !ok || f.typ != protowire.BytesType || f.num > 31 {
+			return false // a timestamp (6) among others
+		}
+		msg = rest
+		if f.num != mLabel {
+			if seen != 0 {
+				return false // one value message, once
+			}
+			seen |= 1 << f.num
+		}
+		sc.tag(f)
+		switch f.num {
+		case mLabel:
+			ln, lv, ok := labelPair(f.v)
+			if !ok {
+				return false
+			}
+			sc.bytesOf(ln)
+			sc.bytesOf(lv)
+			m.labels = append(m.labels, [2][]byte{ln, lv})
+		case mGauge, mCounter, mUntyped:
+			sc.mark('(')
+			if !sc.protoSimple(f.v, f.num == mCounter) {
+				return false
+			}
+			sc.mark(')')
+			simple = true
+		case mSummary:
+			sc.mark('(')
+			if !sc.protoComplex(f.v, sumCreate, qQuantile, qValue, protowire.Fixed64Type, &m.quantiles) {
+				return false
+			}
+			sc.mark(')')
+		case mHistogram:
+			sc.mark('(')
+			if !sc.protoComplex(f.v, hCreated, bUpper, bCount, protowire.VarintType, &m.buckets) {
+				return false
+			}
+			sc.mark(')')
+		default:
+			return false
+		}
+	}
+	switch {
+	case seen == 0:
+		return false
+	case simple:
+		if series {
+			sc.addSeries(name, "", lineValue, 0)
+		}
+		return true
+	case seen&(1<<mSummary) != 0:
+		if !m.hasSum || !m.hasCount {
+			return false
+		}
+		for _, q := range m.quantiles {
+			sc.values = append(sc.values, q[1])
+			if series {
+				sc.addSeries(name, "", lineQuantile, q[0])
+			}
+		}
+	default:
+		if !m.hasSum || !m.hasCount {
+			return false
+		}
+		inf := false
+		for _, b := range m.buckets {
+			sc.values = append(sc.values, b[1])
+			inf = inf || math.IsInf(b[0], 1)
+			if series {
+				sc.addSeries(name, "_bucket", lineBucket, b[0])
+			}
+		}
+		if !inf {
+			sc.values = append(sc.values, float64(m.count))
+			if series {
+				sc.addSeries(name, "_bucket", lineBucket, math.Inf(1))
+			}
+		}
+	}
+	sc.values = append(sc.values, m.sum, float64(m.count))
+	if series {
+		sc.addSeries(name, "_sum", lineSum, 0)
+		sc.addSeries(name, "_count", lineCount, 0)
+	}
+	return true
+}
+
+// labelPair reads a LabelPair message.
+func labelPair(msg []byte) (name, value []byte, ok bool) {
+	var seen uint32
+	for len(msg) > 0 {
+		f, rest, ok := nextField(msg)
+		if !ok || f.typ != protowire.BytesType || (f.num != lpName && f.num != lpValue) || seen&(1<<f.num) != 0 {
+			return nil, nil, false
+		}
+		seen |= 1 << f.num
+		msg = rest
+		if f.num == lpName {
+			name = f.v
+		} else {
+			value = f.v
+		}
+	}
+	return name, value, name != nil && value != nil
+}
+
+// protoSimple reads a Gauge, Counter or Untyped message: its value, and a
+// counter's created timestamp.
+func (sc *repeatScan) protoSimple(msg []byte, counter bool) bool {
+	var seen uint32
+	for len(msg) > 0 {
+		f, rest, ok := nextField(msg)
+		if !ok || f.num > 31 || seen&(1<<f.num) != 0 {
+			return false
+		}
+		seen |= 1 << f.num
+		msg = rest
+		sc.tag(f)
+		switch {
+		case f.num == valueField && f.typ == protowire.Fixed64Type:
+			sc.values = append(sc.values, math.Float64frombits(f.x))
+		case counter && f.num == cCreated && f.typ == protowire.BytesType:
+			sc.bytesOf(f.v)
+		default:
+			return false // an exemplar among others
+		}
+	}
+	return seen&(1<<valueField) != 0
+}
+
+// protoComplex reads a Summary or a Histogram, which share their field
+// numbers but for the created timestamp: a whole count up to 2^53 (1),
+// the sum (2), and quantiles or buckets (3), read by protoPair with key
+// and value and kept in pairs.
+func (sc *repeatScan) protoComplex(msg []byte, created, key, value protowire.Number, valueType protowire.Type, pairs *[][2]float64) bool {
+	m := &sc.metric
+	var seen uint32
+	for len(msg) > 0 {
+		f, rest, ok := nextField(msg)
+		if !ok || f.num > 31 || (f.num != sumQuantile && seen&(1<<f.num) != 0) {
+			return false
+		}
+		seen |= 1 << f.num
+		msg = rest
+		sc.tag(f)
+		switch {
+		case f.num == sumCount && f.typ == protowire.VarintType && f.x <= maxExactCount:
+			m.count, m.hasCount = f.x, true
+		case f.num == sumSum && f.typ == protowire.Fixed64Type:
+			m.sum, m.hasSum = math.Float64frombits(f.x), true
+		case f.num == sumQuantile && f.typ == protowire.BytesType:
+			sc.mark('(')
+			k, v, ok := sc.protoPair(f.v, key, value, valueType)
+			sc.mark(')')
+			if !ok {
+				return false
+			}
+			*pairs = append(*pairs, [2]float64{k, v})
+		case f.num == created && f.typ == protowire.BytesType:
+			sc.bytesOf(f.v)
+		default:
+			return false // float counts, native buckets, exemplars
+		}
+	}
+	return true
+}
+
+// protoPair reads a Quantile or Bucket message: the fixed64 field key, a
+// part of the shape, and the field value of type valueType (a whole count
+// up to 2^53 when it is a varint), a value.
+func (sc *repeatScan) protoPair(msg []byte, key, value protowire.Number, valueType protowire.Type) (k, v float64, ok bool) {
+	var seen uint32
+	for len(msg) > 0 {
+		f, rest, ok := nextField(msg)
+		if !ok || (f.num != key && f.num != value) || seen&(1<<f.num) != 0 {
+			return 0, 0, false
+		}
+		seen |= 1 << f.num
+		msg = rest
+		sc.tag(f)
+		switch {
+		case f.num == key && f.typ == protowire.Fixed64Type:
+			k = math.Float64frombits(f.x)
+			sc.word(f.x)
+		case f.num == value && f.typ == valueType && valueType == protowire.Fixed64Type:
+			v = math.Float64frombits(f.x)
+		case f.num == value && f.typ == valueType && f.x <= maxExactCount:
+			v = float64(f.x)
+		default:
+			return 0, 0, false
+		}
+	}
+	return k, v, seen == 1<<key|1<<value
+}
+
+// maxExactCount is the largest count the text carries exactly.
+const maxExactCount = 1 << 53
+
+// addSeries writes the series of the metric in sc.metric's line of kind
+// kind as the text writes it: name and suffix, the labels in the order
+// given, then le or quantile with the value extra.
+func (sc *repeatScan) addSeries(name []byte, suffix string, kind int, extra float64) {
+	b := append(sc.seriesBuf, name...)
+	b = append(b, suffix...)
+	labels := sc.metric.labels
+	if len(labels) > 0 || kind == lineQuantile || kind == lineBucket {
+		sep := byte('{')
+		for _, lp := range labels {
+			b = append(b, sep)
+			sep = ','
+			b = append(b, lp[0]...)
+			b = append(b, '=', '"')
+			b = appendLabelValue(b, lp[1])
+			b = append(b, '"')
+		}
+		switch kind {
+		case lineQuantile:
+			b = append(append(b, sep), `quantile="`...)
+			b = append(appendFloatText(b, extra), '"')
+		case lineBucket:
+			b = append(append(b, sep), `le="`...)
+			b = append(appendFloatText(b, extra), '"')
+		}
+		b = append(b, '}')
+	}
+	sc.seriesBuf = b
+	sc.seriesEnds = append(sc.seriesEnds, len(b))
+}
+
+// appendLabelValue appends v escaped as the text escapes label values.
+func appendLabelValue(b, v []byte) []byte {
+	for _, c := range v {
+		switch c {
+		case '\\':
+			b = append(b, `\\`...)
+		case '"':
+			b = append(b, `\"`...)
+		case '\n':
+			b = append(b, `\n`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// appendFloatText appends f as the text writes an le or quantile.
+func appendFloatText(b []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(b, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(b, "+Inf"...)
+	case math.IsInf(f, -1):
+		return append(b, "-Inf"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
