@@ -36,6 +36,7 @@ type repeatScan struct {
 	// asked, and the metric it is reading.
 	seriesBuf  []byte
 	seriesEnds []int
+	shapeBuf   []byte
 	metric     protoMetric
 	proto      bool   // the body is delimited protobuf
 	body       []byte // the body scanned
@@ -66,6 +67,9 @@ func putRepeatScan(sc *repeatScan) {
 	}
 	if cap(sc.seriesBuf) > 64<<10 {
 		sc.seriesBuf = nil
+	}
+	if cap(sc.shapeBuf) > 64<<10 {
+		sc.shapeBuf = nil
 	}
 	if cap(m.labels) > 64 || cap(m.buckets) > 256 || cap(m.quantiles) > 256 {
 		*m = protoMetric{}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"math"
 	"strconv"
 
@@ -54,13 +55,13 @@ type protoMetric struct {
 // given, then le or quantile) into sc.series, for LearnRepeat.
 func (sc *repeatScan) scanProto(body []byte, series bool) bool {
 	sc.values, sc.series, sc.seriesBuf, sc.seriesEnds = sc.values[:0], sc.series[:0], sc.seriesBuf[:0], sc.seriesEnds[:0]
-	sc.h.Reset()
+	sc.shapeBuf = sc.shapeBuf[:0]
 	for rest := body; len(rest) > 0; {
 		size, n := protowire.ConsumeVarint(rest)
 		if n < 0 || size > uint64(len(rest)-n) {
 			return false
 		}
-		sc.mark('F')
+		sc.mark(markFamily)
 		if !sc.protoFamily(rest[n:n+int(size)], series) {
 			return false
 		}
@@ -74,34 +75,40 @@ func (sc *repeatScan) scanProto(body []byte, series bool) bool {
 			off = end
 		}
 	}
-	sc.shape = sc.h.Sum64()
+	sc.shape = maphash.Bytes(repeatSeed, sc.shapeBuf)
 	return len(sc.values) > 0 && len(sc.values) <= maxRepeatLines
 }
 
-// mark puts a byte that is not a tag into the shape.
-func (sc *repeatScan) mark(c byte) { _ = sc.h.WriteByte(c) }
+// The shape of a protobuf body is written to shapeBuf and hashed once: a
+// byte per tag (field numbers up to 31, so from 8 to 255), a mark (below
+// 8, which no tag is) where a message starts or ends, four bytes of
+// length before a string's bytes, eight for a number that is not a value.
+// Read from the start, the bytes parse in one way only.
+const (
+	markFamily = 1 + iota
+	markMetric
+	markEnd
+	markOpen
+	markClose
+)
 
-// tag puts a field's number and type into the shape.
+// mark puts a mark into the shape.
+func (sc *repeatScan) mark(c byte) { sc.shapeBuf = append(sc.shapeBuf, c) }
+
+// tag puts a field's number and type, at most 31 and 7, into the shape.
 func (sc *repeatScan) tag(f field) {
-	var b [9]byte
-	b[0] = 'T'
-	binary.LittleEndian.PutUint64(b[1:], uint64(f.num)<<3|uint64(f.typ))
-	_, _ = sc.h.Write(b[:])
+	sc.shapeBuf = append(sc.shapeBuf, byte(f.num)<<3|byte(f.typ)) //nolint:gosec // checked by the callers
 }
 
 // bytesOf puts a bytes field's length and bytes into the shape.
 func (sc *repeatScan) bytesOf(v []byte) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(len(v)))
-	_, _ = sc.h.Write(b[:])
-	_, _ = sc.h.Write(v)
+	sc.shapeBuf = binary.LittleEndian.AppendUint32(sc.shapeBuf, uint32(len(v))) //nolint:gosec // a body is far below 4 GiB
+	sc.shapeBuf = append(sc.shapeBuf, v...)
 }
 
 // word puts a varint or fixed64 that is not a value into the shape.
 func (sc *repeatScan) word(x uint64) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], x)
-	_, _ = sc.h.Write(b[:])
+	sc.shapeBuf = binary.LittleEndian.AppendUint64(sc.shapeBuf, x)
 }
 
 func (sc *repeatScan) protoFamily(msg []byte, series bool) bool {
@@ -132,11 +139,11 @@ func (sc *repeatScan) protoFamily(msg []byte, series bool) bool {
 			if name == nil {
 				return false // the text needs the name first
 			}
-			sc.mark('M')
+			sc.mark(markMetric)
 			if !sc.protoMetric(f.v, name, series) {
 				return false
 			}
-			sc.mark('E')
+			sc.mark(markEnd)
 		default:
 			return false
 		}
@@ -173,24 +180,24 @@ func (sc *repeatScan) protoMetric(msg, name []byte, series bool) bool {
 			sc.bytesOf(lv)
 			m.labels = append(m.labels, [2][]byte{ln, lv})
 		case mGauge, mCounter, mUntyped:
-			sc.mark('(')
+			sc.mark(markOpen)
 			if !sc.protoSimple(f.v, f.num == mCounter) {
 				return false
 			}
-			sc.mark(')')
+			sc.mark(markClose)
 			simple = true
 		case mSummary:
-			sc.mark('(')
+			sc.mark(markOpen)
 			if !sc.protoComplex(f.v, sumCreate, qQuantile, qValue, protowire.Fixed64Type, &m.quantiles) {
 				return false
 			}
-			sc.mark(')')
+			sc.mark(markClose)
 		case mHistogram:
-			sc.mark('(')
+			sc.mark(markOpen)
 			if !sc.protoComplex(f.v, hCreated, bUpper, bCount, protowire.VarintType, &m.buckets) {
 				return false
 			}
-			sc.mark(')')
+			sc.mark(markClose)
 		default:
 			return false
 		}
@@ -304,9 +311,9 @@ func (sc *repeatScan) protoComplex(msg []byte, created, key, value protowire.Num
 		case f.num == sumSum && f.typ == protowire.Fixed64Type:
 			m.sum, m.hasSum = math.Float64frombits(f.x), true
 		case f.num == sumQuantile && f.typ == protowire.BytesType:
-			sc.mark('(')
+			sc.mark(markOpen)
 			k, v, ok := sc.protoPair(f.v, key, value, valueType)
-			sc.mark(')')
+			sc.mark(markClose)
 			if !ok {
 				return false
 			}
