@@ -31,7 +31,6 @@ type repeatScan struct {
 	shape  uint64
 	values []float64
 	series [][]byte
-	h      maphash.Hash
 	// The protobuf scan's (repeatproto.go): the series it writes when
 	// asked, and the metric it is reading.
 	seriesBuf  []byte
@@ -46,11 +45,10 @@ type repeatScan struct {
 // pusher cannot make two different bodies of its own hash alike.
 var repeatSeed = maphash.MakeSeed()
 
-var repeatScans = sync.Pool{New: func() any {
-	sc := &repeatScan{}
-	sc.h.SetSeed(repeatSeed)
-	return sc
-}}
+var repeatScans = sync.Pool{New: func() any { return &repeatScan{} }}
+
+// maxKeptShapeBytes bounds the shape buffer a pooled repeatScan keeps.
+const maxKeptShapeBytes = 64 << 10
 
 // maxRepeatLines is the most sample lines a repeated push has: a larger
 // body goes the full way, whose memory the api charges to the push
@@ -68,7 +66,7 @@ func putRepeatScan(sc *repeatScan) {
 	if cap(sc.seriesBuf) > 64<<10 {
 		sc.seriesBuf = nil
 	}
-	if cap(sc.shapeBuf) > 64<<10 {
+	if cap(sc.shapeBuf) > maxKeptShapeBytes {
 		sc.shapeBuf = nil
 	}
 	if cap(m.labels) > 64 || cap(m.buckets) > 256 || cap(m.quantiles) > 256 {
@@ -86,13 +84,12 @@ func putRepeatScan(sc *repeatScan) {
 // repeat a shape, or has more than maxRepeatLines sample lines: the full
 // way decides about it.
 func (sc *repeatScan) scan(body []byte) bool {
-	sc.values, sc.series = sc.values[:0], sc.series[:0]
-	sc.h.Reset()
-	// What is hashed is the body with every value token taken out, so
-	// that a sample line hashes as its text before the value, its blank
-	// included, and '\n'. No part but the newlines holds a '\n', so the
-	// hashed bytes split into the body's lines in one way only: equal
-	// hashed bytes are equal bodies but for the values.
+	sc.values, sc.series, sc.shapeBuf = sc.values[:0], sc.series[:0], sc.shapeBuf[:0]
+	// The shape is the body with every value token taken out, so that a
+	// sample line is its text before the value, its blank included, and
+	// '\n'. No part but the newlines holds a '\n', so the bytes split
+	// into the body's lines in one way only: equal bytes are equal bodies
+	// but for the values. They are copied out and hashed once.
 	for rest := body; len(rest) > 0; {
 		nl := bytes.IndexByte(rest, '\n')
 		if nl < 0 {
@@ -100,7 +97,7 @@ func (sc *repeatScan) scan(body []byte) bool {
 		}
 		line := rest[:nl]
 		if len(line) == 0 || line[0] == '#' {
-			_, _ = sc.h.Write(rest[:nl+1])
+			sc.shapeBuf = append(sc.shapeBuf, rest[:nl+1]...)
 			rest = rest[nl+1:]
 			continue
 		}
@@ -119,10 +116,10 @@ func (sc *repeatScan) scan(body []byte) bool {
 			series = series[:len(series)-1]
 		}
 		sc.series = append(sc.series, series)
-		_, _ = sc.h.Write(line[:sp+1])
-		_ = sc.h.WriteByte('\n')
+		sc.shapeBuf = append(sc.shapeBuf, line[:sp+1]...)
+		sc.shapeBuf = append(sc.shapeBuf, '\n')
 	}
-	sc.shape = sc.h.Sum64()
+	sc.shape = maphash.Bytes(repeatSeed, sc.shapeBuf)
 	return len(sc.values) > 0
 }
 

@@ -243,8 +243,39 @@ func appendTextFloat(b []byte, f float64) []byte {
 		// below 1e6 as plain integers, and AppendInt is much cheaper
 		// than finding the shortest float representation.
 		return strconv.AppendInt(b, int64(f), 10)
+	case f > -maxExactInt && f < maxExactInt && f == math.Trunc(f):
+		return appendWholeE(b, int64(f))
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+// maxExactInt is 2^53: below it every whole number is a float64 of its
+// own.
+const maxExactInt = 1 << 53
+
+// appendWholeE appends i, a whole number from 1e6 to 2^53 (either sign),
+// as strconv's shortest 'g' format writes it: its digits without the
+// trailing zeros, as d.ddd, then e+ and the exponent in two digits. Below
+// 2^53 two whole numbers are two floats, so no shorter digits read back
+// as the same float; and from 1e6 on 'g' takes the exponent form. Byte
+// counts and timestamps in milliseconds are such numbers.
+func appendWholeE(b []byte, i int64) []byte {
+	if i < 0 {
+		b = append(b, '-')
+		i = -i
+	}
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], i, 10)
+	exp := len(d) - 1
+	for len(d) > 1 && d[len(d)-1] == '0' {
+		d = d[:len(d)-1]
+	}
+	b = append(b, d[0])
+	if len(d) > 1 {
+		b = append(b, '.')
+		b = append(b, d[1:]...)
+	}
+	return append(b, 'e', '+', byte('0'+exp/10), byte('0'+exp%10))
 }
 
 // maxPlainInt is the largest whole number strconv's shortest 'g' format

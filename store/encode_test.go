@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -280,4 +281,28 @@ func TestOwnTextRandomFamilies(t *testing.T) {
 		require.Equal(t, "prefix\n"+want.String(), string(got), "%v", mf)
 	}
 	require.Greater(t, taken, 5_000, "appendOwnText takes a good share of the families (7,215 of the 50,000 with this seed)")
+}
+
+// appendTextFloat writes whole numbers from 1e6 to 2^53 as strconv's
+// shortest 'g' format does, without it.
+func TestAppendTextFloatWholeNumbers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := []float64{999_999, 1e6, 1_000_001, 1.5e6, 123456789, 1e15, 1e15 + 1, maxExactInt - 1, maxExactInt, maxExactInt + 2, 2.2647772601e+11}
+	for range 100_000 {
+		n := rng.Int64N(maxExactInt)
+		values = append(values, float64(n), float64(n/(rng.Int64N(1_000_000)+1)+1)*float64(pow10(rng.IntN(9))))
+	}
+	for _, v := range values {
+		for _, f := range []float64{v, -v} {
+			require.Equal(t, strconv.FormatFloat(f, 'g', -1, 64), string(appendTextFloat(nil, f)), "%v", f)
+		}
+	}
+}
+
+func pow10(n int) int64 {
+	p := int64(1)
+	for range n {
+		p *= 10
+	}
+	return p
 }
