@@ -50,10 +50,20 @@ var repeatScans = sync.Pool{New: func() any { return &repeatScan{} }}
 // maxKeptShapeBytes bounds the shape buffer a pooled repeatScan keeps.
 const maxKeptShapeBytes = 64 << 10
 
-// maxRepeatLines is the most sample lines a repeated push has: a larger
-// body goes the full way, whose memory the api charges to the push
-// (DecodeCost), and the scan's pooled memory stays bounded.
-const maxRepeatLines = 4096
+// maxRepeatLines and maxShapeBytes bound a repeated push: a body with
+// more sample lines, or more bytes besides its values, goes the full way,
+// whose memory the api charges to the push (DecodeCost). The scan stops
+// there, so what it allocates stays small beside that charge.
+const (
+	maxRepeatLines = 4096
+	maxShapeBytes  = 256 << 10
+)
+
+// tooLarge reports whether the body scanned so far is past the bounds
+// of a repeated push.
+func (sc *repeatScan) tooLarge() bool {
+	return len(sc.values) >= maxRepeatLines || len(sc.shapeBuf) >= maxShapeBytes
+}
 
 func putRepeatScan(sc *repeatScan) {
 	clear(sc.series)
@@ -107,7 +117,7 @@ func (sc *repeatScan) scan(body []byte) bool {
 			return false
 		}
 		v, ok := parseTextFloat(unsafe.String(unsafe.SliceData(line[sp+1:]), len(line)-sp-1))
-		if !ok || len(sc.values) == maxRepeatLines {
+		if !ok || sc.tooLarge() {
 			return false
 		}
 		sc.values = append(sc.values, v)

@@ -62,7 +62,7 @@ func (sc *repeatScan) scanProto(body []byte, series bool) bool {
 			return false
 		}
 		sc.mark(markFamily)
-		if !sc.protoFamily(rest[n:n+int(size)], series) {
+		if !sc.protoFamily(rest[n:n+int(size)], series) || sc.tooLarge() {
 			return false
 		}
 		rest = rest[n+int(size):]
@@ -76,7 +76,7 @@ func (sc *repeatScan) scanProto(body []byte, series bool) bool {
 		}
 	}
 	sc.shape = maphash.Bytes(repeatSeed, sc.shapeBuf)
-	return len(sc.values) > 0 && len(sc.values) <= maxRepeatLines
+	return len(sc.values) > 0
 }
 
 // The shape of a protobuf body is written to shapeBuf and hashed once: a
@@ -152,6 +152,9 @@ func (sc *repeatScan) protoFamily(msg []byte, series bool) bool {
 }
 
 func (sc *repeatScan) protoMetric(msg, name []byte, series bool) bool {
+	if sc.tooLarge() {
+		return false
+	}
 	m := &sc.metric
 	m.labels, m.quantiles, m.buckets = m.labels[:0], m.quantiles[:0], m.buckets[:0]
 	m.hasSum, m.hasCount = false, false
