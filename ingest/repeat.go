@@ -11,7 +11,7 @@ import (
 )
 
 // Repeater is what a store offers for repeated pushes (store.Store does;
-// docs/design.md, "Repeated pushes"): a text push whose body is its
+// docs/design.md, "Repeated pushes"): a push whose body is its
 // group's last one but for the values is applied as new values, without
 // being parsed and checked again.
 type Repeater interface {

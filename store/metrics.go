@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		repeated: f.NewCounter(prometheus.CounterOpts{
 			Name: "pushring_store_repeated_pushes_total",
-			Help: "Text pushes applied as new values for the series of their group's last push, whose body they repeated but for the values (nothing parsed or checked again).",
+			Help: "Pushes applied as new values for the series of their group's last push, whose body they repeated but for the values (nothing parsed or checked again).",
 		}),
 	}
 	return m

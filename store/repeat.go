@@ -11,29 +11,29 @@ import (
 )
 
 // Repeated pushes (docs/design.md, "Repeated pushes"). An edge node or a
-// cron job pushes the same series every time; only the values change. Once
-// a text push has been applied the full way (parsed, checked, rendered),
-// LearnRepeat records what its body was without its values (the shape,
-// ingest's hash of everything but the value tokens) against the families
+// cron job pushes the same series every time; only the values change.
+// Ingest hashes a body without its values (the shape, text or protobuf).
+// Once the same shape has been applied the full way (parsed, checked,
+// rendered) twice in a row, LearnRepeat records it against the families
 // it wrote, after proving line by line that the body's series are the
 // stored ones in the stored order. A later push of the same shape to the
 // same group is then applied by ApplyRepeat: the stored lines are copied
 // with the new values put in, and nothing is parsed, sorted, hashed or
 // checked again, because nothing the checks look at has changed (the
 // series, their types and HELP are the body's, which is the same). Any
-// other write to the group forgets the shape (commit), and any value the
+// other write to the group voids the shape (commit), and any value the
 // full way would treat apart (a count that is not a whole number, a -0 or a
 // NaN that the text cannot carry exactly) sends the push the full way.
 
-// Repeat is a text push as ingest scanned it, for ApplyRepeat and
-// LearnRepeat.
+// Repeat is a push as ingest scanned it, for ApplyRepeat and LearnRepeat.
 type Repeat struct {
 	Key     GroupKey
 	Replace bool // PUT
 	// Shape identifies the body but for its sample values: equal shapes
 	// are equal bodies but for the value tokens.
 	Shape uint64
-	// Values are the body's sample values, in the order of its lines.
+	// Values are the body's sample values, in the order of the text
+	// lines the store keeps of it.
 	Values []float64
 	Time   time.Time
 	TTL    time.Duration
@@ -88,6 +88,7 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 		}
 		olds = append(olds, g.slots[k].fam)
 	}
+	b.repeatOlds = olds // resetRepeat clears what it holds
 	var oldPushTime *family
 	if sl := g.slot(PushTimeName); sl != nil {
 		oldPushTime = sl.fam
@@ -96,19 +97,23 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	s.mu.Unlock()
 
 	news := b.repeatNews[:0]
-	first := 0
+	first, ok := 0, true
 	for _, f := range olds {
-		nf, ok := b.withValues(f, r.Values[first:first+int(f.samples)], sh.counts, first, r.Time)
-		if !ok {
-			return false
+		var nf *family
+		if nf, ok = b.withValues(f, r.Values[first:first+int(f.samples)], sh.counts, first, r.Time); !ok {
+			break
 		}
 		first += int(f.samples)
 		news = append(news, nf)
 	}
-	b.repeatOlds, b.repeatNews = olds, news
+	b.repeatNews = news
+	if !ok {
+		return false
+	}
 	// push_time_seconds is the group's with the push's time, as
 	// timeGauge makes it.
-	pushTime, ok := (*family)(nil), false
+	var pushTime *family
+	ok = false
 	if oldPushTime != nil && oldPushTime.samples == 1 {
 		pushTime, ok = b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, nil, 0, r.Time)
 	}
