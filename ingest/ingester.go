@@ -194,11 +194,12 @@ func (in *Ingester) apply(ctx context.Context, p Parsed) (Result, string, error)
 
 // push handles PUT (replace the group) and POST (replace the pushed
 // families). Every check runs before the store sees the push, so a rejected
-// push changes nothing. A text push that repeats its group's last push but
-// for the values is applied as new values (repeat.go); any other, and one
-// the store declines to repeat, goes the full way.
+// push changes nothing. A push that repeats its group's last push but for
+// the values is applied as new values (repeat.go); any other, and one the
+// store declines to repeat, goes the full way.
 func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) {
-	if reason, err := in.checkHead(r); err != nil {
+	ls, reason, err := in.checkHead(r)
+	if err != nil {
 		return Result{}, reason, err
 	}
 	sc := in.scanRepeat(r)
@@ -212,7 +213,7 @@ func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) 
 			return in.accepted(), "", nil
 		}
 	}
-	p, release, reason, err := in.prepare(r)
+	p, release, reason, err := in.prepare(r, ls)
 	if err != nil {
 		return Result{}, reason, err
 	}
@@ -227,9 +228,7 @@ func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) 
 		return Result{}, reason, err
 	}
 	if sc != nil {
-		rp := in.repeatOf(r, sc)
-		rp.Time = p.Time
-		in.repeat.LearnRepeat(rp, sc.seriesOf)
+		in.repeat.LearnRepeat(in.repeatOf(r, sc), sc.seriesOf)
 	}
 	return in.accepted(), "", nil
 }
@@ -245,29 +244,32 @@ func (in *Ingester) accepted() Result {
 
 // checkHead checks what a push says before its body: the path, the
 // grouping labels' limits and the TTL header, in the Pushgateway's order.
-func (in *Ingester) checkHead(r Parsed) (reason string, _ error) {
+// It returns the grouping labels.
+func (in *Ingester) checkHead(r Parsed) (_ []store.Label, reason string, _ error) {
 	if r.keyErr != nil {
-		return reasonPath, r.keyErr
+		return nil, reasonPath, r.keyErr
 	}
-	if err := in.limits.checkKey(r.key.Labels()); err != nil {
-		return limitReason(err), err
+	ls := r.key.Labels()
+	if err := in.limits.checkKey(ls); err != nil {
+		return nil, limitReason(err), err
 	}
 	if r.ttlErr != nil {
-		return reasonTTL, r.ttlErr
+		return nil, reasonTTL, r.ttlErr
 	}
-	return "", nil
+	return ls, "", nil
 }
 
 // prepare turns a push request whose head checkHead accepted into a
-// store.Push, or fails with the rejection reason. On success the caller
-// calls release once the store is done with the push's families.
-func (in *Ingester) prepare(r Parsed) (_ store.Push, release func(), reason string, _ error) {
+// store.Push, or fails with the rejection reason; ls are its grouping
+// labels. On success the caller calls release once the store is done
+// with the push's families.
+func (in *Ingester) prepare(r Parsed, ls []store.Label) (_ store.Push, release func(), reason string, _ error) {
 	fams, release, n, err := decodeBody(r.Body, r.ContentType, r.ContentEncoding, in.cfg.MaxBodyBytes, in.cfg.UTF8Names, true)
 	in.metrics.bodyBytes.Observe(float64(n))
 	if err != nil {
 		return store.Push{}, nil, bodyReason(err), err
 	}
-	sanitize(fams, r.key.Labels())
+	sanitize(fams, ls)
 	if err := in.limits.check(fams); err != nil {
 		release()
 		return store.Push{}, nil, limitReason(err), err

@@ -62,7 +62,7 @@ func (b *Body) Bytes() ([]byte, error) {
 
 // ForwardedBody returns b, a whole push body that another peer read and
 // decompressed before it forwarded the push here, as a Body read ahead:
-// a text push in it can repeat its group's last one (repeat.go) as if it
+// a push in it can repeat its group's last one (repeat.go) as if it
 // had arrived here. A body over this peer's --push.max-body-bytes stays a
 // plain reader, so that it is refused as any other.
 func (in *Ingester) ForwardedBody(b []byte) io.Reader {

@@ -24,9 +24,10 @@ type Repeater interface {
 	LearnRepeat(r store.Repeat, series func() [][]byte)
 }
 
-// repeatScan is a text body with its sample values taken out: the hash of
-// the rest (the shape), the values, and each sample line's text before
-// its value. The slices point into the body.
+// repeatScan is a body with its sample values taken out: the hash of the
+// rest (the shape), the values, and each sample line's text before its
+// value (for protobuf, written only when asked). The slices point into
+// the body or the scan's buffers.
 type repeatScan struct {
 	shape  uint64
 	values []float64
@@ -91,8 +92,8 @@ func putRepeatScan(sc *repeatScan) {
 // parseTextFloat reads; a line with a timestamp has the timestamp there,
 // and cannot repeat a stored shape, which has none) and whose text before
 // that token is part of the shape. It reports false for a body that cannot
-// repeat a shape, or has more than maxRepeatLines sample lines: the full
-// way decides about it.
+// repeat a shape, or is past the bounds of tooLarge: the full way decides
+// about it.
 func (sc *repeatScan) scan(body []byte) bool {
 	sc.values, sc.series, sc.shapeBuf = sc.values[:0], sc.series[:0], sc.shapeBuf[:0]
 	// The shape is the body with every value token taken out, so that a

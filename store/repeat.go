@@ -314,14 +314,16 @@ func isCountLine(f *family, series []byte) bool {
 }
 
 // LearnRepeat records r's shape for r's group after r was applied the full
-// way, if the group's families are what r's body says, line for line:
-// series[i] is the text of r's i-th sample line before its value (blanks
-// trimmed), and once the grouping labels and the instance="" the push
-// added are taken out of the stored line, the two must be equal, and the
-// stored value must be r.Values[i] as ApplyRepeat would write it. The
-// families the body names must be whole, each used once; for a PUT they
-// must be all the group has besides its push-time gauges. Anything else,
-// or a group written since, and nothing is recorded.
+// way. The first push of a shape leaves only its hash; at the second in a
+// row, the shape is recorded if the group's families are what r's body
+// says, line for line: series()[i] is the text of r's i-th sample line
+// before its value (blanks trimmed), and once the grouping labels and the
+// instance="" the push added are taken out of the stored line, the two
+// must be equal, and the stored value must be r.Values[i] as ApplyRepeat
+// would write it. The families the body names must be whole, each used
+// once; for a PUT they must be all the group has besides its push-time
+// gauges. Anything else, or a group written since, and nothing is
+// recorded.
 func (s *Store) LearnRepeat(r Repeat, series func() [][]byte) {
 	if len(r.Values) == 0 {
 		return
@@ -377,7 +379,8 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 		return nil
 	}
 	sh := &repeatShape{hash: r.Shape, replace: r.Replace, lines: uint32(len(series))} //nolint:gosec // checked above
-	var used [4]uint64                                                                // a bit per family of fams, at most 256
+	// A bit per family of fams, at most 256.
+	var used [4]uint64
 	order := make([]byte, 0, len(fams))
 	for i := 0; i < len(series); {
 		k := familyOfLine(fams, series[i])
