@@ -325,12 +325,20 @@ func notFound(http.ResponseWriter, *http.Request) error { return errNotFound }
 func (a *API) pushFirst(mux *http.ServeMux) http.Handler {
 	push := a.serve(a.push)
 	prefixes := []string{a.prefix + "/metrics/job/", a.prefix + "/metrics/job@base64/"}
+	// The patterns that name the routes in the self-metrics, by method and
+	// prefix.
+	methods := []string{http.MethodPut, http.MethodPost, http.MethodDelete}
+	patterns := make(map[string][]string, len(methods))
+	for _, m := range methods {
+		for _, p := range prefixes {
+			patterns[m] = append(patterns[m], m+" "+p+"{rest...}")
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodPut, http.MethodPost, http.MethodDelete:
-			for _, p := range prefixes {
+		if ps, ok := patterns[r.Method]; ok {
+			for i, p := range prefixes {
 				if strings.HasPrefix(r.URL.Path, p) {
-					r.Pattern = r.Method + " " + p + "{rest...}" // names the route in the self-metrics
+					r.Pattern = ps[i]
 					push.ServeHTTP(w, r)
 					return
 				}

@@ -51,8 +51,9 @@ type bodyReader struct {
 func (br *bodyReader) read(w http.ResponseWriter, r *http.Request) (*ingest.Body, *charge, error) {
 	br.reading.Add(1)
 	defer br.reading.Add(-1)
-	c := br.budget.charge()
-	p := newPacedReader(r.Body, http.NewResponseController(w), br.timeout, br.grace, br.minRate)
+	st := &bodyRead{charge: charge{b: br.budget}}
+	c, p := &st.charge, &st.paced
+	p.start(r.Body, w, br.timeout, br.grace, br.minRate)
 	body, err := ingest.ReadBody(p, r.Header.Get("Content-Encoding"), br.maxBody, r.ContentLength, c.take)
 	if err == nil {
 		p.done()
@@ -65,6 +66,13 @@ func (br *bodyReader) read(w http.ResponseWriter, r *http.Request) (*ingest.Body
 		return nil, nil, br.answer(w, err)
 	}
 	return body, c, nil
+}
+
+// bodyRead is the state of one body being read, in one allocation: its
+// pacing, and its charge, which outlives the read until the push is done.
+type bodyRead struct {
+	paced  pacedReader
+	charge charge
 }
 
 // answer turns a failed read into the error the pusher gets.
@@ -103,24 +111,25 @@ func (e *bodyTimeoutError) Error() string {
 // at the minimum rate.
 type pacedReader struct {
 	r       io.Reader
-	rc      *http.ResponseController
-	start   time.Time
-	last    time.Time // start + timeout
+	rc      http.ResponseController
+	begin   time.Time
+	last    time.Time // begin + timeout
 	grace   time.Duration
 	minRate int64
 	n       int64
 }
 
-func newPacedReader(r io.Reader, rc *http.ResponseController, timeout, grace time.Duration, minRate int64) *pacedReader {
+// start readies p to read r, the body of the request w answers, from now.
+func (p *pacedReader) start(r io.Reader, w http.ResponseWriter, timeout, grace time.Duration, minRate int64) {
 	now := time.Now()
-	return &pacedReader{r: r, rc: rc, start: now, last: now.Add(timeout), grace: grace, minRate: minRate}
+	*p = pacedReader{r: r, rc: *http.NewResponseController(w), begin: now, last: now.Add(timeout), grace: grace, minRate: minRate}
 }
 
 // Read reads from the body under the deadline the bytes read so far earn.
 func (p *pacedReader) Read(b []byte) (int, error) {
 	deadline := p.last
 	if p.minRate > 0 {
-		earned := p.start.Add(p.grace + time.Duration(float64(p.n)/float64(p.minRate)*float64(time.Second)))
+		earned := p.begin.Add(p.grace + time.Duration(float64(p.n)/float64(p.minRate)*float64(time.Second)))
 		if earned.Before(deadline) {
 			deadline = earned
 		}

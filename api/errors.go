@@ -68,14 +68,15 @@ type answered interface {
 // does, for this package's errors, the ingester's and the store's
 // sentinels, and errors that carry their answer.
 func statusOf(err error) int {
+	if err == nil { // before the targets of errors.As, which escape
+		return http.StatusOK
+	}
 	var se *statusError
 	var sc *scrapeError
 	var mna *methodNotAllowedError
 	var an answered
 	var bt *bodyTimeoutError
 	switch {
-	case err == nil:
-		return http.StatusOK
 	case errors.As(err, &se):
 		return se.code
 	case errors.As(err, &bt):

@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,18 +99,37 @@ func statusCode(code int) string {
 	if code < 100 || code > 599 {
 		return "unknown"
 	}
-	return strconv.Itoa(code)
+	return statusCodes[code-100]
 }
+
+// statusCodes holds the code labels of 100-599, so that counting an
+// answer formats nothing.
+var statusCodes = func() (codes [500]string) {
+	for i := range codes {
+		codes[i] = strconv.Itoa(100 + i)
+	}
+	return codes
+}()
 
 // methodLabel bounds the method label: clients choose the method string.
 func methodLabel(m string) string {
 	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
-		http.MethodDelete, http.MethodOptions, http.MethodPatch:
-		return strings.ToLower(m)
-	default:
-		return "other"
+	case http.MethodGet:
+		return "get"
+	case http.MethodHead:
+		return "head"
+	case http.MethodPost:
+		return "post"
+	case http.MethodPut:
+		return "put"
+	case http.MethodDelete:
+		return "delete"
+	case http.MethodOptions:
+		return "options"
+	case http.MethodPatch:
+		return "patch"
 	}
+	return "other"
 }
 
 // statusWriter remembers the status code written through it.

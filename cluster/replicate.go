@@ -43,11 +43,12 @@ func (c *Cluster) applyAndReplicate(ctx context.Context, p ingest.Parsed) (inges
 // of it in this peer's view, at once, each within --cluster.replication-
 // timeout. The pusher's cancellation does not stop it: the push is applied.
 func (c *Cluster) replicate(ctx context.Context, k store.GroupKey) {
-	if c.cfg.ReplicationFactor < 2 {
-		return
+	pl := c.placement()
+	if c.cfg.ReplicationFactor < 2 || pl.Len() < 2 {
+		return // no other owner
 	}
 	var targets []shard.Member
-	for _, o := range c.placement().Owners(k.Hash(), c.cfg.ReplicationFactor) {
+	for _, o := range pl.Owners(k.Hash(), c.cfg.ReplicationFactor) {
 		if o.ID != c.self {
 			targets = append(targets, o)
 		}

@@ -254,9 +254,11 @@ func (d *protoSlabs) decode(b []byte, stable bool) (map[string]*dto.MetricFamily
 // decoder holds the reusable state of one body decode. Pooling it saves
 // the body buffer and the gzip and snappy windows on every push.
 type decoder struct {
-	buf  bytes.Buffer  // the decompressed body
-	raw  limitedReader // the body as received
-	zbuf *bufio.Reader // byte reader under gzip, which would allocate its own
+	buf  bytes.Buffer    // the decompressed body
+	raw  limitedReader   // the body as received
+	src  transportReader // under raw, for a Body (ReadBody)
+	lim  limitedReader   // the decompressed body, for a Body
+	zbuf *bufio.Reader   // byte reader under gzip, which would allocate its own
 	gz   *gzip.Reader
 	sz   *snappy.Reader
 }
@@ -272,6 +274,8 @@ func putDecoder(d *decoder) {
 	}
 	d.buf.Reset()
 	d.raw.reset(nil, 0, "")
+	d.src = transportReader{}
+	d.lim.reset(nil, 0, "")
 	if d.zbuf != nil {
 		d.zbuf.Reset(nil)
 	}

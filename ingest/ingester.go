@@ -121,7 +121,8 @@ func (in *Ingester) CountRefused(reason string) {
 type Parsed struct {
 	Request
 	key         store.GroupKey
-	keyErr      error // the path does not parse
+	labels      []store.Label // key.Labels() of a push, split once
+	keyErr      error         // the path does not parse
 	methodErr   error
 	ttl         time.Duration
 	ttlErr      error // the TTL header is refused
@@ -150,7 +151,8 @@ func (in *Ingester) Parse(r Request) Parsed {
 	}
 	p.key, p.keyErr = in.parsePath(r.Path)
 	if p.keyErr == nil && r.Method != http.MethodDelete {
-		p.ttl, p.ttlErr = in.ttlFor(p.key.Labels(), r.Header[ttlHeaderKey])
+		p.labels = p.key.Labels()
+		p.ttl, p.ttlErr = in.ttlFor(p.labels, r.Header[ttlHeaderKey])
 		// A body refused as it was read (too large, undecodable, an
 		// unsupported encoding) is refused by every peer alike: it is
 		// answered where it arrived, without shipping it.
@@ -249,7 +251,10 @@ func (in *Ingester) checkHead(r Parsed) (_ []store.Label, reason string, _ error
 	if r.keyErr != nil {
 		return nil, reasonPath, r.keyErr
 	}
-	ls := r.key.Labels()
+	ls := r.labels
+	if ls == nil {
+		ls = r.key.Labels()
+	}
 	if err := in.limits.checkKey(ls); err != nil {
 		return nil, limitReason(err), err
 	}

@@ -101,35 +101,37 @@ func ReadBody(r io.Reader, encoding string, maxBytes, size int64, charge func(in
 	if r == nil {
 		r = emptyBody{}
 	}
-	src := &transportReader{r: r}
-	if err := b.fill(src, encoding, maxBytes, charge); err != nil {
+	if err := b.fill(r, encoding, maxBytes, charge); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// fill reads src into b; see ReadBody for which errors it returns.
-func (b *Body) fill(src *transportReader, encoding string, maxBytes int64, charge func(int64) error) error {
+// fill reads r into b; see ReadBody for which errors it returns.
+func (b *Body) fill(r io.Reader, encoding string, maxBytes int64, charge func(int64) error) error {
 	if !supportedEncoding(encoding) {
 		b.err = unsupportedEncoding(encoding)
 		return nil
 	}
-	d := getDecoder()
+	d := getDecoder() // its readers wrap r for this read
 	defer putDecoder(d)
-	zr, over, err := d.open(src, encoding, maxBytes)
+	d.src = transportReader{r: r}
+	zr, over, err := d.open(&d.src, encoding, maxBytes)
 	if err == nil {
-		lr := limitedReader{r: zr, max: maxBytes, over: over}
-		err = b.readFrom(&lr, maxBytes, charge)
+		d.lim.reset(zr, maxBytes, over)
+		err = b.readFrom(&d.lim, maxBytes, charge)
+	}
+	if err == nil {
+		return nil
 	}
 	var ce *chargeError
 	switch {
 	case errors.As(err, &ce):
 		return ce.err
-	case src.err != nil:
-		return fmt.Errorf("read push body: %w", src.err)
-	case err != nil:
-		b.err = asBadRequest(err)
+	case d.src.err != nil:
+		return fmt.Errorf("read push body: %w", d.src.err)
 	}
+	b.err = asBadRequest(err)
 	return nil
 }
 

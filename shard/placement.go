@@ -163,7 +163,11 @@ func (p *Placement) Owners(h uint64, n int) []Member {
 	if n > smallOwners {
 		scores = make([]uint64, 0, n)
 	}
-	top := make([]int, 0, n) // indexes into p.members, best first
+	var topBuf [smallOwners]int
+	top := topBuf[:0] // indexes into p.members, best first
+	if n > smallOwners {
+		top = make([]int, 0, n)
+	}
 	for i := range p.members {
 		s := p.score(i, h)
 		if len(top) == n && s <= scores[n-1] {

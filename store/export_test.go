@@ -419,3 +419,6 @@ func textOf(f *family) []byte {
 	var sc []byte
 	return f.text(&sc)
 }
+
+// RenderCacheBytes returns what the render cache counts as kept.
+func (s *Store) RenderCacheBytes() int64 { return s.cache.used.Load() }

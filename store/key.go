@@ -123,12 +123,26 @@ func (k GroupKey) Labels() []Label {
 	if k.enc == "" {
 		return nil
 	}
-	parts := strings.Split(k.enc, sep)
-	ls := make([]Label, 0, len(parts)/2)
-	for i := 0; i+1 < len(parts); i += 2 {
-		ls = append(ls, Label{Name: parts[i], Value: parts[i+1]})
+	ls := make([]Label, 0, (strings.Count(k.enc, sep)+1)/2)
+	for name, value := range k.pairs {
+		ls = append(ls, Label{Name: name, Value: value})
 	}
 	return ls
+}
+
+// pairs yields the grouping labels sorted by name.
+func (k GroupKey) pairs(yield func(name, value string) bool) {
+	for rest := k.enc; rest != ""; {
+		name, after, ok := strings.Cut(rest, sep)
+		if !ok {
+			return
+		}
+		var value string
+		value, rest, _ = strings.Cut(after, sep)
+		if !yield(name, value) {
+			return
+		}
+	}
 }
 
 // Map returns the grouping labels as a new map.
@@ -143,9 +157,9 @@ func (k GroupKey) Map() map[string]string {
 
 // Get returns the value of grouping label name and whether it is present.
 func (k GroupKey) Get(name string) (string, bool) {
-	for _, l := range k.Labels() {
-		if l.Name == name {
-			return l.Value, true
+	for n, v := range k.pairs {
+		if n == name {
+			return v, true
 		}
 	}
 	return "", false

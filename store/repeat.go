@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -50,6 +51,8 @@ type repeatShape struct {
 	version uint64
 	lines   uint32 // the sum of the families' samples: len(Repeat.Values)
 	replace bool
+	// pushTime is the index of push_time_seconds in the group's slots.
+	pushTime uint8
 	// order holds, for each family in the order of the body, its index in
 	// the group's slots (at most 255 families).
 	order string
@@ -88,11 +91,12 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 		}
 		olds = append(olds, g.slots[k].fam)
 	}
-	b.repeatOlds = olds // resetRepeat clears what it holds
-	var oldPushTime *family
-	if sl := g.slot(PushTimeName); sl != nil {
-		oldPushTime = sl.fam
+	b.repeatOlds = olds                   // resetRepeat clears what it holds
+	if int(sh.pushTime) >= len(g.slots) { // cannot be while the version holds
+		s.mu.Unlock()
+		return false
 	}
+	oldPushTime := g.slots[sh.pushTime].fam
 	version := g.version
 	s.mu.Unlock()
 
@@ -112,11 +116,7 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	}
 	// push_time_seconds is the group's with the push's time, as
 	// timeGauge makes it.
-	var pushTime *family
-	ok = false
-	if oldPushTime != nil && oldPushTime.samples == 1 {
-		pushTime, ok = b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, nil, 0, r.Time)
-	}
+	pushTime, ok := b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, nil, 0, r.Time)
 	if !ok {
 		return false
 	}
@@ -136,10 +136,10 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 			return false // the full way refuses it, with the reason
 		}
 	}
-	for _, nf := range news {
-		s.setFamily(g, len(g.slots), nf)
+	for i, nf := range news {
+		s.setValues(g, int(sh.order[i]), nf)
 	}
-	s.setFamily(g, len(g.slots), pushTime)
+	s.setValues(g, int(sh.pushTime), pushTime)
 	g.version = s.nextVersion()
 	if r.Replace {
 		g.replaced = g.version
@@ -149,6 +149,16 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	s.changedLocked()
 	s.metrics.repeated.Inc()
 	return true
+}
+
+// setValues puts f into slot k of g, whose family f repeats with other
+// values: setFamily without what a repeat cannot change (the name and
+// HELP, already interned; the type; the series and their index).
+func (s *Store) setValues(g *group, k int, f *family) {
+	sl := g.slots[k]
+	s.nBytes += int64(f.textSize() - sl.fam.textSize())
+	s.cache.release(sl.fam)
+	sl.setFam(f)
 }
 
 // withValues returns a new family with old's series and the values v, one
@@ -416,6 +426,11 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 		order = append(order, byte(k))
 	}
 	sh.order = string(order)
+	k := slices.IndexFunc(fams, func(f *family) bool { return f.name == PushTimeName })
+	if k < 0 || fams[k].samples != 1 {
+		return nil // a push writes it; a repeat takes its place
+	}
+	sh.pushTime = uint8(k) //nolint:gosec // len(fams) is checked above
 	if r.Replace {
 		for k, f := range fams {
 			if used[k/64]&(1<<(k%64)) == 0 && f.name != PushTimeName && f.name != PushFailureTimeName {
