@@ -324,6 +324,7 @@ type builder struct {
 	// replacements, a stored text decoded and the text with new values.
 	repeatOlds, repeatNews []*family
 	repeatOld, repeatText  []byte
+	repeatSpans            []repeatSpan
 }
 
 // builtSlots returns n zero built values from b's scratch.

@@ -91,35 +91,41 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 		}
 		olds = append(olds, g.slots[k].fam)
 	}
-	b.repeatOlds = olds                   // resetRepeat clears what it holds
 	if int(sh.pushTime) >= len(g.slots) { // cannot be while the version holds
 		s.mu.Unlock()
 		return false
 	}
 	oldPushTime := g.slots[sh.pushTime].fam
+	olds = append(olds, oldPushTime) // last
+	b.repeatOlds = olds              // resetRepeat clears what it holds
 	version := g.version
 	s.mu.Unlock()
 
-	news := b.repeatNews[:0]
+	// The new data of every family, then the families; push_time_seconds
+	// gets the push's time, as timeGauge makes it.
+	spans := b.repeatSpans[:0]
+	b.repeatText = b.repeatText[:0]
 	first, ok := 0, true
-	for _, f := range olds {
-		var nf *family
-		if nf, ok = b.withValues(f, r.Values[first:first+int(f.samples)], sh.counts, first, r.Time); !ok {
+	for i, f := range olds {
+		var sp repeatSpan
+		if i < len(olds)-1 {
+			sp, ok = b.patch(f, r.Values[first:min(len(r.Values), first+int(f.samples))], sh.counts, first)
+			first += int(f.samples)
+		} else {
+			sp, ok = b.patch(f, []float64{unixSeconds(r.Time)}, nil, 0)
+		}
+		if !ok {
 			break
 		}
-		first += int(f.samples)
-		news = append(news, nf)
+		spans = append(spans, sp)
 	}
-	b.repeatNews = news
+	b.repeatSpans = spans
 	if !ok {
 		return false
 	}
-	// push_time_seconds is the group's with the push's time, as
-	// timeGauge makes it.
-	pushTime, ok := b.withValues(oldPushTime, []float64{unixSeconds(r.Time)}, nil, 0, r.Time)
-	if !ok {
-		return false
-	}
+	news := b.withValues(olds, spans, r.Time)
+	olds, news = olds[:len(olds)-1], news[:len(news)-1]
+	pushTime := b.repeatNews[len(news)]
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,57 +167,83 @@ func (s *Store) setValues(g *group, k int, f *family) {
 	sl.setFam(f)
 }
 
-// withValues returns a new family with old's series and the values v, one
-// per line in old's order, stamped t; counts has bit first+i set when
-// line i holds a count. It copies old's data with the values put in, front-coded
-// as old's is: the coding of a line depends on its series and the line
-// before's, which are the same, and its value is the end of the line
-// (appendFrontCoded), so only value bytes and lengths change. False if a
-// value is one the full way stores differently (see repeatValue).
-func (b *builder) withValues(old *family, v []float64, counts []uint64, first int, t time.Time) (*family, bool) {
+// repeatSpan is where patch put a family's new data in builder.repeatText,
+// and the length of its text.
+type repeatSpan struct {
+	start, end, textLen int
+}
+
+// patch appends to b.repeatText old's data with the values v put in, one
+// per line in old's order; counts has bit first+i set when line i holds a
+// count. The data is front-coded as old's is: the coding of a line
+// depends on its series and the line before's, which are the same, and
+// its value is the end of the line (appendFrontCoded), so only value
+// bytes and lengths change. False if a value is one the full way stores
+// differently (see repeatValue).
+func (b *builder) patch(old *family, v []float64, counts []uint64, first int) (repeatSpan, bool) {
 	if int(old.samples) != len(v) {
-		return nil, false
+		return repeatSpan{}, false
 	}
-	var textLen int
+	sp := repeatSpan{start: len(b.repeatText)}
 	var ok bool
 	if old.textLen == 0 {
-		b.repeatText, textLen, ok = patchLines(b.repeatText[:0], old.dataBytes(), v, counts, first)
+		b.repeatText, sp.textLen, ok = patchLines(b.repeatText, old.dataBytes(), v, counts, first)
 	} else {
-		b.repeatText, textLen, ok = patchCoded(b.repeatText[:0], old.dataBytes(), v, counts, first)
+		b.repeatText, sp.textLen, ok = patchCoded(b.repeatText, old.dataBytes(), v, counts, first)
 	}
-	if !ok || textLen > math.MaxUint32 {
-		return nil, false
+	sp.end = len(b.repeatText)
+	return sp, ok && sp.textLen <= math.MaxUint32
+}
+
+// withValues returns new families with the series of olds and the data
+// patch put at spans, stamped t, in b.repeatNews. They are made in two
+// allocations, one of the families and one of their series hashes and
+// data: a repeat replaces them all, so they stay live together (a later
+// write that replaces only some of them keeps the memory of the others
+// until they are replaced too: at most the group's families once more).
+func (b *builder) withValues(olds []*family, spans []repeatSpan, t time.Time) []*family {
+	n := 0
+	for i, old := range olds {
+		n += old.series() + (spans[i].end-spans[i].start+7)/8
 	}
-	f := &family{
-		id:   familyIDs.Add(1),
-		name: old.name, typ: old.typ,
-		help: old.help, hasHelp: old.hasHelp, unit: old.unit,
-		samples: old.samples,
+	words := make([]uint64, n)
+	fams := make([]family, len(olds))
+	news := b.repeatNews[:0]
+	for i, old := range olds {
+		f := &fams[i]
+		f.id = familyIDs.Add(1)
+		f.name, f.typ = old.name, old.typ
+		f.help, f.hasHelp, f.unit = old.help, old.hasHelp, old.unit
+		f.samples = old.samples
 		// The created timestamps (of a protobuf push) and whether the
 		// text adds +Inf buckets are the shape's, so the same.
-		created: old.created, infAdded: old.infAdded,
+		f.created, f.infAdded = old.created, old.infAdded
+		f.setPushTime(t)
+		hashes := words[:old.series():old.series()]
+		copy(hashes, old.seriesHashes()) // the same series, already sorted
+		f.nHashes, f.hashes = old.nHashes, unsafe.SliceData(hashes)
+		words = words[old.series():]
+		data := b.repeatText[spans[i].start:spans[i].end]
+		if len(data) > 0 {
+			start := (*byte)(unsafe.Pointer(&words[0]))
+			copy(unsafe.Slice(start, len(data)), data)
+			f.data = unsafe.String(start, len(data))
+			words = words[(len(data)+7)/8:]
+		}
+		if old.textLen != 0 {
+			f.textLen = uint32(spans[i].textLen) //nolint:gosec // checked by patch
+		}
+		news = append(news, f)
 	}
-	f.setPushTime(t)
-	data := b.repeatText
-	words := make([]uint64, old.series()+(len(data)+7)/8)
-	hashes := words[:old.series():old.series()]
-	copy(hashes, old.seriesHashes()) // the same series, already sorted
-	f.nHashes, f.hashes = old.nHashes, unsafe.SliceData(hashes)
-	if len(data) > 0 {
-		start := (*byte)(unsafe.Pointer(&words[old.series()]))
-		copy(unsafe.Slice(start, len(data)), data)
-		f.data = unsafe.String(start, len(data))
-	}
-	if old.textLen != 0 {
-		f.textLen = uint32(textLen) //nolint:gosec // checked above
-	}
-	return f, true
+	b.repeatNews = news
+	return news
 }
 
 // patchLines appends text, plain sample lines, with the values v put in,
 // and returns the lines' length; line i holds a count if bit first+i of
 // counts is set.
 func patchLines(dst, text []byte, v []float64, counts []uint64, first int) ([]byte, int, bool) {
+	before := len(dst)
 	for i := 0; len(text) > 0; i++ {
 		end := bytes.IndexByte(text, '\n')
 		sp := bytes.LastIndexByte(text[:end], ' ')
@@ -225,7 +257,7 @@ func patchLines(dst, text []byte, v []float64, counts []uint64, first int) ([]by
 		dst = append(dst, '\n')
 		text = text[end+1:]
 	}
-	return dst, len(dst), true
+	return dst, len(dst) - before, true
 }
 
 // patchCoded appends data, front-coded sample lines, with the values v put
