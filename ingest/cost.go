@@ -160,6 +160,20 @@ func hasField(m []byte, num protowire.Number) bool {
 // to where m does not parse.
 func bytesFields(m []byte, fn func(num protowire.Number, v []byte)) {
 	for len(m) > 0 {
+		if len(m) >= 2 && m[0] < 0x80 && m[0] >= 1<<3 && m[1] < 0x80 {
+			// A one-byte tag (fields 1 to 15: every field protoItems
+			// looks into) and a one-byte length or varint, read here
+			// as protowire reads them.
+			switch num, typ, n := protowire.Number(m[0]>>3), protowire.Type(m[0]&7), int(m[1]); {
+			case typ == protowire.BytesType && n <= len(m)-2:
+				fn(num, m[2:2+n])
+				m = m[2+n:]
+				continue
+			case typ == protowire.VarintType:
+				m = m[2:]
+				continue
+			}
+		}
 		num, typ, w := protowire.ConsumeTag(m)
 		if w < 0 {
 			return

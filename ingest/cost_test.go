@@ -182,3 +182,77 @@ h_count{a="xyz"} 2
 	require.Positive(t, c.eager)
 	require.Less(t, c.eager, len(withExemplar))
 }
+
+// bytesFieldsByProtowire is bytesFields as protowire alone reads it, a
+// field at a time.
+func bytesFieldsByProtowire(m []byte, fn func(num protowire.Number, v []byte)) {
+	for len(m) > 0 {
+		num, typ, n := protowire.ConsumeField(m)
+		if n < 0 {
+			return
+		}
+		if typ == protowire.BytesType {
+			_, tag := protowire.ConsumeVarint(m)
+			v, _ := protowire.ConsumeBytes(m[tag:n])
+			fn(num, v)
+		}
+		m = m[n:]
+	}
+}
+
+// requireBytesFieldsByProtowire requires bytesFields to call back with
+// the fields, and stop where, protowire alone does.
+func requireBytesFieldsByProtowire(t *testing.T, m []byte) {
+	t.Helper()
+	type call struct {
+		num protowire.Number
+		v   string
+	}
+	var got, want []call
+	bytesFields(m, func(num protowire.Number, v []byte) { got = append(got, call{num, string(v)}) })
+	bytesFieldsByProtowire(m, func(num protowire.Number, v []byte) { want = append(want, call{num, string(v)}) })
+	require.Equal(t, want, got, "% x", m)
+}
+
+// TestBytesFieldsIsProtowire checks bytesFields' one-byte fast path on
+// the messages of a real push and on the edges of its conditions.
+func TestBytesFieldsIsProtowire(t *testing.T) {
+	body := encodeDelimited(t, sortedFamilies(parseText(t, string(readTestdata(t, "node.prom"))))...)
+	for rest := body; len(rest) > 0; {
+		size, w := protowire.ConsumeVarint(rest)
+		require.Positive(t, w)
+		family := rest[w : w+int(size)]
+		requireBytesFieldsByProtowire(t, family)
+		bytesFields(family, func(_ protowire.Number, v []byte) { requireBytesFieldsByProtowire(t, v) })
+		rest = rest[w+int(size):]
+	}
+	for _, m := range bytesFieldsEdges {
+		requireBytesFieldsByProtowire(t, m)
+	}
+}
+
+// bytesFieldsEdges are messages at the edges of bytesFields' fast path.
+var bytesFieldsEdges = [][]byte{
+	{},
+	{0x0a},                               // a tag without its length
+	{0x0a, 0x00},                         // an empty field 1
+	{0x0a, 0x03, 'a', 'b'},               // a length past the end
+	{0x0a, 0x02, 'a', 'b', 0x12},         // then a cut tag
+	{0x7a, 0x01, 'z', 0x12, 0x00},        // field 15, then 2
+	{0x82, 0x01, 0x01, 'x'},              // field 16: a two-byte tag
+	{0x0a, 0x80, 0x01},                   // a two-byte length, cut
+	{0x08, 0x96, 0x01, 0x12, 0x01, 'y'},  // a two-byte varint
+	{0x08, 0x7f, 0x12, 0x01, 'y'},        // a one-byte varint
+	{0x02, 0x01, 'x'},                    // field 0
+	{0x0d, 1, 2, 3, 4, 0x12, 0x01, 'y'},  // a fixed32
+	{0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x12}, // a fixed64, then a cut tag
+	{0x0b, 0x0c, 0x12, 0x01, 'y'},        // a group, as protowire skips it
+	{0x0e, 0x01},                         // wire type 6
+}
+
+func FuzzBytesFields(f *testing.F) {
+	for _, m := range bytesFieldsEdges {
+		f.Add(m)
+	}
+	f.Fuzz(requireBytesFieldsByProtowire)
+}
