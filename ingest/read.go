@@ -121,7 +121,7 @@ func (b *Body) fill(r io.Reader, encoding string, maxBytes int64, charge func(in
 		d.lim.reset(zr, maxBytes, over)
 		err = b.readFrom(&d.lim, maxBytes, charge)
 	}
-	if err == nil {
+	if err == nil && d.src.err == nil {
 		return nil
 	}
 	var ce *chargeError

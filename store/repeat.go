@@ -124,8 +124,8 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 		return false
 	}
 	news := b.withValues(olds, spans, r.Time)
+	pushTime := news[len(news)-1] // last, as in olds
 	olds, news = olds[:len(olds)-1], news[:len(news)-1]
-	pushTime := b.repeatNews[len(news)]
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -460,7 +460,7 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 	sh.order = string(order)
 	k := slices.IndexFunc(fams, func(f *family) bool { return f.name == PushTimeName })
 	if k < 0 || fams[k].samples != 1 {
-		return nil // a push writes it; a repeat takes its place
+		return nil // every pushed group has it, one line, which a repeat rewrites
 	}
 	sh.pushTime = uint8(k) //nolint:gosec // len(fams) is checked above
 	if r.Replace {
