@@ -362,3 +362,18 @@ func nodeBodies(b *testing.B, text []byte) []benchBody {
 		{"protobuf", protoContentType, encodeDelimited(b, sortedFamilies(parseText(b, string(text)))...)},
 	}
 }
+
+// BenchmarkDecodeCostSpeed is the time DecodeCost takes for the node push,
+// which the api spends on every push before admitting it.
+func BenchmarkDecodeCostSpeed(b *testing.B) {
+	for _, f := range nodeBodies(b, readTestdata(b, "node.prom")) {
+		b.Run(f.name, func(b *testing.B) {
+			b.SetBytes(int64(len(f.body)))
+			for b.Loop() {
+				if decodeCost(f.body, f.contentType) <= 0 {
+					b.Fatal("no cost")
+				}
+			}
+		})
+	}
+}

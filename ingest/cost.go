@@ -50,13 +50,35 @@ func DecodeCostOf(b []byte, contentType string) int64 {
 func decodeCost(b []byte, contentType string) int64 {
 	n := int64(len(b))
 	if isDelimitedProto(contentType) {
-		c := protoItems(b)
+		c, ok := templates.costOf(b)
+		if !ok {
+			c = protoItems(b)
+		}
 		return protoCostPerByte*n + protoCostPerItem*int64(c.items) +
 			protoCostPerRepeatedByte*int64(c.repeated) + protoCostPerEagerByte*int64(c.eager)
 	}
 	lines := int64(bytes.Count(b, []byte{'\n'})) + 1
-	buckets := int64(bytes.Count(b, []byte(`le="`))) // and quantile="
+	buckets := int64(countBucketLabels(b))
 	return textCostPerByte*n + textCostPerLine*lines - textBucketDiscount*min(buckets, lines)
+}
+
+// countBucketLabels counts le=" in b (the end of quantile=" too): what
+// bytes.Count(b, []byte(`le="`)) counts, found from the '=' of each, which
+// a body has once a label, where bytes.Count stops at every 'l'.
+func countBucketLabels(b []byte) int {
+	n := 0
+	for i := 2; i < len(b); {
+		eq := bytes.IndexByte(b[i:], '=')
+		if eq < 0 {
+			break
+		}
+		i += eq
+		if i+1 < len(b) && b[i+1] == '"' && b[i-1] == 'e' && b[i-2] == 'l' {
+			n++
+		}
+		i++
+	}
+	return n
 }
 
 // Field numbers of io.prometheus.client messages that protoItems looks

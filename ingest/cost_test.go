@@ -256,3 +256,30 @@ func FuzzBytesFields(f *testing.F) {
 	}
 	f.Fuzz(requireBytesFieldsByProtowire)
 }
+
+// countBucketLabelsEdges are bodies at the edges of countBucketLabels.
+var countBucketLabelsEdges = []string{
+	"", "=", `="`, `e="`, `le="`, `le=`, `le="le="`, `xle="`, `le=""le="`,
+	`l e="`, `==le="`, `le=="`, `le="=`,
+	"h_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 2\n",
+	"s{quantile=\"0.5\"} 1\ns{handle=\"x\"} 2\n",
+	"# HELP x counts le=\" in HELP\nx{a=\"le=\\\"\"} 1\n",
+}
+
+// TestCountBucketLabelsIsBytesCount holds countBucketLabels to the count
+// it replaces.
+func TestCountBucketLabelsIsBytesCount(t *testing.T) {
+	bodies := append([]string{string(readTestdata(t, "node.prom"))}, countBucketLabelsEdges...)
+	for _, body := range bodies {
+		require.Equal(t, bytes.Count([]byte(body), []byte(`le="`)), countBucketLabels([]byte(body)), "%q", body)
+	}
+}
+
+func FuzzCountBucketLabels(f *testing.F) {
+	for _, body := range countBucketLabelsEdges {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		require.Equal(t, bytes.Count(body, []byte(`le="`)), countBucketLabels(body), "%q", body)
+	})
+}

@@ -211,6 +211,9 @@ func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) 
 			return Result{}, "", fmt.Errorf("push abandoned before it was applied: %w", err)
 		}
 		if in.repeat.ApplyRepeat(in.repeatOf(r, sc)) {
+			if sc.proto && !sc.byTemplate {
+				templates.keep(sc) // its shape repeats
+			}
 			in.metrics.bodyBytes.Observe(float64(r.Body.(*Body).Len()))
 			return in.accepted(), "", nil
 		}

@@ -38,8 +38,17 @@ type repeatScan struct {
 	seriesEnds []int
 	shapeBuf   []byte
 	metric     protoMetric
-	proto      bool   // the body is delimited protobuf
-	body       []byte // the body scanned
+	// Where scanProto found the values in base, the body it read
+	// (repeattemplate.go): slots in the body's order, and for each value
+	// its slot.
+	base     []byte
+	slots    []protoSlot
+	order    []int32
+	badSlots bool   // a value was not found in base
+	proto    bool   // the body is delimited protobuf
+	body     []byte // the body scanned
+	// byTemplate: the values and shape came from a template, not a scan.
+	byTemplate bool
 }
 
 // repeatSeed makes shapes unpredictable from outside the process: a
@@ -68,11 +77,14 @@ func (sc *repeatScan) tooLarge() bool {
 
 func putRepeatScan(sc *repeatScan) {
 	clear(sc.series)
-	sc.body = nil
+	sc.body, sc.base, sc.byTemplate, sc.badSlots = nil, nil, false, false
 	m := &sc.metric
 	clear(m.labels)
 	if cap(sc.values) > maxRepeatLines {
 		sc.values, sc.series, sc.seriesEnds = nil, nil, nil
+	}
+	if cap(sc.slots) > maxRepeatLines || cap(sc.order) > maxRepeatLines {
+		sc.slots, sc.order = nil, nil
 	}
 	if cap(sc.seriesBuf) > 64<<10 {
 		sc.seriesBuf = nil
@@ -80,7 +92,7 @@ func putRepeatScan(sc *repeatScan) {
 	if cap(sc.shapeBuf) > maxKeptShapeBytes {
 		sc.shapeBuf = nil
 	}
-	if cap(m.labels) > 64 || cap(m.buckets) > 256 || cap(m.quantiles) > 256 {
+	if cap(m.labels) > 64 || cap(m.buckets) > 256 || cap(m.quantiles) > 256 || cap(m.pairSlots) > 256 {
 		*m = protoMetric{}
 	}
 	repeatScans.Put(sc)
@@ -164,6 +176,10 @@ func (in *Ingester) scanRepeat(r Parsed) *repeatScan {
 	sc.proto = isDelimitedProto(r.ContentType)
 	sc.body = raw
 	if sc.proto {
+		if t := templates.find(raw); t != nil && t.read(sc, raw) {
+			sc.byTemplate = true
+			return sc
+		}
 		ok = sc.scanProto(raw, false)
 	} else {
 		ok = sc.scan(raw)

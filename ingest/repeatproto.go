@@ -44,10 +44,14 @@ type protoMetric struct {
 	labels    [][2][]byte // name, value
 	quantiles [][2]float64
 	buckets   [][2]float64 // bound, count
-	sum       float64
-	count     uint64
-	hasSum    bool
-	hasCount  bool
+	// pairSlots are the slots (repeatScan.slots) of the quantiles' or
+	// buckets' values, sumSlot and countSlot those of _sum and _count.
+	pairSlots          []int32
+	sumSlot, countSlot int32
+	sum                float64
+	count              uint64
+	hasSum             bool
+	hasCount           bool
 }
 
 // scanProto is scan for a delimited protobuf body. With series, it also
@@ -55,7 +59,7 @@ type protoMetric struct {
 // given, then le or quantile) into sc.series, for LearnRepeat.
 func (sc *repeatScan) scanProto(body []byte, series bool) bool {
 	sc.values, sc.series, sc.seriesBuf, sc.seriesEnds = sc.values[:0], sc.series[:0], sc.seriesBuf[:0], sc.seriesEnds[:0]
-	sc.shapeBuf = sc.shapeBuf[:0]
+	sc.shapeBuf, sc.slots, sc.order, sc.base, sc.badSlots = sc.shapeBuf[:0], sc.slots[:0], sc.order[:0], body, false
 	for rest := body; len(rest) > 0; {
 		size, n := protowire.ConsumeVarint(rest)
 		if n < 0 || size > uint64(len(rest)-n) {
@@ -156,7 +160,7 @@ func (sc *repeatScan) protoMetric(msg, name []byte, series bool) bool {
 		return false
 	}
 	m := &sc.metric
-	m.labels, m.quantiles, m.buckets = m.labels[:0], m.quantiles[:0], m.buckets[:0]
+	m.labels, m.quantiles, m.buckets, m.pairSlots = m.labels[:0], m.quantiles[:0], m.buckets[:0], m.pairSlots[:0]
 	m.hasSum, m.hasCount = false, false
 	var seen uint32
 	simple := false
@@ -217,8 +221,8 @@ func (sc *repeatScan) protoMetric(msg, name []byte, series bool) bool {
 		if !m.hasSum || !m.hasCount {
 			return false
 		}
-		for _, q := range m.quantiles {
-			sc.values = append(sc.values, q[1])
+		for i, q := range m.quantiles {
+			sc.value(q[1], m.pairSlots[i])
 			if series {
 				sc.addSeries(name, "", lineQuantile, q[0])
 			}
@@ -228,21 +232,22 @@ func (sc *repeatScan) protoMetric(msg, name []byte, series bool) bool {
 			return false
 		}
 		inf := false
-		for _, b := range m.buckets {
-			sc.values = append(sc.values, b[1])
+		for i, b := range m.buckets {
+			sc.value(b[1], m.pairSlots[i])
 			inf = inf || math.IsInf(b[0], 1)
 			if series {
 				sc.addSeries(name, "_bucket", lineBucket, b[0])
 			}
 		}
 		if !inf {
-			sc.values = append(sc.values, float64(m.count))
+			sc.value(float64(m.count), m.countSlot)
 			if series {
 				sc.addSeries(name, "_bucket", lineBucket, math.Inf(1))
 			}
 		}
 	}
-	sc.values = append(sc.values, m.sum, float64(m.count))
+	sc.value(m.sum, m.sumSlot)
+	sc.value(float64(m.count), m.countSlot)
 	if series {
 		sc.addSeries(name, "_sum", lineSum, 0)
 		sc.addSeries(name, "_count", lineCount, 0)
@@ -283,7 +288,7 @@ func (sc *repeatScan) protoSimple(msg []byte, counter bool) bool {
 		sc.tag(f)
 		switch {
 		case f.num == valueField && f.typ == protowire.Fixed64Type:
-			sc.values = append(sc.values, math.Float64frombits(f.x))
+			sc.value(math.Float64frombits(f.x), sc.slot(rest, false))
 		case counter && f.num == cCreated && f.typ == protowire.BytesType:
 			sc.bytesOf(f.v)
 		default:
@@ -310,17 +315,18 @@ func (sc *repeatScan) protoComplex(msg []byte, created, key, value protowire.Num
 		sc.tag(f)
 		switch {
 		case f.num == sumCount && f.typ == protowire.VarintType && f.x <= maxExactCount:
-			m.count, m.hasCount = f.x, true
+			m.count, m.hasCount, m.countSlot = f.x, true, sc.slot(rest, true)
 		case f.num == sumSum && f.typ == protowire.Fixed64Type:
-			m.sum, m.hasSum = math.Float64frombits(f.x), true
+			m.sum, m.hasSum, m.sumSlot = math.Float64frombits(f.x), true, sc.slot(rest, false)
 		case f.num == sumQuantile && f.typ == protowire.BytesType:
 			sc.mark(markOpen)
-			k, v, ok := sc.protoPair(f.v, key, value, valueType)
+			k, v, slot, ok := sc.protoPair(f.v, key, value, valueType)
 			sc.mark(markClose)
 			if !ok {
 				return false
 			}
 			*pairs = append(*pairs, [2]float64{k, v})
+			m.pairSlots = append(m.pairSlots, slot)
 		case f.num == created && f.typ == protowire.BytesType:
 			sc.bytesOf(f.v)
 		default:
@@ -332,13 +338,13 @@ func (sc *repeatScan) protoComplex(msg []byte, created, key, value protowire.Num
 
 // protoPair reads a Quantile or Bucket message: the fixed64 field key, a
 // part of the shape, and the field value of type valueType (a whole count
-// up to 2^53 when it is a varint), a value.
-func (sc *repeatScan) protoPair(msg []byte, key, value protowire.Number, valueType protowire.Type) (k, v float64, ok bool) {
+// up to 2^53 when it is a varint), a value, in the slot it returns.
+func (sc *repeatScan) protoPair(msg []byte, key, value protowire.Number, valueType protowire.Type) (k, v float64, slot int32, ok bool) {
 	var seen uint32
 	for len(msg) > 0 {
 		f, rest, ok := nextField(msg)
 		if !ok || (f.num != key && f.num != value) || seen&(1<<f.num) != 0 {
-			return 0, 0, false
+			return 0, 0, 0, false
 		}
 		seen |= 1 << f.num
 		msg = rest
@@ -348,14 +354,14 @@ func (sc *repeatScan) protoPair(msg []byte, key, value protowire.Number, valueTy
 			k = math.Float64frombits(f.x)
 			sc.word(f.x)
 		case f.num == value && f.typ == valueType && valueType == protowire.Fixed64Type:
-			v = math.Float64frombits(f.x)
+			v, slot = math.Float64frombits(f.x), sc.slot(rest, false)
 		case f.num == value && f.typ == valueType && f.x <= maxExactCount:
-			v = float64(f.x)
+			v, slot = float64(f.x), sc.slot(rest, true)
 		default:
-			return 0, 0, false
+			return 0, 0, 0, false
 		}
 	}
-	return k, v, seen == 1<<key|1<<value
+	return k, v, slot, seen == 1<<key|1<<value
 }
 
 // maxExactCount is the largest count the text carries exactly.
