@@ -364,16 +364,36 @@ func nodeBodies(b *testing.B, text []byte) []benchBody {
 }
 
 // BenchmarkDecodeCostSpeed is the time DecodeCost takes for the node push,
-// which the api spends on every push before admitting it.
+// which the api spends on every push before admitting it; a protobuf
+// body once without a template and once with one (repeattemplate.go).
 func BenchmarkDecodeCostSpeed(b *testing.B) {
 	for _, f := range nodeBodies(b, readTestdata(b, "node.prom")) {
-		b.Run(f.name, func(b *testing.B) {
-			b.SetBytes(int64(len(f.body)))
-			for b.Loop() {
-				if decodeCost(f.body, f.contentType) <= 0 {
-					b.Fatal("no cost")
-				}
+		for _, templated := range []bool{false, true} {
+			if templated && f.contentType != protoContentType {
+				continue
 			}
-		})
+			name := f.name
+			if templated {
+				name += "/templated"
+			}
+			b.Run(name, func(b *testing.B) {
+				slot := &templates[len(f.body)%protoTemplateCount]
+				slot.Store(nil)
+				if templated {
+					sc := &repeatScan{}
+					if !sc.scanProto(f.body, false) {
+						b.Fatal("the body does not scan")
+					}
+					templates.keep(sc)
+				}
+				defer slot.Store(nil)
+				b.SetBytes(int64(len(f.body)))
+				for b.Loop() {
+					if decodeCost(f.body, f.contentType) <= 0 {
+						b.Fatal("no cost")
+					}
+				}
+			})
+		}
 	}
 }
