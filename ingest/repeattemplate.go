@@ -41,15 +41,15 @@ type protoSlot struct {
 func (sc *repeatScan) slot(rest []byte, count bool) int32 {
 	end := cap(sc.base) - cap(rest)
 	w := 8
+	if count {
+		w = 1
+	}
 	if end < w || end > len(sc.base) {
 		sc.badSlots = true // rest is not of base: no template
 		return 0
 	}
-	if count {
-		w = 1
-		for end-w-1 >= 0 && sc.base[end-w-1] >= 0x80 {
-			w++
-		}
+	for count && end-w-1 >= 0 && sc.base[end-w-1] >= 0x80 {
+		w++
 	}
 	sc.slots = append(sc.slots, protoSlot{off: uint32(end - w), width: uint8(w), count: count}) //nolint:gosec // a body is below 4 GiB, a varint 10 bytes
 	return int32(len(sc.slots) - 1)                                                             //nolint:gosec // slots are at most a body's bytes
@@ -75,9 +75,8 @@ type protoTemplate struct {
 	hits, misses atomic.Int64
 }
 
-// Bounds of the templates an ingester keeps: at most
-// protoTemplateCount, of bodies up to maxTemplateBytes, so at most about
-// 2 MiB in all.
+// Bounds of the process's templates: at most protoTemplateCount, of
+// bodies up to maxTemplateBytes, so at most about 2 MiB in all.
 const (
 	protoTemplateCount = 64
 	maxTemplateBytes   = 16 << 10
