@@ -47,6 +47,12 @@ func (c *Cluster) replicate(ctx context.Context, k store.GroupKey) {
 	if c.cfg.ReplicationFactor < 2 || pl.Len() < 2 {
 		return // no other owner
 	}
+	c.replicateIn(ctx, pl, k)
+}
+
+// replicateIn is replicate once placement pl has other owners: apart, so
+// that what its copies share escapes to the heap only then.
+func (c *Cluster) replicateIn(ctx context.Context, pl *shard.Placement, k store.GroupKey) {
 	var targets []shard.Member
 	for _, o := range pl.Owners(k.Hash(), c.cfg.ReplicationFactor) {
 		if o.ID != c.self {

@@ -38,10 +38,11 @@ func (c *Cluster) Handle(ctx context.Context, r ingest.Request) (ingest.Result, 
 	if !ok {
 		return c.ing.Apply(ctx, p)
 	}
-	owners := c.placement().Owners(key.Hash(), c.cfg.ReplicationFactor)
-	if len(owners) == 0 || owners[0].ID == c.self {
-		return c.applyAndReplicate(ctx, p)
+	pl := c.placement()
+	if min(c.cfg.ReplicationFactor, pl.Len()) < 1 || pl.Owner(key.Hash()).ID == c.self {
+		return c.applyAndReplicate(ctx, p) // ranked without allocating
 	}
+	owners := pl.Owners(key.Hash(), c.cfg.ReplicationFactor)
 	body, err := readRaw(p, c.cfg.MaxBodyBytes)
 	if err != nil || int64(len(body)) > c.cfg.MaxBodyBytes {
 		// Broken off, or over the limit as received: the owner would refuse
