@@ -233,6 +233,7 @@ func (in *Ingester) push(ctx context.Context, r Parsed) (Result, string, error) 
 		return Result{}, reason, err
 	}
 	if sc != nil {
+		sc.readTexts()
 		in.repeat.LearnRepeat(in.repeatOf(r, sc), sc.seriesOf)
 	}
 	return in.accepted(), "", nil

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/pushring/pushring/internal/textfloat"
 	"github.com/pushring/pushring/store"
 )
 
@@ -31,6 +32,11 @@ type Repeater interface {
 type repeatScan struct {
 	shape  uint64
 	values []float64
+	// texts holds, for the text scan, each value's token where it is a
+	// whole number as the store writes it (textfloat.Canonical), and nil
+	// elsewhere; the value of such a token is not read (it is 0 in
+	// values) until LearnRepeat needs it (readTexts).
+	texts  [][]byte
 	series [][]byte
 	// The protobuf scan's (repeatproto.go): the series it writes when
 	// asked, and the metric it is reading.
@@ -77,11 +83,13 @@ func (sc *repeatScan) tooLarge() bool {
 
 func putRepeatScan(sc *repeatScan) {
 	clear(sc.series)
+	clear(sc.texts)
+	sc.texts = sc.texts[:0]
 	sc.body, sc.base, sc.byTemplate, sc.badSlots = nil, nil, false, false
 	m := &sc.metric
 	clear(m.labels)
 	if cap(sc.values) > maxRepeatLines {
-		sc.values, sc.series, sc.seriesEnds = nil, nil, nil
+		sc.values, sc.texts, sc.series, sc.seriesEnds = nil, nil, nil, nil
 	}
 	if cap(sc.slots) > maxRepeatLines || cap(sc.order) > maxRepeatLines {
 		sc.slots, sc.order = nil, nil
@@ -107,7 +115,7 @@ func putRepeatScan(sc *repeatScan) {
 // repeat a shape, or is past the bounds of tooLarge: the full way decides
 // about it.
 func (sc *repeatScan) scan(body []byte) bool {
-	sc.values, sc.series, sc.shapeBuf = sc.values[:0], sc.series[:0], sc.shapeBuf[:0]
+	sc.values, sc.texts, sc.series, sc.shapeBuf = sc.values[:0], sc.texts[:0], sc.series[:0], sc.shapeBuf[:0]
 	// The shape is the body with every value token taken out, so that a
 	// sample line is its text before the value, its blank included, and
 	// '\n'. No part but the newlines holds a '\n', so the bytes split
@@ -129,11 +137,20 @@ func (sc *repeatScan) scan(body []byte) bool {
 		if sp < 0 {
 			return false
 		}
-		v, ok := parseTextFloat(unsafe.String(unsafe.SliceData(line[sp+1:]), len(line)-sp-1))
-		if !ok || sc.tooLarge() {
+		if sc.tooLarge() {
 			return false
 		}
-		sc.values = append(sc.values, v)
+		if token := line[sp+1:]; textfloat.Canonical(token) {
+			sc.values = append(sc.values, 0)
+			sc.texts = append(sc.texts, token)
+		} else {
+			v, ok := parseTextFloat(unsafe.String(unsafe.SliceData(token), len(token)))
+			if !ok {
+				return false
+			}
+			sc.values = append(sc.values, v)
+			sc.texts = append(sc.texts, nil)
+		}
 		series := line[:sp]
 		for len(series) > 0 && isBlank(series[len(series)-1]) {
 			series = series[:len(series)-1]
@@ -191,6 +208,16 @@ func (in *Ingester) scanRepeat(r Parsed) *repeatScan {
 	return sc
 }
 
+// readTexts reads the values scan left to their tokens, for LearnRepeat,
+// which compares each value with its stored line.
+func (sc *repeatScan) readTexts() {
+	for i, t := range sc.texts {
+		if t != nil {
+			sc.values[i], _ = parseTextFloat(unsafe.String(unsafe.SliceData(t), len(t)))
+		}
+	}
+}
+
 // seriesOf returns the series of sc's lines, for LearnRepeat: the text's
 // as scan found them, or the protobuf's written by a second scan.
 func (sc *repeatScan) seriesOf() [][]byte {
@@ -202,5 +229,5 @@ func (sc *repeatScan) seriesOf() [][]byte {
 
 // repeatOf is the store.Repeat of a push request scanned as sc.
 func (in *Ingester) repeatOf(r Parsed, sc *repeatScan) store.Repeat {
-	return store.Repeat{Key: r.key, Replace: r.Method == http.MethodPut, Shape: sc.shape, Values: sc.values, Time: in.now(), TTL: r.ttl}
+	return store.Repeat{Key: r.key, Replace: r.Method == http.MethodPut, Shape: sc.shape, Values: sc.values, Texts: sc.texts, Time: in.now(), TTL: r.ttl}
 }

@@ -58,7 +58,7 @@ type protoMetric struct {
 // writes each line's series as the text would (name, labels in the order
 // given, then le or quantile) into sc.series, for LearnRepeat.
 func (sc *repeatScan) scanProto(body []byte, series bool) bool {
-	sc.values, sc.series, sc.seriesBuf, sc.seriesEnds = sc.values[:0], sc.series[:0], sc.seriesBuf[:0], sc.seriesEnds[:0]
+	sc.values, sc.texts, sc.series, sc.seriesBuf, sc.seriesEnds = sc.values[:0], sc.texts[:0], sc.series[:0], sc.seriesBuf[:0], sc.seriesEnds[:0]
 	sc.shapeBuf, sc.slots, sc.order, sc.base, sc.badSlots = sc.shapeBuf[:0], sc.slots[:0], sc.order[:0], body, false
 	for rest := body; len(rest) > 0; {
 		size, n := protowire.ConsumeVarint(rest)

@@ -166,7 +166,7 @@ func (t *protoTemplate) read(sc *repeatScan, body []byte) bool {
 		t.misses.Add(1)
 		return false
 	}
-	sc.values = sc.values[:0]
+	sc.values, sc.texts = sc.values[:0], sc.texts[:0]
 	for _, i := range t.order {
 		s := t.slots[i]
 		v := body[s.off : s.off+uint32(s.width)]

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pushring/pushring/internal/procmetrics"
+	"github.com/pushring/pushring/internal/textfloat"
 )
 
 // TestMetricEncoderMatchesProtoMarshal checks that the encoder writes the
@@ -305,4 +306,72 @@ func pow10(n int) int64 {
 		p *= 10
 	}
 	return p
+}
+
+// requireCanonicalIsAppendTextFloat requires a token textfloat.Canonical
+// takes to be what appendTextFloat writes for the value it reads as, and
+// reports whether it took it.
+func requireCanonicalIsAppendTextFloat(t testing.TB, token string) bool {
+	t.Helper()
+	if !textfloat.Canonical(token) {
+		return false
+	}
+	f, err := strconv.ParseFloat(token, 64)
+	require.NoError(t, err, "%q", token)
+	require.Equal(t, token, string(appendTextFloat(nil, f)), "%q", token)
+	require.Equal(t, f, math.Trunc(f), "%q is a whole number", token)
+	return true
+}
+
+// TestCanonicalIsAppendTextFloat holds textfloat.Canonical, by which a
+// repeat copies a pushed value's token into its line without reading it,
+// to appendTextFloat: every token it takes is the text appendTextFloat
+// writes for a whole number, and it takes what appendTextFloat writes for
+// every whole number below 1e15.
+func TestCanonicalIsAppendTextFloat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tok := range canonicalEdges {
+		requireCanonicalIsAppendTextFloat(t, tok)
+	}
+	taken := 0
+	for range 100_000 {
+		n := rng.Int64N(1e15)
+		for _, f := range []float64{float64(n), -float64(n), float64(n % 1_000_000), float64(n) * float64(pow10(rng.IntN(4)))} {
+			text := string(appendTextFloat(nil, f))
+			if requireCanonicalIsAppendTextFloat(t, text) {
+				taken++
+			} else if math.Abs(f) < 1e15 {
+				t.Fatalf("%q (%v) not taken", text, f)
+			}
+		}
+		// Near misses: a written value with a byte changed, dropped or
+		// added.
+		text := appendTextFloat(nil, float64(n))
+		switch i := rng.IntN(len(text)); rng.IntN(3) {
+		case 0:
+			text[i] = "0123456789.e+-"[rng.IntN(14)]
+		case 1:
+			text = append(text[:i], text[i+1:]...)
+		case 2:
+			text = append(text[:i], append([]byte{"0.e+-"[rng.IntN(5)]}, text[i:]...)...)
+		}
+		requireCanonicalIsAppendTextFloat(t, string(text))
+	}
+	require.Greater(t, taken, 300_000)
+}
+
+// canonicalEdges are tokens at the edges of textfloat.Canonical.
+var canonicalEdges = []string{
+	"0", "-0", "00", "1", "-1", "07", "999999", "-999999", "1000000", "1e+06", "1.0e+06",
+	"1.5e+06", "1.50e+06", "10e+06", "0e+06", "1e+6", "1e+006", "1e06", "1E+06", "1.e+06",
+	"1.23456e+05", "1.234567e+06", "1.2345678e+06", "9.99999999999999e+14", "1e+15",
+	"9.007199254740991e+15", "9.007199254740993e+15", "9.999999999999999e+15", "1e-06", "1.5",
+	"-1.5e+06", "--1", "+1", "", "-", "e+06", "1e+", "NaN", "+Inf", "1_000", "0x10",
+}
+
+func FuzzCanonical(f *testing.F) {
+	for _, tok := range canonicalEdges {
+		f.Add(tok)
+	}
+	f.Fuzz(func(t *testing.T, token string) { requireCanonicalIsAppendTextFloat(t, token) })
 }

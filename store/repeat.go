@@ -36,8 +36,13 @@ type Repeat struct {
 	// Values are the body's sample values, in the order of the text
 	// lines the store keeps of it.
 	Values []float64
-	Time   time.Time
-	TTL    time.Duration
+	// Texts, when as long as Values, holds for some values the body's
+	// token, a whole number written as the store writes it
+	// (textfloat.Canonical): ApplyRepeat copies it into the line and does
+	// not read the value.
+	Texts [][]byte
+	Time  time.Time
+	TTL   time.Duration
 }
 
 // repeatShape is what a group keeps of the shape of its last push: the
@@ -106,13 +111,22 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	spans := b.repeatSpans[:0]
 	b.repeatText = b.repeatText[:0]
 	first, ok := 0, true
+	texts := r.Texts
+	if len(texts) != len(r.Values) {
+		texts = nil
+	}
 	for i, f := range olds {
 		var sp repeatSpan
 		if i < len(olds)-1 {
-			sp, ok = b.patch(f, r.Values[first:min(len(r.Values), first+int(f.samples))], sh.counts, first)
+			end := min(len(r.Values), first+int(f.samples))
+			var t [][]byte
+			if texts != nil {
+				t = texts[first:end]
+			}
+			sp, ok = b.patch(f, r.Values[first:end], t, sh.counts, first)
 			first += int(f.samples)
 		} else {
-			sp, ok = b.patch(f, []float64{unixSeconds(r.Time)}, nil, 0)
+			sp, ok = b.patch(f, []float64{unixSeconds(r.Time)}, nil, nil, 0)
 		}
 		if !ok {
 			break
@@ -174,22 +188,23 @@ type repeatSpan struct {
 }
 
 // patch appends to b.repeatText old's data with the values v put in, one
-// per line in old's order; counts has bit first+i set when line i holds a
+// per line in old's order (or texts[i], if texts is not nil and it is
+// not: see repeatText); counts has bit first+i set when line i holds a
 // count. The data is front-coded as old's is: the coding of a line
 // depends on its series and the line before's, which are the same, and
 // its value is the end of the line (appendFrontCoded), so only value
 // bytes and lengths change. False if a value is one the full way stores
 // differently (see repeatValue).
-func (b *builder) patch(old *family, v []float64, counts []uint64, first int) (repeatSpan, bool) {
+func (b *builder) patch(old *family, v []float64, texts [][]byte, counts []uint64, first int) (repeatSpan, bool) {
 	if int(old.samples) != len(v) {
 		return repeatSpan{}, false
 	}
 	sp := repeatSpan{start: len(b.repeatText)}
 	var ok bool
 	if old.textLen == 0 {
-		b.repeatText, sp.textLen, ok = patchLines(b.repeatText, old.dataBytes(), v, counts, first)
+		b.repeatText, sp.textLen, ok = patchLines(b.repeatText, old.dataBytes(), v, texts, counts, first)
 	} else {
-		b.repeatText, sp.textLen, ok = patchCoded(b.repeatText, old.dataBytes(), v, counts, first)
+		b.repeatText, sp.textLen, ok = patchCoded(b.repeatText, old.dataBytes(), v, texts, counts, first)
 	}
 	sp.end = len(b.repeatText)
 	return sp, ok && sp.textLen <= math.MaxUint32
@@ -242,18 +257,19 @@ func (b *builder) withValues(olds []*family, spans []repeatSpan, t time.Time) []
 // patchLines appends text, plain sample lines, with the values v put in,
 // and returns the lines' length; line i holds a count if bit first+i of
 // counts is set.
-func patchLines(dst, text []byte, v []float64, counts []uint64, first int) ([]byte, int, bool) {
+func patchLines(dst, text []byte, v []float64, texts [][]byte, counts []uint64, first int) ([]byte, int, bool) {
 	before := len(dst)
+	var num [32]byte
 	for i := 0; len(text) > 0; i++ {
 		end := bytes.IndexByte(text, '\n')
 		sp := bytes.LastIndexByte(text[:end], ' ')
-		value, ok := repeatValue(isCount(counts, first+i), v[i])
+		value, ok := repeatText(num[:0], isCount(counts, first+i), v, texts, i)
 		if sp < 0 || !ok {
 			return dst, 0, false
 		}
 		dst = roomForLine(dst)
 		dst = append(dst, text[:sp+1]...)
-		dst = appendTextFloat(dst, value)
+		dst = append(dst, value...)
 		dst = append(dst, '\n')
 		text = text[end+1:]
 	}
@@ -265,7 +281,7 @@ func patchLines(dst, text []byte, v []float64, counts []uint64, first int) ([]by
 // repeat ends its rest with " value\n" (the prefix it shares with the line
 // before ends before its value: two series differ before either ends); a
 // line coded with one has " value\n" as its last field.
-func patchCoded(dst, data []byte, v []float64, counts []uint64, first int) ([]byte, int, bool) {
+func patchCoded(dst, data []byte, v []float64, texts [][]byte, counts []uint64, first int) ([]byte, int, bool) {
 	textLen := 0
 	var num [32]byte
 	for i, r := 0, 0; r < len(data); i++ {
@@ -273,11 +289,10 @@ func patchCoded(dst, data []byte, v []float64, counts []uint64, first int) ([]by
 		shared, r = uvarintFrom(data, r)
 		rest, r = uvarintFrom(data, r)
 		lit := rest >> 1
-		value, ok := repeatValue(isCount(counts, first+i), v[i])
+		text, ok := repeatText(num[:0], isCount(counts, first+i), v, texts, i)
 		if !ok {
 			return dst, 0, false
 		}
-		text := appendTextFloat(num[:0], value)
 		dst = binary.AppendUvarint(dst, uint64(shared)) //nolint:gosec // a length
 		if rest&1 == 0 {
 			literal := data[r : r+lit]
@@ -318,6 +333,19 @@ func patchCoded(dst, data []byte, v []float64, counts []uint64, first int) ([]by
 // isCount reports whether bit i of counts is set.
 func isCount(counts []uint64, i int) bool {
 	return i/64 < len(counts) && counts[i/64]&(1<<(i%64)) != 0
+}
+
+// repeatText appends to b the text of the i-th value of a repeat on a
+// line that holds a count (count) or a float: texts[i] if there is one
+// (a whole number as the text writes it), else v[i] formatted. False
+// where the full way stores the value apart from the text or refuses it
+// (repeatValue; of a whole number, only a negative count).
+func repeatText(b []byte, count bool, v []float64, texts [][]byte, i int) ([]byte, bool) {
+	if texts != nil && texts[i] != nil {
+		return append(b, texts[i]...), !count || texts[i][0] != '-'
+	}
+	value, ok := repeatValue(count, v[i])
+	return appendTextFloat(b, value), ok
 }
 
 // repeatValue returns the value the full way stores for v on a line that

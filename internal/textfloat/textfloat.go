@@ -90,3 +90,50 @@ func Scan[S ~string | ~[]byte](s S) (float64, int, bool) {
 	}
 	return f, i, true
 }
+
+// Canonical reports whether s is a whole number written as the store
+// writes sample values (store.appendTextFloat, which writes them as
+// expfmt and strconv's shortest 'g' format do): from -999999 to 999999
+// as a plain integer, without a leading zero ("0" itself, not "-0"); from
+// 1e6 to below 1e15 (either sign) as d.ddde+XX, its digits without
+// trailing zeros and the exponent in two digits. Below 2^53 two whole
+// numbers are two floats, so those digits are the shortest that read back
+// as the number. It reports false for any other s, which may still be
+// written so: the caller then reads and writes the value itself.
+func Canonical[S ~string | ~[]byte](s S) bool {
+	i := 0
+	if len(s) > 0 && s[0] == '-' {
+		i = 1
+	}
+	digits := 0
+	for j := i; j < len(s) && s[j] >= '0' && s[j] <= '9'; j++ {
+		digits++
+	}
+	switch {
+	case digits == 0:
+		return false
+	case i+digits == len(s): // a plain integer
+		if digits == 1 && s[i] == '0' {
+			return i == 0 // "0", not "-0"
+		}
+		return digits <= 6 && s[i] != '0'
+	case digits != 1 || s[i] == '0':
+		return false
+	}
+	// d[.ddd]e+XX: the fraction's digits, without a trailing zero.
+	j, frac := i+1, 0
+	if s[j] == '.' {
+		for j++; j < len(s) && s[j] >= '0' && s[j] <= '9'; j++ {
+			frac++
+		}
+		if frac == 0 || s[j-1] == '0' {
+			return false
+		}
+	}
+	if len(s)-j != 4 || s[j] != 'e' || s[j+1] != '+' ||
+		s[j+2] < '0' || s[j+2] > '9' || s[j+3] < '0' || s[j+3] > '9' {
+		return false
+	}
+	exp := int(s[j+2]-'0')*10 + int(s[j+3]-'0')
+	return exp >= 6 && exp <= 14 && exp >= frac
+}
