@@ -394,7 +394,7 @@ func (s *Store) duplicatesIn(o *group, b *built, h uint64) []*dto.Metric {
 // series into one. Such a push is refused, naming both names and the
 // scheme.
 func (s *Store) checkEscaped(c *change, b *built, p *problems) {
-	if !b.fam.utf8 && len(s.escapedNames) == 0 {
+	if !b.fam.utf8() && len(s.escapedNames) == 0 {
 		// Legacy names throughout, and no stored UTF-8 name escapes to
 		// this one: nothing below can clash (a UTF-8 family of the same
 		// push is checked against this one from its own side).
@@ -410,7 +410,7 @@ func (s *Store) checkEscaped(c *change, b *built, p *problems) {
 
 // checkEscapedWith is checkEscaped for one scheme.
 func (s *Store) checkEscapedWith(c *change, b *built, sch model.EscapingScheme) error {
-	if b.fam.utf8 {
+	if b.fam.utf8() {
 		for _, m := range b.metrics {
 			if x, y := escapedLabelClash(m.Label, sch); x != "" {
 				return fmt.Errorf("collected metric %q has label names %q and %q, which are the same once escaped with %s for scrapers without UTF-8 support", b.name, x, y, sch)

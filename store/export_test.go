@@ -245,8 +245,8 @@ func (s *Store) checkNames() error {
 			if e == nil {
 				return fmt.Errorf("family %q of %s has no name entry", name, formatKey(g.key))
 			}
-			if e.typ != sl.fam.typ {
-				return fmt.Errorf("family %q of %s is a %s, the entry says %s", name, formatKey(g.key), sl.fam.typ, e.typ)
+			if e.typ != sl.fam.typ() {
+				return fmt.Errorf("family %q of %s is a %s, the entry says %s", name, formatKey(g.key), sl.fam.typ(), e.typ)
 			}
 			if !slices.Contains(e.slots, sl) {
 				return fmt.Errorf("slot of %q in %s is not listed", name, formatKey(g.key))

@@ -240,10 +240,10 @@ func (e *encoder) pushed(fams []*family) error {
 	case FormatProtoDelim:
 		return e.protoFamily(appendProtoHeader(e.hdr[:0], lead), fams)
 	case FormatOpenMetrics:
-		e.hdr = appendOMHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp, e.omDemoted(lead.name, lead.typ))
+		e.hdr = appendOMHeader(e.hdr[:0], lead.name, lead.typ(), lead.help, lead.hasHelp(), e.omDemoted(lead.name, lead.typ()))
 		return e.omFamily(fams)
 	default:
-		e.hdr = appendTextHeader(e.hdr[:0], lead.name, lead.typ, lead.help, lead.hasHelp)
+		e.hdr = appendTextHeader(e.hdr[:0], lead.name, lead.typ(), lead.help, lead.hasHelp())
 		return e.textFamily(fams)
 	}
 }
@@ -253,7 +253,7 @@ func (e *encoder) pushed(fams []*family) error {
 // if they differ anyway (an own family missing from Reserved), the groups'
 // families are left out rather than breaking the scrape.
 func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
-	if len(fams) > 0 && fams[0].typ != own.GetType() {
+	if len(fams) > 0 && fams[0].typ() != own.GetType() {
 		e.store.logger.Warn("pushed family has another type than the own family of the same name; not exposed",
 			"family", own.GetName(), "own_type", own.GetType(), "pushed_type", fams[0].typ)
 		fams, e.mems = nil, nil
@@ -371,12 +371,12 @@ func (e *encoder) protoFamily(hdr []byte, fams []*family) error {
 func appendProtoHeader(b []byte, f *family) []byte {
 	b = protowire.AppendTag(b, 1, protowire.BytesType)
 	b = protowire.AppendString(b, f.name)
-	if f.hasHelp {
+	if f.hasHelp() {
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
 		b = protowire.AppendString(b, f.help)
 	}
 	b = protowire.AppendTag(b, 3, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(f.typ))
+	b = protowire.AppendVarint(b, uint64(f.typ()))
 	if f.unit != nil {
 		b = protowire.AppendTag(b, 5, protowire.BytesType)
 		b = protowire.AppendString(b, *f.unit)

@@ -99,7 +99,7 @@ const maxMemberSize = math.MaxUint32
 // setFam makes f the slot's family.
 func (sl *slot) setFam(f *family) {
 	sl.fam = f
-	sl.id, sl.size, sl.utf8 = f.id, uint32(min(f.textSize(), maxMemberSize)), f.utf8 //nolint:gosec // bounded by min
+	sl.id, sl.size, sl.utf8 = f.id, uint32(min(f.textSize(), maxMemberSize)), f.utf8() //nolint:gosec // bounded by min
 }
 
 // nameEntry indexes one family name across groups.
@@ -224,7 +224,7 @@ func (s *Store) setFamily(g *group, sorted int, f *family) (added bool) {
 			s.cache.release(sl.fam)
 		}
 		sl.setFam(f)
-		e.typ = f.typ
+		e.typ = f.typ()
 		return false
 	}
 	e := s.names[f.name]
@@ -240,7 +240,7 @@ func (s *Store) setFamily(g *group, sorted int, f *family) (added bool) {
 	}
 	f.name = e.name
 	e.internHelp(f)
-	e.typ = f.typ
+	e.typ = f.typ()
 	sl := &slot{g: g}
 	sl.setFam(f)
 	sl.split = g.split

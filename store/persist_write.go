@@ -346,12 +346,12 @@ func writeFileWith(path string, fill func(*fileWriter) error) error {
 func (f *family) appendFileProtobuf(b []byte, sc *textScratch) ([]byte, error) {
 	b = protowire.AppendTag(b, 1, protowire.BytesType)
 	b = protowire.AppendString(b, f.name)
-	if f.hasHelp {
+	if f.hasHelp() {
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
 		b = protowire.AppendString(b, f.help)
 	}
 	b = protowire.AppendTag(b, 3, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(f.typ))
+	b = protowire.AppendVarint(b, uint64(f.typ()))
 	if p := f.kept(); p != nil {
 		b = append(b, p...)
 	} else if f.series() > 0 {

@@ -234,8 +234,8 @@ func (f *family) kept() []byte {
 // renderProtobuf appends the protobuf fields of f, rendered from its text,
 // to b. Without the metric name a field is usually shorter than its line.
 func (f *family) renderProtobuf(b []byte, sc *textScratch) ([]byte, error) {
-	if hasSimpleText(f.typ) {
-		return sc.appendSimpleProtobuf(b, f.name, f.typ, f.text(&sc.lines), f.createdTimes())
+	if hasSimpleText(f.typ()) {
+		return sc.appendSimpleProtobuf(b, f.name, f.typ(), f.text(&sc.lines), f.createdTimes())
 	}
 	return f.complexProtobuf(b, sc)
 }
@@ -251,7 +251,7 @@ type textScratch struct {
 // complexProtobuf appends the protobuf fields of a summary or histogram
 // family to b: straight from its text, else through expfmt's parser.
 func (f *family) complexProtobuf(b []byte, sc *textScratch) ([]byte, error) {
-	pb, n, err := sc.complex.appendProtobuf(b, f.name, f.typ, f.text(&sc.lines), f.infAdded, f.createdTimes())
+	pb, n, err := sc.complex.appendProtobuf(b, f.name, f.typ(), f.text(&sc.lines), f.infAdded(), f.createdTimes())
 	if err == nil && n == f.series() {
 		return pb, nil
 	}
@@ -358,7 +358,7 @@ func firstLine(text []byte) []byte {
 // parseText returns the metrics f's text lines describe, which are the
 // metrics f was built from (textExact).
 func (f *family) parseText() ([]*dto.Metric, error) {
-	header := "# TYPE " + f.name + " " + textType(f.typ) + "\n"
+	header := "# TYPE " + f.name + " " + textType(f.typ()) + "\n"
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	mfs, err := p.TextToMetricFamilies(io.MultiReader(strings.NewReader(header), bytes.NewReader(f.text(new([]byte)))))
 	if err != nil {
@@ -368,7 +368,7 @@ func (f *family) parseText() ([]*dto.Metric, error) {
 	if len(mfs) != 1 || mf == nil || len(mf.Metric) != f.series() {
 		return nil, fmt.Errorf("parse stored family %q: got %d families, %d metrics, want 1 family of %d", f.name, len(mfs), len(mf.GetMetric()), f.series())
 	}
-	if f.infAdded {
+	if f.infAdded() {
 		for _, m := range mf.Metric {
 			h := m.Histogram
 			if n := len(h.GetBucket()); n == 0 || !math.IsInf(h.Bucket[n-1].GetUpperBound(), 1) {

@@ -169,15 +169,15 @@ func requireRoundTrip(t *testing.T, mf *dto.MetricFamily, eager bool) {
 		require.Empty(t, got.errs, path)
 		f := got.fam
 		require.Equal(t, eager, f.pb.Load() != nil, "%s: eager protobuf bytes", path)
-		created := slices.ContainsFunc(got.metrics, func(m *dto.Metric) bool { return createdOf(f.typ, m) != nil })
+		created := slices.ContainsFunc(got.metrics, func(m *dto.Metric) bool { return createdOf(f.typ(), m) != nil })
 		require.Equal(t, !eager && created, f.created != nil, "%s: created timestamps kept beside the text", path)
 		want, err := proto.Marshal(&dto.MetricFamily{Metric: got.metrics})
 		require.NoError(t, err)
 		require.Equal(t, want, mustProtobuf(t, f), path)
-		if !eager && !hasSimpleText(f.typ) {
+		if !eager && !hasSimpleText(f.typ()) {
 			// The lazy rendering reads the text itself, without falling
 			// back to expfmt's parser.
-			direct, n, err := new(complexText).appendProtobuf([]byte{}, f.name, f.typ, textOf(f), f.infAdded, f.createdTimes())
+			direct, n, err := new(complexText).appendProtobuf([]byte{}, f.name, f.typ(), textOf(f), f.infAdded(), f.createdTimes())
 			require.NoError(t, err, "%s: text %q", path, textOf(f))
 			require.Equal(t, f.series(), n, path)
 			require.Equal(t, want, direct, path)

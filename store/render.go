@@ -29,37 +29,38 @@ const metricField protowire.Number = 4
 // exceptions are the protobuf and OpenMetrics renderings, made on the first
 // scrape in that format (protobuf.go) and published atomically.
 type family struct {
-	// The fields a scrape and a persistence write read come first, in the
-	// first 128 bytes: two cache lines of a 144-byte object rather than
-	// three (a text scrape reads the first only). The families of a store
-	// lie all over the heap, and each line is a wait for memory. A store
-	// holds one family value per family per group, so every 16 bytes
-	// here is a size class: counts, lengths and the time are packed.
+	// A store holds one family value per family per group, so every 16
+	// bytes here is a size class: counts, lengths and the time are
+	// packed, the flags share a word, and the series hashes are found
+	// from the data (they precede it in one allocation). The value is
+	// 128 bytes, two cache lines when the allocator aligns it; a text
+	// scrape reads the first only (TestFamilyLayout).
 	name string
 	// data holds the text 0.0.4 sample lines (no HELP or TYPE), in the
 	// client_golang metric order: as they are, or front-coded when
 	// textLen is set (fronttext.go). Read them with text. A string: the
-	// bytes never change, and a length is all a slice would add.
+	// bytes never change, and a length is all a slice would add. The
+	// series hashes lie just before its first byte (seriesHashes).
 	data string
 	// textLen is the length of the text when data holds it front-coded,
 	// else 0.
 	textLen uint32
-	typ     dto.MetricType
-	// sec and nsec are the time of the push that last wrote the family
-	// (pushTime), in Unix seconds and nanoseconds; zone and zoneOffset,
-	// at the end, its time zone.
-	sec  int64
-	nsec uint32
 	// samples counts the lines of data: the series Prometheus ingests from
 	// the family (a histogram's buckets, _sum and _count each count). The
 	// store's series gauge and --store.max-series count these.
 	samples uint32
-	// nHashes is the length of the array hashes points to: the series
+	// sec and nsec are the time of the push that last wrote the family
+	// (pushTime), in Unix seconds and nanoseconds; nsec's top two bits
+	// hold its time zone (timeZone), zoneOffset the offset of a fixed one.
+	sec  int64
+	nsec uint32
+	// nHashes is the number of series hashes before data: the series
 	// hashes, sorted (seriesHashes).
 	nHashes uint32
-	// left is set once the family is no longer in the store: a scrape that
-	// still writes it keeps no rendering (renderCache).
-	left atomic.Bool
+	// flags holds the metric type and the fam* bits below. Only famLeft
+	// changes once the family is built, while scrapes read the word.
+	flags      atomic.Uint32
+	zoneOffset int32
 	// pb holds the protobuf encoding of the metrics as `metric` fields of a
 	// MetricFamily message, in the same order, when the family is built if
 	// the text cannot carry every field (eager: see textExact). Otherwise
@@ -68,6 +69,7 @@ type family struct {
 	// OpenMetrics sample lines a scrape rendered.
 	pb     atomic.Pointer[[]byte]
 	pbKept atomic.Pointer[[]byte]
+	om     atomic.Pointer[[]byte]
 	// created holds the created timestamps the text lines leave out
 	// (created.go), when they are the only thing the text does not carry:
 	// client_golang sets one on every counter, summary and histogram it
@@ -77,31 +79,58 @@ type family struct {
 	created *[]byte
 	help    string
 	unit    *string // nil: no unit
-	hashes  *uint64
-	om      atomic.Pointer[[]byte]
 	// id is unique among the families of the process: gzipped scrapes
 	// know a chunk of families by their ids (gzip.go).
 	id uint64
-	// hasHelp distinguishes a family without HELP (text push without a HELP
-	// line: no HELP line at all) from an empty HELP (protobuf: "# HELP x ").
-	hasHelp bool
-	// infAdded: none of the family's histograms has a +Inf bucket, so the
-	// text has one per metric that the protobuf must not have.
-	infAdded bool
-	// utf8: the family name or a label name is not a legacy name, so a
+}
+
+// The bits of family.flags below famTypeShift; the metric type
+// (dto.MetricType) lies above it.
+const (
+	// famLeft is set once the family is no longer in the store: a scrape
+	// that still writes it keeps no rendering (renderCache).
+	famLeft uint32 = 1 << iota
+	// famHelp distinguishes a family without HELP (text push without a
+	// HELP line: no HELP line at all) from an empty HELP (protobuf:
+	// "# HELP x ").
+	famHelp
+	// famInfAdded: none of the family's histograms has a +Inf bucket, so
+	// the text has one per metric that the protobuf must not have.
+	famInfAdded
+	// famUTF8: the family name or a label name is not a legacy name, so a
 	// scrape that did not ask for allow-utf-8 escapes the family
 	// (escape.go). Its text quotes those names; its protobuf bytes are
 	// kept from the start, so nothing parses that text back.
-	utf8 bool
-	// zone is the push time's zone: local (as time.Now has it), UTC, or
-	// zoneOffset seconds east of UTC (a time decoded from a persistence
-	// file written in another zone), so that the time reads back as it
-	// was set.
-	zone       timeZone
-	zoneOffset int32
+	famUTF8
+
+	famTypeShift = 8
+)
+
+// typ returns the family's metric type.
+func (f *family) typ() dto.MetricType { return dto.MetricType(f.flags.Load() >> famTypeShift) }
+
+// is reports whether the family has flag, one of the fam* bits.
+func (f *family) is(flag uint32) bool { return f.flags.Load()&flag != 0 }
+
+// hasHelp reports whether the family has a HELP (famHelp).
+func (f *family) hasHelp() bool { return f.is(famHelp) }
+
+// infAdded reports famInfAdded.
+func (f *family) infAdded() bool { return f.is(famInfAdded) }
+
+// utf8 reports famUTF8.
+func (f *family) utf8() bool { return f.is(famUTF8) }
+
+// set sets flag if on. Only a family not yet in the store, or famLeft.
+func (f *family) set(flag uint32, on bool) {
+	if on {
+		f.flags.Or(flag)
+	}
 }
 
-// timeZone is family.zone.
+// timeZone is the push time's zone: local (as time.Now has it), UTC, or
+// zoneOffset seconds east of UTC (a time decoded from a persistence file
+// written in another zone), so that the time reads back as it was set.
 type timeZone uint8
 
 const (
@@ -110,33 +139,42 @@ const (
 	zoneFixed
 )
 
+// nsecZoneShift is where family.nsec keeps the zone, above the
+// nanoseconds (below 1e9 < 1<<30).
+const (
+	nsecZoneShift = 30
+	nsecMask      = 1<<nsecZoneShift - 1
+)
+
 // zeroSec is family.sec of the zero time.
 var zeroSec = time.Time{}.Unix()
 
 // setPushTime sets the time of the push that wrote the family. Its
 // monotonic clock reading is not kept.
 func (f *family) setPushTime(t time.Time) {
-	f.sec, f.nsec = t.Unix(), uint32(t.Nanosecond()) //nolint:gosec // below 1e9
+	zone, offset := zoneLocal, 0
 	switch loc := t.Location(); loc {
 	case time.Local:
-		f.zone, f.zoneOffset = zoneLocal, 0
 	case time.UTC:
-		f.zone, f.zoneOffset = zoneUTC, 0
+		zone = zoneUTC
 	default:
-		_, offset := t.Zone()
-		f.zone, f.zoneOffset = zoneFixed, int32(offset) //nolint:gosec // under a day
+		zone = zoneFixed
+		_, offset = t.Zone()
 	}
+	f.sec, f.nsec = t.Unix(), uint32(t.Nanosecond())|uint32(zone)<<nsecZoneShift //nolint:gosec // below 1e9
+	f.zoneOffset = int32(offset)                                                 //nolint:gosec // under a day
 }
 
 // pushTime returns the time of the push that wrote the family, or the
 // zero time. A time in a zone other than the local one or UTC comes back
 // in a fixed zone of the same offset, as a persistence file decodes it.
 func (f *family) pushTime() time.Time {
-	if f.sec == zeroSec && f.nsec == 0 {
+	ns := int64(f.nsec & nsecMask)
+	if f.sec == zeroSec && ns == 0 {
 		return time.Time{}
 	}
-	t := time.Unix(f.sec, int64(f.nsec))
-	switch f.zone {
+	t := time.Unix(f.sec, ns)
+	switch timeZone(f.nsec >> nsecZoneShift) {
 	case zoneUTC:
 		return t.UTC()
 	case zoneFixed:
@@ -148,13 +186,22 @@ func (f *family) pushTime() time.Time {
 // seriesHashes returns the series hashes, sorted. They must not be
 // modified.
 func (f *family) seriesHashes() []uint64 {
-	return unsafe.Slice(f.hashes, f.nHashes)
+	if f.nHashes == 0 {
+		return nil
+	}
+	end := unsafe.Pointer(unsafe.StringData(f.data))
+	return unsafe.Slice((*uint64)(unsafe.Add(end, -8*int(f.nHashes))), f.nHashes)
 }
 
-// setHashes makes h, sorted, the family's series hashes. The family keeps h.
+// setHashes sorts h and makes it the family's series hashes. h must end
+// where data begins, in the same allocation (keepText's words): the
+// family finds them there, and holds them through data.
 func (f *family) setHashes(h []uint64) {
 	slices.Sort(h)
-	f.nHashes, f.hashes = uint32(len(h)), unsafe.SliceData(h) //nolint:gosec // a family holds far fewer than 4G series
+	if len(h) > 0 && uintptr(unsafe.Pointer(&h[len(h)-1]))+8 != uintptr(unsafe.Pointer(unsafe.StringData(f.data))) {
+		panic("store: series hashes not just before the data")
+	}
+	f.nHashes = uint32(len(h)) //nolint:gosec // a family holds far fewer than 4G series
 }
 
 // createdTimes returns what f.created holds, or nil.
@@ -232,8 +279,8 @@ func (f *family) keepText(lines lineSeq, n int) []uint64 {
 
 // header returns the family without metrics.
 func (f *family) header() *dto.MetricFamily {
-	mf := &dto.MetricFamily{Name: proto.String(f.name), Type: f.typ.Enum()}
-	if f.hasHelp {
+	mf := &dto.MetricFamily{Name: proto.String(f.name), Type: f.typ().Enum()}
+	if f.hasHelp() {
 		mf.Help = proto.String(f.help)
 	}
 	if f.unit != nil {
@@ -448,20 +495,20 @@ func compareMetrics(a, b *dto.Metric) int {
 func (b *builder) render(mf *dto.MetricFamily, ms []*dto.Metric, t time.Time) (*family, error) {
 	f := newFamily(mf, mf.GetName(), mf.GetType())
 	f.setPushTime(t)
-	f.utf8 = hasUTF8Names(f.name, ms)
-	text, err := b.renderText(f.name, f.typ, ms, f.utf8)
+	f.set(famUTF8, hasUTF8Names(f.name, ms))
+	text, err := b.renderText(f.name, f.typ(), ms, f.utf8())
 	if err != nil {
 		return nil, err
 	}
 	hashes := f.keepText(lineSeq{text: text, codes: &b.codes}, len(ms))
-	exact, infAdded := textExactAll(f.typ, ms)
-	f.infAdded = infAdded
-	if !exact || f.utf8 {
+	exact, infAdded := textExactAll(f.typ(), ms)
+	f.set(famInfAdded, infAdded)
+	if !exact || f.utf8() {
 		if err := b.keepProtobuf(f, ms); err != nil {
 			return nil, err
 		}
 	} else {
-		f.setCreated(createdTimes(f.typ, ms))
+		f.setCreated(createdTimes(f.typ(), ms))
 	}
 	for i, m := range ms {
 		hashes[i] = b.hash(f.name, m.Label)
@@ -496,12 +543,14 @@ func cloneString(s *string) *string {
 
 // newFamily returns a family value with mf's header and no data.
 func newFamily(mf *dto.MetricFamily, name string, typ dto.MetricType) *family {
-	return &family{
+	f := &family{
 		id:   familyIDs.Add(1),
-		name: name, typ: typ,
-		help: mf.GetHelp(), hasHelp: mf.Help != nil,
+		name: name, help: mf.GetHelp(),
 		unit: cloneString(mf.Unit),
 	}
+	f.flags.Store(uint32(typ) << famTypeShift) //nolint:gosec // the enum's values are small
+	f.set(famHelp, mf.Help != nil)
+	return f
 }
 
 // renderText returns the text 0.0.4 sample lines of ms, as expfmt writes

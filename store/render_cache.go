@@ -38,7 +38,7 @@ func (c *renderCache) keep(f *family, slot *atomic.Pointer[[]byte], b []byte) bo
 		c.used.Add(-n)
 		return false
 	}
-	if f.left.Load() && slot.CompareAndSwap(&b, nil) {
+	if f.is(famLeft) && slot.CompareAndSwap(&b, nil) {
 		c.used.Add(-n)
 	}
 	return true
@@ -48,7 +48,7 @@ func (c *renderCache) keep(f *family, slot *atomic.Pointer[[]byte], b []byte) bo
 // store (replaced, dropped or wiped). Scrapes still writing f may render it
 // again; they keep nothing.
 func (c *renderCache) release(f *family) {
-	f.left.Store(true)
+	f.flags.Or(famLeft)
 	for _, slot := range []*atomic.Pointer[[]byte]{&f.pbKept, &f.om} {
 		if p := slot.Swap(nil); p != nil {
 			c.used.Add(-int64(cap(*p)))

@@ -227,18 +227,22 @@ func (b *builder) withValues(olds []*family, spans []repeatSpan, t time.Time) []
 	for i, old := range olds {
 		f := &fams[i]
 		f.id = familyIDs.Add(1)
-		f.name, f.typ = old.name, old.typ
-		f.help, f.hasHelp, f.unit = old.help, old.hasHelp, old.unit
+		f.name, f.help, f.unit = old.name, old.help, old.unit
+		// The type, HELP and whether the text adds +Inf buckets are the
+		// shape's, and so are the created timestamps (of a protobuf
+		// push); a repeat does not take a family with UTF-8 names.
+		f.flags.Store(old.flags.Load() &^ famLeft)
+		f.created = old.created
 		f.samples = old.samples
-		// The created timestamps (of a protobuf push) and whether the
-		// text adds +Inf buckets are the shape's, so the same.
-		f.created, f.infAdded = old.created, old.infAdded
 		f.setPushTime(t)
-		hashes := words[:old.series():old.series()]
-		copy(hashes, old.seriesHashes()) // the same series, already sorted
-		f.nHashes, f.hashes = old.nHashes, unsafe.SliceData(hashes)
+		// The same series, already sorted, just before the data.
+		copy(words, old.seriesHashes())
+		f.nHashes = old.nHashes
 		words = words[old.series():]
 		data := b.repeatText[spans[i].start:spans[i].end]
+		if len(data) == 0 && f.nHashes > 0 {
+			panic("store: a repeated family with series and no text") // its hashes would be lost
+		}
 		if len(data) > 0 {
 			start := (*byte)(unsafe.Pointer(&words[0]))
 			copy(unsafe.Slice(start, len(data)), data)
@@ -365,7 +369,7 @@ func repeatValue(count bool, v float64) (float64, bool) {
 // a summary's _count, a histogram's _bucket or _count.
 func isCountLine(f *family, series []byte) bool {
 	histogram := false
-	switch f.typ {
+	switch f.typ() {
 	case dto.MetricType_SUMMARY:
 	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
 		histogram = true
@@ -459,7 +463,7 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 		}
 		used[k/64] |= 1 << (k % 64)
 		f := fams[k]
-		if f.samples == 0 || i+int(f.samples) > len(series) || f.pb.Load() != nil || f.utf8 {
+		if f.samples == 0 || i+int(f.samples) > len(series) || f.pb.Load() != nil || f.utf8() {
 			return nil
 		}
 		text := f.text(sc)
@@ -529,7 +533,7 @@ func familyOfLine(fams []*family, series []byte) int {
 	}
 	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
 		if base, ok := bytes.CutSuffix(name, []byte(suffix)); ok {
-			if k := find(base); k >= 0 && (fams[k].typ != dto.MetricType_GAUGE && fams[k].typ != dto.MetricType_COUNTER && fams[k].typ != dto.MetricType_UNTYPED) {
+			if k := find(base); k >= 0 && (fams[k].typ() != dto.MetricType_GAUGE && fams[k].typ() != dto.MetricType_COUNTER && fams[k].typ() != dto.MetricType_UNTYPED) {
 				return k
 			}
 		}

@@ -227,7 +227,7 @@ func TestOwnHashShortcutNeedsAnUnsharedKey(t *testing.T) {
 	ga := s.groups[a]
 	f := ga.slot("m").fam
 	require.Equal(t, []uint64{own}, f.seriesHashes())
-	f.setHashes([]uint64{theirs})
+	copy(f.seriesHashes(), []uint64{theirs}) // a collision: the family now holds the other series
 	s.series.remove(own, ga)
 	s.series.add(theirs, ga)
 	s.mu.Unlock()

@@ -87,7 +87,7 @@ func TestRenderMatchesReference(t *testing.T) {
 		for _, fs := range g.Families {
 			out := b.build(fs.Family, fs.Time)
 			require.Empty(t, out.errs)
-			renderBoth(t, out.fam.name, out.fam.typ, textOf(out.fam), out.fam.infAdded)
+			renderBoth(t, out.fam.name, out.fam.typ(), textOf(out.fam), out.fam.infAdded())
 			n++
 		}
 	}
@@ -132,7 +132,7 @@ func FuzzRenderMatchesReference(f *testing.F) {
 	b := newBuilder()
 	for _, fs := range testGroups()[1].Families {
 		out := b.build(fs.Family, fs.Time)
-		f.Add(out.fam.name, byte(out.fam.typ), out.fam.infAdded, bytes.Clone(textOf(out.fam)))
+		f.Add(out.fam.name, byte(out.fam.typ()), out.fam.infAdded(), bytes.Clone(textOf(out.fam)))
 	}
 	f.Fuzz(func(t *testing.T, name string, typ byte, infAdded bool, text []byte) {
 		if !legacyName(name) {
