@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"unsafe"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -71,9 +72,10 @@ func appendTimestamp(b []byte, ts *timestamppb.Timestamp) []byte {
 	return b
 }
 
-// createdTimes returns what family.created holds for ms, the metrics of a
-// family of type typ in its order, in one allocation of the exact size:
-// nil if none has a created timestamp. Each must be createdExact.
+// createdTimes returns what family.created points at for ms, the metrics
+// of a family of type typ in its order, in one allocation of the exact
+// size: the length of their created timestamps (a uvarint), then the
+// timestamps; nil if none has one. Each must be createdExact.
 func createdTimes(typ dto.MetricType, ms []*dto.Metric) []byte {
 	size, some := 0, false
 	for _, m := range ms {
@@ -89,7 +91,8 @@ func createdTimes(typ dto.MetricType, ms []*dto.Metric) []byte {
 	if !some {
 		return nil
 	}
-	b := make([]byte, 0, size)
+	b := make([]byte, 0, protowire.SizeVarint(uint64(size))+size) //nolint:gosec // a length
+	b = protowire.AppendVarint(b, uint64(size))                   //nolint:gosec // a length
 	for _, m := range ms {
 		ts := createdOf(typ, m)
 		if ts == nil {
@@ -137,7 +140,7 @@ func createdFieldSize(num protowire.Number, ts []byte) int {
 // timestamps.
 func (f *family) setCreated(b []byte) {
 	if b != nil {
-		f.created = &b
+		f.created = unsafe.SliceData(b)
 	}
 }
 

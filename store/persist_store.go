@@ -225,8 +225,8 @@ func warm(refs []groupRef) int {
 			if len(f.data) > 0 { // the last line, when data is not aligned
 				n += int(f.data[len(f.data)-1])
 			}
-			if c := f.created; c != nil && len(*c) > 0 {
-				n += int((*c)[0])
+			if c := f.createdTimes(); len(c) > 0 {
+				n += int(c[0])
 			}
 		}
 	}

@@ -70,13 +70,14 @@ type family struct {
 	pb     atomic.Pointer[[]byte]
 	pbKept atomic.Pointer[[]byte]
 	om     atomic.Pointer[[]byte]
-	// created holds the created timestamps the text lines leave out
+	// created points at the created timestamps the text lines leave out
 	// (created.go), when they are the only thing the text does not carry:
 	// client_golang sets one on every counter, summary and histogram it
 	// pushes in protobuf, and these few bytes stand in for protobuf bytes
-	// kept from the start. Nil if no metric has one; a pointer, so that
-	// the families without (most) do not pay for a slice.
-	created *[]byte
+	// kept from the start. Nil if no metric has one. Their length comes
+	// first (createdTimes), so that a pointer, and no slice header of its
+	// own, is all a family holds.
+	created *byte
 	help    string
 	unit    *string // nil: no unit
 	// id is unique among the families of the process: gzipped scrapes
@@ -204,12 +205,23 @@ func (f *family) setHashes(h []uint64) {
 	f.nHashes = uint32(len(h)) //nolint:gosec // a family holds far fewer than 4G series
 }
 
-// createdTimes returns what f.created holds, or nil.
+// createdTimes returns the created timestamps f.created points at, after
+// their length, or nil.
 func (f *family) createdTimes() []byte {
 	if f.created == nil {
 		return nil
 	}
-	return *f.created
+	p := unsafe.Pointer(f.created)
+	n, w := 0, 0
+	for shift := 0; ; shift += 7 { // the length, a uvarint that createdTimes wrote
+		c := *(*byte)(unsafe.Add(p, w))
+		w++
+		n |= int(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(p, w)), n)
 }
 
 // text returns the text 0.0.4 sample lines: data itself, or the lines
