@@ -15,7 +15,7 @@
 // one walk over each metric's labels (render_simple.go); the rest take the
 // general path, which the fast one must match byte for byte. No dto
 // structs are kept: a family value is its name, type, HELP, time and those
-// bytes (front-coded, fronttext.go) and hashes: about 130 bytes of heap
+// bytes (front-coded, fronttext.go) and hashes: about 126 bytes of heap
 // per series against the Pushgateway's ~2 KB (BenchmarkHeapPerSeries).
 //
 // The protobuf `metric` fields are not encoded at push time: most stores
