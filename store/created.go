@@ -105,8 +105,8 @@ func createdTimes(typ dto.MetricType, ms []*dto.Metric) []byte {
 	return b
 }
 
-// createdReader reads family.created metric by metric; a nil one reads
-// no timestamps.
+// createdReader reads created timestamps (family.createdTimes, after
+// their length) metric by metric; a nil one reads no timestamps.
 type createdReader []byte
 
 // next returns the Timestamp message of the next metric, and whether it

@@ -255,7 +255,7 @@ func (e *encoder) pushed(fams []*family) error {
 func (e *encoder) merged(own *dto.MetricFamily, fams []*family) error {
 	if len(fams) > 0 && fams[0].typ() != own.GetType() {
 		e.store.logger.Warn("pushed family has another type than the own family of the same name; not exposed",
-			"family", own.GetName(), "own_type", own.GetType(), "pushed_type", fams[0].typ)
+			"family", own.GetName(), "own_type", own.GetType(), "pushed_type", fams[0].typ())
 		fams, e.mems = nil, nil
 	}
 	if len(own.Metric) == 0 && !slices.ContainsFunc(fams, func(f *family) bool { return f.series() > 0 }) {

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
@@ -347,4 +349,19 @@ func TestWriteExpositionForgetsRemovedFamilies(t *testing.T) {
 	require.NotContains(t, out, `b{instance="",job="s1"}`)
 	require.NotContains(t, out, `job="s3"`)
 	checkInvariants(t, st)
+}
+
+// TestOwnTypeConflictIsLogged: a pushed family whose name an own family
+// has, with another type (an own family missing from Config.Reserved), is
+// left out of the scrape, and the warning names both types.
+func TestOwnTypeConflictIsLogged(t *testing.T) {
+	var logged bytes.Buffer
+	s, err := store.New(store.Config{}, slog.New(slog.NewTextHandler(&logged, nil)), prometheus.NewRegistry())
+	require.NoError(t, err)
+	apply(t, s, textPush(t, key("job", "a"), true, t1, "# TYPE shared gauge\nshared 1\n"))
+	own := fam("shared", dto.MetricType_COUNTER, proto.String("Own."), counterM(2))
+	out := string(scrape(t, s, store.FormatText, own))
+	require.Contains(t, out, "shared 2\n")
+	require.NotContains(t, out, `shared{job="a"}`)
+	require.Contains(t, logged.String(), "own_type=COUNTER pushed_type=GAUGE")
 }

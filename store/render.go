@@ -33,8 +33,8 @@ type family struct {
 	// bytes here is a size class: counts, lengths and the time are
 	// packed, the flags share a word, and the series hashes are found
 	// from the data (they precede it in one allocation). The value is
-	// 128 bytes, two cache lines when the allocator aligns it; a text
-	// scrape reads the first only (TestFamilyLayout).
+	// 128 bytes, two cache lines when the allocator aligns it, and name,
+	// data and textLen lie in the first (TestFamilyLayout).
 	name string
 	// data holds the text 0.0.4 sample lines (no HELP or TYPE), in the
 	// client_golang metric order: as they are, or front-coded when
