@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
@@ -422,3 +423,15 @@ func textOf(f *family) []byte {
 
 // RenderCacheBytes returns what the render cache counts as kept.
 func (s *Store) RenderCacheBytes() int64 { return s.cache.used.Load() }
+
+// setPlainText makes text the family's data, not front-coded, with its
+// series hashes copied just before it as the family keeps them: a test
+// that breaks a stored family's text keeps the rest of it readable.
+func (f *family) setPlainText(text string) {
+	n := len(f.seriesHashes())
+	words := make([]uint64, n+(len(text)+7)/8)
+	copy(words, f.seriesHashes())
+	start := (*byte)(unsafe.Pointer(&words[n]))
+	copy(unsafe.Slice(start, len(text)), text)
+	f.data, f.textLen = unsafe.String(start, len(text)), 0
+}

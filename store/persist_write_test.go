@@ -227,7 +227,7 @@ func TestStoreWriteFileLeavesOutFamilyThatDoesNotEncode(t *testing.T) {
 	require.NotNil(t, sl)
 	f := sl.fam
 	require.Nil(t, f.kept(), "the family renders its protobuf from its text")
-	f.data, f.textLen = "not a sample line\n", 0
+	f.setPlainText("not a sample line\n")
 	st.mu.Unlock()
 
 	require.NoError(t, st.WriteFile(path))
