@@ -36,8 +36,16 @@ const (
 
 // DecodeCost estimates, from above, the heap that decoding b as
 // contentType and applying it will take: what a budget should be charged
-// for it on top of b's own buffer, before the push is admitted.
-func DecodeCost(b *Body, contentType string) int64 { return decodeCost(b.buf, contentType) }
+// for it on top of b's own buffer, before the push is admitted. A
+// protobuf body that a template matches keeps it, so that the repeat scan
+// does not compare them again (scanRepeat).
+func DecodeCost(b *Body, contentType string) int64 {
+	if !isDelimitedProto(contentType) {
+		return decodeCost(b.buf, contentType)
+	}
+	b.template = templates.matching(b.buf)
+	return protoDecodeCost(b.buf, b.template)
+}
 
 // DecodeCostOf is DecodeCost of a decompressed body held in b: a push
 // another peer forwarded. Such a body is not a *Body, so it is decoded
@@ -48,18 +56,26 @@ func DecodeCostOf(b []byte, contentType string) int64 {
 }
 
 func decodeCost(b []byte, contentType string) int64 {
-	n := int64(len(b))
 	if isDelimitedProto(contentType) {
-		c, ok := templates.costOf(b)
-		if !ok {
-			c = protoItems(b)
-		}
-		return protoCostPerByte*n + protoCostPerItem*int64(c.items) +
-			protoCostPerRepeatedByte*int64(c.repeated) + protoCostPerEagerByte*int64(c.eager)
+		return protoDecodeCost(b, templates.matching(b))
 	}
+	n := int64(len(b))
 	lines := int64(bytes.Count(b, []byte{'\n'})) + 1
 	buckets := int64(countBucketLabels(b))
 	return textCostPerByte*n + textCostPerLine*lines - textBucketDiscount*min(buckets, lines)
+}
+
+// protoDecodeCost is decodeCost of b, delimited protobuf, which t (if not
+// nil) matches.
+func protoDecodeCost(b []byte, t *protoTemplate) int64 {
+	var c protoCost
+	if t != nil {
+		c = t.cost
+	} else {
+		c = protoItems(b)
+	}
+	return protoCostPerByte*int64(len(b)) + protoCostPerItem*int64(c.items) +
+		protoCostPerRepeatedByte*int64(c.repeated) + protoCostPerEagerByte*int64(c.eager)
 }
 
 // countBucketLabels counts le=" in b (the end of quantile=" too): what

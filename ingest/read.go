@@ -29,6 +29,9 @@ type Body struct {
 	buf []byte
 	off int
 	err error
+	// template is the protobuf template DecodeCost found to match buf,
+	// or nil.
+	template *protoTemplate
 }
 
 // Read reads the decompressed body, or returns the refusal of the body.

@@ -193,6 +193,11 @@ func (in *Ingester) scanRepeat(r Parsed) *repeatScan {
 	sc.proto = isDelimitedProto(r.ContentType)
 	sc.body = raw
 	if sc.proto {
+		if t := b.template; t != nil && len(raw) == len(b.buf) { // DecodeCost compared them
+			t.readMatched(sc, raw)
+			sc.byTemplate = true
+			return sc
+		}
 		if t := templates.find(raw); t != nil && t.read(sc, raw) {
 			sc.byTemplate = true
 			return sc

@@ -104,14 +104,12 @@ func (ts *protoTemplates) find(b []byte) *protoTemplate {
 	return t
 }
 
-// costOf returns the decode cost of b if a template is b but for the
-// values.
-func (ts *protoTemplates) costOf(b []byte) (protoCost, bool) {
-	t := ts[len(b)%protoTemplateCount].Load()
-	if t == nil || !t.matches(b) {
-		return protoCost{}, false
+// matching returns the template that is b but for the values, or nil.
+func (ts *protoTemplates) matching(b []byte) *protoTemplate {
+	if t := ts[len(b)%protoTemplateCount].Load(); t != nil && t.matches(b) {
+		return t
 	}
-	return t.cost, true
+	return nil
 }
 
 // keep makes a template of sc, a protobuf body scanned and then applied
@@ -166,6 +164,12 @@ func (t *protoTemplate) read(sc *repeatScan, body []byte) bool {
 		t.misses.Add(1)
 		return false
 	}
+	t.readMatched(sc, body)
+	return true
+}
+
+// readMatched is read of a body t is known to match.
+func (t *protoTemplate) readMatched(sc *repeatScan, body []byte) {
 	sc.values, sc.texts = sc.values[:0], sc.texts[:0]
 	for _, i := range t.order {
 		s := t.slots[i]
@@ -179,5 +183,4 @@ func (t *protoTemplate) read(sc *repeatScan, body []byte) bool {
 	}
 	sc.shape = t.shape
 	t.hits.Add(1)
-	return true
 }

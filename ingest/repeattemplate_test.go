@@ -23,6 +23,15 @@ func scannedTemplate(t testing.TB, body []byte) (*protoTemplate, *protoTemplates
 	return tmpl, ts
 }
 
+// costOf returns the decode cost of b if a template is b but for the
+// values: what DecodeCost charges through matching.
+func (ts *protoTemplates) costOf(b []byte) (protoCost, bool) {
+	if t := ts.matching(b); t != nil {
+		return t.cost, true
+	}
+	return protoCost{}, false
+}
+
 // requireTemplateIsScan reads b with tmpl, the template of ts for b's
 // length, and, where it reads it, requires what scanProto reads and the
 // decode cost protoItems measures. It reports whether tmpl read b.
