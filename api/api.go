@@ -35,8 +35,9 @@ import (
 // Pusher takes a push or delete wherever it must go: applied here, or on
 // the peer that owns its group. It is called concurrently from request
 // goroutines, may block until the write is applied (or refused) and
-// honours ctx. It reads r.Body but does not close it. A refusal is an
-// error statusOf maps.
+// honours ctx. It reads r.Body but does not close it, and keeps nothing of
+// it once it returns without an error: the body's buffer then goes to a
+// later push (ingest.Body.Release). A refusal is an error statusOf maps.
 type Pusher interface {
 	Handle(ctx context.Context, r ingest.Request) (ingest.Result, error)
 }

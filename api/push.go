@@ -36,14 +36,16 @@ func (a *API) handlePush(w http.ResponseWriter, r *http.Request) (ingest.Result,
 		Body:            r.Body,
 		Header:          r.Header,
 	}
+	var body *ingest.Body
 	if r.Method != http.MethodDelete { // a DELETE's body is ignored
-		body, c, err := a.bodies.read(w, r)
+		b, c, err := a.bodies.read(w, r)
 		if err != nil {
 			a.ingester.CountRefused(refusalReason(err))
 			return ingest.Result{}, err
 		}
 		defer c.release()
-		req.Body, req.ContentEncoding = body, ""
+		body = b
+		req.Body, req.ContentEncoding = b, ""
 	}
 	if ad, ok := a.pusher.(selfAdmitting); !ok || !ad.Admits() {
 		if err := a.admit.Acquire(r.Context()); err != nil {
@@ -52,7 +54,15 @@ func (a *API) handlePush(w http.ResponseWriter, r *http.Request) (ingest.Result,
 		}
 		defer a.admit.Release()
 	}
-	return a.pusher.Handle(r.Context(), req)
+	res, err := a.pusher.Handle(r.Context(), req)
+	if err == nil && body != nil {
+		// Nothing refers to the body of a push that was applied or
+		// forwarded (Pusher). A refusal's error may quote it and is
+		// written after this returns, so its buffer is left to the
+		// collector.
+		body.Release()
+	}
+	return res, err
 }
 
 // selfAdmitting is a Pusher that takes the admission slots itself, for the

@@ -87,6 +87,37 @@ func TestPushErrors(t *testing.T) {
 	}
 }
 
+// The body of a push that succeeded is released once the pusher returns,
+// so that its buffer serves a later push; a refused push's is not, since
+// its error may quote the body and is written after the pusher returns.
+func TestPushBodyReleasedAfterSuccessOnly(t *testing.T) {
+	body := strings.Repeat("m 1\n", 1000) // 4000 bytes: a pooled buffer
+	for _, c := range []struct {
+		name     string
+		err      error
+		released bool
+	}{
+		{"applied", nil, true},
+		{"refused", fmt.Errorf("%w: collected metric was collected before", store.ErrInconsistent), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ta := newTestAPI(t, Config{})
+			ta.ing.err = c.err
+			ta.do(http.MethodPut, "/metrics/job/a", strings.NewReader(body))
+			req := ta.ing.last(t)
+			require.Equal(t, body, req.body)
+			b, ok := req.Body.(*ingest.Body)
+			require.True(t, ok, "the pusher got the body read ahead")
+			_, err := b.Bytes()
+			if c.released {
+				require.ErrorContains(t, err, "released")
+			} else {
+				require.NoError(t, err)
+			}
+		})
+	}
+}
+
 func TestGroupingPath(t *testing.T) {
 	cases := []struct {
 		escaped, prefix, want string

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -108,7 +109,8 @@ func TestReadBodyOfKnownSize(t *testing.T) {
 		require.Equal(t, body, b.buf, c.name)
 		require.Equal(t, int64(cap(b.buf)), charged, "%s: every byte of the buffer, none twice", c.name)
 		if c.exact {
-			require.Equal(t, len(body)+1, cap(b.buf), c.name)
+			require.Equal(t, 4096, cap(b.buf), "%s: 4001 bytes in the pool's 4 KiB class", c.name)
+			require.NotNil(t, b.pooled, c.name)
 		}
 	}
 	_, err := ReadBody(bytes.NewReader(body), "", 0, size, func(int64) error { return errTestCharge })
@@ -116,3 +118,59 @@ func TestReadBodyOfKnownSize(t *testing.T) {
 }
 
 var errTestCharge = errors.New("over budget")
+
+func TestBodyClass(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		want int
+	}{
+		{0, -1}, {1, -1}, {1024, -1}, // small: allocated as they are
+		{1025, 0}, {2048, 0}, {2049, 1}, {4096, 1}, {4097, 2},
+		{32 << 10, 4}, {32<<10 + 1, 5}, {64 << 10, 5},
+		{64<<10 + 1, -1}, {1 << 30, -1}, // large: allocated as they are
+	} {
+		require.Equal(t, c.want, bodyClass(c.n), "%d bytes", c.n)
+	}
+}
+
+// A body of a size the pools hold is read into a pooled buffer, charged
+// for all of it; once released, the Body refuses every use, and its buffer
+// serves a later body (sync.Pool may drop any one buffer, so a few rounds
+// are tried).
+func TestBodyRelease(t *testing.T) {
+	text := strings.Repeat("m 1\n", 700) // 2800 bytes
+	var reused bool
+	for range 20 {
+		var charged int64
+		b, err := ReadBody(strings.NewReader(text), "", 0, int64(len(text)), func(n int64) error { charged += n; return nil })
+		require.NoError(t, err)
+		raw, err := b.Bytes()
+		require.NoError(t, err)
+		require.Equal(t, text, string(raw))
+		require.Equal(t, int64(4096), charged)
+		b.Release()
+		_, err = b.Bytes()
+		require.ErrorIs(t, err, errReleased)
+		_, err = b.Read(make([]byte, 8))
+		require.ErrorIs(t, err, errReleased)
+
+		again, err := ReadBody(strings.NewReader(text), "", 0, int64(len(text)), func(int64) error { return nil })
+		require.NoError(t, err)
+		raw2, err := again.Bytes()
+		require.NoError(t, err)
+		require.Equal(t, text, string(raw2))
+		reused = reused || unsafe.SliceData(raw2) == unsafe.SliceData(raw)
+		again.Release()
+	}
+	require.True(t, reused, "no released buffer served a later body")
+
+	// Poisoned (tests of retention): overwritten, not reused.
+	poisonReleased.Store(true)
+	t.Cleanup(func() { poisonReleased.Store(false) })
+	b, err := ReadBody(strings.NewReader(text), "", 0, int64(len(text)), func(int64) error { return nil })
+	require.NoError(t, err)
+	raw, err := b.Bytes()
+	require.NoError(t, err)
+	b.Release()
+	require.Equal(t, strings.Repeat("\xff", len(text)), string(raw))
+}
