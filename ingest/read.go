@@ -25,10 +25,10 @@ const readChunk = 32 << 10
 // a bad path is still answered before a bad body.
 //
 // A Body is read by one goroutine. Its buffer is charged to the caller's
-// budget while the Body lives. An uncompressed body of a known size of 1
-// to 64 KiB (most pushes: client libraries send a Content-Length) is read
-// into a buffer of a pool (bodyBufs), which Release hands back once the
-// push is done.
+// budget while the Body lives. An uncompressed body of a known size of
+// 1,024 to 65,535 bytes (most pushes: client libraries send a
+// Content-Length) is read into a buffer of a pool (bodyBufs), which
+// Release hands back once the push is done.
 type Body struct {
 	buf []byte
 	off int
@@ -135,7 +135,7 @@ func (b *Body) Bytes() ([]byte, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
-	return b.buf[b.off:], nil
+	return b.buf[b.off:len(b.buf):len(b.buf)], nil // an append copies
 }
 
 // ForwardedBody returns b, a whole push body that another peer read and
@@ -231,7 +231,10 @@ func (b *Body) readFrom(r io.Reader, maxBytes int64, charge func(int64) error) e
 				return &chargeError{err: err}
 			}
 			copy(grown, b.buf)
-			b.buf = grown
+			// A pooled buffer outgrown (more than the declared
+			// size arrived) is left to the collector: the charge is
+			// grown's now.
+			b.buf, b.pooled = grown, nil
 		}
 		n, err := r.Read(b.buf[len(b.buf):cap(b.buf)])
 		b.buf = b.buf[:len(b.buf)+n]

@@ -111,6 +111,8 @@ func TestReadBodyOfKnownSize(t *testing.T) {
 		if c.exact {
 			require.Equal(t, 4096, cap(b.buf), "%s: 4001 bytes in the pool's 4 KiB class", c.name)
 			require.NotNil(t, b.pooled, c.name)
+		} else {
+			require.Nil(t, b.pooled, "%s: a pooled buffer outgrown is not handed back", c.name)
 		}
 	}
 	_, err := ReadBody(bytes.NewReader(body), "", 0, size, func(int64) error { return errTestCharge })

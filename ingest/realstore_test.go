@@ -134,12 +134,20 @@ func TestStoreKeepsNoPushedFamily(t *testing.T) {
 	pooled := newRealStore(t, store.Config{})
 	in, _ := newTestIngester(t, Config{}, pooled)
 	plain := newRealStore(t, store.Config{})
-	for i, p := range pushes {
+	// Each push is sent six times in a row: five times read ahead as the
+	// api reads it, costed and released after it was applied (the parse,
+	// the repeat scan and the protobuf templates point into it), so that
+	// the later ones take the repeat path and, in protobuf, the
+	// templates; then once as a plain reader. What a store or parser
+	// keeps of a push's names, it keeps from a body read ahead first.
+	for n := range 6 * len(pushes) {
+		i, p := n/6, pushes[n/6]
 		req := Request{Method: p.method, Path: p.path, ContentType: p.contentType, Body: strings.NewReader(p.body)}
 		var read *Body
-		if i%2 == 0 { // read ahead as the api does: the parse points into it
+		if n%6 < 5 {
 			b, err := ReadBody(strings.NewReader(p.body), "", 0, int64(len(p.body)), func(int64) error { return nil })
 			require.NoError(t, err)
+			DecodeCost(b, p.contentType)
 			req.Body, read = b, b
 		}
 		_, gotErr := in.Handle(context.Background(), req)
