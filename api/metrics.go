@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,54 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	pushes   *prometheus.CounterVec
+	// children holds the children of the vectors above already looked
+	// up, by requestKey and pushKey: a request reads them without the
+	// vectors' hashing and read locks, which every request would
+	// otherwise take three times. The label sets are bounded (see
+	// metrics), so is the cache.
+	children sync.Map
+}
+
+// requestKey picks the request metrics' children: the pattern the mux
+// matched, the code label and the method label.
+type requestKey struct{ pattern, code, method string }
+
+// pushKey picks the child of pushes: the method and code labels.
+type pushKey struct{ method, code string }
+
+// requestChildren are the children of requests and duration for one
+// requestKey.
+type requestChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// requestChildren returns the children of requests and duration for the
+// route that pattern names (names), code and method.
+func (m *metrics) requestChildren(names map[string]string, pattern, code, method string) *requestChildren {
+	k := requestKey{pattern, code, method}
+	if c, ok := m.children.Load(k); ok {
+		return c.(*requestChildren)
+	}
+	name, ok := names[pattern]
+	if !ok {
+		name = routeOther
+	}
+	c, _ := m.children.LoadOrStore(k, &requestChildren{
+		requests: m.requests.WithLabelValues(name, code, method),
+		duration: m.duration.WithLabelValues(name, code, method),
+	})
+	return c.(*requestChildren)
+}
+
+// push returns the child of pushes for method and code.
+func (m *metrics) push(method, code string) prometheus.Counter {
+	k := pushKey{method, code}
+	if c, ok := m.children.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.children.LoadOrStore(k, m.pushes.WithLabelValues(method, code))
+	return c.(prometheus.Counter)
 }
 
 // httpLabels are the labels of both request metrics.
@@ -79,13 +128,9 @@ func (m *metrics) instrument(next http.Handler, names map[string]string) http.Ha
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
-			name, ok := names[r.Pattern]
-			if !ok {
-				name = routeOther
-			}
-			code, method := statusCode(sw.status()), methodLabel(r.Method)
-			m.requests.WithLabelValues(name, code, method).Inc()
-			m.duration.WithLabelValues(name, code, method).Observe(time.Since(start).Seconds())
+			c := m.requestChildren(names, r.Pattern, statusCode(sw.status()), methodLabel(r.Method))
+			c.requests.Inc()
+			c.duration.Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(sw, r)
 	})

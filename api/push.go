@@ -16,7 +16,7 @@ import (
 // method and status, on the peer that took the request.
 func (a *API) push(w http.ResponseWriter, r *http.Request) error {
 	res, err := a.handlePush(w, r)
-	a.metrics.pushes.WithLabelValues(methodLabel(r.Method), statusCode(statusOf(err))).Inc()
+	a.metrics.push(methodLabel(r.Method), statusCode(statusOf(err))).Inc()
 	if err != nil {
 		return err
 	}

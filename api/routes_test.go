@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushring/pushring/store"
 )
 
 func TestRoutesWithoutPrefix(t *testing.T) {
@@ -268,6 +271,9 @@ func TestSelfMetrics(t *testing.T) {
 	ta := newTestAPI(t, Config{RoutePrefix: "/pg"})
 	ta.do(http.MethodPut, "/pg/metrics/job/a", strings.NewReader(""))
 	ta.do(http.MethodPut, "/pg/metrics/job/b", strings.NewReader(""))
+	ta.ing.err = fmt.Errorf("%w: collected metric was collected before", store.ErrInconsistent)
+	ta.do(http.MethodPut, "/pg/metrics/job/c", strings.NewReader("")) // same route and method, another code
+	ta.ing.err = nil
 	ta.do(http.MethodDelete, "/pg/metrics/job/a", nil)
 	ta.do(http.MethodGet, "/pg/metrics", nil)
 	ta.do(http.MethodGet, "/pg/some/random/path", nil)
@@ -301,6 +307,7 @@ func TestSelfMetrics(t *testing.T) {
 	}
 	want := map[string]float64{
 		"code=200,handler=push,method=put":        2,
+		"code=400,handler=push,method=put":        1,
 		"code=200,handler=delete,method=delete":   1,
 		"code=200,handler=metrics,method=get":     1,
 		"code=404,handler=other,method=get":       1,
@@ -309,7 +316,7 @@ func TestSelfMetrics(t *testing.T) {
 	}
 	require.Equal(t, want, counts, "one series per (handler, code, method) seen; never a path")
 	require.Equal(t, want, durations, "one histogram per (handler, code, method) seen, counting the same requests")
-	require.Equal(t, map[string]float64{"code=200,method=put": 2, "code=200,method=delete": 1}, pushes,
+	require.Equal(t, map[string]float64{"code=200,method=put": 2, "code=400,method=put": 1, "code=200,method=delete": 1}, pushes,
 		"pushes and deletes by method and exact status")
 	require.Equal(t, []string{"pushring_push_bodies_reading", "pushring_push_inflight", "pushring_push_inflight_capacity",
 		"pushring_push_memory_budget_bytes", "pushring_push_memory_in_use_bytes", "pushring_push_queue_waiting"}, gauges)
