@@ -40,9 +40,9 @@ type requestChildren struct {
 	duration prometheus.Observer
 }
 
-// requestChildren returns the children of requests and duration for the
-// route that pattern names (names), code and method.
-func (m *metrics) requestChildren(names map[string]string, pattern, code, method string) *requestChildren {
+// request returns the children of requests and duration for the route
+// that pattern names (names), code and method.
+func (m *metrics) request(names map[string]string, pattern, code, method string) *requestChildren {
 	k := requestKey{pattern, code, method}
 	if c, ok := m.children.Load(k); ok {
 		return c.(*requestChildren)
@@ -128,7 +128,7 @@ func (m *metrics) instrument(next http.Handler, names map[string]string) http.Ha
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
-			c := m.requestChildren(names, r.Pattern, statusCode(sw.status()), methodLabel(r.Method))
+			c := m.request(names, r.Pattern, statusCode(sw.status()), methodLabel(r.Method))
 			c.requests.Inc()
 			c.duration.Observe(time.Since(start).Seconds())
 		}()

@@ -172,17 +172,18 @@ var supportedEncodings = []string{"gzip", "snappy", "identity"}
 func ReadBody(r io.Reader, encoding string, maxBytes, size int64, charge func(int64) error) (*Body, error) {
 	b := &Body{}
 	if size >= 0 && (maxBytes <= 0 || size <= maxBytes) && (encoding == "" || strings.EqualFold(encoding, "identity")) {
-		if c := bodyClass(size + 1); c >= 0 {
-			if err := charge(1 << (c + minBodyClass)); err != nil {
-				return nil, err
-			}
-			b.pooled = getBodyBuf(c)
+		n, class := size+1, bodyClass(size+1)
+		if class >= 0 {
+			n = 1 << (class + minBodyClass)
+		}
+		if err := charge(n); err != nil {
+			return nil, err
+		}
+		if class >= 0 {
+			b.pooled = getBodyBuf(class)
 			b.buf = b.pooled.b
 		} else {
-			if err := charge(size + 1); err != nil {
-				return nil, err
-			}
-			b.buf = make([]byte, 0, size+1)
+			b.buf = make([]byte, 0, n)
 		}
 	}
 	if r == nil {
