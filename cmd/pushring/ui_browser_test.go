@@ -102,6 +102,15 @@ func (b *browser) run(t *testing.T, actions ...chromedp.Action) {
 	require.NoError(t, chromedp.Run(b.ctx, actions...))
 }
 
+// runWithin is run with the actions bounded by d, for a step that
+// would otherwise wait out browserTimeout when it fails.
+func (b *browser) runWithin(t *testing.T, d time.Duration, actions ...chromedp.Action) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	require.NoError(t, chromedp.Run(ctx, actions...))
+}
+
 // text returns the visible text of the first element sel matches.
 func (b *browser) text(t *testing.T, sel string) string {
 	t.Helper()
@@ -269,10 +278,26 @@ func TestUIBrowserDelete(t *testing.T) {
 	b.run(t, chromedp.Click("#confirm-cancel", chromedp.ByQuery), chromedp.WaitNotVisible("#confirm-delete", chromedp.ByQuery))
 	require.Contains(t, apiMetrics(t, base), `"db-1"`, "Cancel deletes nothing")
 
+	// A quick hand: Cancel and the next Delete in one task, so that the
+	// dialog opens again before the close of the first has run; Delete
+	// group then deletes the group of the second.
+	var open bool
 	b.run(t, chromedp.Click(`article[data-key*="db-1"] button[data-delete]`, chromedp.ByQuery),
-		chromedp.Click("#confirm-ok", chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-delete", chromedp.ByQuery))
+	b.eval(t, `document.getElementById("confirm-cancel").click();
+		document.querySelector('article[data-key*="db-1"] button[data-delete]').click();
+		document.getElementById("confirm-delete").open`, &open)
+	require.True(t, open, "the dialog is open again")
+	b.runWithin(t, 20*time.Second, chromedp.Click("#confirm-ok", chromedp.ByQuery),
 		chromedp.WaitNotPresent(`article[data-key*="db-1"]`, chromedp.ByQuery))
 	poll.True(t, 10*time.Second, "the group is gone from /api/v1/metrics", func() bool { return !strings.Contains(apiMetrics(t, base), `"db-1"`) })
+
+	// Escape cancels: db-2 stays (checked below, after the next delete
+	// went through).
+	b.run(t, chromedp.Click(`article[data-key*="db-2"] button[data-delete]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-delete", chromedp.ByQuery),
+		chromedp.KeyEvent(kb.Escape),
+		chromedp.WaitNotVisible("#confirm-delete", chromedp.ByQuery))
 
 	// Keyboard only: Tab to the Delete of the "warehouse" group, Enter,
 	// Tab from Cancel to Delete group, Enter.
@@ -288,6 +313,50 @@ func TestUIBrowserDelete(t *testing.T) {
 	b.run(t, chromedp.KeyEvent(kb.Enter), chromedp.WaitNotPresent(`article[data-key*="warehouse"]`, chromedp.ByQuery))
 	poll.True(t, 10*time.Second, "the group is gone from /api/v1/metrics", func() bool { return !strings.Contains(apiMetrics(t, base), `"warehouse"`) })
 	require.Contains(t, apiMetrics(t, base), `"db-2"`, "the other groups stay")
+	var rows int
+	b.eval(t, `document.querySelectorAll('article[data-key*="db-2"]').length`, &rows)
+	require.Equal(t, 1, rows, "db-2's row stays")
+}
+
+// TestUIBrowserDeleteRefused shows a delete the gateway refuses in the
+// dialog with the gateway's answer and offers it again; Cancel then keeps
+// the group and gives the focus back to its Delete, and a second try that
+// the gateway accepts removes the group.
+func TestUIBrowserDeleteRefused(t *testing.T) {
+	gw := start(t)
+	base := "http://" + gw.addr
+	pushShowcase(t, base, nil)
+	b := newBrowser(t, nil)
+	const del = `article[data-key*="warehouse"] button[data-delete]`
+
+	// A path with a label name and no value: the gateway answers 400.
+	var path string
+	b.run(t, chromedp.Navigate(base+"/"), chromedp.WaitVisible("#count", chromedp.ByQuery))
+	b.eval(t, `(b => { const p = b.dataset.delete; b.dataset.delete = p + "/instance"; return p })(document.querySelector('`+del+`'))`, &path)
+	b.runWithin(t, 20*time.Second, chromedp.Click(del, chromedp.ByQuery), chromedp.WaitVisible("#confirm-delete", chromedp.ByQuery),
+		chromedp.Click("#confirm-ok", chromedp.ByQuery), chromedp.WaitVisible("#confirm-error", chromedp.ByQuery))
+	msg := b.text(t, "#confirm-error")
+	require.Contains(t, msg, "The gateway refused the delete (400)")
+	require.Contains(t, msg, "odd number of components", "the gateway's own words")
+	require.Contains(t, b.text(t, "#confirm-group"), `instance="warehouse"`)
+
+	b.runWithin(t, 20*time.Second, chromedp.Click("#confirm-cancel", chromedp.ByQuery), chromedp.WaitNotVisible("#confirm-delete", chromedp.ByQuery))
+	var focused bool
+	poll.True(t, 10*time.Second, "the focus is back on the group's Delete", func() bool {
+		b.eval(t, `document.activeElement === document.querySelector('`+del+`')`, &focused)
+		return focused
+	})
+	require.Contains(t, apiMetrics(t, base), `"warehouse"`, "nothing deleted")
+
+	// Refused again, then accepted from the dialog that offers it again.
+	b.runWithin(t, 20*time.Second, chromedp.Click(del, chromedp.ByQuery), chromedp.WaitVisible("#confirm-delete", chromedp.ByQuery),
+		chromedp.Click("#confirm-ok", chromedp.ByQuery), chromedp.WaitVisible("#confirm-error", chromedp.ByQuery))
+	var ignored string
+	b.eval(t, `document.querySelector('`+del+`').dataset.delete = `+fmt.Sprintf("%q", path), &ignored)
+	b.runWithin(t, 20*time.Second, chromedp.Click("#confirm-ok", chromedp.ByQuery),
+		chromedp.WaitNotPresent(`article[data-key*="warehouse"]`, chromedp.ByQuery))
+	poll.True(t, 10*time.Second, "the group is gone from /api/v1/metrics", func() bool { return !strings.Contains(apiMetrics(t, base), `"warehouse"`) })
+	require.Contains(t, apiMetrics(t, base), `"db-1"`, "the other groups stay")
 }
 
 // tabTo presses Tab until sel has the focus, at most 60 times.
