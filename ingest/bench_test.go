@@ -284,68 +284,82 @@ func benchmarkDecodeCost(b *testing.B, body []byte, contentType string) {
 // read ahead into a Body as the api does, handled by the ingester and
 // applied to a real store of 1,000 groups, PUT to each group in turn, in
 // text and as client_golang's protobuf, the values changing from one push
-// to the next (four versions of the body). "repeated" is the store as it
-// runs, which repeats these pushes (repeat.go); "full" hides that from the
-// ingester, so every push is parsed, checked and rendered. cpu-ns/op
-// includes the collector's work on the push's garbage.
+// to the next (four versions of the body); and prom-client's body (its
+// default metrics and four of a program's; labels and series not in the
+// store's order) in text. "repeated" is the store as it runs, which
+// repeats these pushes (repeat.go); "full" hides that from the ingester,
+// so every push is parsed, checked and rendered. cpu-ns/op includes the
+// collector's work on the push's garbage.
 func BenchmarkPush(b *testing.B) {
-	text := string(readTestdata(b, "node.prom"))
-	var versions [4]string
-	for v := range versions {
-		n := 0
-		versions[v] = withValues(text, func() string { n++; return strconv.Itoa(n*7 + v) })
+	bodyVersions := func(text string) [4]string {
+		var versions [4]string
+		for v := range versions {
+			n := 0
+			versions[v] = withValues(text, func() string { n++; return strconv.Itoa(n*7 + v) })
+		}
+		return versions
 	}
+	node := bodyVersions(string(readTestdata(b, "node.prom")))
+	promClient := bodyVersions(string(readTestdata(b, "clients/prom-client-15.1.3.prom")))
 	for _, mode := range []string{"repeated", "full"} {
-		for k, f := range nodeBodies(b, []byte(versions[0])) {
+		for k, f := range nodeBodies(b, []byte(node[0])) {
 			bodies := [][]byte{f.body}
-			for _, v := range versions[1:] {
+			for _, v := range node[1:] {
 				bodies = append(bodies, nodeBodies(b, []byte(v))[k].body)
 			}
-			b.Run(mode+"/"+f.name, func(b *testing.B) {
-				st, err := store.New(store.Config{}, nil, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				var to Store = st
-				if mode == "full" {
-					to = fullWayStore{st}
-				}
-				in, err := New(DefaultConfig(), to, nil, nil, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				const groups = 1000
-				paths := make([]string, groups)
-				for i := range paths {
-					paths[i] = fmt.Sprintf("/job/node/instance/edge-node-%05d", i)
-				}
-				push := func(i int) {
-					raw := bodies[(i/groups)%len(bodies)]
-					body, err := ReadBody(bytes.NewReader(raw), "", 0, int64(len(raw)), func(int64) error { return nil })
-					if err != nil {
-						b.Fatal(err)
-					}
-					if _, err := in.Handle(context.Background(), Request{
-						Method: http.MethodPut, Path: paths[i%groups], ContentType: f.contentType, Body: body,
-					}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				for i := range 2 * groups {
-					push(i)
-				}
-				b.ReportAllocs()
-				b.SetBytes(int64(len(f.body)))
-				cpu := cputime.Start()
-				i := 2 * groups
-				for b.Loop() {
-					push(i)
-					i++
-				}
-				cpu.Report(b, i-2*groups)
-			})
+			b.Run(mode+"/"+f.name, func(b *testing.B) { benchPushes(b, mode, f.contentType, bodies) })
+		}
+		var bodies [][]byte
+		for _, v := range promClient {
+			bodies = append(bodies, []byte(v))
+		}
+		b.Run(mode+"/prom-client", func(b *testing.B) { benchPushes(b, mode, "text/plain; version=0.0.4; charset=utf-8", bodies) })
+	}
+}
+
+// benchPushes is BenchmarkPush's loop: bodies in turn to 1,000 groups.
+func benchPushes(b *testing.B, mode, contentType string, bodies [][]byte) {
+	st, err := store.New(store.Config{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var to Store = st
+	if mode == "full" {
+		to = fullWayStore{st}
+	}
+	in, err := New(DefaultConfig(), to, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const groups = 1000
+	paths := make([]string, groups)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/job/node/instance/edge-node-%05d", i)
+	}
+	push := func(i int) {
+		raw := bodies[(i/groups)%len(bodies)]
+		body, err := ReadBody(bytes.NewReader(raw), "", 0, int64(len(raw)), func(int64) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := in.Handle(context.Background(), Request{
+			Method: http.MethodPut, Path: paths[i%groups], ContentType: contentType, Body: body,
+		}); err != nil {
+			b.Fatal(err)
 		}
 	}
+	for i := range 2 * groups {
+		push(i)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(bodies[0])))
+	cpu := cputime.Start()
+	i := 2 * groups
+	for b.Loop() {
+		push(i)
+		i++
+	}
+	cpu.Report(b, i-2*groups)
 }
 
 // benchBody is a push body of a benchmark, with its Content-Type.

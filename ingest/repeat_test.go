@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,6 +237,10 @@ u 1
 // stores what the full way does: lines added, dropped or moved, labels,
 // HELP, TYPE, timestamps, blanks, another group's labels, clashes with
 // other groups.
+// swappedLabels matches the first two label pairs of a line (values
+// without escapes).
+var swappedLabels = regexp.MustCompile(`\{([a-z_]+="[^"\\]*"),([a-z_]+="[^"\\]*")`)
+
 func TestRepeatedPushShapes(t *testing.T) {
 	nodes, err := loadtest.NodeBodies(loadtest.FormatText, 40, 7, 1)
 	require.NoError(t, err)
@@ -253,6 +258,7 @@ func TestRepeatedPushShapes(t *testing.T) {
 		"# TYPE a counter\na 1\n# TYPE a_total counter\na_total 2\n",
 		"push_time_seconds 5\na 1\n",
 		"a{x=\"\\\\\\n\\\"\"} 1\n",
+		"# TYPE a counter\na{y=\"1\",x=\"2\"} 1\na{x=\"1\"} 2\na{y=\"0\",x=\"2\"} 3\n", // prom-client's orders
 	}
 	mutate := []func(rng *rand.Rand, body string) string{
 		func(rng *rand.Rand, body string) string { return body },
@@ -274,6 +280,19 @@ func TestRepeatedPushShapes(t *testing.T) {
 		func(rng *rand.Rand, body string) string { return strings.TrimSuffix(body, "\n") },
 		func(rng *rand.Rand, body string) string { return strings.Replace(body, " ", "  ", 1+rng.IntN(5)) },
 		func(rng *rand.Rand, body string) string { return body + "extra_series 1\n" },
+		func(rng *rand.Rand, body string) string { // swap two sample lines
+			lines := strings.SplitAfter(body, "\n")
+			i := rng.IntN(len(lines))
+			j := rng.IntN(len(lines))
+			if lines[i] == "" || lines[j] == "" || lines[i][0] == '#' || lines[j][0] == '#' {
+				return body
+			}
+			lines[i], lines[j] = lines[j], lines[i]
+			return strings.Join(lines, "")
+		},
+		func(rng *rand.Rand, body string) string { // the first two labels of lines swapped
+			return swappedLabels.ReplaceAllString(body, "{$2,$1")
+		},
 		func(rng *rand.Rand, body string) string { return strings.Replace(body, "# HELP ", "# HELP x", 1) },
 	}
 	paths := []string{"/job/a", "/job/a/instance/i", "/job/b/x/1", "/job/other"}
@@ -305,6 +324,63 @@ func TestRepeatedPushShapes(t *testing.T) {
 		tw.requireSame(t, fmt.Sprintf("push %d, %s %s:\n%s", i, method, path, body))
 	}
 	require.Greater(t, tw.repeated(t), 100.0, "the test repeats pushes")
+}
+
+// Bodies whose labels and series are not in the order the store writes
+// them (prom-client's: labels as the program gave them, series as they
+// were first seen, le first) repeat from their third push, and the
+// store holds what the full way stores: each value on its own series.
+func TestRepeatedPushInAnotherOrder(t *testing.T) {
+	shuffled := `# HELP req_total Requests.
+# TYPE req_total counter
+req_total{route="/b",code="200"} 1
+req_total{route="/a",code="500"} 1
+req_total{route="/a\\\"x\"",code="200"} 1
+req_total{route="/a",code="200"} 1
+# TYPE lat histogram
+lat_bucket{le="+Inf",code="500"} 1
+lat_sum{code="500"} 1
+lat_count{code="500"} 1
+lat_bucket{le="1",code="200"} 1
+lat_bucket{le="+Inf",code="200"} 1
+lat_sum{code="200"} 1
+lat_count{code="200"} 1
+up 1
+`
+	// Each body with one count that is not a whole number, which sends a
+	// push the full way (repeatValue): the store must judge each line as
+	// the count or float it holds in its own order, where the series of
+	// the histogram have other lines than in the body's.
+	bodies := map[string]string{
+		string(readTestdata(t, "clients/prom-client-15.1.3.prom")): `web_request_duration_seconds_bucket{le="0.5",route="/"}`,
+		shuffled: `lat_bucket{le="+Inf",code="200"}`,
+	}
+	tw := newTwinIngesters(t, Config{}, store.Config{})
+	n := 0
+	for body, count := range bodies {
+		for _, path := range []string{"/job/web/instance/node-1", "/job/web"} {
+			for _, method := range []string{http.MethodPut, http.MethodPost} {
+				for _, in := range []*Ingester{tw.fast, tw.full} { // a fresh group
+					_, err := in.Handle(context.Background(), Request{Method: http.MethodDelete, Path: path})
+					require.NoError(t, err)
+				}
+				before := tw.repeated(t)
+				for push := range 6 {
+					// Every line another value at every push, so that a
+					// value put on another series shows.
+					b := withValues(body, func() string { n++; return strconv.Itoa(n) })
+					require.NoError(t, tw.push(t, method, path, b))
+					tw.requireSame(t, fmt.Sprintf("push %d, %s %s:\n%s", push, method, path, b))
+				}
+				require.Equal(t, 4.0, tw.repeated(t)-before, "%s %s: pushes 3 to 6 repeat", method, path)
+				half := strings.Replace(withValues(body, func() string { return "7" }), count+" 7\n", count+" 0.5\n", 1)
+				require.Contains(t, half, count+" 0.5\n")
+				require.NoError(t, tw.push(t, method, path, half))
+				tw.requireSame(t, fmt.Sprintf("%s %s:\n%s", method, path, half))
+				require.Equal(t, 4.0, tw.repeated(t)-before, "%s %s: a count of 0.5 goes the full way", method, path)
+			}
+		}
+	}
 }
 
 // --store.max-bytes holds for repeated pushes: values that make the lines

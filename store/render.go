@@ -384,6 +384,10 @@ type builder struct {
 	repeatOlds, repeatNews []*family
 	repeatOld, repeatText  []byte
 	repeatSpans            []repeatSpan
+	// A repeat's values and value texts in the store's order of the
+	// lines, when the body has them in another (repeatShape.lineOf).
+	repeatValues []float64
+	repeatTexts  [][]byte
 }
 
 // builtSlots returns n zero built values from b's scratch.

@@ -58,12 +58,33 @@ type repeatShape struct {
 	replace bool
 	// pushTime is the index of push_time_seconds in the group's slots.
 	pushTime uint8
+	// families is how many families the body has (at most 256).
+	families uint16
 	// order holds, for each family in the order of the body, its index in
-	// the group's slots (at most 255 families).
+	// the group's slots, a byte each; then, only when a family has its
+	// lines in the body in another order than the store writes them (a
+	// body whose labels or series are in another order: prom-client's),
+	// for each line in the store's order the body's index of it, two
+	// bytes little-endian (lineOf). One string keeps the shape 64 bytes.
 	order string
-	// counts has bit i set when the i-th line of the body holds a count
-	// (isCountLine); nil when none does.
+	// counts has bit i set when the i-th line holds a count
+	// (isCountLine), lines counted in the store's order; nil when none
+	// does.
 	counts []uint64
+}
+
+// slot returns the index in the group's slots of the body's i-th family.
+func (sh *repeatShape) slot(i int) int { return int(sh.order[i]) }
+
+// permuted reports whether the body has lines in another order than the
+// store (lineOf).
+func (sh *repeatShape) permuted() bool { return len(sh.order) > int(sh.families) }
+
+// lineOf returns the body's index of the store's i-th line of a permuted
+// shape.
+func (sh *repeatShape) lineOf(i int) int {
+	o := int(sh.families) + 2*i
+	return int(sh.order[o]) | int(sh.order[o+1])<<8
 }
 
 // ApplyRepeat applies r as new values for the series of the group's last
@@ -88,8 +109,8 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	b := s.builders.Get().(*builder)
 	defer s.putBuilder(b)
 	olds := b.repeatOlds[:0]
-	for i := 0; i < len(sh.order); i++ {
-		k := int(sh.order[i])
+	for i := range int(sh.families) {
+		k := sh.slot(i)
 		if k >= len(g.slots) { // cannot be while the version holds
 			s.mu.Unlock()
 			return false
@@ -115,15 +136,19 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	if len(texts) != len(r.Values) {
 		texts = nil
 	}
+	values := r.Values
+	if sh.permuted() {
+		values, texts = b.permuted(sh, values, texts)
+	}
 	for i, f := range olds {
 		var sp repeatSpan
 		if i < len(olds)-1 {
-			end := min(len(r.Values), first+int(f.samples))
+			end := min(len(values), first+int(f.samples))
 			var t [][]byte
 			if texts != nil {
 				t = texts[first:end]
 			}
-			sp, ok = b.patch(f, r.Values[first:end], t, sh.counts, first)
+			sp, ok = b.patch(f, values[first:end], t, sh.counts, first)
 			first += int(f.samples)
 		} else {
 			sp, ok = b.patch(f, []float64{unixSeconds(r.Time)}, nil, nil, 0)
@@ -157,7 +182,7 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 		}
 	}
 	for i, nf := range news {
-		s.setValues(g, int(sh.order[i]), nf)
+		s.setValues(g, sh.slot(i), nf)
 	}
 	s.setValues(g, int(sh.pushTime), pushTime)
 	g.version = s.nextVersion()
@@ -169,6 +194,24 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	s.changedLocked()
 	s.metrics.repeated.Inc()
 	return true
+}
+
+// permuted returns values and texts (nil or as long) in the store's order
+// of the lines of sh, a permuted shape: the i-th is the body's
+// sh.lineOf(i)-th.
+func (b *builder) permuted(sh *repeatShape, values []float64, texts [][]byte) ([]float64, [][]byte) {
+	b.repeatValues = b.repeatValues[:0]
+	for i := range values {
+		b.repeatValues = append(b.repeatValues, values[sh.lineOf(i)])
+	}
+	if texts == nil {
+		return b.repeatValues, nil
+	}
+	b.repeatTexts = b.repeatTexts[:0]
+	for i := range texts {
+		b.repeatTexts = append(b.repeatTexts, texts[sh.lineOf(i)])
+	}
+	return b.repeatValues, b.repeatTexts
 }
 
 // setValues puts f into slot k of g, whose family f repeats with other
@@ -416,7 +459,7 @@ func (s *Store) LearnRepeat(r Repeat, series func() [][]byte) {
 		s.mu.Unlock()
 		return
 	}
-	if sh.version == g.version && sh.order != "" {
+	if sh.version == g.version && sh.families != 0 {
 		s.mu.Unlock()
 		return // learnt already
 	}
@@ -452,10 +495,14 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 	if len(fams) > math.MaxUint8+1 || len(series) > math.MaxUint32 {
 		return nil
 	}
+	if len(series) > maxPermLines {
+		return nil
+	}
 	sh := &repeatShape{hash: r.Shape, replace: r.Replace, lines: uint32(len(series))} //nolint:gosec // checked above
 	// A bit per family of fams, at most 256.
 	var used [4]uint64
 	order := make([]byte, 0, len(fams))
+	var perm []uint16 // the body's index of each line, the store's order
 	for i := 0; i < len(series); {
 		k := familyOfLine(fams, series[i])
 		if k < 0 || used[k/64]&(1<<(k%64)) != 0 {
@@ -466,28 +513,63 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 		if f.samples == 0 || i+int(f.samples) > len(series) || f.pb.Load() != nil || f.utf8() {
 			return nil
 		}
+		// The family's lines in the body, each matched once: in the
+		// store's order, or (found by their name and label set) in
+		// another.
+		lines := series[i : i+int(f.samples)]
+		var byPairs map[string]int
+		taken := make([]bool, len(lines))
 		text := f.text(sc)
-		for len(text) > 0 {
+		for j := 0; len(text) > 0; j++ {
 			end := bytes.IndexByte(text, '\n')
 			sp := bytes.LastIndexByte(text[:end], ' ')
-			if sp < 0 || !sameSeries(text[:sp], series[i], grouping) {
+			if sp < 0 || j >= len(lines) {
 				return nil
+			}
+			at := j
+			if taken[j] || !sameSeries(text[:sp], lines[j], grouping) {
+				if byPairs == nil {
+					if byPairs = pushedPairs(lines); byPairs == nil {
+						return nil
+					}
+				}
+				key, ok := storedPairs(text[:sp], grouping)
+				if !ok {
+					return nil
+				}
+				if at, ok = byPairs[key]; !ok || taken[at] {
+					return nil
+				}
+			}
+			taken[at] = true
+			if at != j && perm == nil {
+				perm = make([]uint16, len(series))
+				for p := range perm {
+					perm[p] = uint16(p) //nolint:gosec // at most maxPermLines
+				}
+			}
+			if perm != nil {
+				perm[i+j] = uint16(i + at) //nolint:gosec // at most maxPermLines
 			}
 			count := isCountLine(f, text[:sp])
 			if count {
 				if sh.counts == nil {
 					sh.counts = make([]uint64, (len(series)+63)/64)
 				}
-				sh.counts[i/64] |= 1 << (i % 64)
+				sh.counts[(i+j)/64] |= 1 << ((i + j) % 64)
 			}
-			v, ok := repeatValue(count, r.Values[i])
+			v, ok := repeatValue(count, r.Values[i+at])
 			if !ok || string(appendTextFloat(nil, v)) != string(text[sp+1:end]) {
 				return nil
 			}
 			text = text[end+1:]
-			i++
 		}
+		i += len(lines)
 		order = append(order, byte(k))
+	}
+	sh.families = uint16(len(order)) //nolint:gosec // at most 256, checked above
+	for _, p := range perm {
+		order = binary.LittleEndian.AppendUint16(order, p)
 	}
 	sh.order = string(order)
 	k := slices.IndexFunc(fams, func(f *family) bool { return f.name == PushTimeName })
@@ -620,6 +702,80 @@ func nextPair(list []byte) ([]byte, int) {
 	return nil, -1
 }
 
+// maxPermLines is the most lines a shape's permutation indexes: more
+// than a repeated push may have (maxRepeatLines in ingest).
+const maxPermLines = math.MaxUint16 + 1
+
+// pushedPairs returns, for each of a family's series as a body wrote
+// them (name{name="value",...}, as the store renders a label list), its
+// key (labelKey) and index; nil if one is not written so, or two have
+// the same key.
+func pushedPairs(series [][]byte) map[string]int {
+	out := make(map[string]int, len(series))
+	var pairs [][]byte
+	for i, s := range series {
+		name, list := s, []byte(nil)
+		if open := bytes.IndexByte(s, '{'); open >= 0 {
+			if s[len(s)-1] != '}' {
+				return nil
+			}
+			name, list = s[:open], s[open+1:len(s)-1]
+		}
+		pairs = pairs[:0]
+		for len(list) > 0 {
+			pair, n := nextPair(list)
+			if n < 0 {
+				return nil
+			}
+			pairs = append(pairs, pair)
+			list = list[n:]
+		}
+		key := labelKey(name, pairs)
+		if _, dup := out[key]; dup {
+			return nil
+		}
+		out[key] = i
+	}
+	return out
+}
+
+// storedPairs returns the key (labelKey) of a stored line's series with
+// the pairs of grouping taken out.
+func storedPairs(stored []byte, grouping [][]byte) (string, bool) {
+	open := bytes.IndexByte(stored, '{')
+	if open < 0 {
+		return labelKey(stored, nil), true
+	}
+	var pairs [][]byte
+	for list := stored[open+1 : len(stored)-1]; len(list) > 0; {
+		pair, n := nextPair(list)
+		if n < 0 {
+			return "", false
+		}
+		list = list[n:]
+		if !isGroupingPair(pair, grouping) {
+			pairs = append(pairs, pair)
+		}
+	}
+	return labelKey(stored[:open], pairs), true
+}
+
+// labelKey is a series' name and its label pairs (name="value", the
+// value escaped as the text format must) in any order, as a string that
+// is equal for two series exactly when they are: each part after its
+// length, the pairs sorted. The text format has one escaped form of a
+// value, so equal labels are equal bytes.
+func labelKey(name []byte, pairs [][]byte) string {
+	slices.SortFunc(pairs, bytes.Compare)
+	key := binary.AppendUvarint(nil, uint64(len(name)))
+	key = append(key, name...)
+	for _, p := range pairs {
+		key = binary.AppendUvarint(key, uint64(len(p)))
+		key = append(key, p...)
+	}
+	return string(key)
+}
+
 func isGroupingPair(pair []byte, grouping [][]byte) bool {
 	for _, g := range grouping {
 		if bytes.Equal(pair, g) {
@@ -638,6 +794,11 @@ const maxKeptRepeatText = 64 << 10
 func (b *builder) resetRepeat() {
 	clear(b.repeatOlds)
 	clear(b.repeatNews)
+	clear(b.repeatTexts) // they point into a push's body
+	b.repeatTexts = b.repeatTexts[:0]
+	if cap(b.repeatValues) > maxPermLines {
+		b.repeatValues, b.repeatTexts = nil, nil
+	}
 	b.repeatOlds, b.repeatNews = b.repeatOlds[:0], b.repeatNews[:0]
 	if cap(b.repeatOld) > maxKeptRepeatText {
 		b.repeatOld = nil
