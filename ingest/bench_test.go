@@ -284,9 +284,10 @@ func benchmarkDecodeCost(b *testing.B, body []byte, contentType string) {
 // read ahead into a Body as the api does, handled by the ingester and
 // applied to a real store of 1,000 groups, PUT to each group in turn, in
 // text and as client_golang's protobuf, the values changing from one push
-// to the next (four versions of the body); and prom-client's body (its
-// default metrics and four of a program's; labels and series not in the
-// store's order) in text. "repeated" is the store as it runs, which
+// to the next (four versions of the body); and, in text, the bodies of
+// prom-client (its default metrics and four of a program's) and the
+// Python client (a batch job's), whose labels, series or bounds are not
+// written as the store writes them. "repeated" is the store as it runs, which
 // repeats these pushes (repeat.go); "full" hides that from the ingester,
 // so every push is parsed, checked and rendered. cpu-ns/op includes the
 // collector's work on the push's garbage.
@@ -300,7 +301,10 @@ func BenchmarkPush(b *testing.B) {
 		return versions
 	}
 	node := bodyVersions(string(readTestdata(b, "node.prom")))
-	promClient := bodyVersions(string(readTestdata(b, "clients/prom-client-15.1.3.prom")))
+	clients := []struct{ name, file string }{
+		{"prom-client", "clients/prom-client-15.1.3.prom"},
+		{"python", "clients/python-0.16.prom"},
+	}
 	for _, mode := range []string{"repeated", "full"} {
 		for k, f := range nodeBodies(b, []byte(node[0])) {
 			bodies := [][]byte{f.body}
@@ -309,11 +313,13 @@ func BenchmarkPush(b *testing.B) {
 			}
 			b.Run(mode+"/"+f.name, func(b *testing.B) { benchPushes(b, mode, f.contentType, bodies) })
 		}
-		var bodies [][]byte
-		for _, v := range promClient {
-			bodies = append(bodies, []byte(v))
+		for _, c := range clients {
+			var bodies [][]byte
+			for _, v := range bodyVersions(string(readTestdata(b, c.file))) {
+				bodies = append(bodies, []byte(v))
+			}
+			b.Run(mode+"/"+c.name, func(b *testing.B) { benchPushes(b, mode, "text/plain; version=0.0.4; charset=utf-8", bodies) })
 		}
-		b.Run(mode+"/prom-client", func(b *testing.B) { benchPushes(b, mode, "text/plain; version=0.0.4; charset=utf-8", bodies) })
 	}
 }
 

@@ -233,14 +233,14 @@ u 1
 	require.Greater(t, tw.repeated(t), 50.0, "the test repeats pushes")
 }
 
-// Whatever a body changes besides its values, a repeated push answers and
-// stores what the full way does: lines added, dropped or moved, labels,
-// HELP, TYPE, timestamps, blanks, another group's labels, clashes with
-// other groups.
 // swappedLabels matches the first two label pairs of a line (values
 // without escapes).
 var swappedLabels = regexp.MustCompile(`\{([a-z_]+="[^"\\]*"),([a-z_]+="[^"\\]*")`)
 
+// Whatever a body changes besides its values, a repeated push answers and
+// stores what the full way does: lines added, dropped or moved, labels,
+// HELP, TYPE, timestamps, blanks, another group's labels, clashes with
+// other groups.
 func TestRepeatedPushShapes(t *testing.T) {
 	nodes, err := loadtest.NodeBodies(loadtest.FormatText, 40, 7, 1)
 	require.NoError(t, err)
@@ -328,8 +328,10 @@ func TestRepeatedPushShapes(t *testing.T) {
 
 // Bodies whose labels and series are not in the order the store writes
 // them (prom-client's: labels as the program gave them, series as they
-// were first seen, le first) repeat from their third push, and the
-// store holds what the full way stores: each value on its own series.
+// were first seen, le first; the Python client's: _count before _sum,
+// le="1.0" where the store writes le="1") repeat from their third push,
+// and the store holds what the full way stores: each value on its own
+// series.
 func TestRepeatedPushInAnotherOrder(t *testing.T) {
 	shuffled := `# HELP req_total Requests.
 # TYPE req_total counter
@@ -345,6 +347,21 @@ lat_bucket{le="1",code="200"} 1
 lat_bucket{le="+Inf",code="200"} 1
 lat_sum{code="200"} 1
 lat_count{code="200"} 1
+# TYPE q summary
+q{quantile="0.50",code="500"} 1
+q{quantile="0.9",code="500"} 1
+q_count{code="500"} 1
+q_sum{code="500"} 1
+# TYPE a gauge
+a{y="\\",x="\""} 1
+a{y="\"",x="\\"} 1
+a{y="\n",x=","} 1
+a{y=",",x="\n"} 1
+a{x="{}",y="}{"} 1
+a{x="}{",y="{}"} 1
+a{y="1",x="2",} 1
+a{y="2",x="1"} 1
+b{} 1
 up 1
 `
 	// Each body with one count that is not a whole number, which sends a
@@ -353,6 +370,7 @@ up 1
 	// the histogram have other lines than in the body's.
 	bodies := map[string]string{
 		string(readTestdata(t, "clients/prom-client-15.1.3.prom")): `web_request_duration_seconds_bucket{le="0.5",route="/"}`,
+		string(readTestdata(t, "clients/python-0.16.prom")):        `batch_duration_seconds_bucket{job_kind="nightly",le="0.5"}`,
 		shuffled: `lat_bucket{le="+Inf",code="200"}`,
 	}
 	tw := newTwinIngesters(t, Config{}, store.Config{})

@@ -516,9 +516,11 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 		// The family's lines in the body, each matched once: in the
 		// store's order, or (found by their name and label set) in
 		// another.
+		// A line that matches in place has the key of its stored line,
+		// which no other stored line has: it cannot have been taken.
 		lines := series[i : i+int(f.samples)]
 		var byPairs map[string]int
-		taken := make([]bool, len(lines))
+		var taken []bool
 		text := f.text(sc)
 		for j := 0; len(text) > 0; j++ {
 			end := bytes.IndexByte(text, '\n')
@@ -527,10 +529,14 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 				return nil
 			}
 			at := j
-			if taken[j] || !sameSeries(text[:sp], lines[j], grouping) {
+			if !sameSeries(text[:sp], lines[j], grouping) {
 				if byPairs == nil {
-					if byPairs = pushedPairs(lines); byPairs == nil {
+					if byPairs = pushedPairs(lines, boundLabel(f)); byPairs == nil {
 						return nil
+					}
+					taken = make([]bool, len(lines))
+					for p := range j {
+						taken[p] = true // matched in place
 					}
 				}
 				key, ok := storedPairs(text[:sp], grouping)
@@ -541,7 +547,9 @@ func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc
 					return nil
 				}
 			}
-			taken[at] = true
+			if taken != nil {
+				taken[at] = true
+			}
 			if at != j && perm == nil {
 				perm = make([]uint16, len(series))
 				for p := range perm {
@@ -709,8 +717,10 @@ const maxPermLines = math.MaxUint16 + 1
 // pushedPairs returns, for each of a family's series as a body wrote
 // them (name{name="value",...}, as the store renders a label list), its
 // key (labelKey) and index; nil if one is not written so, or two have
-// the same key.
-func pushedPairs(series [][]byte) map[string]int {
+// the same key. The value of the label bound names (boundLabel) is read
+// as the float it is and written as the store writes it: the Python
+// client writes le="1.0" where the store writes le="1".
+func pushedPairs(series [][]byte, bound string) map[string]int {
 	out := make(map[string]int, len(series))
 	var pairs [][]byte
 	for i, s := range series {
@@ -727,8 +737,15 @@ func pushedPairs(series [][]byte) map[string]int {
 			if n < 0 {
 				return nil
 			}
-			pairs = append(pairs, pair)
 			list = list[n:]
+			if bound != "" && len(pair) > len(bound)+2 && string(pair[:len(bound)]) == bound && string(pair[len(bound):len(bound)+2]) == `="` {
+				v, ok := parseTextFloat(pair[len(bound)+2 : len(pair)-1])
+				if !ok {
+					return nil
+				}
+				pair = append(appendTextFloat(append([]byte(bound), '=', '"'), v), '"')
+			}
+			pairs = append(pairs, pair)
 		}
 		key := labelKey(name, pairs)
 		if _, dup := out[key]; dup {
@@ -737,6 +754,18 @@ func pushedPairs(series [][]byte) map[string]int {
 		out[key] = i
 	}
 	return out
+}
+
+// boundLabel returns the label whose value the store writes as a float
+// in f's lines: le in a histogram's, quantile in a summary's; else "".
+func boundLabel(f *family) string {
+	switch f.typ() {
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		return "le"
+	case dto.MetricType_SUMMARY:
+		return "quantile"
+	}
+	return ""
 }
 
 // storedPairs returns the key (labelKey) of a stored line's series with
@@ -789,6 +818,10 @@ func isGroupingPair(pair []byte, grouping [][]byte) bool {
 // ApplyRepeat: a family of thousands of lines is rare and need not pin it.
 const maxKeptRepeatText = 64 << 10
 
+// maxKeptRepeatLines bounds the values a pooled builder keeps room for
+// (ingest repeats at most 4,096 lines).
+const maxKeptRepeatLines = 4096
+
 // resetRepeat drops the families ApplyRepeat's scratch points to and
 // bounds its buffers.
 func (b *builder) resetRepeat() {
@@ -796,7 +829,7 @@ func (b *builder) resetRepeat() {
 	clear(b.repeatNews)
 	clear(b.repeatTexts) // they point into a push's body
 	b.repeatTexts = b.repeatTexts[:0]
-	if cap(b.repeatValues) > maxPermLines {
+	if cap(b.repeatValues) > maxKeptRepeatLines {
 		b.repeatValues, b.repeatTexts = nil, nil
 	}
 	b.repeatOlds, b.repeatNews = b.repeatOlds[:0], b.repeatNews[:0]
