@@ -167,3 +167,119 @@ func TestE2EPythonClient(t *testing.T) {
 	requirePythonClient(t)
 	runClient(t, pythonClientRun)
 }
+
+// pythonRepeatScript pushes one registry six times, as a batch job that
+// reports as it goes: labels declared out of order, series first used
+// out of order, the histogram's bounds written as 1.0 and _count before
+// _sum; none is how the store writes its lines.
+const pythonRepeatScript = `
+import sys
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
+
+gw = sys.argv[1]
+reg = CollectorRegistry()
+records = Counter('rp_records', 'Records.', ['stage', 'shard'], registry=reg)
+duration = Histogram('rp_duration_seconds', 'Duration.', ['kind'], registry=reg)
+progress = Gauge('rp_progress_ratio', 'Progress.', registry=reg)
+for i in range(6):
+    records.labels('load', 'b').inc(i + 1)
+    records.labels('extract', 'a').inc(2)
+    duration.labels('nightly').observe(0.25 * i)
+    progress.set(i / 8)
+    push_to_gateway(gw, job='repeat', registry=reg, timeout=5)
+print('ok')
+`
+
+// TestE2EPythonClientRepeats: the Python client's pushes of one registry
+// are applied as repeats on pushring from the third on, and leave what
+// the Pushgateway holds after the same pushes.
+func TestE2EPythonClientRepeats(t *testing.T) {
+	t.Parallel()
+	requirePythonClient(t)
+	runClient(t, func(t *testing.T, g *gw) state {
+		t.Helper()
+		s := clientRepeats(t, g, func(ctx context.Context) *exec.Cmd {
+			cmd := exec.CommandContext(ctx, pythonBin, "-c", pythonRepeatScript, g.base)
+			cmd.Env = append(os.Environ(), "PROMETHEUS_DISABLE_CREATED_SERIES=True")
+			return cmd
+		})
+		series := `{instance="",job="repeat",shard="b",stage="load"}`
+		requireSeries(t, s, "rp_records_total", "rp_records_total"+series+" 21")
+		requireSeries(t, s, "rp_duration_seconds", `rp_duration_seconds_sum{instance="",job="repeat",kind="nightly"} 3.75`)
+		requireSeries(t, s, "rp_duration_seconds", `rp_duration_seconds_bucket{instance="",job="repeat",kind="nightly",le="1"} 5`)
+		requireSeries(t, s, "rp_progress_ratio", `rp_progress_ratio{instance="",job="repeat"} 0.625`)
+		return s
+	})
+}
+
+// clientRepeats runs a client's program that pushes one group six times
+// (its command, bounded by ctx) against g, and on pushring checks that the
+// third to the sixth push were repeats; it returns g's state after.
+func clientRepeats(t *testing.T, g *gw, command func(ctx context.Context) *exec.Cmd) state {
+	t.Helper()
+	var before float64
+	if g.kind == kindPushring {
+		before = g.ownValue(t, "pushring_store_repeated_pushes_total", "", "")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := command(ctx).CombinedOutput()
+	require.NoError(t, err, "the client against %s:\n%s", g.kind, out)
+	require.Equal(t, "ok\n", string(out))
+	if g.kind == kindPushring {
+		require.Equal(t, 4.0, g.ownValue(t, "pushring_store_repeated_pushes_total", "", "")-before, "pushes 3 to 6 repeated")
+	}
+	return g.fetchState(t)
+}
+
+const (
+	// nodeBin runs prom-client, the Node.js client; envPromClient names
+	// the node_modules directory .ci/peers installs it into.
+	nodeBin       = "/usr/bin/node"
+	envPromClient = "PUSHRING_PROM_CLIENT"
+)
+
+// promClientRepeatScript pushes one registry six times with prom-client's
+// Pushgateway: labels in the order they were declared, series in the
+// order they were first used, le first in a bucket's labels.
+const promClientRepeatScript = `
+const client = require('prom-client');
+const registry = new client.Registry();
+const requests = new client.Counter({name: 'pc_requests_total', help: 'Requests.', labelNames: ['route', 'code'], registers: [registry]});
+const latency = new client.Histogram({name: 'pc_latency_seconds', help: 'Latency.', labelNames: ['route'], buckets: [0.5, 1], registers: [registry]});
+const gateway = new client.Pushgateway(process.env.GATEWAY_URL, {timeout: 5000}, registry);
+(async () => {
+  for (let i = 0; i < 6; i++) {
+    requests.inc({route: '/b', code: '500'}, i + 1);
+    requests.inc({route: '/a', code: '200'}, 2);
+    latency.observe({route: '/'}, 0.25 * i);
+    await gateway.push({jobName: 'repeat'});
+  }
+  console.log('ok');
+})().catch(e => { console.error(e); process.exit(1); });
+`
+
+// TestE2EPromClientRepeats: prom-client's pushes of one registry are
+// applied as repeats on pushring from the third on, and leave what the
+// Pushgateway holds after the same pushes.
+func TestE2EPromClientRepeats(t *testing.T) {
+	t.Parallel()
+	requireTool(t, nodeBin)
+	modules := os.Getenv(envPromClient)
+	if modules == "" {
+		missing(t, envPromClient+" is not set (.ci/peers installs prom-client and sets it)")
+	}
+	runClient(t, func(t *testing.T, g *gw) state {
+		t.Helper()
+		s := clientRepeats(t, g, func(ctx context.Context) *exec.Cmd {
+			cmd := exec.CommandContext(ctx, nodeBin, "-e", promClientRepeatScript)
+			cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "GATEWAY_URL="+g.base)
+			return cmd
+		})
+		requireSeries(t, s, "pc_requests_total", `pc_requests_total{code="500",instance="",job="repeat",route="/b"} 21`)
+		requireSeries(t, s, "pc_requests_total", `pc_requests_total{code="200",instance="",job="repeat",route="/a"} 12`)
+		requireSeries(t, s, "pc_latency_seconds", `pc_latency_seconds_sum{instance="",job="repeat",route="/"} 3.75`)
+		requireSeries(t, s, "pc_latency_seconds", `pc_latency_seconds_bucket{instance="",job="repeat",le="0.5",route="/"} 3`)
+		return s
+	})
+}
