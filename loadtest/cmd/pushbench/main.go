@@ -5,8 +5,9 @@
 //
 // Every target gets the same bodies (one loadtest node's push: text 0.0.4
 // or delimited protobuf, in -bodies versions with the same series and
-// other values, as a node's successive pushes differ) PUT to -groups
-// groups round-robin, each group getting the next version each time
+// other values, as a node's successive pushes differ; or, with
+// -body-files, a client's text body, the format named by its file) PUT
+// to -groups groups round-robin, each group getting the next version each time
 // round, over -connections keep-alive connections for -duration, after a
 // warm-up. The targets run
 // one at a time, in the order given, -rounds times over; the report has one
@@ -50,6 +51,7 @@ const clockTicks = 100
 type config struct {
 	targets     []string
 	formats     []loadtest.Format
+	files       map[loadtest.Format]string // -body-files by format name
 	groups      int
 	series      int
 	bodies      int
@@ -78,11 +80,12 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var c config
-	var targets, formats string
+	var targets, formats, files string
 	home, _ := os.UserHomeDir()
 	fs := flag.NewFlagSet("pushbench", flag.ContinueOnError)
 	fs.StringVar(&targets, "targets", "pushring,pushgateway,floor", "comma-separated targets: pushring, pushgateway (-pushgateway-bin), pushgateway-current (-pushgateway-current-bin), floor")
 	fs.StringVar(&formats, "formats", "text,protobuf", "comma-separated body formats: text, protobuf")
+	fs.StringVar(&files, "body-files", "", "comma-separated text bodies (a client's output; no timestamps) pushed as formats of their own, named by their files, each sample's value changed in each version")
 	fs.IntVar(&c.groups, "groups", 1000, "groups pushed round-robin")
 	fs.IntVar(&c.series, "series", 40, "series per push")
 	fs.IntVar(&c.bodies, "bodies", 4, "bodies with the same series and different values; each group gets the next one every time round")
@@ -105,13 +108,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return serveFloor(ctx, c.serveFloor)
 	}
 	c.targets = strings.Split(targets, ",")
-	for _, f := range strings.Split(formats, ",") {
-		switch loadtest.Format(f) {
-		case loadtest.FormatText, loadtest.FormatProtobuf:
-			c.formats = append(c.formats, loadtest.Format(f))
-		default:
-			return fmt.Errorf("-formats: unknown format %q", f)
-		}
+	if err := c.parseFormats(formats, files); err != nil {
+		return err
 	}
 	if c.workDir == "" {
 		dir, err := os.MkdirTemp("", "pushbench-")
@@ -132,6 +130,33 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				fmt.Fprintf(out, "| %d | %s | %s | %.0f | %d | %.1f µs |\n", round, f, t, r.rate, r.non2xx, r.cpuPerPush.Seconds()*1e6)
 			}
 		}
+	}
+	return nil
+}
+
+// parseFormats sets c.formats from -formats and -body-files.
+func (c *config) parseFormats(formats, files string) error {
+	c.formats, c.files = nil, nil
+	for _, f := range strings.Split(formats, ",") {
+		switch loadtest.Format(f) {
+		case loadtest.FormatText, loadtest.FormatProtobuf:
+			c.formats = append(c.formats, loadtest.Format(f))
+		case "":
+		default:
+			return fmt.Errorf("-formats: unknown format %q", f)
+		}
+	}
+	if files == "" {
+		return nil
+	}
+	c.files = map[loadtest.Format]string{}
+	for _, path := range strings.Split(files, ",") {
+		f := loadtest.Format(filepath.Base(path))
+		if _, dup := c.files[f]; dup || f == loadtest.FormatText || f == loadtest.FormatProtobuf {
+			return fmt.Errorf("-body-files: two formats named %q", f)
+		}
+		c.files[f] = path
+		c.formats = append(c.formats, f)
 	}
 	return nil
 }
@@ -226,7 +251,13 @@ func (c *config) command(target, addr string) (*exec.Cmd, error) {
 // script that PUTs them to the groups round-robin, each group getting the
 // next body each time round, and returns the script's path.
 func (c *config) script(f loadtest.Format) (string, error) {
-	bodies, err := loadtest.NodeBodies(f, c.series, 1, max(c.bodies, 1))
+	var bodies [][]byte
+	var err error
+	if path, ok := c.files[f]; ok {
+		bodies, err = fileBodies(path, max(c.bodies, 1))
+	} else {
+		bodies, err = loadtest.NodeBodies(f, c.series, 1, max(c.bodies, 1))
+	}
 	if err != nil {
 		return "", err
 	}
@@ -267,6 +298,38 @@ end
 `, strings.Join(paths, ", "), c.groups, ctype)
 	path := filepath.Join(c.workDir, "push-"+string(f)+".lua")
 	return path, os.WriteFile(path, []byte(lua), 0o644)
+}
+
+// fileBodies returns n versions of the text body in path: the i-th has,
+// as the value of its k-th sample line, k·7+i (the last blank-separated
+// token of every line that is not blank or a comment).
+func fileBodies(path string, n int) ([][]byte, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for v := range n {
+		var b []byte
+		k := 0
+		for _, line := range strings.SplitAfter(string(text), "\n") {
+			trimmed := strings.TrimSuffix(line, "\n")
+			if strings.TrimSpace(trimmed) == "" || strings.HasPrefix(trimmed, "#") {
+				b = append(b, line...)
+				continue
+			}
+			sp := strings.LastIndexAny(trimmed, " \t")
+			if sp < 0 {
+				return nil, fmt.Errorf("%s: a sample line without a value: %q", path, trimmed)
+			}
+			k++
+			b = append(b, trimmed[:sp+1]...)
+			b = strconv.AppendInt(b, int64(k*7+v), 10)
+			b = append(b, '\n')
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 var (

@@ -65,6 +65,31 @@ func TestScript(t *testing.T) {
 	}
 }
 
+// -body-files: a client's body, its values changed in each version, its
+// series and comments kept, pushed as text.
+func TestScriptBodyFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "client.prom")
+	require.NoError(t, os.WriteFile(file, []byte("# HELP a An a.\n# TYPE a counter\na{x=\"1 2\"} 1.5\n\nb\t2\n"), 0o644))
+	var c config
+	require.NoError(t, c.parseFormats("", file))
+	require.Equal(t, []loadtest.Format{"client.prom"}, c.formats)
+	c.groups, c.bodies, c.workDir = 2, 2, t.TempDir()
+	path, err := c.script("client.prom")
+	require.NoError(t, err)
+	lua, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(lua), `"text/plain; version=0.0.4; charset=utf-8"`)
+	for i, want := range []string{
+		"# HELP a An a.\n# TYPE a counter\na{x=\"1 2\"} 7\n\nb\t14\n",
+		"# HELP a An a.\n# TYPE a counter\na{x=\"1 2\"} 8\n\nb\t15\n",
+	} {
+		body, err := os.ReadFile(filepath.Join(c.workDir, fmt.Sprintf("body%d.client.prom", i+1)))
+		require.NoError(t, err)
+		require.Equal(t, want, string(body))
+	}
+	require.ErrorContains(t, c.parseFormats("text", file+","+file), "two formats")
+}
+
 // seriesOf is a text body without its values.
 func seriesOf(body []byte) []string {
 	var out []string
