@@ -54,7 +54,10 @@ type Repeat struct {
 type repeatShape struct {
 	hash    uint64
 	version uint64
-	lines   uint32 // the sum of the families' samples: len(Repeat.Values)
+	// lines is the sum of the families' samples, len(Repeat.Values); of
+	// a shape not learnt (families 0), the pushes of it LearnRepeat saw
+	// after the first without learning it (learnDue).
+	lines   uint32
 	replace bool
 	// pushTime is the index of push_time_seconds in the group's slots.
 	pushTime uint8
@@ -102,7 +105,8 @@ func (s *Store) ApplyRepeat(r Repeat) bool {
 	if g != nil {
 		sh = g.shape
 	}
-	if sh == nil || sh.hash != r.Shape || sh.replace != r.Replace || sh.version != g.version || int(sh.lines) != len(r.Values) {
+	// A shape not learnt has no families, and counts pushes in lines.
+	if sh == nil || sh.families == 0 || sh.hash != r.Shape || sh.replace != r.Replace || sh.version != g.version || int(sh.lines) != len(r.Values) {
 		s.mu.Unlock()
 		return false
 	}
@@ -463,6 +467,12 @@ func (s *Store) LearnRepeat(r Repeat, series func() [][]byte) {
 		s.mu.Unlock()
 		return // learnt already
 	}
+	if sh.families == 0 && !learnDue(sh.lines) {
+		sh.lines++
+		s.mu.Unlock()
+		return
+	}
+	tried := sh
 	version := g.version
 	b := s.builders.Get().(*builder)
 	defer s.putBuilder(b)
@@ -474,19 +484,37 @@ func (s *Store) LearnRepeat(r Repeat, series func() [][]byte) {
 	s.mu.Unlock()
 
 	lines := series()
-	if len(lines) != len(r.Values) {
-		return
-	}
-	sh = learnShape(r, lines, fams, groupingPairs(r.Key), &b.repeatOld)
-	if sh == nil {
-		return
+	if len(lines) == len(r.Values) {
+		sh = learnShape(r, lines, fams, groupingPairs(r.Key), &b.repeatOld)
+	} else {
+		sh = nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.groups[r.Key] == g && g.version == version {
+	switch {
+	case sh != nil && s.groups[r.Key] == g && g.version == version:
 		sh.version = version
 		g.shape = sh
+	case sh == nil && g.shape == tried:
+		// Tried again after 1, 2, 4, ... pushes of the shape: a body that
+		// cannot repeat (its lines written otherwise than the full way
+		// accepts and the matching knows) does not pay for the matching
+		// on every push.
+		failed := uint32(1)
+		if tried.families == 0 {
+			failed = tried.lines + 1
+		}
+		g.shape = &repeatShape{hash: r.Shape, replace: r.Replace, lines: failed}
 	}
+}
+
+// learnDue reports whether LearnRepeat tries to learn a shape it has seen
+// n times without learning it: at n 0, 1, 2, 4, ... 64, then every 64th.
+func learnDue(n uint32) bool {
+	if n < 64 {
+		return n&(n-1) == 0
+	}
+	return n%64 == 0
 }
 
 // learnShape matches the body's lines against fams, the group's families
