@@ -497,8 +497,8 @@ func (s *Store) LearnRepeat(r Repeat, series func() [][]byte) {
 		g.shape = sh
 	case sh == nil && g.shape == tried:
 		// Tried again after 1, 2, 4, ... pushes of the shape: a body that
-		// cannot repeat (its lines written otherwise than the full way
-		// accepts and the matching knows) does not pay for the matching
+		// cannot repeat (its lines written in a way the full way accepts
+		// and the matching does not know) does not pay for the matching
 		// on every push.
 		failed := uint32(1)
 		if tried.families == 0 {
