@@ -752,28 +752,19 @@ func pushedPairs(series [][]byte, bound string) map[string]int {
 	out := make(map[string]int, len(series))
 	var pairs [][]byte
 	for i, s := range series {
-		name, list := s, []byte(nil)
-		if open := bytes.IndexByte(s, '{'); open >= 0 {
-			if s[len(s)-1] != '}' {
-				return nil
-			}
-			name, list = s[:open], s[open+1:len(s)-1]
+		var name []byte
+		var ok bool
+		if name, pairs, ok = splitSeries(s, pairs[:0]); !ok {
+			return nil
 		}
-		pairs = pairs[:0]
-		for len(list) > 0 {
-			pair, n := nextPair(list)
-			if n < 0 {
-				return nil
-			}
-			list = list[n:]
+		for j, pair := range pairs {
 			if bound != "" && len(pair) > len(bound)+2 && string(pair[:len(bound)]) == bound && string(pair[len(bound):len(bound)+2]) == `="` {
 				v, ok := parseTextFloat(pair[len(bound)+2 : len(pair)-1])
 				if !ok {
 					return nil
 				}
-				pair = append(appendTextFloat(append([]byte(bound), '=', '"'), v), '"')
+				pairs[j] = append(appendTextFloat(append([]byte(bound), '=', '"'), v), '"')
 			}
-			pairs = append(pairs, pair)
 		}
 		key := labelKey(name, pairs)
 		if _, dup := out[key]; dup {
@@ -799,22 +790,34 @@ func boundLabel(f *family) string {
 // storedPairs returns the key (labelKey) of a stored line's series with
 // the pairs of grouping taken out.
 func storedPairs(stored []byte, grouping [][]byte) (string, bool) {
-	open := bytes.IndexByte(stored, '{')
-	if open < 0 {
-		return labelKey(stored, nil), true
+	name, pairs, ok := splitSeries(stored, nil)
+	if !ok {
+		return "", false
 	}
-	var pairs [][]byte
-	for list := stored[open+1 : len(stored)-1]; len(list) > 0; {
+	pairs = slices.DeleteFunc(pairs, func(p []byte) bool { return isGroupingPair(p, grouping) })
+	return labelKey(name, pairs), true
+}
+
+// splitSeries returns a series' name and, appended to pairs, its label
+// pairs (name="value", as the store renders a label list); false if it
+// is not written so.
+func splitSeries(s []byte, pairs [][]byte) ([]byte, [][]byte, bool) {
+	open := bytes.IndexByte(s, '{')
+	if open < 0 {
+		return s, pairs, true
+	}
+	if s[len(s)-1] != '}' {
+		return nil, nil, false
+	}
+	for list := s[open+1 : len(s)-1]; len(list) > 0; {
 		pair, n := nextPair(list)
 		if n < 0 {
-			return "", false
+			return nil, nil, false
 		}
+		pairs = append(pairs, pair)
 		list = list[n:]
-		if !isGroupingPair(pair, grouping) {
-			pairs = append(pairs, pair)
-		}
 	}
-	return labelKey(stored[:open], pairs), true
+	return s[:open], pairs, true
 }
 
 // labelKey is a series' name and its label pairs (name="value", the
