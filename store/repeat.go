@@ -520,10 +520,7 @@ func learnDue(n uint32) bool {
 // learnShape matches the body's lines against fams, the group's families
 // sorted by name, and returns the shape, or nil.
 func learnShape(r Repeat, series [][]byte, fams []*family, grouping [][]byte, sc *[]byte) *repeatShape {
-	if len(fams) > math.MaxUint8+1 || len(series) > math.MaxUint32 {
-		return nil
-	}
-	if len(series) > maxPermLines {
+	if len(fams) > math.MaxUint8+1 || len(series) > maxPermLines {
 		return nil
 	}
 	sh := &repeatShape{hash: r.Shape, replace: r.Replace, lines: uint32(len(series))} //nolint:gosec // checked above
