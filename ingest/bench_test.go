@@ -287,7 +287,9 @@ func benchmarkDecodeCost(b *testing.B, body []byte, contentType string) {
 // to the next (four versions of the body); and, in text, the bodies of
 // prom-client (its default metrics and four of a program's) and the
 // Python client (a batch job's), whose labels, series or bounds are not
-// written as the store writes them. "repeated" is the store as it runs, which
+// written as the store writes them; and the node push in text with
+// decimals (n+0.25) where it has whole numbers, but for its counts, as an
+// exporter writes seconds and ratios. "repeated" is the store as it runs, which
 // repeats these pushes (repeat.go); "full" hides that from the ingester,
 // so every push is parsed, checked and rendered. cpu-ns/op includes the
 // collector's work on the push's garbage.
@@ -320,7 +322,39 @@ func BenchmarkPush(b *testing.B) {
 			}
 			b.Run(mode+"/"+c.name, func(b *testing.B) { benchPushes(b, mode, "text/plain; version=0.0.4; charset=utf-8", bodies) })
 		}
+		var decimals [][]byte
+		for _, v := range node {
+			decimals = append(decimals, withDecimals(v))
+		}
+		b.Run(mode+"/text-decimals", func(b *testing.B) { benchPushes(b, mode, "text/plain; version=0.0.4; charset=utf-8", decimals) })
 	}
+}
+
+// withDecimals returns text with the value of each sample line but the
+// counts (_bucket, _count) plus 0.25: a decimal written as the store
+// writes it.
+func withDecimals(text string) []byte {
+	var b []byte
+	for _, line := range strings.SplitAfter(text, "\n") {
+		if line == "" || line[0] == '#' {
+			b = append(b, line...)
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		name, _, _ := strings.Cut(line[:sp], "{")
+		if strings.HasSuffix(name, "_bucket") || strings.HasSuffix(name, "_count") {
+			b = append(b, line...)
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[sp+1:]), 64)
+		if err != nil {
+			panic(err)
+		}
+		b = append(b, line[:sp+1]...)
+		b = strconv.AppendFloat(b, v+0.25, 'g', -1, 64)
+		b = append(b, '\n')
+	}
+	return b
 }
 
 // benchPushes is BenchmarkPush's loop: bodies in turn to 1,000 groups.

@@ -33,7 +33,7 @@ type repeatScan struct {
 	shape  uint64
 	values []float64
 	// texts holds, for the text scan, each value's token where it is a
-	// whole number as the store writes it (textfloat.Canonical), and nil
+	// number as the store writes it (textfloat.Canonical), and nil
 	// elsewhere; the value of such a token is not read (it is 0 in
 	// values) until LearnRepeat needs it (readTexts).
 	texts  [][]byte

@@ -219,8 +219,11 @@ u 1
 	method := http.MethodPut
 	for i := range 600 {
 		b := withValues(body, func() string {
-			if rng.IntN(20) == 0 {
+			switch rng.IntN(20) {
+			case 0:
 				return values[rng.IntN(len(values))]
+			case 1, 2, 3:
+				return clientDecimal(rng)
 			}
 			return strconv.Itoa(rng.IntN(50))
 		})
@@ -231,6 +234,56 @@ u 1
 		tw.requireSame(t, fmt.Sprintf("push %d:\n%s", i, b))
 	}
 	require.Greater(t, tw.repeated(t), 50.0, "the test repeats pushes")
+
+	// Decimals on every line but the counts, which stay whole: these
+	// pushes repeat, and copy the tokens written as the store writes
+	// them.
+	require.NoError(t, tw.push(t, http.MethodPut, path, body))
+	require.NoError(t, tw.push(t, http.MethodPut, path, body))
+	before := tw.repeated(t)
+	for i := range 300 {
+		var b strings.Builder
+		for _, line := range strings.SplitAfter(body, "\n") {
+			if line == "" || line[0] == '#' {
+				b.WriteString(line)
+				continue
+			}
+			series := line[:strings.LastIndexByte(line, ' ')+1]
+			b.WriteString(series)
+			if name, _, _ := strings.Cut(series, "{"); strings.HasSuffix(strings.TrimSpace(name), "_bucket") || strings.HasSuffix(strings.TrimSpace(name), "_count") {
+				b.WriteString(strconv.Itoa(rng.IntN(50)))
+			} else {
+				b.WriteString(clientDecimal(rng))
+			}
+			b.WriteString("\n")
+		}
+		require.NoError(t, tw.push(t, http.MethodPut, path, b.String()))
+		tw.requireSame(t, fmt.Sprintf("decimals, push %d:\n%s", i, b.String()))
+	}
+	require.Equal(t, before+300, tw.repeated(t), "every push of decimals repeats")
+}
+
+// clientDecimal returns a number as a client may write it: of 1 to 17
+// significant digits at a decimal exponent from -45 to 45, in strconv's
+// shortest format (the store's, which a repeat copies as it came) or in
+// another (which it reads and writes again).
+func clientDecimal(rng *rand.Rand) string {
+	digits := 1 + rng.IntN(17)
+	mant := 1 + rng.Int64N(int64(math.Pow10(digits))-1)
+	f, err := strconv.ParseFloat(strconv.FormatInt(mant, 10)+"e"+strconv.Itoa(rng.IntN(91)-45-digits), 64)
+	if err != nil {
+		panic(err)
+	}
+	if rng.IntN(2) == 0 {
+		f = -f
+	}
+	switch rng.IntN(4) {
+	case 0:
+		return strconv.FormatFloat(f, 'e', rng.IntN(17), 64)
+	case 1:
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // swappedLabels matches the first two label pairs of a line (values

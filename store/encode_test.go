@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -310,63 +311,113 @@ func pow10(n int) int64 {
 
 // requireCanonicalIsAppendTextFloat requires a token textfloat.Canonical
 // takes to be what appendTextFloat writes for the value it reads as, and
-// reports whether it took it.
+// one textfloat.Whole takes to be also a whole number, and reports whether
+// Canonical took it. Whole takes nothing that Canonical does not.
 func requireCanonicalIsAppendTextFloat(t testing.TB, token string) bool {
 	t.Helper()
-	if !textfloat.Canonical(token) {
+	canonical, whole := textfloat.Canonical(token), textfloat.Whole(token)
+	if whole {
+		require.True(t, canonical, "%q is taken by Whole and not by Canonical", token)
+	}
+	if !canonical {
 		return false
 	}
 	f, err := strconv.ParseFloat(token, 64)
 	require.NoError(t, err, "%q", token)
 	require.Equal(t, token, string(appendTextFloat(nil, f)), "%q", token)
-	require.Equal(t, f, math.Trunc(f), "%q is a whole number", token)
+	if whole {
+		require.Equal(t, f, math.Trunc(f), "%q is a whole number", token)
+	}
 	return true
+}
+
+// shortestDigits returns how many significant digits strconv's shortest
+// format writes for f, and its decimal exponent.
+func shortestDigits(f float64) (digits, exp int) {
+	e := strconv.AppendFloat(nil, math.Abs(f), 'e', -1, 64) // d[.ddd]e±XX
+	mant, ex, _ := strings.Cut(string(e), "e")
+	exp, _ = strconv.Atoi(ex)
+	return len(strings.Replace(mant, ".", "", 1)), exp
 }
 
 // TestCanonicalIsAppendTextFloat holds textfloat.Canonical, by which a
 // repeat copies a pushed value's token into its line without reading it,
 // to appendTextFloat: every token it takes is the text appendTextFloat
-// writes for a whole number, and it takes what appendTextFloat writes for
-// every whole number below 1e15.
+// writes for the number it reads as; it takes what appendTextFloat writes
+// for every number of up to 15 significant digits with a decimal exponent
+// from -307 to 307 (but -0); and Whole, which a repeat asks of a count,
+// takes what it writes for every whole number below 1e15.
 func TestCanonicalIsAppendTextFloat(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tok := range canonicalEdges {
 		requireCanonicalIsAppendTextFloat(t, tok)
 	}
-	taken := 0
+	taken, wholes := 0, 0
+	requireTaken := func(f float64) {
+		text := string(appendTextFloat(nil, f))
+		if requireCanonicalIsAppendTextFloat(t, text) {
+			taken++
+			if textfloat.Whole(text) {
+				wholes++
+			}
+		}
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return
+		}
+		digits, exp := shortestDigits(f)
+		if f != 0 && digits <= 15 && exp >= -307 && exp <= 307 {
+			require.True(t, textfloat.Canonical(text), "%q (%v) not taken", text, f)
+		}
+		if math.Abs(f) < 1e15 && f == math.Trunc(f) && text != "-0" {
+			require.True(t, textfloat.Whole(text), "%q (%v) not taken as a whole number", text, f)
+		}
+	}
 	for range 100_000 {
 		n := rng.Int64N(1e15)
 		for _, f := range []float64{float64(n), -float64(n), float64(n % 1_000_000), float64(n) * float64(pow10(rng.IntN(4)))} {
-			text := string(appendTextFloat(nil, f))
-			if requireCanonicalIsAppendTextFloat(t, text) {
-				taken++
-			} else if math.Abs(f) < 1e15 {
-				t.Fatalf("%q (%v) not taken", text, f)
-			}
+			requireTaken(f)
 		}
+		// A decimal of 1 to 17 significant digits at any exponent, as a
+		// client writes a ratio, a size or a time; and a float64 of any
+		// bits.
+		digits := 1 + rng.IntN(17)
+		mant := rng.Int64N(pow10(digits))
+		// Out of range, it reads as ±Inf or 0.
+		f, _ := strconv.ParseFloat(strconv.FormatInt(mant, 10)+"e"+strconv.Itoa(rng.IntN(660)-340), 64)
+		requireTaken(f)
+		requireTaken(-f)
+		requireTaken(math.Float64frombits(rng.Uint64()))
 		// Near misses: a written value with a byte changed, dropped or
 		// added.
-		text := appendTextFloat(nil, float64(n))
-		switch i := rng.IntN(len(text)); rng.IntN(3) {
-		case 0:
-			text[i] = "0123456789.e+-"[rng.IntN(14)]
-		case 1:
-			text = append(text[:i], text[i+1:]...)
-		case 2:
-			text = append(text[:i], append([]byte{"0.e+-"[rng.IntN(5)]}, text[i:]...)...)
+		for _, text := range [][]byte{appendTextFloat(nil, float64(n)), appendTextFloat(nil, f)} {
+			switch i := rng.IntN(len(text)); rng.IntN(3) {
+			case 0:
+				text[i] = "0123456789.e+-"[rng.IntN(14)]
+			case 1:
+				text = append(text[:i], text[i+1:]...)
+			case 2:
+				text = append(text[:i], append([]byte{"0.e+-"[rng.IntN(5)]}, text[i:]...)...)
+			}
+			requireCanonicalIsAppendTextFloat(t, string(text))
 		}
-		requireCanonicalIsAppendTextFloat(t, string(text))
 	}
-	require.Greater(t, taken, 300_000)
+	require.Greater(t, wholes, 300_000)
+	require.Greater(t, taken, wholes+100_000)
 }
 
-// canonicalEdges are tokens at the edges of textfloat.Canonical.
+// canonicalEdges are tokens at the edges of textfloat.Canonical and
+// textfloat.Whole.
 var canonicalEdges = []string{
 	"0", "-0", "00", "1", "-1", "07", "999999", "-999999", "1000000", "1e+06", "1.0e+06",
 	"1.5e+06", "1.50e+06", "10e+06", "0e+06", "1e+6", "1e+006", "1e06", "1E+06", "1.e+06",
 	"1.23456e+05", "1.234567e+06", "1.2345678e+06", "9.99999999999999e+14", "1e+15",
 	"9.007199254740991e+15", "9.007199254740993e+15", "9.999999999999999e+15", "1e-06", "1.5",
 	"-1.5e+06", "--1", "+1", "", "-", "e+06", "1e+", "NaN", "+Inf", "1_000", "0x10",
+	"0.5", "-0.5", "0.50", "0.", "0.0", "-0.0", ".5", "0.0001", "0.00001", "0.00012345", "1e-05",
+	"1e-04", "1.5e-05", "123456.5", "1234567.5", "1.2345675e+06", "100000.0", "12.50",
+	"1.23456789012345", "1.234567890123456", "0.123456789012345", "0.1234567890123456",
+	"1e+307", "9.99999999999999e+307", "1e+308", "1e-307", "1e-308", "5e-324", "1e+100",
+	"1e+0100", "1e+1000", "1e-100", "2.2647772601e+11", "0.12292306222334741", "1.7e+09",
 }
 
 func FuzzCanonical(f *testing.F) {

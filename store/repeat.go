@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pushring/pushring/internal/textfloat"
 )
 
 // Repeated pushes (docs/design.md, "Repeated pushes"). An edge node or a
@@ -37,7 +39,7 @@ type Repeat struct {
 	// lines the store keeps of it.
 	Values []float64
 	// Texts, when as long as Values, holds for some values the body's
-	// token, a whole number written as the store writes it
+	// token, a number written as the store writes it
 	// (textfloat.Canonical): ApplyRepeat copies it into the line and does
 	// not read the value.
 	Texts [][]byte
@@ -388,12 +390,14 @@ func isCount(counts []uint64, i int) bool {
 
 // repeatText appends to b the text of the i-th value of a repeat on a
 // line that holds a count (count) or a float: texts[i] if there is one
-// (a whole number as the text writes it), else v[i] formatted. False
-// where the full way stores the value apart from the text or refuses it
-// (repeatValue; of a whole number, only a negative count).
+// (a number as the text writes it), else v[i] formatted. False where the
+// full way stores the value apart from the text or refuses it
+// (repeatValue; of a token, a count that is not a whole number from 0 to
+// below 1e15, textfloat.Whole).
 func repeatText(b []byte, count bool, v []float64, texts [][]byte, i int) ([]byte, bool) {
 	if texts != nil && texts[i] != nil {
-		return append(b, texts[i]...), !count || texts[i][0] != '-'
+		t := texts[i]
+		return append(b, t...), !count || (t[0] != '-' && textfloat.Whole(t))
 	}
 	value, ok := repeatValue(count, v[i])
 	return appendTextFloat(b, value), ok

@@ -91,7 +91,7 @@ func Scan[S ~string | ~[]byte](s S) (float64, int, bool) {
 	return f, i, true
 }
 
-// Canonical reports whether s is a whole number written as the store
+// Whole reports whether s is a whole number written as the store
 // writes sample values (store.appendTextFloat, which writes them as
 // expfmt and strconv's shortest 'g' format do): from -999999 to 999999
 // as a plain integer, without a leading zero ("0" itself, not "-0"); from
@@ -100,7 +100,7 @@ func Scan[S ~string | ~[]byte](s S) (float64, int, bool) {
 // numbers are two floats, so those digits are the shortest that read back
 // as the number. It reports false for any other s, which may still be
 // written so: the caller then reads and writes the value itself.
-func Canonical[S ~string | ~[]byte](s S) bool {
+func Whole[S ~string | ~[]byte](s S) bool {
 	i := 0
 	if len(s) > 0 && s[0] == '-' {
 		i = 1
@@ -136,4 +136,88 @@ func Canonical[S ~string | ~[]byte](s S) bool {
 	}
 	exp := int(s[j+2]-'0')*10 + int(s[j+3]-'0')
 	return exp >= 6 && exp <= 14 && exp >= frac
+}
+
+// maxExactDigits is the most significant digits of a decimal that
+// Canonical takes. Two decimals of that many digits or fewer differ by more
+// than 1e-15 of their size, while the decimals that read as one normal
+// float64 (decimal exponents from -307 to 307) lie within 2^-52 (2.2e-16)
+// of its size of each other: no two of them read as the same float64, so
+// the digits of one that reads as f are the shortest that read back as f,
+// which strconv's shortest format writes.
+const maxExactDigits = 15
+
+// Canonical reports whether s is a number written as the store writes
+// sample values (store.appendTextFloat, which writes them as expfmt and
+// strconv's shortest 'g' format do), told from its text alone: its digits
+// are at most maxExactDigits, without trailing zeros after a point, and
+// set out as that format sets them out, [-]d[.ddd]e±XX (the exponent in
+// two digits at least) when the decimal exponent is below -4 or 6 or
+// more, and plainly from 0.0001 to below 1e6 ("0" itself, not "-0"). Every
+// s Whole takes, Canonical takes. It reports false for any other s, which
+// may still be written so: the caller then reads and writes the value
+// itself.
+func Canonical[S ~string | ~[]byte](s S) bool {
+	i := 0
+	if len(s) > 0 && s[0] == '-' {
+		i = 1
+	}
+	whole := digitsAt(s, i)
+	if whole == 0 || (whole > 1 && s[i] == '0') {
+		return false
+	}
+	j := i + whole
+	if s[i] == '0' { // 0 itself, or 0.ddd down to 0.000ddd
+		if j == len(s) {
+			return i == 0
+		}
+		if s[j] != '.' {
+			return false
+		}
+		zeros := 0
+		for j++; j < len(s) && s[j] == '0'; j++ {
+			zeros++
+		}
+		frac := digitsAt(s, j)
+		return zeros <= 3 && frac > 0 && frac <= maxExactDigits && j+frac == len(s) && s[len(s)-1] != '0'
+	}
+	frac := 0
+	if j < len(s) && s[j] == '.' {
+		frac = digitsAt(s, j+1)
+		if frac == 0 || s[j+frac] == '0' {
+			return false
+		}
+		j += 1 + frac
+	}
+	if whole+frac > maxExactDigits {
+		return false
+	}
+	if j == len(s) { // from 1 to below 1e6
+		return whole <= 6
+	}
+	// d[.ddd]e±XX
+	if whole != 1 || j+4 > len(s) || s[j] != 'e' || (s[j+1] != '+' && s[j+1] != '-') {
+		return false
+	}
+	n := digitsAt(s, j+2)
+	if j+2+n != len(s) || n > 3 || (n == 3 && s[j+2] == '0') {
+		return false
+	}
+	exp := 0
+	for k := j + 2; k < len(s); k++ {
+		exp = exp*10 + int(s[k]-'0')
+	}
+	if s[j+1] == '-' {
+		return exp > 4 && exp <= 307
+	}
+	return exp >= 6 && exp <= 307
+}
+
+// digitsAt returns how many decimal digits s has from i on.
+func digitsAt[S ~string | ~[]byte](s S, i int) int {
+	n := 0
+	for i+n < len(s) && s[i+n] >= '0' && s[i+n] <= '9' {
+		n++
+	}
+	return n
 }
