@@ -235,9 +235,9 @@ u 1
 	}
 	require.Greater(t, tw.repeated(t), 50.0, "the test repeats pushes")
 
-	// Decimals on every line but the counts, which stay whole: these
-	// pushes repeat, and copy the tokens written as the store writes
-	// them.
+	// Decimals on every line but the counts, which stay whole (some past
+	// 1e15, which the store reads instead of copying): these pushes
+	// repeat, and copy the tokens written as the store writes them.
 	require.NoError(t, tw.push(t, http.MethodPut, path, body))
 	require.NoError(t, tw.push(t, http.MethodPut, path, body))
 	before := tw.repeated(t)
@@ -251,7 +251,7 @@ u 1
 			series := line[:strings.LastIndexByte(line, ' ')+1]
 			b.WriteString(series)
 			if name, _, _ := strings.Cut(series, "{"); strings.HasSuffix(strings.TrimSpace(name), "_bucket") || strings.HasSuffix(strings.TrimSpace(name), "_count") {
-				b.WriteString(strconv.Itoa(rng.IntN(50)))
+				b.WriteString([]string{strconv.Itoa(rng.IntN(50)), "1e+15", "1.5e+15", "9.007199254740992e+15"}[rng.IntN(4)])
 			} else {
 				b.WriteString(clientDecimal(rng))
 			}
@@ -270,7 +270,7 @@ u 1
 func clientDecimal(rng *rand.Rand) string {
 	digits := 1 + rng.IntN(17)
 	mant := 1 + rng.Int64N(int64(math.Pow10(digits))-1)
-	f, err := strconv.ParseFloat(strconv.FormatInt(mant, 10)+"e"+strconv.Itoa(rng.IntN(91)-45-digits), 64)
+	f, err := strconv.ParseFloat(strconv.FormatInt(mant, 10)+"e"+strconv.Itoa(rng.IntN(91)-44-digits), 64)
 	if err != nil {
 		panic(err)
 	}
@@ -640,4 +640,17 @@ func TestRepeatedProtobufPushSameSizeChanges(t *testing.T) {
 			require.Equal(t, 1.0, tw.repeated(t), "the changed body went the full way")
 		})
 	}
+}
+
+// The text scan keeps the token of a value written as the store writes
+// it, which a repeat copies without reading, and reads the others.
+func TestScanKeepsCanonicalTokens(t *testing.T) {
+	sc := &repeatScan{}
+	require.True(t, sc.scan([]byte("a 0.25\nb{x=\"y\"} 1.5e-05\nc 0.1234567890123456\nd 1.50\ne 181234.56\nf 7\n")))
+	var kept []string
+	for _, tok := range sc.texts {
+		kept = append(kept, string(tok))
+	}
+	require.Equal(t, []string{"0.25", "1.5e-05", "", "", "181234.56", "7"}, kept)
+	require.Equal(t, []float64{0, 0, 0.1234567890123456, 1.5, 0, 0}, sc.values, "only the tokens not kept are read")
 }

@@ -392,14 +392,25 @@ func isCount(counts []uint64, i int) bool {
 // line that holds a count (count) or a float: texts[i] if there is one
 // (a number as the text writes it), else v[i] formatted. False where the
 // full way stores the value apart from the text or refuses it
-// (repeatValue; of a token, a count that is not a whole number from 0 to
-// below 1e15, textfloat.Whole).
+// (repeatValue). A token is copied as it came unless it is a count that
+// textfloat.Whole does not take or a negative one: that token is read, as
+// ingest reads the others, and goes through repeatValue (a whole count
+// from 1e15 to 2^53 repeats; a fractional or negative one does not).
 func repeatText(b []byte, count bool, v []float64, texts [][]byte, i int) ([]byte, bool) {
+	value := 0.0
 	if texts != nil && texts[i] != nil {
 		t := texts[i]
-		return append(b, t...), !count || (t[0] != '-' && textfloat.Whole(t))
+		if !count || (t[0] != '-' && textfloat.Whole(t)) {
+			return append(b, t...), true
+		}
+		var ok bool
+		if value, ok = parseTextFloat(t); !ok {
+			return b, false
+		}
+	} else {
+		value = v[i]
 	}
-	value, ok := repeatValue(count, v[i])
+	value, ok := repeatValue(count, value)
 	return appendTextFloat(b, value), ok
 }
 

@@ -139,8 +139,8 @@ func Whole[S ~string | ~[]byte](s S) bool {
 }
 
 // maxExactDigits is the most significant digits of a decimal that
-// Canonical takes. Two decimals of that many digits or fewer differ by more
-// than 1e-15 of their size, while the decimals that read as one normal
+// Canonical takes. Two decimals of that many digits or fewer differ by at
+// least 1e-15 of the larger, while the decimals that read as one normal
 // float64 (decimal exponents from -307 to 307) lie within 2^-52 (2.2e-16)
 // of its size of each other: no two of them read as the same float64, so
 // the digits of one that reads as f are the shortest that read back as f,
