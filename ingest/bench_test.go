@@ -334,27 +334,16 @@ func BenchmarkPush(b *testing.B) {
 // counts (_bucket, _count) plus 0.25: a decimal written as the store
 // writes it.
 func withDecimals(text string) []byte {
-	var b []byte
-	for _, line := range strings.SplitAfter(text, "\n") {
-		if line == "" || line[0] == '#' {
-			b = append(b, line...)
-			continue
+	return []byte(withLineValues(text, func(series, value string) string {
+		if isCountSeries(series) {
+			return value
 		}
-		sp := strings.LastIndexByte(line, ' ')
-		name, _, _ := strings.Cut(line[:sp], "{")
-		if strings.HasSuffix(name, "_bucket") || strings.HasSuffix(name, "_count") {
-			b = append(b, line...)
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(line[sp+1:]), 64)
+		v, err := strconv.ParseFloat(value, 64)
 		if err != nil {
 			panic(err)
 		}
-		b = append(b, line[:sp+1]...)
-		b = strconv.AppendFloat(b, v+0.25, 'g', -1, 64)
-		b = append(b, '\n')
-	}
-	return b
+		return strconv.FormatFloat(v+0.25, 'g', -1, 64)
+	}))
 }
 
 // benchPushes is BenchmarkPush's loop: bodies in turn to 1,000 groups.

@@ -141,6 +141,13 @@ func (tw *twinIngesters) repeated(t *testing.T) float64 {
 
 // withValues replaces the value of every sample line of body by pick().
 func withValues(body string, pick func() string) string {
+	return withLineValues(body, func(string, string) string { return pick() })
+}
+
+// withLineValues returns body with the value of every sample line
+// replaced by pick of the line's text before its value (its metric name
+// and labels) and its value.
+func withLineValues(body string, pick func(series, value string) string) string {
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(body, "\n") {
 		if line == "" || line == "\n" || line[0] == '#' {
@@ -149,10 +156,17 @@ func withValues(body string, pick func() string) string {
 		}
 		i := strings.LastIndexAny(line, " \t")
 		b.WriteString(line[:i+1])
-		b.WriteString(pick())
+		b.WriteString(pick(strings.TrimRight(line[:i], " \t"), strings.TrimSuffix(line[i+1:], "\n")))
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// isCountSeries reports whether a sample line of this series holds a
+// count: a histogram's _bucket or _count, a summary's _count.
+func isCountSeries(series string) bool {
+	name, _, _ := strings.Cut(series, "{")
+	return strings.HasSuffix(name, "_bucket") || strings.HasSuffix(name, "_count")
 }
 
 // A push that repeats its group's last one but for the values is applied
@@ -242,23 +256,14 @@ u 1
 	require.NoError(t, tw.push(t, http.MethodPut, path, body))
 	before := tw.repeated(t)
 	for i := range 300 {
-		var b strings.Builder
-		for _, line := range strings.SplitAfter(body, "\n") {
-			if line == "" || line[0] == '#' {
-				b.WriteString(line)
-				continue
+		b := withLineValues(body, func(series, _ string) string {
+			if isCountSeries(series) {
+				return []string{strconv.Itoa(rng.IntN(50)), "1e+15", "1.5e+15", "9.007199254740992e+15"}[rng.IntN(4)]
 			}
-			series := line[:strings.LastIndexByte(line, ' ')+1]
-			b.WriteString(series)
-			if name, _, _ := strings.Cut(series, "{"); strings.HasSuffix(strings.TrimSpace(name), "_bucket") || strings.HasSuffix(strings.TrimSpace(name), "_count") {
-				b.WriteString([]string{strconv.Itoa(rng.IntN(50)), "1e+15", "1.5e+15", "9.007199254740992e+15"}[rng.IntN(4)])
-			} else {
-				b.WriteString(clientDecimal(rng))
-			}
-			b.WriteString("\n")
-		}
-		require.NoError(t, tw.push(t, http.MethodPut, path, b.String()))
-		tw.requireSame(t, fmt.Sprintf("decimals, push %d:\n%s", i, b.String()))
+			return clientDecimal(rng)
+		})
+		require.NoError(t, tw.push(t, http.MethodPut, path, b))
+		tw.requireSame(t, fmt.Sprintf("decimals, push %d:\n%s", i, b))
 	}
 	require.Equal(t, before+300, tw.repeated(t), "every push of decimals repeats")
 }
