@@ -397,7 +397,7 @@ func isCount(counts []uint64, i int) bool {
 // ingest reads the others, and goes through repeatValue (a whole count
 // from 1e15 to 2^53 repeats; a fractional or negative one does not).
 func repeatText(b []byte, count bool, v []float64, texts [][]byte, i int) ([]byte, bool) {
-	value := 0.0
+	value := v[i]
 	if texts != nil && texts[i] != nil {
 		t := texts[i]
 		if !count || (t[0] != '-' && textfloat.Whole(t)) {
@@ -407,8 +407,6 @@ func repeatText(b []byte, count bool, v []float64, texts [][]byte, i int) ([]byt
 		if value, ok = parseTextFloat(t); !ok {
 			return b, false
 		}
-	} else {
-		value = v[i]
 	}
 	value, ok := repeatValue(count, value)
 	return appendTextFloat(b, value), ok
