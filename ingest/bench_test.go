@@ -287,25 +287,30 @@ func benchmarkDecodeCost(b *testing.B, body []byte, contentType string) {
 // to the next (four versions of the body); and, in text, the bodies of
 // prom-client (its default metrics and four of a program's) and the
 // Python client (a batch job's), whose labels, series or bounds are not
-// written as the store writes them; and the node push in text with
+// written as the store writes them, nor the Python client's values
+// ("14.0"); and the node push in text with
 // decimals (n+0.25) where it has whole numbers, but for its counts, as an
 // exporter writes seconds and ratios. "repeated" is the store as it runs, which
 // repeats these pushes (repeat.go); "full" hides that from the ingester,
 // so every push is parsed, checked and rendered. cpu-ns/op includes the
 // collector's work on the push's garbage.
 func BenchmarkPush(b *testing.B) {
-	bodyVersions := func(text string) [4]string {
+	// Whole numbers, as each client writes them.
+	bodyVersions := func(text string, format func(int) string) [4]string {
 		var versions [4]string
 		for v := range versions {
 			n := 0
-			versions[v] = withValues(text, func() string { n++; return strconv.Itoa(n*7 + v) })
+			versions[v] = withValues(text, func() string { n++; return format(n*7 + v) })
 		}
 		return versions
 	}
-	node := bodyVersions(string(readTestdata(b, "node.prom")))
-	clients := []struct{ name, file string }{
-		{"prom-client", "clients/prom-client-15.1.3.prom"},
-		{"python", "clients/python-0.16.prom"},
+	node := bodyVersions(string(readTestdata(b, "node.prom")), strconv.Itoa)
+	clients := []struct {
+		name, file string
+		format     func(int) string
+	}{
+		{"prom-client", "clients/prom-client-15.1.3.prom", strconv.Itoa},
+		{"python", "clients/python-0.16.prom", func(n int) string { return pythonFloat(float64(n)) }},
 	}
 	for _, mode := range []string{"repeated", "full"} {
 		for k, f := range nodeBodies(b, []byte(node[0])) {
@@ -317,7 +322,7 @@ func BenchmarkPush(b *testing.B) {
 		}
 		for _, c := range clients {
 			var bodies [][]byte
-			for _, v := range bodyVersions(string(readTestdata(b, c.file))) {
+			for _, v := range bodyVersions(string(readTestdata(b, c.file)), c.format) {
 				bodies = append(bodies, []byte(v))
 			}
 			b.Run(mode+"/"+c.name, func(b *testing.B) { benchPushes(b, mode, "text/plain; version=0.0.4; charset=utf-8", bodies) })

@@ -225,7 +225,8 @@ u 1
 `
 	values := []string{"0", "-0", "1", "-1", "2.5", "-2.5", "NaN", "+Inf", "-Inf", "Inf", "nan", "1e300", "-1e-300",
 		"9007199254740992", "9007199254740993", "18446744073709551616", "1e20", "0.1", "1.0", "+5", "00012", ".5",
-		"0x10", "1_0", "1e", "--1", "2.2250738585072014e-308", "4.9e-324", "123456789012345678"}
+		"0x10", "1_0", "1e", "--1", "2.2250738585072014e-308", "4.9e-324", "123456789012345678",
+		"14.0", "0.0", "-0.0", "-3.0", "999999.0", "1234567.0", "00.0", "+1.0", "1e+06.0", "1.5.0", "1.00"}
 	tw := newTwinIngesters(t, Config{}, store.Config{})
 	const path = "/job/values"
 	require.NoError(t, tw.push(t, http.MethodPut, path, body))
@@ -266,6 +267,78 @@ u 1
 		tw.requireSame(t, fmt.Sprintf("decimals, push %d:\n%s", i, b))
 	}
 	require.Equal(t, before+300, tw.repeated(t), "every push of decimals repeats")
+
+	// Values as the Python client writes them, whole numbers as "14.0":
+	// these pushes repeat too.
+	before = tw.repeated(t)
+	for i := range 300 {
+		b := withLineValues(body, func(series, _ string) string {
+			if isCountSeries(series) {
+				return pythonFloat(float64([]int64{rng.Int64N(50), rng.Int64N(1 << 53)}[rng.IntN(2)]))
+			}
+			if rng.IntN(2) == 0 {
+				f, err := strconv.ParseFloat(clientDecimal(rng), 64)
+				require.NoError(t, err)
+				return pythonFloat(f)
+			}
+			whole := float64(rng.Int64N(int64(math.Pow10(1 + rng.IntN(16)))))
+			if whole != 0 && rng.IntN(2) == 0 {
+				whole = -whole
+			}
+			return pythonFloat(whole)
+		})
+		require.NoError(t, tw.push(t, http.MethodPut, path, b))
+		tw.requireSame(t, fmt.Sprintf("Python's values, push %d:\n%s", i, b))
+	}
+	require.Equal(t, before+300, tw.repeated(t), "every push of Python's values repeats")
+}
+
+// pythonFloat returns f as the Python client writes a sample value
+// (prometheus_client.utils.floatToGoString): as Python's repr does, in the
+// shortest digits that read back as f, fixed from 1e-4 to below 1e16 with
+// a digit after the point at least ("14.0") and in e-notation elsewhere;
+// but a positive number of more than six whole digits the client sets out
+// as d.ddde+0X, its way of writing Go's format, which has one zero too
+// many from 1e10 on.
+func pythonFloat(f float64) string {
+	switch {
+	case math.IsInf(f, +1):
+		return "+Inf"
+	case math.IsInf(f, -1):
+		return "-Inf"
+	case math.IsNaN(f):
+		return "NaN"
+	}
+	if e := math.Abs(f); e != 0 && (e < 1e-4 || e >= 1e16) {
+		return strconv.FormatFloat(f, 'e', -1, 64)
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	if dot := strings.IndexByte(s, '.'); f > 0 && dot > 6 {
+		return strings.TrimRight(s[:1]+"."+s[1:dot]+s[dot+1:], "0.") + "e+0" + strconv.Itoa(dot-1)
+	}
+	return s
+}
+
+// The Python client's values, as its own code wrote them
+// (testdata/clients/python-0.16-floats.txt), are what pythonFloat writes.
+func TestPythonFloatIsTheClients(t *testing.T) {
+	lines := strings.Split(strings.TrimSpace(string(readTestdata(t, "clients/python-0.16-floats.txt"))), "\n")
+	n := 0
+	for _, line := range lines {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		hex, want, ok := strings.Cut(line, " ")
+		require.True(t, ok, line)
+		f, err := strconv.ParseFloat(hex, 64)
+		require.NoError(t, err, line)
+		require.Equal(t, want, pythonFloat(f), "the Python client writes %s (%v) so", hex, f)
+		n++
+	}
+	require.Greater(t, n, 400)
 }
 
 // clientDecimal returns a number as a client may write it: of 1 to 17
@@ -651,11 +724,13 @@ func TestRepeatedProtobufPushSameSizeChanges(t *testing.T) {
 // it, which a repeat copies without reading, and reads the others.
 func TestScanKeepsCanonicalTokens(t *testing.T) {
 	sc := &repeatScan{}
-	require.True(t, sc.scan([]byte("a 0.25\nb{x=\"y\"} 1.5e-05\nc 0.1234567890123456\nd 1.50\ne 181234.56\nf 7\n")))
+	require.True(t, sc.scan([]byte("a 0.25\nb{x=\"y\"} 1.5e-05\nc 0.1234567890123456\nd 1.50\ne 181234.56\nf 7\n"+
+		"g 14.0\nh -3.0\ni 0.0\nj -0.0\nk 1234567.0\nl 00.0\nm 1.0e+06\n")))
 	var kept []string
 	for _, tok := range sc.texts {
 		kept = append(kept, string(tok))
 	}
-	require.Equal(t, []string{"0.25", "1.5e-05", "", "", "181234.56", "7"}, kept)
-	require.Equal(t, []float64{0, 0, 0.1234567890123456, 1.5, 0, 0}, sc.values, "only the tokens not kept are read")
+	require.Equal(t, []string{"0.25", "1.5e-05", "", "", "181234.56", "7", "", "", "", "", "", "", ""}, kept)
+	require.Equal(t, []float64{0, 0, 0.1234567890123456, 1.5, 0, 0, 14, -3, 0, math.Copysign(0, -1), 1234567, 0, 1e6}, sc.values,
+		"only the tokens not kept are read")
 }
